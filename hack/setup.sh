@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what both commands need on a fresh machine, each step skipped when already done:
+# npm packages (from the lock file), Debian packages, and the local cluster's binaries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "== npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+bash hack/install-debian-packages.sh
+bash hack/build-cluster-binaries.sh >/dev/null
