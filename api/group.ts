@@ -1,0 +1,28 @@
+// The API group of Trellis and the well-known names (labels, annotations, finalizers) that
+// the operator, the control plane and users share. Defined once here.
+export const GROUP = "trellis.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export const LABELS = {
+  managedBy: "app.kubernetes.io/managed-by",
+  partOf: "app.kubernetes.io/part-of",
+  component: "app.kubernetes.io/component",
+  version: "app.kubernetes.io/version",
+  mesh: "trellis.dev/mesh",
+  revision: "trellis.dev/revision",
+  proxyVersion: "trellis.dev/proxy-version",
+} as const;
+
+export const ANNOTATIONS = {
+  inject: "trellis.dev/inject",
+  rotateTrustAnchor: "trellis.dev/rotate-trust-anchor",
+  proxyVersion: "trellis.dev/proxy-version",
+  restartedAt: "trellis.dev/restarted-at",
+  trustBundleFingerprints: "trellis.dev/trust-bundle-fingerprints",
+} as const;
+
+export const FINALIZER = "trellis.dev/finalizer";
+export const FIELD_MANAGER = "trellis-operator";
+export const MANAGED_BY = "trellis";
+export const CONTROL_PLANE_NAMESPACE = "trellis-system";

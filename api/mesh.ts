@@ -1,0 +1,313 @@
+// The Mesh kind: the whole mesh (version, control plane, proxy, injection, identity, upgrade
+// policy). Cluster-scoped; normally one, named "default". Defaults live here, in the schema the
+// CRD publishes, so the API server fills them and a GitOps tool sees no drift.
+import { type Static, Type } from "@sinclair/typebox";
+import {
+  Conditions,
+  Duration,
+  type KindDefinition,
+  LabelSelector,
+  type ObjectMeta,
+  Resources,
+  SecretReference,
+  SemVer,
+} from "./common-schema.ts";
+
+const ControlPlaneSpec = Type.Object(
+  {
+    replicas: Type.Integer({
+      minimum: 1,
+      maximum: 7,
+      default: 1,
+      description: "Replicas of each component.",
+    }),
+    highAvailability: Type.Boolean({
+      default: false,
+      description: "Spread replicas across nodes (anti-affinity) and protect them with PodDisruptionBudgets.",
+    }),
+    imageRegistry: Type.String({
+      default: "localhost/trellis",
+      maxLength: 253,
+      description: "Registry and path prefix of the control-plane and proxy images.",
+    }),
+    resources: Resources("Resources of each control-plane container.", {
+      requests: { cpu: "100m", memory: "64Mi" },
+      limits: { memory: "256Mi" },
+    }),
+  },
+  {
+    default: {},
+    "x-kubernetes-validations": [
+      {
+        rule: "!self.highAvailability || self.replicas >= 2",
+        message: "highAvailability needs replicas >= 2",
+      },
+    ],
+  },
+);
+
+const ProxySpec = Type.Object(
+  {
+    image: Type.Optional(
+      Type.String({ maxLength: 253, description: "Proxy image repository; default <imageRegistry>/proxy." }),
+    ),
+    version: Type.Optional(
+      SemVer("Proxy version; default the mesh version. Changing it starts a proxy rollout."),
+    ),
+    logLevel: Type.Union(
+      [
+        Type.Literal("trace"),
+        Type.Literal("debug"),
+        Type.Literal("info"),
+        Type.Literal("warn"),
+        Type.Literal("error"),
+      ],
+      { default: "info" },
+    ),
+    resources: Resources("Resources of each injected proxy.", {
+      requests: { cpu: "10m", memory: "20Mi" },
+      limits: { memory: "128Mi" },
+    }),
+  },
+  { default: {} },
+);
+
+const InjectionSpec = Type.Object(
+  {
+    namespaceSelector: Type.Optional(
+      LabelSelector(
+        "Namespaces whose pods get the proxy, besides those annotated trellis.dev/inject=enabled.",
+      ),
+    ),
+    podSelector: Type.Optional(LabelSelector("Only pods matching this selector get the proxy.")),
+  },
+  { default: {} },
+);
+
+const TrustAnchorSource = Type.Object(
+  {
+    source: Type.Union([Type.Literal("Generated"), Type.Literal("Secret")], {
+      default: "Generated",
+      description:
+        "Generated: Trellis creates and rotates the anchor. Secret: bring your own (tls.crt, tls.key).",
+    }),
+    secretRef: Type.Optional(SecretReference),
+  },
+  {
+    default: {},
+    "x-kubernetes-validations": [
+      { rule: "self.source != 'Secret' || has(self.secretRef)", message: "source Secret needs secretRef" },
+    ],
+  },
+);
+
+const RotationSpec = Type.Object(
+  {
+    automatic: Type.Boolean({
+      default: true,
+      description: "Rotate the trust anchor automatically before it expires.",
+    }),
+    before: Duration("Start rotating this long before the anchor expires.", "720h"),
+  },
+  { default: {} },
+);
+
+const IdentitySpec = Type.Object(
+  {
+    trustDomain: Type.String({
+      default: "cluster.local",
+      maxLength: 253,
+      pattern: "^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$",
+      description: "SPIFFE trust domain: identities are spiffe://<trustDomain>/ns/<ns>/sa/<sa>.",
+    }),
+    trustAnchor: TrustAnchorSource,
+    anchorLifetime: Duration("Lifetime of a generated trust anchor.", "8760h"),
+    issuerLifetime: Duration("Lifetime of the issuer (intermediate CA).", "720h"),
+    leafLifetime: Duration("Lifetime of workload certificates.", "24h"),
+    rotation: RotationSpec,
+  },
+  {
+    default: {},
+    "x-kubernetes-validations": [
+      {
+        rule: "duration(self.leafLifetime) < duration(self.issuerLifetime) && duration(self.issuerLifetime) <= duration(self.anchorLifetime)",
+        message: "lifetimes must satisfy leafLifetime < issuerLifetime <= anchorLifetime",
+      },
+      {
+        rule: "duration(self.rotation.before) < duration(self.anchorLifetime)",
+        message: "rotation.before must be shorter than anchorLifetime",
+      },
+    ],
+  },
+);
+
+const AnalysisSpec = Type.Object(
+  {
+    interval: Duration("How long each step is observed before the next one starts.", "30s"),
+    minSuccessRate: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.99,
+      description: "Lowest success rate (non-5xx / all) of upgraded workloads.",
+    }),
+    maxLatencyP99Ratio: Type.Number({
+      minimum: 1,
+      default: 1.5,
+      description: "Highest p99 latency of upgraded workloads relative to not-yet-upgraded ones.",
+    }),
+    prometheusUrl: Type.Optional(
+      Type.String({ maxLength: 2048, description: "Prometheus to query for success rate and latency." }),
+    ),
+  },
+  { default: {} },
+);
+
+const UpgradeSpec = Type.Object(
+  {
+    strategy: Type.Union([Type.Literal("Canary"), Type.Literal("AllAtOnce")], { default: "Canary" }),
+    canary: Type.Object(
+      {
+        percent: Type.Integer({
+          minimum: 1,
+          maximum: 100,
+          default: 5,
+          description: "Share of workloads in the canary.",
+        }),
+        selector: Type.Optional(
+          LabelSelector("Workloads with these labels form the canary instead of a percentage."),
+        ),
+      },
+      { default: {} },
+    ),
+    waves: Type.Array(Type.Integer({ minimum: 1, maximum: 100 }), {
+      default: [10, 25, 50, 100],
+      minItems: 1,
+      maxItems: 20,
+      description: "Cumulative percentages of workloads upgraded after the canary; the last must be 100.",
+    }),
+    maxConcurrentRestarts: Type.Integer({ minimum: 1, maximum: 1000, default: 25 }),
+    analysis: AnalysisSpec,
+    onFailure: Type.Union([Type.Literal("Rollback"), Type.Literal("Pause")], { default: "Rollback" }),
+    paused: Type.Boolean({ default: false, description: "Pause the upgrade in progress; false resumes it." }),
+    controlPlaneDeadline: Duration("How long a new control-plane revision has to become healthy.", "5m"),
+    force: Type.Boolean({ default: false, description: "Allow version changes outside the skew policy." }),
+  },
+  {
+    default: {},
+    "x-kubernetes-validations": [
+      { rule: "self.waves[self.waves.size() - 1] == 100", message: "the last wave must be 100" },
+    ],
+  },
+);
+
+export const MeshSpec = Type.Object({
+  version: SemVer("Mesh release (control plane and proxy), e.g. 1.0.0."),
+  controlPlane: ControlPlaneSpec,
+  proxy: ProxySpec,
+  injection: InjectionSpec,
+  identity: IdentitySpec,
+  upgrade: UpgradeSpec,
+});
+export type MeshSpec = Static<typeof MeshSpec>;
+
+const ComponentStatus = Type.Object({
+  name: Type.String(),
+  revision: Type.String(),
+  ready: Type.Boolean(),
+  readyReplicas: Type.Integer(),
+  replicas: Type.Integer(),
+});
+
+export const ROTATION_PHASES = [
+  "Stable",
+  "AnchorCreated",
+  "BundlePublished",
+  "IssuerSwitched",
+  "OldAnchorRemoved",
+] as const;
+
+export const MeshStatus = Type.Object({
+  observedGeneration: Type.Optional(Type.Integer()),
+  conditions: Type.Optional(Conditions),
+  phase: Type.Optional(
+    Type.String({ description: "Installing, Ready, Upgrading, RollingBack, Degraded, Deleting." }),
+  ),
+  version: Type.Optional(Type.String({ description: "Mesh version the control plane runs." })),
+  targetVersion: Type.Optional(Type.String({ description: "Version being rolled out." })),
+  operatorVersion: Type.Optional(Type.String()),
+  controlPlane: Type.Optional(
+    Type.Object({
+      revision: Type.Optional(Type.String()),
+      previousRevision: Type.Optional(Type.String()),
+      candidateRevision: Type.Optional(Type.String()),
+      candidateSince: Type.Optional(Type.String({ format: "date-time" })),
+      components: Type.Optional(Type.Array(ComponentStatus, { maxItems: 16 })),
+    }),
+  ),
+  proxies: Type.Optional(
+    Type.Object({
+      total: Type.Integer(),
+      updated: Type.Integer(),
+      summary: Type.String({ description: "updated/total, for kubectl get." }),
+    }),
+  ),
+  rollout: Type.Optional(
+    Type.Object({
+      fromVersion: Type.String(),
+      toVersion: Type.String(),
+      step: Type.Integer({ description: "0 is the canary, 1.. the waves." }),
+      steps: Type.Integer(),
+      state: Type.String({
+        description: "Restarting, Analysing, Paused, RollingBack, RolledBack, Complete.",
+      }),
+      stepStartedAt: Type.Optional(Type.String({ format: "date-time" })),
+      message: Type.Optional(Type.String()),
+    }),
+  ),
+  trustAnchor: Type.Optional(
+    Type.Object({
+      fingerprint: Type.Optional(Type.String()),
+      notAfter: Type.Optional(Type.String({ format: "date-time" })),
+      rotationPhase: Type.Union(ROTATION_PHASES.map((p) => Type.Literal(p))),
+      previousFingerprint: Type.Optional(Type.String()),
+      nextFingerprint: Type.Optional(Type.String()),
+      proxiesDone: Type.Optional(Type.Integer()),
+      proxiesTotal: Type.Optional(Type.Integer()),
+      phaseSince: Type.Optional(Type.String({ format: "date-time" })),
+    }),
+  ),
+});
+export type MeshStatus = Static<typeof MeshStatus>;
+
+export interface Mesh {
+  apiVersion: "trellis.dev/v1alpha1";
+  kind: "Mesh";
+  metadata: ObjectMeta;
+  spec: MeshSpec;
+  status?: MeshStatus;
+}
+
+export const MeshKind: KindDefinition<typeof MeshSpec, typeof MeshStatus> = {
+  kind: "Mesh",
+  plural: "meshes",
+  singular: "mesh",
+  shortNames: ["mesh"],
+  scope: "Cluster",
+  description: "A service mesh installed, upgraded and secured by Trellis. Normally one, named default.",
+  spec: MeshSpec,
+  status: MeshStatus,
+  printerColumns: [
+    { name: "Version", type: "string", jsonPath: ".status.version" },
+    { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+    {
+      name: "Proxies",
+      type: "string",
+      jsonPath: ".status.proxies.summary",
+      description: "up to date / total",
+    },
+    { name: "Phase", type: "string", jsonPath: ".status.phase" },
+    { name: "Target", type: "string", jsonPath: ".status.targetVersion", priority: 1 },
+    { name: "Anchor", type: "string", jsonPath: ".status.trustAnchor.rotationPhase", priority: 1 },
+    { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+  ],
+};
