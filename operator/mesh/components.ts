@@ -1,0 +1,67 @@
+// The control-plane components and exactly the permissions each one needs (least privilege).
+// Changing a component's access is a change here, reviewed in the golden files and the CSV.
+import type { V1PolicyRule } from "@kubernetes/client-node";
+
+export interface ComponentDefinition {
+  name: "destination" | "identity" | "injector";
+  description: string;
+  /** The port the component serves its API on (gRPC/HTTP2 or HTTPS). */
+  port: number;
+  portName: string;
+  /** Cluster-wide rules (ClusterRole). */
+  clusterRules: V1PolicyRule[];
+  /** Rules inside the control-plane namespace (Role). */
+  namespaceRules: V1PolicyRule[];
+}
+
+export const ADMIN_PORT = 9990;
+
+export const COMPONENTS: readonly ComponentDefinition[] = [
+  {
+    name: "destination",
+    description: "Service discovery: streams endpoints and routes to proxies.",
+    port: 8086,
+    portName: "grpc",
+    clusterRules: [
+      { apiGroups: [""], resources: ["services", "endpoints", "pods"], verbs: ["get", "list", "watch"] },
+      { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["get", "list", "watch"] },
+      { apiGroups: ["trellis.dev"], resources: ["serviceprofiles"], verbs: ["get", "list", "watch"] },
+    ],
+    namespaceRules: [],
+  },
+  {
+    name: "identity",
+    description: "Certificate authority of the mesh: signs proxy CSRs after a TokenReview.",
+    port: 8080,
+    portName: "https",
+    clusterRules: [{ apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] }],
+    namespaceRules: [
+      {
+        apiGroups: [""],
+        resources: ["secrets"],
+        resourceNames: ["trellis-identity-issuer"],
+        verbs: ["get", "watch", "list"],
+      },
+      { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
+    ],
+  },
+  {
+    name: "injector",
+    description: "Mutating admission webhook: adds the proxy as a native sidecar to meshed pods.",
+    port: 8443,
+    portName: "https",
+    clusterRules: [
+      { apiGroups: [""], resources: ["namespaces"], verbs: ["get", "list", "watch"] },
+      { apiGroups: ["trellis.dev"], resources: ["meshes"], verbs: ["get", "list", "watch"] },
+      { apiGroups: ["apps"], resources: ["replicasets"], verbs: ["get", "list", "watch"] },
+    ],
+    namespaceRules: [
+      {
+        apiGroups: [""],
+        resources: ["secrets"],
+        resourceNames: ["trellis-injector-tls"],
+        verbs: ["get", "watch", "list"],
+      },
+    ],
+  },
+];
