@@ -1,0 +1,52 @@
+// The version skew policy of the control plane, as a pure function (see docs/upgrades.md):
+// - downgrades are never silent: any older version is refused;
+// - upgrades: within a major, at most one minor release at a time (1.2.x → 1.3.y);
+// - a new major, a skipped minor or any downgrade needs spec.upgrade.force.
+import semver from "semver";
+
+export type SkewVerdict =
+  | { allowed: true }
+  | {
+      allowed: false;
+      reason: "InvalidVersion" | "Downgrade" | "SkipsMinorRelease" | "MajorUpgrade";
+      message: string;
+    };
+
+export function checkVersionChange(
+  running: string | undefined,
+  desired: string,
+  force: boolean,
+): SkewVerdict {
+  const to = semver.parse(desired);
+  if (!to)
+    return {
+      allowed: false,
+      reason: "InvalidVersion",
+      message: `spec.version "${desired}" is not a semantic version`,
+    };
+  if (running === undefined || running === desired || force) return { allowed: true };
+  const from = semver.parse(running);
+  if (!from) return { allowed: true };
+  if (semver.lt(to, from)) {
+    return {
+      allowed: false,
+      reason: "Downgrade",
+      message: `spec.version ${desired} is older than the running ${running}; downgrades need spec.upgrade.force: true`,
+    };
+  }
+  if (to.major !== from.major) {
+    return {
+      allowed: false,
+      reason: "MajorUpgrade",
+      message: `upgrading from ${running} to a new major release ${desired} needs spec.upgrade.force: true`,
+    };
+  }
+  if (to.minor - from.minor > 1) {
+    return {
+      allowed: false,
+      reason: "SkipsMinorRelease",
+      message: `${running} → ${desired} skips ${to.minor - from.minor - 1} minor release(s); upgrade to ${from.major}.${from.minor + 1}.x first or set spec.upgrade.force: true`,
+    };
+  }
+  return { allowed: true };
+}
