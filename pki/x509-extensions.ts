@@ -1,0 +1,145 @@
+// The certificate extensions Trellis writes (basic constraints, key usage, extended key usage, key
+// identifiers, subject alternative names) and a decoder that reads them back from certificates and
+// CSR extension requests. Extensions outside this set are skipped, but counted when critical so
+// chain verification can refuse what it does not understand (RFC 5280 §4.2).
+
+import { DerReader, readSmallInteger, type Tlv, tlvEquals } from "./der-decode.ts";
+import {
+  booleanTrue,
+  contextConstructedTag,
+  contextPrimitiveTag,
+  namedBits,
+  octetString,
+  sequence,
+  smallInteger,
+  TAG,
+  tlv,
+} from "./der-encode.ts";
+import type { PkiErrorCode } from "./errors.ts";
+import { OID } from "./oids.ts";
+import { type AltNames, decodeGeneralNames } from "./subject-alt-names.ts";
+
+/** KeyUsage bit numbers (RFC 5280 §4.2.1.3). */
+export const KEY_USAGE = { digitalSignature: 0, keyCertSign: 5, cRLSign: 6 } as const;
+
+export function extension(oid: Buffer, critical: boolean, value: Buffer): Buffer {
+  return critical ? sequence(oid, booleanTrue(), octetString(value)) : sequence(oid, octetString(value));
+}
+
+export const LEAF_BASIC_CONSTRAINTS = extension(OID.basicConstraints, true, sequence());
+export const LEAF_KEY_USAGE = extension(OID.keyUsage, true, namedBits([KEY_USAGE.digitalSignature]));
+export const CA_KEY_USAGE = extension(
+  OID.keyUsage,
+  true,
+  namedBits([KEY_USAGE.keyCertSign, KEY_USAGE.cRLSign]),
+);
+export const SERVER_AND_CLIENT_AUTH = extension(
+  OID.extKeyUsage,
+  false,
+  sequence(OID.serverAuth, OID.clientAuth),
+);
+
+export function caBasicConstraints(pathLen: number | undefined): Buffer {
+  const value =
+    pathLen === undefined ? sequence(booleanTrue()) : sequence(booleanTrue(), smallInteger(pathLen));
+  return extension(OID.basicConstraints, true, value);
+}
+
+export function subjectKeyIdExtension(keyId: Buffer): Buffer {
+  return extension(OID.subjectKeyIdentifier, false, octetString(keyId));
+}
+
+export function authorityKeyIdExtension(keyId: Buffer): Buffer {
+  return extension(OID.authorityKeyIdentifier, false, sequence(tlv(contextPrimitiveTag(0), keyId)));
+}
+
+/** RFC 5280 §4.2.1.6: the SAN is critical when the subject is empty. */
+export function subjectAltNameExtension(generalNames: Buffer, critical: boolean): Buffer {
+  return extension(OID.subjectAltName, critical, generalNames);
+}
+
+/** The `[3] EXPLICIT Extensions` field of a TBSCertificate. */
+export function certificateExtensions(extensions: Buffer[]): Buffer {
+  return tlv(contextConstructedTag(3), sequence(...extensions));
+}
+
+export interface DecodedExtensions {
+  isCa: boolean;
+  pathLen?: number;
+  /** Bit i set when KeyUsage bit i is asserted; undefined when the extension is absent. */
+  keyUsage?: number;
+  subjectKeyId?: Buffer;
+  authorityKeyId?: Buffer;
+  altNames: AltNames;
+  unhandledCritical: number;
+}
+
+function readBasicConstraints(buf: Buffer, value: Tlv, out: DecodedExtensions, code: PkiErrorCode): void {
+  const outer = new DerReader(buf, code, value.valueStart, value.end);
+  const reader = DerReader.inside(buf, outer.next(TAG.sequence), code);
+  outer.finish();
+  const ca = reader.optional(TAG.boolean);
+  out.isCa = ca !== undefined && buf[ca.valueStart] !== 0;
+  if (!reader.atEnd()) out.pathLen = readSmallInteger(reader);
+  reader.finish();
+}
+
+function readKeyUsage(buf: Buffer, value: Tlv, out: DecodedExtensions, code: PkiErrorCode): void {
+  const reader = new DerReader(buf, code, value.valueStart, value.end);
+  const bits = reader.next(TAG.bitString);
+  reader.finish();
+  let mask = 0;
+  for (let i = 0; i < 9 && bits.valueStart + 1 + (i >> 3) < bits.end; i++) {
+    if ((buf[bits.valueStart + 1 + (i >> 3)] ?? 0) & (0x80 >> (i & 7))) mask |= 1 << i;
+  }
+  out.keyUsage = mask;
+}
+
+function readKeyIds(buf: Buffer, oid: Tlv, value: Tlv, out: DecodedExtensions, code: PkiErrorCode): boolean {
+  const reader = new DerReader(buf, code, value.valueStart, value.end);
+  if (tlvEquals(buf, oid, OID.subjectKeyIdentifier)) {
+    const id = reader.next(TAG.octetString);
+    out.subjectKeyId = buf.subarray(id.valueStart, id.end);
+  } else if (tlvEquals(buf, oid, OID.authorityKeyIdentifier)) {
+    const fields = DerReader.inside(buf, reader.next(TAG.sequence), code);
+    const id = fields.optional(contextPrimitiveTag(0));
+    if (id !== undefined) out.authorityKeyId = buf.subarray(id.valueStart, id.end);
+  } else {
+    return false;
+  }
+  reader.finish();
+  return true;
+}
+
+/** Decodes an Extensions SEQUENCE (the content of `[3]`, or a CSR's extension request). */
+export function decodeExtensions(buf: Buffer, extensions: Tlv, code: PkiErrorCode): DecodedExtensions {
+  const out: DecodedExtensions = {
+    isCa: false,
+    altNames: { uris: [], dnsNames: [], ipAddresses: [] },
+    unhandledCritical: 0,
+  };
+  const seen = new Set<string>();
+  const list = DerReader.inside(buf, extensions, code);
+  while (!list.atEnd()) {
+    const ext = DerReader.inside(buf, list.next(TAG.sequence), code);
+    const oid = ext.next(TAG.oid);
+    const critical = ext.optional(TAG.boolean);
+    const value = ext.next(TAG.octetString);
+    ext.finish();
+    const key = buf.toString("hex", oid.valueStart, oid.end);
+    if (seen.has(key)) ext.fail("an extension appears twice");
+    seen.add(key);
+    if (tlvEquals(buf, oid, OID.basicConstraints)) readBasicConstraints(buf, value, out, code);
+    else if (tlvEquals(buf, oid, OID.keyUsage)) readKeyUsage(buf, value, out, code);
+    else if (tlvEquals(buf, oid, OID.subjectAltName)) out.altNames = decodeGeneralNames(buf, value, code);
+    else if (tlvEquals(buf, oid, OID.extKeyUsage)) continue;
+    else if (
+      !readKeyIds(buf, oid, value, out, code) &&
+      critical !== undefined &&
+      buf[critical.valueStart] !== 0
+    ) {
+      out.unhandledCritical++;
+    }
+  }
+  return out;
+}
