@@ -237,11 +237,12 @@ export const MeshStatus = Type.Object({
   operatorVersion: Type.Optional(Type.String()),
   controlPlane: Type.Optional(
     Type.Object({
-      revision: Type.Optional(Type.String()),
-      previousRevision: Type.Optional(Type.String()),
-      candidateRevision: Type.Optional(Type.String()),
+      version: Type.Optional(Type.String({ description: "Version of the active revision." })),
+      previousVersion: Type.Optional(Type.String()),
+      targetVersion: Type.Optional(Type.String({ description: "Version of the candidate revision." })),
       candidateSince: Type.Optional(Type.String({ format: "date-time" })),
-      components: Type.Optional(Type.Array(ComponentStatus, { maxItems: 16 })),
+      failedVersion: Type.Optional(Type.String({ description: "A version that was rolled back; not retried." })),
+      components: Type.Optional(Type.Array(ComponentStatus, { maxItems: 32 })),
     }),
   ),
   proxies: Type.Optional(

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the local cluster use, installed only when missing.
+# Each entry is command:package.
 set -euo pipefail
-packages=(openssl git)
+needed=(openssl:openssl git:git lua5.4:lua5.4 setpriv:util-linux)
 missing=()
-for p in "${packages[@]}"; do
-  command -v "$p" >/dev/null 2>&1 || missing+=("$p")
+for entry in "${needed[@]}"; do
+  command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "== apt-get install ${missing[*]}"
