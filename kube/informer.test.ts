@@ -1,0 +1,130 @@
+// The informer against a real API server: it lists, follows adds, updates and deletes, and
+// converges after the API server restarts while objects change around it (relisting when its
+// resourceVersion is gone), without losing a creation or a deletion.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { CoreV1Api, type V1ConfigMap } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { LocalCluster, waitFor } from "../test/cluster/local-cluster.ts";
+import { Informer, type InformerSpec } from "./informer.ts";
+import { KubeClient } from "./rest-client.ts";
+
+const configMaps: InformerSpec = {
+  apiVersion: "v1",
+  kind: "ConfigMap",
+  plural: "configmaps",
+  namespaced: true,
+};
+const logger = pino({ level: process.env.TRELLIS_LOG_LEVEL ?? "silent" });
+
+describe("Informer", { timeout: 90_000 }, () => {
+  let cluster: LocalCluster;
+  let core: CoreV1Api;
+  let client: KubeClient;
+
+  before(async () => {
+    cluster = await LocalCluster.start({ nodes: 0, controllers: false });
+    core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+    client = new KubeClient(cluster.kubeConfig());
+    await core.createNamespace({ body: { metadata: { name: "informer" } } });
+  });
+  after(async () => {
+    client?.close();
+    await cluster?.stop();
+  });
+
+  const create = (name: string, data: Record<string, string> = {}, labels: Record<string, string> = {}) =>
+    core.createNamespacedConfigMap({ namespace: "informer", body: { metadata: { name, labels }, data } });
+
+  it("lists, then sees adds, updates and deletes in order, keyed namespace/name", async () => {
+    await create("before-start", { v: "1" }, { app: "demo" });
+    const informer = new Informer<V1ConfigMap>(
+      client,
+      cluster.kubeConfig(),
+      {
+        ...configMaps,
+        namespace: "informer",
+        labelSelector: "app=demo",
+      },
+      { logger },
+    );
+    const seen: string[] = [];
+    informer.addEventHandler({
+      onAdd: (o) => seen.push(`add ${o.metadata?.name}`),
+      onUpdate: (a, b) => seen.push(`update ${b.metadata?.name} ${a.data?.v}->${b.data?.v}`),
+      onDelete: (o) => seen.push(`delete ${o.metadata?.name}`),
+    });
+    informer.start();
+    await informer.waitForSync();
+    assert.equal(informer.hasSynced(), true);
+    assert.equal(informer.get("informer/before-start")?.data?.v, "1");
+    assert.equal(informer.get("informer/before-start")?.kind, "ConfigMap");
+
+    await create("after-start", { v: "1" }, { app: "demo" });
+    await create("other-label", { v: "1" }, { app: "other" });
+    await core.patchNamespacedConfigMap({
+      namespace: "informer",
+      name: "after-start",
+      body: [{ op: "replace", path: "/data/v", value: "2" }],
+    });
+    await core.deleteNamespacedConfigMap({ namespace: "informer", name: "before-start" });
+    await waitFor(async () => seen.length >= 4, 10_000, "four events");
+    assert.deepEqual(seen, [
+      "add before-start",
+      "add after-start",
+      "update after-start 1->2",
+      "delete before-start",
+    ]);
+    assert.deepEqual(informer.keys(), ["informer/after-start"]);
+    await informer.stop();
+  });
+
+  it("converges after an API server restart while objects are created and deleted", async () => {
+    for (let i = 0; i < 5; i++) await create(`r-${i}`, { v: "0" });
+    const informer = new Informer<V1ConfigMap>(client, cluster.kubeConfig(), configMaps, {
+      logger,
+      backoffBaseMs: 100,
+      backoffMaxMs: 1000,
+    });
+    const deleted: string[] = [];
+    informer.addEventHandler({ onDelete: (o) => deleted.push(o.metadata?.name ?? "") });
+    informer.start();
+    await informer.waitForSync();
+    const listsBefore = informer.stats.lists;
+
+    await cluster.restartApiServer(500);
+    // The informer is backing off or re-watching now: change the world under it.
+    await create("made-after-restart", { v: "new" });
+    await core.deleteNamespacedConfigMap({ namespace: "informer", name: "r-0" });
+    await core.patchNamespacedConfigMap({
+      namespace: "informer",
+      name: "r-1",
+      body: [{ op: "replace", path: "/data/v", value: "changed" }],
+    });
+    const truth = async () =>
+      (await core.listNamespacedConfigMap({ namespace: "informer" })).items
+        .map((c) => c.metadata?.name)
+        .sort();
+    await waitFor(
+      async () => {
+        const want = await truth();
+        const have = informer
+          .list("informer")
+          .map((c) => c.metadata?.name)
+          .sort();
+        return (
+          JSON.stringify(want) === JSON.stringify(have) && informer.get("informer/r-1")?.data?.v === "changed"
+        );
+      },
+      30_000,
+      "the cache to converge with the API server",
+    );
+    assert.ok(deleted.includes("r-0"), "the deletion was delivered");
+    assert.ok(informer.get("informer/made-after-restart"));
+    assert.ok(informer.stats.watches >= 2, "the watch was re-established");
+    // The restarted API server's watch cache starts after our resourceVersion: 410, then a relist.
+    assert.ok(informer.stats.gone >= 1, "the old resourceVersion was reported gone");
+    assert.ok(informer.stats.lists > listsBefore, "and the informer relisted");
+    await informer.stop();
+  });
+});
