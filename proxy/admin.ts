@@ -1,0 +1,61 @@
+/**
+ * The admin endpoint: GET /metrics (Prometheus text), /ready, /live and /identity
+ * ({spiffeId, leafNotAfter, leafFingerprint, trustBundleFingerprints}).
+ *
+ * Owns: the admin HTTP server. Does not compute readiness or identity (proxy.ts and
+ * local-identity.ts supply them).
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import type { HostPort } from "./config.ts";
+import type { IdentityStatus } from "./local-identity.ts";
+import type { Registry } from "./metrics.ts";
+
+export interface AdminSources {
+  registry: Registry;
+  ready: () => boolean;
+  identity: (() => IdentityStatus) | undefined;
+}
+
+function send(res: http.ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { "content-type": type, "content-length": Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function createAdminServer(sources: AdminSources): http.Server {
+  const server = http.createServer(
+    { maxHeaderSize: 8192, headersTimeout: 5000, requestTimeout: 10_000 },
+    (req, res) => {
+      const path = (req.url ?? "/").split("?")[0];
+      if (req.method !== "GET" && req.method !== "HEAD")
+        return send(res, 405, "text/plain", "method not allowed\n");
+      switch (path) {
+        case "/metrics":
+          return send(res, 200, "text/plain; version=0.0.4", sources.registry.render());
+        case "/live":
+          return send(res, 200, "text/plain", "live\n");
+        case "/ready":
+          return sources.ready()
+            ? send(res, 200, "text/plain", "ready\n")
+            : send(res, 503, "text/plain", "not ready\n");
+        case "/identity":
+          if (!sources.identity) return send(res, 404, "text/plain", "identity not configured\n");
+          return send(res, 200, "application/json", `${JSON.stringify(sources.identity())}\n`);
+        default:
+          return send(res, 404, "text/plain", "not found\n");
+      }
+    },
+  );
+  server.maxConnections = 256;
+  return server;
+}
+
+export function listenAdmin(server: http.Server, at: HostPort): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(at.port, at.host, () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}

@@ -1,0 +1,244 @@
+/**
+ * The proxy's configuration: its typed shape, defaults, and validation of a raw JSON value
+ * into it with every error reported at once (path and what was expected).
+ *
+ * Owns: meaning and defaults of every setting. Does not read files or the environment
+ * (config-source.ts) and does not exit the process (main.ts).
+ */
+
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+export interface Limits {
+  /** Accepted connections per listener beyond which new ones are closed at once. */
+  maxConnections: number;
+  /** Largest HTTP/1.1 header block or HTTP/2 header list accepted, in bytes. */
+  maxHeaderBytes: number;
+  /** Time a client has to send a complete request head. */
+  headerTimeoutMs: number;
+  /** A connection with no traffic for this long is closed. */
+  idleTimeoutMs: number;
+  /** Time to read enough bytes to tell TLS, HTTP/1, HTTP/2 or opaque TCP apart. */
+  detectTimeoutMs: number;
+  connectTimeoutMs: number;
+  maxConcurrentStreams: number;
+  /** Destinations watched at once; the least recently used is dropped past this. */
+  maxServices: number;
+  /** Time to wait for a destination's first discovery update. */
+  discoveryTimeoutMs: number;
+  /** Time in-flight requests get to finish after SIGTERM. */
+  shutdownGraceMs: number;
+}
+
+export interface ProxyConfig {
+  admin: { listen: HostPort };
+  inbound:
+    | { listen: HostPort; app: HostPort; allowPlaintext: boolean; authorizedIdentities: string[] | undefined }
+    | undefined;
+  outbound: { listen: HostPort; opaqueAuthority: string | undefined } | undefined;
+  identity:
+    | {
+        url: string;
+        tokenPath: string;
+        trustBundlePath: string;
+        spiffeId: string | undefined;
+        /** SPIFFE ID or DNS name the identity service's certificate must carry; defaults to the URL host. */
+        serverIdentity: string | undefined;
+        renewFraction: number;
+        trustBundlePollMs: number;
+      }
+    | undefined;
+  destination: { url: string; serverIdentity: string | undefined } | undefined;
+  limits: Limits;
+  balancer: { defaultRttMs: number; decayMs: number };
+  retries: { maxAttempts: number; maxBufferedBodyBytes: number };
+  logLevel: "debug" | "info" | "warn" | "error" | "silent";
+}
+
+export const defaultLimits: Limits = {
+  maxConnections: 10_000,
+  maxHeaderBytes: 16 * 1024,
+  headerTimeoutMs: 10_000,
+  idleTimeoutMs: 60_000,
+  detectTimeoutMs: 5_000,
+  connectTimeoutMs: 1_000,
+  maxConcurrentStreams: 100,
+  maxServices: 1_000,
+  discoveryTimeoutMs: 5_000,
+  shutdownGraceMs: 10_000,
+};
+
+type Raw = Record<string, unknown>;
+
+class Reader {
+  readonly errors: string[] = [];
+
+  obj(v: unknown, path: string): Raw | undefined {
+    if (v === undefined) return undefined;
+    if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as Raw;
+    this.errors.push(`${path}: expected an object`);
+    return undefined;
+  }
+
+  str(o: Raw | undefined, key: string, path: string, required: boolean): string | undefined {
+    const v = o?.[key];
+    if (v === undefined || v === "") {
+      if (required) this.errors.push(`${path}.${key}: required`);
+      return undefined;
+    }
+    if (typeof v === "string") return v;
+    this.errors.push(`${path}.${key}: expected a string`);
+    return undefined;
+  }
+
+  num(o: Raw | undefined, key: string, path: string, fallback: number, min: number, max: number): number {
+    const v = o?.[key];
+    if (v === undefined) return fallback;
+    const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isFinite(n) || n < min || n > max) {
+      this.errors.push(`${path}.${key}: expected a number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  bool(o: Raw | undefined, key: string, path: string, fallback: boolean): boolean {
+    const v = o?.[key];
+    if (v === undefined) return fallback;
+    if (v === true || v === "true") return true;
+    if (v === false || v === "false") return false;
+    this.errors.push(`${path}.${key}: expected true or false`);
+    return fallback;
+  }
+
+  hostPort(o: Raw | undefined, key: string, path: string, required: boolean): HostPort | undefined {
+    const s = this.str(o, key, path, required);
+    if (s === undefined) return undefined;
+    const hp = parseHostPort(s);
+    if (!hp) this.errors.push(`${path}.${key}: expected host:port (e.g. 127.0.0.1:4143), got "${s}"`);
+    return hp;
+  }
+
+  url(o: Raw | undefined, key: string, path: string, required: boolean): string | undefined {
+    const s = this.str(o, key, path, required);
+    if (s === undefined) return undefined;
+    if (!/^https?:\/\/[^/]+\/?$/.test(s)) {
+      this.errors.push(`${path}.${key}: expected http://host:port or https://host:port, got "${s}"`);
+      return undefined;
+    }
+    return s.replace(/\/$/, "");
+  }
+
+  strList(o: Raw | undefined, key: string, path: string): string[] | undefined {
+    const v = o?.[key];
+    if (v === undefined) return undefined;
+    const list = typeof v === "string" ? v.split(",").map((x) => x.trim()) : v;
+    if (Array.isArray(list) && list.every((x) => typeof x === "string" && x !== "")) return list as string[];
+    this.errors.push(`${path}.${key}: expected a list of strings`);
+    return undefined;
+  }
+}
+
+export function parseHostPort(s: string): HostPort | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(s);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port < 0 || port > 65535) return undefined;
+  return { host: m[1] ?? m[2]!, port };
+}
+
+function readLimits(r: Reader, o: Raw | undefined): Limits {
+  const d = defaultLimits;
+  const p = "limits";
+  const day = 86_400_000;
+  return {
+    maxConnections: r.num(o, "maxConnections", p, d.maxConnections, 1, 1_000_000),
+    maxHeaderBytes: r.num(o, "maxHeaderBytes", p, d.maxHeaderBytes, 1024, 1024 * 1024),
+    headerTimeoutMs: r.num(o, "headerTimeoutMs", p, d.headerTimeoutMs, 10, day),
+    idleTimeoutMs: r.num(o, "idleTimeoutMs", p, d.idleTimeoutMs, 10, day),
+    detectTimeoutMs: r.num(o, "detectTimeoutMs", p, d.detectTimeoutMs, 10, day),
+    connectTimeoutMs: r.num(o, "connectTimeoutMs", p, d.connectTimeoutMs, 10, day),
+    maxConcurrentStreams: r.num(o, "maxConcurrentStreams", p, d.maxConcurrentStreams, 1, 65_535),
+    maxServices: r.num(o, "maxServices", p, d.maxServices, 1, 1_000_000),
+    discoveryTimeoutMs: r.num(o, "discoveryTimeoutMs", p, d.discoveryTimeoutMs, 10, day),
+    shutdownGraceMs: r.num(o, "shutdownGraceMs", p, d.shutdownGraceMs, 0, day),
+  };
+}
+
+function readIdentity(r: Reader, o: Raw | undefined): ProxyConfig["identity"] {
+  if (o === undefined) return undefined;
+  const p = "identity";
+  const url = r.url(o, "url", p, true);
+  const tokenPath = r.str(o, "tokenPath", p, true);
+  const trustBundlePath = r.str(o, "trustBundlePath", p, true);
+  const identity = {
+    url: url ?? "",
+    tokenPath: tokenPath ?? "",
+    trustBundlePath: trustBundlePath ?? "",
+    spiffeId: r.str(o, "spiffeId", p, false),
+    serverIdentity: r.str(o, "serverIdentity", p, false),
+    renewFraction: r.num(o, "renewFraction", p, 0.7, 0.1, 0.95),
+    trustBundlePollMs: r.num(o, "trustBundlePollMs", p, 1000, 50, 3_600_000),
+  };
+  if (identity.spiffeId !== undefined && !identity.spiffeId.startsWith("spiffe://")) {
+    r.errors.push(`${p}.spiffeId: expected spiffe://trust-domain/path, got "${identity.spiffeId}"`);
+  }
+  return identity;
+}
+
+const logLevels = ["debug", "info", "warn", "error", "silent"] as const;
+
+/** Validates a raw configuration object. Returns every problem found, or the typed config. */
+export function parseConfig(
+  raw: unknown,
+): { ok: true; config: ProxyConfig } | { ok: false; errors: string[] } {
+  const r = new Reader();
+  const root = r.obj(raw, "config") ?? {};
+  const admin = r.obj(root.admin, "admin");
+  const inbound = r.obj(root.inbound, "inbound");
+  const outbound = r.obj(root.outbound, "outbound");
+  const destination = r.obj(root.destination, "destination");
+  const balancer = r.obj(root.balancer, "balancer");
+  const retries = r.obj(root.retries, "retries");
+  const logLevel = r.str(root, "logLevel", "config", false) ?? "info";
+  if (!(logLevels as readonly string[]).includes(logLevel)) {
+    r.errors.push(`config.logLevel: expected one of ${logLevels.join(", ")}, got "${logLevel}"`);
+  }
+  const config: ProxyConfig = {
+    admin: { listen: r.hostPort(admin, "listen", "admin", false) ?? { host: "127.0.0.1", port: 4191 } },
+    inbound: inbound && {
+      listen: r.hostPort(inbound, "listen", "inbound", true) ?? { host: "", port: 0 },
+      app: r.hostPort(inbound, "app", "inbound", true) ?? { host: "", port: 0 },
+      allowPlaintext: r.bool(inbound, "allowPlaintext", "inbound", false),
+      authorizedIdentities: r.strList(inbound, "authorizedIdentities", "inbound"),
+    },
+    outbound: outbound && {
+      listen: r.hostPort(outbound, "listen", "outbound", true) ?? { host: "", port: 0 },
+      opaqueAuthority: r.str(outbound, "opaqueAuthority", "outbound", false),
+    },
+    identity: readIdentity(r, r.obj(root.identity, "identity")),
+    destination: destination && {
+      url: r.url(destination, "url", "destination", true) ?? "",
+      serverIdentity: r.str(destination, "serverIdentity", "destination", false),
+    },
+    limits: readLimits(r, r.obj(root.limits, "limits")),
+    balancer: {
+      defaultRttMs: r.num(balancer, "defaultRttMs", "balancer", 30, 0.001, 60_000),
+      decayMs: r.num(balancer, "decayMs", "balancer", 10_000, 1, 3_600_000),
+    },
+    retries: {
+      maxAttempts: r.num(retries, "maxAttempts", "retries", 3, 1, 10),
+      maxBufferedBodyBytes: r.num(retries, "maxBufferedBodyBytes", "retries", 64 * 1024, 0, 16 * 1024 * 1024),
+    },
+    logLevel: logLevel as ProxyConfig["logLevel"],
+  };
+  if (!config.inbound && !config.outbound) r.errors.push("config: configure inbound, outbound or both");
+  if (config.inbound && !config.inbound.allowPlaintext && !config.identity) {
+    r.errors.push(
+      "inbound: without identity only plaintext is possible; set inbound.allowPlaintext or identity",
+    );
+  }
+  return r.errors.length > 0 ? { ok: false, errors: r.errors } : { ok: true, config };
+}

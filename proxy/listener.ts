@@ -1,0 +1,172 @@
+/**
+ * One listening socket (inbound or outbound): connection limits, protocol detection, mTLS
+ * termination on the inbound side, and handing each connection to the HTTP/1.1, HTTP/2 or
+ * opaque path with its `ConnectionContext` (TLS status and verified peer identity).
+ *
+ * Owns: accept, limits, detection timeouts, TLS handshakes. Does not parse HTTP
+ * (server-h1.ts, server-h2.ts) or relay bytes (opaque.ts).
+ */
+import net, { type Socket } from "node:net";
+import tls, { type SecureContext } from "node:tls";
+import type { HostPort, Limits } from "./config.ts";
+import { detect } from "./detect.ts";
+import type { ConnectionContext, Direction } from "./handler.ts";
+import { peerSpiffeId } from "./peer-certificate.ts";
+import type { ProxyMetrics } from "./proxy-metrics.ts";
+import type { H1Server } from "./server-h1.ts";
+import type { H2Server } from "./server-h2.ts";
+import { opaqueAlpn } from "./upstream.ts";
+
+export type OpaqueHandler = (socket: Socket, prefix: Buffer) => void | Promise<void>;
+
+export interface ListenerDeps {
+  direction: Direction;
+  limits: Limits;
+  metrics: ProxyMetrics;
+  h1: H1Server;
+  h2: H2Server;
+  /** Inbound: the context to terminate mTLS with (undefined until a leaf is installed). */
+  serverContext: (() => SecureContext | undefined) | undefined;
+  /** Inbound: accept connections that are not TLS (non-meshed clients). */
+  allowPlaintext: boolean;
+  opaque: OpaqueHandler | undefined;
+}
+
+export class Listener {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(private readonly deps: ListenerDeps) {
+    this.server = net.createServer({ noDelay: true }, (socket) => this.onSocket(socket));
+    this.server.on("error", () => {});
+  }
+
+  listen(at: HostPort): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen({ host: at.host, port: at.port, backlog: 1024 }, () => {
+        this.server.off("error", reject);
+        resolve((this.server.address() as net.AddressInfo).port);
+      });
+    });
+  }
+
+  get openConnections(): number {
+    return this.sockets.size;
+  }
+
+  /** Stops accepting; existing connections are left to drain. */
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  destroyAll(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  private onSocket(socket: Socket): void {
+    const { direction, limits, metrics } = this.deps;
+    socket.on("error", () => {});
+    if (this.sockets.size >= limits.maxConnections) {
+      metrics.tcpRejected.inc([direction, "connection_limit"]);
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    metrics.tcpOpenConnections.add([direction], 1);
+    socket.once("close", () => {
+      this.sockets.delete(socket);
+      metrics.tcpOpenConnections.add([direction], -1);
+    });
+    socket.setTimeout(limits.idleTimeoutMs, () => socket.destroy());
+    void detect(socket, limits.detectTimeoutMs).then((found) => {
+      if (!found || socket.destroyed) {
+        socket.destroy();
+        return;
+      }
+      if (found.protocol === "tls" && this.deps.serverContext) {
+        this.acceptTls(socket, found.prefix);
+        return;
+      }
+      if (this.deps.serverContext && !this.deps.allowPlaintext) {
+        metrics.tcpRejected.inc([direction, "plaintext_not_allowed"]);
+        socket.destroy();
+        return;
+      }
+      const conn = this.context(socket, "plaintext", undefined);
+      const protocol = found.protocol === "tls" ? "opaque" : found.protocol;
+      this.dispatch(socket, protocol, conn, found.prefix);
+    });
+  }
+
+  private context(
+    socket: Socket,
+    tlsStatus: "mtls" | "plaintext",
+    peer: string | undefined,
+  ): ConnectionContext {
+    this.deps.metrics.tcpOpen.inc([this.deps.direction, tlsStatus, peer ?? ""]);
+    return {
+      direction: this.deps.direction,
+      tls: tlsStatus,
+      peerIdentity: peer,
+      clientAddress: socket.remoteAddress ?? "",
+    };
+  }
+
+  private dispatch(
+    socket: Socket,
+    protocol: string,
+    conn: ConnectionContext,
+    prefix: Buffer | undefined,
+  ): void {
+    if (protocol === "h2") this.deps.h2.accept(socket, conn, prefix);
+    else if (protocol === "http/1.1") this.deps.h1.accept(socket, conn, prefix);
+    else if (this.deps.opaque) void this.deps.opaque(socket, prefix ?? Buffer.alloc(0));
+    else {
+      this.deps.metrics.tcpRejected.inc([this.deps.direction, "opaque_not_configured"]);
+      socket.destroy();
+    }
+  }
+
+  /** Terminates mTLS: the client must present a chain to our anchors with a SPIFFE ID. */
+  private acceptTls(socket: Socket, prefix: Buffer): void {
+    const { direction, metrics, limits } = this.deps;
+    const secureContext = this.deps.serverContext?.();
+    if (!secureContext) {
+      metrics.tcpRejected.inc([direction, "no_identity_yet"]);
+      socket.destroy();
+      return;
+    }
+    socket.unshift(prefix);
+    const tlsSocket = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext,
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: ["h2", "http/1.1", opaqueAlpn],
+    });
+    let secured = false;
+    const fail = () => {
+      if (!secured) metrics.tlsHandshakeFailures.inc([direction, "server"]);
+      secured = true;
+      tlsSocket.destroy();
+      socket.destroy();
+    };
+    const timer = setTimeout(fail, limits.detectTimeoutMs);
+    tlsSocket.on("error", fail);
+    tlsSocket.once("close", () => clearTimeout(timer));
+    tlsSocket.once("secure", () => {
+      clearTimeout(timer);
+      const peer = tlsSocket.authorized ? peerSpiffeId(tlsSocket.getPeerCertificate()) : undefined;
+      if (peer === undefined) {
+        fail();
+        return;
+      }
+      secured = true;
+      const conn = this.context(socket, "mtls", peer);
+      const alpn = tlsSocket.alpnProtocol;
+      const protocol = alpn === "h2" ? "h2" : alpn === opaqueAlpn ? "opaque" : "http/1.1";
+      this.dispatch(tlsSocket as Socket, protocol, conn, undefined);
+    });
+  }
+}

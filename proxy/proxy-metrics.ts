@@ -1,0 +1,89 @@
+/**
+ * The proxy's metric families, named and labelled like linkerd2-proxy's where they overlap,
+ * created once per process and passed to the layers and listeners that update them.
+ *
+ * Owns: metric names, labels and buckets. Does not own storage or exposition (metrics.ts).
+ */
+import { type Counter, type Gauge, type Histogram, Registry } from "./metrics.ts";
+
+const latencyBucketsMs = [1, 2, 3, 4, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10000, 30000];
+
+export interface ProxyMetrics {
+  registry: Registry;
+  requests: Counter;
+  latency: Histogram;
+  retries: Counter;
+  retriesSkipped: Counter;
+  tcpOpen: Counter;
+  tcpOpenConnections: Gauge;
+  tcpRejected: Counter;
+  tlsHandshakeFailures: Counter;
+  protocolErrors: Counter;
+  identityRenewals: Counter;
+  identityLeafExpiry: Gauge;
+  trustBundleReloads: Counter;
+  trustBundleAnchors: Gauge;
+  discoveryUpdates: Counter;
+  processErrors: Counter;
+}
+
+export function createProxyMetrics(): ProxyMetrics {
+  const r = new Registry();
+  return {
+    registry: r,
+    requests: r.counter(
+      "request_total",
+      "Requests answered, by route, authority, status class, TLS and peer.",
+      ["direction", "authority", "route", "status_class", "tls", "peer_identity"],
+    ),
+    latency: r.histogram(
+      "response_latency_ms",
+      "Time from request head to response head, in milliseconds.",
+      ["direction", "authority", "route"],
+      latencyBucketsMs,
+    ),
+    retries: r.counter("retry_total", "Retries sent.", ["authority", "route"]),
+    retriesSkipped: r.counter("retry_skipped_total", "Retries not sent, by reason.", [
+      "authority",
+      "route",
+      "reason",
+    ]),
+    tcpOpen: r.counter("tcp_open_total", "Connections accepted, by TLS status and peer identity.", [
+      "direction",
+      "tls",
+      "peer_identity",
+    ]),
+    tcpOpenConnections: r.gauge("tcp_open_connections", "Connections open now.", ["direction"]),
+    tcpRejected: r.counter("tcp_rejected_total", "Connections refused, by reason.", ["direction", "reason"]),
+    tlsHandshakeFailures: r.counter("tls_handshake_failures_total", "Failed TLS handshakes.", [
+      "direction",
+      "side",
+    ]),
+    protocolErrors: r.counter("http_protocol_errors_total", "Malformed or oversized client input.", [
+      "direction",
+      "reason",
+    ]),
+    identityRenewals: r.counter("identity_cert_refresh_total", "Leaf certificate requests, by result.", [
+      "result",
+    ]),
+    identityLeafExpiry: r.gauge(
+      "identity_cert_expiration_timestamp_seconds",
+      "Expiry of the current leaf certificate.",
+      [],
+    ),
+    trustBundleReloads: r.counter("trust_bundle_reload_total", "Trust bundle reloads, by result.", [
+      "result",
+    ]),
+    trustBundleAnchors: r.gauge("trust_bundle_anchors", "Trust anchors currently trusted.", []),
+    discoveryUpdates: r.counter("discovery_update_total", "Discovery updates, by result.", ["result"]),
+    processErrors: r.counter("process_errors_total", "Errors caught at the process boundary.", ["kind"]),
+  };
+}
+
+export function statusClass(status: number): string {
+  if (status < 200) return "1xx";
+  if (status < 300) return "2xx";
+  if (status < 400) return "3xx";
+  if (status < 500) return "4xx";
+  return "5xx";
+}

@@ -1,0 +1,158 @@
+/**
+ * HTTP/2 server side of a listener (h2c after detection, or h2 inside mTLS): streams become
+ * `ProxyRequest`s; responses are written back with their trailers, which is what gRPC needs.
+ *
+ * Owns: the node:http2 server (never listening itself), its protocol limits and graceful
+ * GOAWAY on drain. Does not route or forward.
+ */
+import http2 from "node:http2";
+import type { Socket } from "node:net";
+import { pipeBody } from "./body.ts";
+import type { ConnectionContext, Handler, ProxyRequest, ProxyResponse, RequestBody } from "./handler.ts";
+import { forwardableHeaders } from "./headers.ts";
+import type { ProxyMetrics } from "./proxy-metrics.ts";
+import type { ServerLimits } from "./server-h1.ts";
+
+export interface H2ServerLimits extends ServerLimits {
+  maxConcurrentStreams: number;
+}
+
+const endStreamFlag = 0x1;
+
+export class H2Server {
+  private readonly server: http2.Http2Server;
+  private readonly sessions = new Map<http2.ServerHttp2Session, ConnectionContext>();
+  private pendingConn: ConnectionContext | undefined;
+
+  constructor(
+    private readonly handler: Handler,
+    private readonly limits: H2ServerLimits,
+    private readonly metrics: ProxyMetrics,
+    private readonly direction: string,
+  ) {
+    this.server = http2.createServer({
+      settings: {
+        maxConcurrentStreams: limits.maxConcurrentStreams,
+        maxHeaderListSize: limits.maxHeaderBytes,
+        enablePush: false,
+      },
+      maxSessionMemory: 16,
+      maxSessionInvalidFrames: 100,
+      maxSessionRejectedStreams: 100,
+      maxHeaderListPairs: 256,
+    });
+    this.server.on("session", (session) => this.onSession(session));
+    this.server.on("stream", (stream, headers, flags) => this.onStream(stream, headers, flags));
+    this.server.on("sessionError", () => this.metrics.protocolErrors.inc([this.direction, "h2_session"]));
+  }
+
+  /** Takes over a socket known to speak HTTP/2 (h2c preface or ALPN h2). */
+  accept(socket: Socket, conn: ConnectionContext, prefix: Buffer | undefined): void {
+    this.pendingConn = conn;
+    try {
+      this.server.emit("connection", socket);
+    } finally {
+      this.pendingConn = undefined;
+    }
+    if (prefix) socket.unshift(prefix);
+  }
+
+  /** Sends GOAWAY everywhere: streams in flight finish, new ones go elsewhere. */
+  drain(): void {
+    for (const session of this.sessions.keys()) session.close();
+  }
+
+  private onSession(session: http2.ServerHttp2Session): void {
+    const conn = this.pendingConn;
+    if (!conn) {
+      session.destroy();
+      return;
+    }
+    this.sessions.set(session, conn);
+    session.on("error", () => this.metrics.protocolErrors.inc([this.direction, "h2_session"]));
+    session.once("close", () => this.sessions.delete(session));
+    session.setTimeout(this.limits.idleTimeoutMs, () => session.close());
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
+    stream.on("error", () => {});
+    const conn = this.sessions.get(stream.session as http2.ServerHttp2Session);
+    const method = headers[":method"];
+    const path = headers[":path"];
+    if (!conn || method === undefined || path === undefined || method === "CONNECT") {
+      this.metrics.protocolErrors.inc([this.direction, "malformed"]);
+      respondEmpty(stream, 400);
+      return;
+    }
+    const ac = new AbortController();
+    stream.once("aborted", () => ac.abort());
+    stream.once("close", () => {
+      if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) ac.abort();
+    });
+    const preq: ProxyRequest = {
+      method,
+      scheme: headers[":scheme"] ?? "http",
+      authority: headers[":authority"] ?? headers.host ?? "",
+      path,
+      headers: forwardableHeaders(headers),
+      body: requestBody(stream, headers, flags),
+      version: "h2",
+      conn,
+      signal: ac.signal,
+      startedAt: performance.now(),
+    };
+    this.handler(preq).then(
+      (resp) => writeResponse(stream, resp),
+      () => respondEmpty(stream, 502),
+    );
+  }
+}
+
+function requestBody(
+  stream: http2.ServerHttp2Stream,
+  h: http2.IncomingHttpHeaders,
+  flags: number,
+): RequestBody {
+  if ((flags & endStreamFlag) !== 0) return { kind: "empty" };
+  const length = h["content-length"];
+  return { kind: "stream", stream, length: length === undefined ? undefined : Number(length) };
+}
+
+function respondEmpty(stream: http2.ServerHttp2Stream, status: number): void {
+  if (stream.destroyed || stream.headersSent) {
+    stream.destroy();
+    return;
+  }
+  try {
+    stream.respond({ ":status": status }, { endStream: true });
+  } catch {
+    stream.destroy();
+  }
+}
+
+function writeResponse(stream: http2.ServerHttp2Stream, resp: ProxyResponse): void {
+  if (stream.destroyed || stream.closed) {
+    resp.body?.destroy();
+    return;
+  }
+  const body = resp.body;
+  try {
+    stream.respond(
+      { ...resp.headers, ":status": resp.status },
+      { endStream: body === null, waitForTrailers: body !== null },
+    );
+  } catch {
+    body?.destroy();
+    respondEmpty(stream, 502);
+    return;
+  }
+  if (body === null) return;
+  stream.once("wantTrailers", () => {
+    try {
+      stream.sendTrailers(resp.trailers() ?? {});
+    } catch {
+      stream.close();
+    }
+  });
+  pipeBody(body, stream, () => stream.end());
+}

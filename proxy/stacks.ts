@@ -1,0 +1,57 @@
+/**
+ * The two stacks, each composed in exactly one place, outermost layer first — the whole
+ * request path of the proxy can be read here.
+ *
+ * Owns: layer order. Does not own any layer's behaviour.
+ */
+import type { ProxyConfig } from "./config.ts";
+import type { Discovery } from "./discovery-client.ts";
+import { type Handler, stack } from "./handler.ts";
+import { authorizeClients } from "./layers/authorize.ts";
+import { balanceEndpoints } from "./layers/balance.ts";
+import { discoverService } from "./layers/discover.ts";
+import { respondToErrors } from "./layers/errors.ts";
+import { forwardToApp, forwardToEndpoint, type HttpClients } from "./layers/forward.ts";
+import { recordMetrics } from "./layers/metrics.ts";
+import { retryFailures } from "./layers/retry.ts";
+import { selectProfileRoute } from "./layers/route.ts";
+import { enforceRouteTimeout } from "./layers/timeout.ts";
+import type { ProxyMetrics } from "./proxy-metrics.ts";
+
+/** Application → mesh: discover, route, time out, retry, balance, then mTLS to the peer. */
+export function outboundStack(
+  config: ProxyConfig,
+  metrics: ProxyMetrics,
+  discovery: Discovery | undefined,
+  clients: HttpClients,
+): Handler {
+  return stack(
+    [
+      recordMetrics(metrics, "outbound"),
+      respondToErrors,
+      discoverService(discovery, config.balancer, config.limits.maxServices),
+      selectProfileRoute,
+      enforceRouteTimeout,
+      retryFailures(metrics, config.retries),
+      balanceEndpoints,
+    ],
+    forwardToEndpoint(clients),
+  );
+}
+
+/** Mesh → application: authorize the verified peer, then plaintext to the local app. */
+export function inboundStack(
+  inbound: NonNullable<ProxyConfig["inbound"]>,
+  metrics: ProxyMetrics,
+  clients: HttpClients,
+): Handler {
+  return stack(
+    [
+      recordMetrics(metrics, "inbound"),
+      respondToErrors,
+      selectProfileRoute,
+      authorizeClients(inbound.authorizedIdentities),
+    ],
+    forwardToApp(clients, inbound.app),
+  );
+}
