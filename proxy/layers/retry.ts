@@ -9,7 +9,14 @@
  * (retry-budget.ts).
  */
 import { bufferBody } from "../body.ts";
-import { type Handler, type Layer, ProxyError, type ProxyRequest, type ProxyResponse } from "../handler.ts";
+import {
+  type Handler,
+  type Layer,
+  ProxyError,
+  type ProxyRequest,
+  type ProxyResponse,
+  type RequestBody,
+} from "../handler.ts";
 import type { ProxyMetrics } from "../proxy-metrics.ts";
 
 export interface RetryOptions {
