@@ -81,16 +81,13 @@ export class Controller {
     const mapper = (map ?? ((obj: T) => [objectKey(obj)])) as (obj: KubernetesObject) => string[];
     if (!map) this.primary ??= source;
     this.sources.push({ informer: source, map: mapper });
-    const enqueue = (obj: KubernetesObject) => {
-      for (const key of mapper(obj)) this.enqueue(key);
+    const enqueue = (...objs: KubernetesObject[]) => {
+      for (const key of new Set(objs.flatMap(mapper))) this.enqueue(key);
     };
     source.addEventHandler({
-      onAdd: enqueue,
-      onUpdate: (oldObj, newObj) => {
-        enqueue(oldObj);
-        enqueue(newObj);
-      },
-      onDelete: enqueue,
+      onAdd: (obj) => enqueue(obj),
+      onUpdate: (oldObj, newObj) => enqueue(oldObj, newObj),
+      onDelete: (obj) => enqueue(obj),
     });
     return this;
   }

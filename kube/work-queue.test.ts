@@ -42,6 +42,16 @@ describe("WorkQueue", () => {
     assert.equal(await pending, "x");
   });
 
+  it("folds adds made in one tick into one hand-out, even with a worker waiting", async () => {
+    const q = new WorkQueue();
+    const waiting = q.get();
+    q.add("k");
+    q.add("k");
+    assert.equal(await waiting, "k");
+    q.done("k");
+    assert.equal(q.length, 0, "not re-queued: the second add came before the hand-out");
+  });
+
   it("addAfter delays a key and keeps the earliest of several delays", async () => {
     const q = new WorkQueue();
     const started = Date.now();

@@ -46,6 +46,7 @@ export class WorkQueue {
   private readonly getters: Array<(key: string | undefined) => void> = [];
   private readonly backoff: ExponentialBackoff;
   private shuttingDown = false;
+  private wakeScheduled = false;
 
   constructor(options: BackoffOptions = {}) {
     this.backoff = new ExponentialBackoff(options);
@@ -64,13 +65,8 @@ export class WorkQueue {
     if (this.shuttingDown || this.dirty.has(key)) return;
     this.dirty.add(key);
     if (this.processing.has(key)) return;
-    const getter = this.getters.shift();
-    if (getter) {
-      this.handOut(key);
-      getter(key);
-    } else {
-      this.queue.push(key);
-    }
+    this.queue.push(key);
+    this.wakeGetters();
   }
 
   /** Adds `key` after `ms`; of several pending delays for one key, the earliest wins. */
@@ -134,6 +130,23 @@ export class WorkQueue {
     this.waiting.clear();
     this.queue.length = 0;
     for (const getter of this.getters.splice(0)) getter(undefined);
+  }
+
+  /**
+   * Hands keys to waiting workers in a microtask rather than inside add(), so that several adds of
+   * one key in the same tick (an update event maps old and new object) still fold into one.
+   */
+  private wakeGetters(): void {
+    if (this.wakeScheduled || this.getters.length === 0) return;
+    this.wakeScheduled = true;
+    queueMicrotask(() => {
+      this.wakeScheduled = false;
+      while (this.getters.length > 0 && this.queue.length > 0) {
+        const key = this.queue.shift()!;
+        this.handOut(key);
+        this.getters.shift()!(key);
+      }
+    });
   }
 
   private handOut(key: string): void {
