@@ -7,7 +7,7 @@
  * (server-h1.ts, server-h2.ts) or relay bytes (opaque.ts).
  */
 import net, { type Socket } from "node:net";
-import tls, { type SecureContext } from "node:tls";
+import tls from "node:tls";
 import type { HostPort, Limits } from "./config.ts";
 import { detect } from "./detect.ts";
 import type { ConnectionContext, Direction } from "./handler.ts";
@@ -17,6 +17,11 @@ import type { H1Server } from "./server-h1.ts";
 import type { H2Server } from "./server-h2.ts";
 import { opaqueAlpn } from "./upstream.ts";
 
+export interface ServerTls {
+  readonly generation: number;
+  secureOptions(): tls.SecureContextOptions | undefined;
+}
+
 export type OpaqueHandler = (socket: Socket, prefix: Buffer) => void | Promise<void>;
 
 export interface ListenerDeps {
@@ -25,8 +30,8 @@ export interface ListenerDeps {
   metrics: ProxyMetrics;
   h1: H1Server;
   h2: H2Server;
-  /** Inbound: the context to terminate mTLS with (undefined until a leaf is installed). */
-  serverContext: (() => SecureContext | undefined) | undefined;
+  /** Inbound: the identity to terminate mTLS with (no options until a leaf is installed). */
+  serverTls: ServerTls | undefined;
   /** Inbound: accept connections that are not TLS (non-meshed clients). */
   allowPlaintext: boolean;
   opaque: OpaqueHandler | undefined;
@@ -35,10 +40,27 @@ export interface ListenerDeps {
 export class Listener {
   private readonly server: net.Server;
   private readonly sockets = new Set<Socket>();
+  /** Never listens: detection hands it TLS connections; it verifies the client chain. */
+  private readonly tlsServer: tls.Server | undefined;
+  private tlsGeneration = -1;
 
   constructor(private readonly deps: ListenerDeps) {
     this.server = net.createServer({ noDelay: true }, (socket) => this.onSocket(socket));
     this.server.on("error", () => {});
+    if (deps.serverTls) {
+      const { direction, metrics } = deps;
+      this.tlsServer = tls.createServer({
+        requestCert: true,
+        rejectUnauthorized: true,
+        ALPNProtocols: ["h2", "http/1.1", opaqueAlpn],
+        handshakeTimeout: deps.limits.detectTimeoutMs,
+      });
+      this.tlsServer.on("secureConnection", (s: tls.TLSSocket) => this.onSecure(s));
+      this.tlsServer.on("tlsClientError", (_err, s: tls.TLSSocket) => {
+        metrics.tlsHandshakeFailures.inc([direction, "server"]);
+        s.destroy();
+      });
+    }
   }
 
   listen(at: HostPort): Promise<number> {
@@ -84,11 +106,11 @@ export class Listener {
         socket.destroy();
         return;
       }
-      if (found.protocol === "tls" && this.deps.serverContext) {
+      if (found.protocol === "tls" && this.deps.serverTls) {
         this.acceptTls(socket, found.prefix);
         return;
       }
-      if (this.deps.serverContext && !this.deps.allowPlaintext) {
+      if (this.deps.serverTls && !this.deps.allowPlaintext) {
         metrics.tcpRejected.inc([direction, "plaintext_not_allowed"]);
         socket.destroy();
         return;
@@ -128,45 +150,40 @@ export class Listener {
     }
   }
 
-  /** Terminates mTLS: the client must present a chain to our anchors with a SPIFFE ID. */
+  /**
+   * Terminates mTLS: OpenSSL verifies the client chain against our anchors (rejectUnauthorized),
+   * then the client must carry a SPIFFE ID. A renewed leaf or reloaded bundle is swapped in with
+   * setSecureContext; connections already open keep the context they started with.
+   */
   private acceptTls(socket: Socket, prefix: Buffer): void {
-    const { direction, metrics, limits } = this.deps;
-    const secureContext = this.deps.serverContext?.();
-    if (!secureContext) {
-      metrics.tcpRejected.inc([direction, "no_identity_yet"]);
-      socket.destroy();
-      return;
-    }
-    socket.unshift(prefix);
-    const tlsSocket = new tls.TLSSocket(socket, {
-      isServer: true,
-      secureContext,
-      requestCert: true,
-      rejectUnauthorized: true,
-      ALPNProtocols: ["h2", "http/1.1", opaqueAlpn],
-    });
-    let secured = false;
-    const fail = () => {
-      if (!secured) metrics.tlsHandshakeFailures.inc([direction, "server"]);
-      secured = true;
-      tlsSocket.destroy();
-      socket.destroy();
-    };
-    const timer = setTimeout(fail, limits.detectTimeoutMs);
-    tlsSocket.on("error", fail);
-    tlsSocket.once("close", () => clearTimeout(timer));
-    tlsSocket.once("secure", () => {
-      clearTimeout(timer);
-      const peer = tlsSocket.authorized ? peerSpiffeId(tlsSocket.getPeerCertificate()) : undefined;
-      if (peer === undefined) {
-        fail();
+    const { direction, metrics, serverTls } = this.deps;
+    const server = this.tlsServer!;
+    if (serverTls!.generation !== this.tlsGeneration) {
+      const options = serverTls!.secureOptions();
+      if (!options) {
+        metrics.tcpRejected.inc([direction, "no_identity_yet"]);
+        socket.destroy();
         return;
       }
-      secured = true;
-      const conn = this.context(socket, "mtls", peer);
-      const alpn = tlsSocket.alpnProtocol;
-      const protocol = alpn === "h2" ? "h2" : alpn === opaqueAlpn ? "opaque" : "http/1.1";
-      this.dispatch(tlsSocket as Socket, protocol, conn, undefined);
-    });
+      server.setSecureContext(options);
+      this.tlsGeneration = serverTls!.generation;
+    }
+    socket.unshift(prefix);
+    server.emit("connection", socket);
+  }
+
+  private onSecure(tlsSocket: tls.TLSSocket): void {
+    const { direction, metrics } = this.deps;
+    tlsSocket.on("error", () => tlsSocket.destroy());
+    const peer = peerSpiffeId(tlsSocket.getPeerCertificate());
+    if (peer === undefined) {
+      metrics.tlsHandshakeFailures.inc([direction, "no_peer_identity"]);
+      tlsSocket.destroy();
+      return;
+    }
+    const conn = this.context(tlsSocket, "mtls", peer);
+    const alpn = tlsSocket.alpnProtocol;
+    const protocol = alpn === "h2" ? "h2" : alpn === opaqueAlpn ? "opaque" : "http/1.1";
+    this.dispatch(tlsSocket, protocol, conn, undefined);
   }
 }

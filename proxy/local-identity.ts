@@ -90,10 +90,6 @@ export class LocalIdentity implements ClientTls {
     return this.context;
   }
 
-  serverContext(): SecureContext | undefined {
-    return this.context;
-  }
-
   verifierFor(expected: string): (host: string, cert: PeerCertificate) => Error | undefined {
     return spiffeVerifier(expected);
   }
@@ -185,14 +181,16 @@ export class LocalIdentity implements ClientTls {
     this.rebuildContext();
   }
 
+  /** Options for tls.Server#setSecureContext (the inbound side swaps contexts through it). */
+  secureOptions(): tls.SecureContextOptions | undefined {
+    if (!this.leaf || !this.bundle.pem) return undefined;
+    return { key: this.keyPem, cert: this.leaf.chainPem, ca: this.bundle.pem, minVersion: "TLSv1.3" };
+  }
+
   private rebuildContext(): void {
-    if (!this.leaf || !this.bundle.pem) return;
-    this.context = tls.createSecureContext({
-      key: this.keyPem,
-      cert: this.leaf.chainPem,
-      ca: this.bundle.pem,
-      minVersion: "TLSv1.3",
-    });
+    const options = this.secureOptions();
+    if (!options) return;
+    this.context = tls.createSecureContext(options);
     this.generation++;
     for (const w of this.readyWaiters.splice(0)) w();
   }

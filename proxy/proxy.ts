@@ -81,7 +81,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       metrics,
       h1,
       h2,
-      serverContext: identity ? () => identity.serverContext() : undefined,
+      serverTls: identity,
       allowPlaintext: config.inbound.allowPlaintext,
       opaque: relayToApp(config.inbound.app, limits.connectTimeoutMs),
     });
@@ -99,7 +99,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       metrics,
       h1,
       h2,
-      serverContext: undefined,
+      serverTls: undefined,
       allowPlaintext: true,
       opaque: opaqueAuthority
         ? relayToAuthority(opaqueAuthority, discovery, identity, limits.connectTimeoutMs)

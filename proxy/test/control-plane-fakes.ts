@@ -1,0 +1,128 @@
+/**
+ * Test fixture: in-test destination and identity services speaking the wire protocols in
+ * docs/proxy.md, on loopback. They stand in for controlplane/ so the proxy is tested over the
+ * network exactly as it runs.
+ */
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { parseCsr } from "../../pki/index.ts";
+import type { DiscoveryUpdate } from "../discovery-protocol.ts";
+import { issueFor, type MeshCa, serverCredentials } from "./mesh-pki.ts";
+
+function listen(server: http2.Http2Server | http2.Http2SecureServer): Promise<number> {
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)),
+  );
+}
+
+export class FakeDestination {
+  port = 0;
+  private readonly server = http2.createServer();
+  private readonly state = new Map<string, DiscoveryUpdate>();
+  private readonly watchers = new Map<string, Set<http2.ServerHttp2Stream>>();
+
+  async start(): Promise<this> {
+    this.server.on("stream", (stream, headers) => this.onStream(stream, headers));
+    this.port = await listen(this.server);
+    return this;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Sets (and pushes to watchers) the state of an authority. */
+  set(authority: string, update: Partial<DiscoveryUpdate>): void {
+    const full: DiscoveryUpdate = { endpoints: [], routes: [], retryBudget: undefined, ...update };
+    this.state.set(authority, full);
+    for (const s of this.watchers.get(authority) ?? []) s.write(`${JSON.stringify(full)}\n`);
+  }
+
+  close(): Promise<void> {
+    for (const set of this.watchers.values()) for (const s of set) s.close();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on("error", () => {});
+    const url = new URL(headers[":path"] ?? "/", "http://x");
+    const authority = url.searchParams.get("authority") ?? "";
+    const current = this.state.get(authority);
+    if (url.pathname !== "/v1/watch" || !current) {
+      stream.respond({ ":status": 404 }, { endStream: true });
+      return;
+    }
+    stream.respond({ ":status": 200, "content-type": "application/x-ndjson" });
+    stream.write(`${JSON.stringify(current)}\n`);
+    let set = this.watchers.get(authority);
+    if (!set) {
+      set = new Set();
+      this.watchers.set(authority, set);
+    }
+    set.add(stream);
+    stream.once("close", () => set.delete(stream));
+  }
+}
+
+export class FakeIdentity {
+  port = 0;
+  /** Certificates issued, by SPIFFE ID. */
+  readonly issued = new Map<string, number>();
+  private server: http2.Http2SecureServer;
+
+  constructor(
+    private ca: MeshCa,
+    private readonly tokens: Map<string, string>,
+    public lifetimeMs: number,
+  ) {
+    this.server = http2.createSecureServer({ ...serverCredentials(ca), allowHTTP1: false });
+  }
+
+  async start(): Promise<this> {
+    this.server.on("stream", (stream, headers) => this.onStream(stream, headers));
+    this.port = await listen(this.server);
+    return this;
+  }
+
+  get url(): string {
+    return `https://127.0.0.1:${this.port}`;
+  }
+
+  /** Issues from another CA from now on (an anchor rotation); the serving certificate stays. */
+  useCa(ca: MeshCa): void {
+    this.ca = ca;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+    stream.on("error", () => {});
+    const token = String(headers.authorization ?? "").replace(/^Bearer /, "");
+    const spiffeId = this.tokens.get(token);
+    if (headers[":path"] !== "/v1/certify" || headers[":method"] !== "POST" || !spiffeId) {
+      stream.respond({ ":status": spiffeId ? 404 : 401 }, { endStream: true });
+      return;
+    }
+    const chunks: Buffer[] = [];
+    stream.on("data", (c: Buffer) => chunks.push(c));
+    stream.on("end", () => {
+      try {
+        const csr = parseCsr(Buffer.concat(chunks).toString("utf8"));
+        if (csr.spiffeId !== undefined && csr.spiffeId !== spiffeId) throw new Error("identity mismatch");
+        const chain = issueFor(this.ca, csr.publicKey, { spiffeId, lifetimeMs: this.lifetimeMs });
+        this.issued.set(spiffeId, (this.issued.get(spiffeId) ?? 0) + 1);
+        const body = JSON.stringify({
+          certificateChainPem: chain,
+          notAfter: new Date(Date.now() + this.lifetimeMs).toISOString(),
+        });
+        stream.respond({ ":status": 200, "content-type": "application/json" });
+        stream.end(body);
+      } catch (err) {
+        stream.respond({ ":status": 400 });
+        stream.end((err as Error).message);
+      }
+    });
+  }
+}
