@@ -18,6 +18,12 @@ export interface ClientLimits {
   idleTimeoutMs: number;
 }
 
+class StaleConnection extends Error {
+  constructor(override readonly cause: ProxyError) {
+    super(cause.message);
+  }
+}
+
 export class H1Client {
   private readonly agents = new Map<string, http.Agent>();
 
@@ -26,7 +32,22 @@ export class H1Client {
     private readonly limits: ClientLimits,
   ) {}
 
-  forward(req: ProxyRequest, target: UpstreamTarget): Promise<ProxyResponse> {
+  /**
+   * A pooled connection the server closed while idle fails the request sent on it before any
+   * response; that request was never processed, so it is sent once more on a new connection
+   * when its body can be replayed.
+   */
+  async forward(req: ProxyRequest, target: UpstreamTarget): Promise<ProxyResponse> {
+    try {
+      return await this.forwardOnce(req, target);
+    } catch (err) {
+      if (!(err instanceof StaleConnection)) throw err;
+      if (req.body.kind === "stream") throw err.cause;
+      return this.forwardOnce(req, target);
+    }
+  }
+
+  private forwardOnce(req: ProxyRequest, target: UpstreamTarget): Promise<ProxyResponse> {
     const agent = this.agentFor(target);
     return new Promise<ProxyResponse>((resolve, reject) => {
       let connected = false;
@@ -34,6 +55,10 @@ export class H1Client {
       const fail = (err: Error) => {
         if (settled) return;
         settled = true;
+        if (upstream.reusedSocket && !(err instanceof ProxyError)) {
+          reject(new StaleConnection(new ProxyError("UpstreamReset", err.message)));
+          return;
+        }
         reject(
           err instanceof ProxyError
             ? err

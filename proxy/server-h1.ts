@@ -44,7 +44,8 @@ export class H1Server {
     this.server = http.createServer({
       maxHeaderSize: limits.maxHeaderBytes,
       requestTimeout: 0,
-      keepAliveTimeout: Math.min(limits.idleTimeoutMs, 60_000),
+      // Advertised in Keep-Alive: timeout=N; matches the header timer re-armed after each response.
+      keepAliveTimeout: Math.min(limits.headerTimeoutMs, limits.idleTimeoutMs),
       noDelay: true,
     });
     this.server.timeout = limits.idleTimeoutMs;

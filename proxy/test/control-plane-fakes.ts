@@ -88,9 +88,10 @@ export class FakeIdentity {
     return `https://127.0.0.1:${this.port}`;
   }
 
-  /** Issues from another CA from now on (an anchor rotation); the serving certificate stays. */
+  /** Issues from, and serves a certificate of, another CA from now on (an anchor rotation). */
   useCa(ca: MeshCa): void {
     this.ca = ca;
+    this.server.setSecureContext(serverCredentials(ca));
   }
 
   close(): Promise<void> {
