@@ -8,6 +8,7 @@
 // Owns lifecycle and wiring; does not own any reconcile logic.
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeConfig, KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { Controller, type ControllerOptions } from "./controller.ts";
@@ -158,8 +159,12 @@ export class Manager {
   private async onLost(): Promise<void> {
     this.state = "stopping";
     this.log.fatal("leadership lost: stopping all controllers");
-    await Promise.all(this.controllers.map((c) => c.stop(true)));
-    await Promise.all([...this.informers.values()].map((i) => i.stop()));
+    // Another replica may lead soon: give running reconciles (signalled to abort) a moment, no more.
+    const stopped = Promise.all([
+      ...this.controllers.map((c) => c.stop(true)),
+      ...[...this.informers.values()].map((i) => i.stop()),
+    ]);
+    await Promise.race([stopped, sleep(1000)]);
     this.state = "stopped";
     const exit = this.options.onLeadershipLost ?? (() => process.exit(1));
     exit();
