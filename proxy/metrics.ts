@@ -33,10 +33,15 @@ abstract class Metric<T> {
 
   /** Series for the label values, created on first use. Values are positional. */
   protected get(values: readonly string[]): T {
-    const key = values.join("\u0000");
+    let key = values.join("\u0000");
     let s = this.series.get(key);
     if (s === undefined) {
-      if (this.series.size >= this.maxSeries) return this.get(values.map(() => overflowLabel));
+      if (this.series.size >= this.maxSeries) {
+        values = values.map(() => overflowLabel);
+        key = values.join("\u0000");
+        s = this.series.get(key);
+        if (s !== undefined) return s.data;
+      }
       s = { values: [...values], data: this.fresh() };
       this.series.set(key, s);
     }
