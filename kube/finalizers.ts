@@ -1,6 +1,7 @@
-// Finalizers, added and removed with a JSON patch whose first operation tests the
-// resourceVersion the reconciler read: if the object changed meanwhile the patch fails (a
-// conflict, retried with back-off) instead of overwriting someone else's finalizer list.
+// Finalizers, added and removed with a JSON patch that carries the resourceVersion the
+// reconciler read: if the object changed meanwhile the API server refuses it with 409 Conflict
+// (retried with back-off) instead of the patch editing a finalizer list it did not see. (A JSON
+// patch `test` of the resourceVersion would also refuse it, but as an indistinct 422.)
 // Owns the patches; does not own the clean-up a finalizer guards (the controller's job).
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { type JsonPatchOperation, type ObjectWriter, refOf } from "./object-writer.ts";
@@ -20,7 +21,7 @@ export async function addFinalizer<T extends KubernetesObject>(
   finalizer: string,
 ): Promise<T> {
   if (hasFinalizer(obj, finalizer)) return obj;
-  const ops: JsonPatchOperation[] = [resourceVersionTest(obj)];
+  const ops: JsonPatchOperation[] = [resourceVersionPrecondition(obj)];
   if (obj.metadata?.finalizers) ops.push({ op: "add", path: "/metadata/finalizers/-", value: finalizer });
   else ops.push({ op: "add", path: "/metadata/finalizers", value: [finalizer] });
   return writer.jsonPatch<T>(refOf(obj), ops);
@@ -34,16 +35,15 @@ export async function removeFinalizer<T extends KubernetesObject>(
 ): Promise<T> {
   const index = obj.metadata?.finalizers?.indexOf(finalizer) ?? -1;
   if (index < 0) return obj;
-  const path = `/metadata/finalizers/${index}`;
+  // The resourceVersion precondition guarantees the list, and so the index, is the one read.
   return writer.jsonPatch<T>(refOf(obj), [
-    resourceVersionTest(obj),
-    { op: "test", path, value: finalizer },
-    { op: "remove", path },
+    resourceVersionPrecondition(obj),
+    { op: "remove", path: `/metadata/finalizers/${index}` },
   ]);
 }
 
-function resourceVersionTest(obj: KubernetesObject): JsonPatchOperation {
+function resourceVersionPrecondition(obj: KubernetesObject): JsonPatchOperation {
   const rv = obj.metadata?.resourceVersion;
   if (!rv) throw new Error("a finalizer patch needs the resourceVersion that was read");
-  return { op: "test", path: "/metadata/resourceVersion", value: rv };
+  return { op: "replace", path: "/metadata/resourceVersion", value: rv };
 }
