@@ -1,6 +1,7 @@
 // Schema pieces shared by the three kinds: durations, conditions, label selectors, resource
 // requirements, references. Each is a TypeBox schema, which is plain JSON Schema (the same
 // object the CRD publishes) with a static TypeScript type attached.
+import type { V1ObjectMeta } from "@kubernetes/client-node";
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { DURATION_PATTERN } from "./duration.ts";
 
@@ -89,26 +90,8 @@ export const SemVer = (description: string) =>
       "^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$",
   });
 
-/** Standard object metadata as the API returns it; the schema of a CRD does not describe it. */
-export interface ObjectMeta {
-  name?: string;
-  namespace?: string;
-  uid?: string;
-  generation?: number;
-  resourceVersion?: string;
-  creationTimestamp?: string | Date;
-  deletionTimestamp?: string | Date;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  finalizers?: string[];
-  ownerReferences?: Array<{
-    apiVersion: string;
-    kind: string;
-    name: string;
-    uid: string;
-    controller?: boolean;
-  }>;
-}
+/** Standard object metadata, as @kubernetes/client-node types it. */
+export type ObjectMeta = V1ObjectMeta;
 
 export interface KindDefinition<Spec extends TSchema = TSchema, Status extends TSchema = TSchema> {
   kind: string;

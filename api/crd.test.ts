@@ -12,9 +12,17 @@ describe("crds/", () => {
   it("matches what api/ generates", () => {
     const expected = renderCrdFiles();
     const actual = readdirSync(crdDir).filter((f) => f.endsWith(".yaml"));
-    assert.deepEqual(actual.sort(), [...expected.keys()].sort(), "the set of CRD files; run npm run generate");
+    assert.deepEqual(
+      actual.sort(),
+      [...expected.keys()].sort(),
+      "the set of CRD files; run npm run generate",
+    );
     for (const [name, yaml] of expected) {
-      assert.equal(readFileSync(join(crdDir, name), "utf8"), yaml, `crds/${name} is stale; run npm run generate`);
+      assert.equal(
+        readFileSync(join(crdDir, name), "utf8"),
+        yaml,
+        `crds/${name} is stale; run npm run generate`,
+      );
     }
   });
 });

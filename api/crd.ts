@@ -19,7 +19,8 @@ export function toStructural(schema: unknown): Json {
 }
 
 type JsonObject = { [k: string]: Json };
-const isObject = (v: Json | undefined): v is JsonObject => v !== null && typeof v === "object" && !Array.isArray(v);
+const isObject = (v: Json | undefined): v is JsonObject =>
+  v !== null && typeof v === "object" && !Array.isArray(v);
 
 /**
  * An object's `default: {}` becomes the object with its properties' defaults filled in, as the

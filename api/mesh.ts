@@ -241,7 +241,9 @@ export const MeshStatus = Type.Object({
       previousVersion: Type.Optional(Type.String()),
       targetVersion: Type.Optional(Type.String({ description: "Version of the candidate revision." })),
       candidateSince: Type.Optional(Type.String({ format: "date-time" })),
-      failedVersion: Type.Optional(Type.String({ description: "A version that was rolled back; not retried." })),
+      failedVersion: Type.Optional(
+        Type.String({ description: "A version that was rolled back; not retried." }),
+      ),
       components: Type.Optional(Type.Array(ComponentStatus, { maxItems: 32 })),
     }),
   ),

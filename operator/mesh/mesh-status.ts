@@ -25,15 +25,25 @@ export function meshStatus(input: StatusInput): MeshStatus {
   const ready = plan.phase === "Ready" && blocker === undefined;
   let conditions: Condition[] = (input.previous?.conditions ?? []) as Condition[];
   const set = (type: string, status: boolean, reason: string, message: string) => {
-    conditions = setCondition(conditions, { type, status: status ? "True" : "False", reason, message, observedGeneration: generation }, now);
+    conditions = setCondition(
+      conditions,
+      { type, status: status ? "True" : "False", reason, message, observedGeneration: generation },
+      now,
+    );
   };
   const summary = blocker ?? plan;
   set("Ready", ready, ready ? plan.reason : summary.reason, ready ? plan.message : summary.message);
   const progressing = PROGRESSING.has(plan.phase) || (blocker !== undefined && !blocker.degraded);
-  set("Progressing", progressing, progressing ? summary.reason : "Stable", progressing ? summary.message : "no change in progress");
+  set(
+    "Progressing",
+    progressing,
+    progressing ? summary.reason : "Stable",
+    progressing ? summary.message : "no change in progress",
+  );
   const degraded = DEGRADED.has(plan.phase) || blocker?.degraded === true;
   set("Degraded", degraded, degraded ? summary.reason : "Healthy", degraded ? summary.message : "no failure");
-  const phase = blocker && plan.phase === "Ready" ? (blocker.degraded ? "Degraded" : "Installing") : plan.phase;
+  const phase =
+    blocker && plan.phase === "Ready" ? (blocker.degraded ? "Degraded" : "Installing") : plan.phase;
   return {
     ...input.previous,
     observedGeneration: generation,

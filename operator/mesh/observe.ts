@@ -18,7 +18,9 @@ export function observeComponents(deployments: V1Deployment[], version: string):
   const revision = revisionName(version);
   return COMPONENTS.map((c) => {
     const d = deployments.find(
-      (x) => x.metadata?.labels?.[LABELS.component] === c.name && x.metadata?.labels?.[LABELS.revision] === revision,
+      (x) =>
+        x.metadata?.labels?.[LABELS.component] === c.name &&
+        x.metadata?.labels?.[LABELS.revision] === revision,
     );
     const replicas = d?.spec?.replicas ?? 1;
     const available = d?.status?.availableReplicas ?? 0;
@@ -26,7 +28,13 @@ export function observeComponents(deployments: V1Deployment[], version: string):
       d !== undefined &&
       (d.status?.observedGeneration ?? 0) >= (d.metadata?.generation ?? 1) &&
       (d.status?.updatedReplicas ?? 0) >= replicas;
-    return { name: c.name, revision, ready: rolledOut && available >= replicas, readyReplicas: available, replicas };
+    return {
+      name: c.name,
+      revision,
+      ready: rolledOut && available >= replicas,
+      readyReplicas: available,
+      replicas,
+    };
   });
 }
 
@@ -34,5 +42,8 @@ export function versionHealth(deployments: V1Deployment[], version: string): Ver
   const components = observeComponents(deployments, version);
   const waiting = components.filter((c) => !c.ready);
   if (waiting.length === 0) return { healthy: true };
-  return { healthy: false, detail: waiting.map((c) => `${c.name} ${c.readyReplicas}/${c.replicas} available`).join(", ") };
+  return {
+    healthy: false,
+    detail: waiting.map((c) => `${c.name} ${c.readyReplicas}/${c.replicas} available`).join(", "),
+  };
 }

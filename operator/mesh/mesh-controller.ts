@@ -1,0 +1,257 @@
+// The Mesh controller: reads the Mesh and everything Trellis owns for it from the informer
+// caches, plans the control plane (control-plane-plan.ts), renders it (render.ts and
+// identity-objects.ts), makes the cluster match (object-sync.ts), and writes status and Events.
+// Deleting a Mesh runs mesh-removal.ts behind a finalizer.
+import type { KubernetesObject, V1Deployment, V1Secret } from "@kubernetes/client-node";
+import {
+  type Certificate,
+  CONTROL_PLANE_NAMESPACE,
+  FINALIZER,
+  type Mesh,
+  type MeshSpec,
+  validateMeshSpec,
+} from "../../api/index.ts";
+import {
+  addFinalizer,
+  type Informer,
+  isBeingDeleted,
+  type Manager,
+  type ReconcileRequest,
+  type ReconcileResult,
+  setCondition,
+} from "../../kube/index.ts";
+import { syncObjects } from "../object-sync.ts";
+import { RESOURCES, type ResourceName } from "../resources.ts";
+import { writeStatusIfChanged } from "../status-write.ts";
+import { type ControlPlaneState, planControlPlane } from "./control-plane-plan.ts";
+import {
+  anchorCertificateName,
+  INJECTOR_CERTIFICATE,
+  ISSUER_CERTIFICATE,
+  renderIdentityCertificates,
+} from "./identity-objects.ts";
+import { removeMesh } from "./mesh-removal.ts";
+import { meshStatus } from "./mesh-status.ts";
+import { observeComponents, versionHealth } from "./observe.ts";
+import { ownedLabels, renderControlPlane } from "./render.ts";
+
+export interface MeshControllerOptions {
+  operatorVersion: string;
+  /** Development only: the API server calls the injector at this URL. */
+  injectorUrl?: string | undefined;
+  now?: () => Date;
+}
+
+/** Kinds the Mesh controller renders and prunes. */
+export const OWNED_KINDS: ResourceName[] = [
+  "namespace",
+  "serviceAccount",
+  "clusterRole",
+  "clusterRoleBinding",
+  "role",
+  "roleBinding",
+  "deployment",
+  "service",
+  "podDisruptionBudget",
+  "configMap",
+  "mutatingWebhook",
+  "certificate",
+];
+
+type Obj = KubernetesObject & { spec?: unknown; status?: unknown };
+
+export class MeshController {
+  private readonly meshes: Informer<Mesh & KubernetesObject>;
+  private readonly owned = new Map<ResourceName, Informer<Obj>>();
+  private readonly secrets: Informer<V1Secret & KubernetesObject>;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly manager: Manager,
+    private readonly options: MeshControllerOptions,
+  ) {
+    this.now = options.now ?? (() => new Date());
+    this.meshes = manager.informer(RESOURCES.mesh);
+    this.secrets = manager.informer(RESOURCES.ownedSecret);
+    const controller = manager.controller({
+      name: "mesh",
+      reconcile: (r) => this.reconcile(r),
+      resyncMs: 5 * 60_000,
+    });
+    controller.watches(this.meshes);
+    const toMesh = (o: KubernetesObject) => {
+      const name = o.metadata?.labels?.["trellis.dev/mesh"];
+      return name ? [name] : [];
+    };
+    for (const kind of OWNED_KINDS) {
+      const informer = manager.informer<Obj>(RESOURCES[kind]);
+      this.owned.set(kind, informer);
+      controller.watches(informer, toMesh);
+    }
+    controller.watches(this.secrets, (s) =>
+      s.metadata?.namespace === CONTROL_PLANE_NAMESPACE ? this.meshes.keys() : [],
+    );
+  }
+
+  /** Everything this Mesh owns, from the caches. */
+  ownedObjects(meshName: string): Obj[] {
+    const out: Obj[] = [];
+    for (const informer of this.owned.values()) {
+      for (const o of informer.list()) if (o.metadata?.labels?.["trellis.dev/mesh"] === meshName) out.push(o);
+    }
+    return out;
+  }
+
+  async reconcile(request: ReconcileRequest): Promise<ReconcileResult> {
+    const cached = this.meshes.get(request.key);
+    if (!cached) return;
+    if (isBeingDeleted(cached))
+      return removeMesh(this.manager, cached, this.ownedObjects(cached.metadata?.name ?? ""), request.logger);
+    const mesh = await addFinalizer(this.manager.writer, cached, FINALIZER);
+    const generation = mesh.metadata?.generation ?? 0;
+    const checked = validateMeshSpec(mesh.spec);
+    if (!checked.ok) return this.reportInvalid(mesh, generation, checked.errors.join("; "));
+    const spec = checked.value;
+    const now = this.now();
+    const state: ControlPlaneState = mesh.status?.controlPlane ?? {};
+    const deployments = (this.owned.get("deployment")?.list() ?? []) as V1Deployment[];
+    const plan = planControlPlane({ spec, state, health: (v) => versionHealth(deployments, v), now });
+    const identity = this.identity(mesh, spec);
+    const desired = [
+      ...renderControlPlane({
+        mesh: { name: mesh.metadata?.name ?? "", uid: mesh.metadata?.uid ?? "", spec },
+        operatorVersion: this.options.operatorVersion,
+        versions: plan.versions,
+        trustBundlePem: identity.bundlePem,
+        injectorCaBundle: Buffer.from(identity.bundlePem).toString("base64"),
+        ...(this.options.injectorUrl ? { injectorUrl: this.options.injectorUrl } : {}),
+      }),
+      ...identity.certificates,
+    ];
+    const sync = await syncObjects({
+      desired,
+      live: {
+        get: (ref) => this.liveObject(ref),
+        owned: () => this.ownedObjects(mesh.metadata?.name ?? ""),
+      },
+      writer: this.manager.writer,
+      ownerUid: mesh.metadata?.uid ?? "",
+    });
+    if (sync.applied.length + sync.deleted.length > 0) {
+      request.logger.info(
+        { applied: sync.applied.length, deleted: sync.deleted.length, versions: plan.versions },
+        "control plane synced",
+      );
+    }
+    for (const e of plan.events) await this.manager.events.event(mesh, e.type, e.reason, e.message);
+    const components = plan.versions.flatMap((v) => observeComponents(deployments, v));
+    const status = meshStatus({
+      previous: mesh.status,
+      generation,
+      plan,
+      components,
+      operatorVersion: this.options.operatorVersion,
+      ...(identity.blocker ? { blocker: identity.blocker } : {}),
+      now,
+    });
+    if (identity.anchor)
+      status.trustAnchor = {
+        ...status.trustAnchor,
+        ...identity.anchor,
+        rotationPhase: status.trustAnchor?.rotationPhase ?? "Stable",
+      };
+    await writeStatusIfChanged(this.manager, mesh, status);
+    return plan.requeueAfterMs === undefined ? undefined : { requeueAfterMs: plan.requeueAfterMs };
+  }
+
+  private liveObject(ref: {
+    apiVersion: string;
+    kind: string;
+    name: string;
+    namespace?: string;
+  }): Obj | undefined {
+    for (const [kind, informer] of this.owned) {
+      const r = RESOURCES[kind];
+      if (r.kind === ref.kind && r.apiVersion === ref.apiVersion) {
+        return informer.get(ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name);
+      }
+    }
+    return undefined;
+  }
+
+  /** The identity Certificates to render, the trust bundle, and whether identity blocks readiness. */
+  private identity(mesh: Mesh, spec: MeshSpec) {
+    const name = mesh.metadata?.name ?? "";
+    const generations = [1];
+    const certificates = renderIdentityCertificates({
+      meshName: name,
+      meshUid: mesh.metadata?.uid ?? "",
+      spec,
+      anchorGenerations: generations,
+      labels: ownedLabels(name),
+    });
+    const anchorSecrets = generations.map((g) =>
+      this.secrets.get(`${CONTROL_PLANE_NAMESPACE}/${anchorCertificateName(g)}`),
+    );
+    const bundlePem = anchorSecrets
+      .map((s) => Buffer.from(s?.data?.["tls.crt"] ?? "", "base64").toString("utf8"))
+      .join("");
+    const certs = this.owned.get("certificate");
+    const notReady = [
+      anchorCertificateName(generations[0] ?? 1),
+      ISSUER_CERTIFICATE,
+      INJECTOR_CERTIFICATE,
+    ].filter((n) => {
+      const c = certs?.get(`${CONTROL_PLANE_NAMESPACE}/${n}`) as Certificate | undefined;
+      return !c?.status?.conditions?.some((x) => x.type === "Ready" && x.status === "True");
+    });
+    const anchorCert = certs?.get(
+      `${CONTROL_PLANE_NAMESPACE}/${anchorCertificateName(generations[0] ?? 1)}`,
+    ) as Certificate | undefined;
+    return {
+      certificates,
+      bundlePem,
+      anchor: anchorCert?.status?.fingerprint
+        ? {
+            fingerprint: anchorCert.status.fingerprint,
+            ...(anchorCert.status.notAfter ? { notAfter: anchorCert.status.notAfter } : {}),
+          }
+        : undefined,
+      blocker:
+        notReady.length > 0
+          ? {
+              reason: "WaitingForIdentity",
+              message: `waiting for certificates ${notReady.join(", ")} to be issued`,
+              degraded: false,
+            }
+          : undefined,
+    };
+  }
+
+  private async reportInvalid(
+    mesh: Mesh & KubernetesObject,
+    generation: number,
+    message: string,
+  ): Promise<ReconcileResult> {
+    let conditions = mesh.status?.conditions ?? [];
+    const set = (type: string, status: boolean, reason: string, msg: string) => {
+      conditions = setCondition(conditions, {
+        type,
+        status: status ? "True" : "False",
+        reason,
+        message: msg,
+        observedGeneration: generation,
+      });
+    };
+    set("Ready", false, "InvalidSpec", message);
+    set("Degraded", true, "InvalidSpec", message);
+    set("Progressing", false, "InvalidSpec", "nothing to do until the spec is fixed");
+    const written = await writeStatusIfChanged(this.manager, mesh, {
+      ...mesh.status,
+      observedGeneration: generation,
+      conditions,
+    });
+    if (written) await this.manager.events.event(mesh, "Warning", "InvalidSpec", message);
+    return;
+  }
+}

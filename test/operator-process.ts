@@ -1,0 +1,77 @@
+// Runs `trellis operator` as a real child process against a local cluster, the way a user runs
+// it on a host, and stops it by PID (gracefully, or with SIGKILL to simulate a crash).
+import { createReadStream } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { repoRoot } from "./cluster/binaries.ts";
+import type { LocalCluster } from "./cluster/local-cluster.ts";
+import { waitFor } from "./cluster/local-cluster.ts";
+import { type ManagedProcess, ProcessGroup } from "./cluster/process-group.ts";
+
+export interface OperatorProcess {
+  process: ManagedProcess;
+  logFile: string;
+  stop(): Promise<void>;
+  kill(): Promise<void>;
+  /** Parsed JSON log lines written so far. */
+  logs(): Promise<Array<Record<string, unknown>>>;
+}
+
+let counter = 0;
+
+export async function startOperator(
+  cluster: LocalCluster,
+  args: string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<OperatorProcess> {
+  const group = new ProcessGroup();
+  const logFile = join(cluster.dir, `operator-${++counter}.log`);
+  const proc = group.start({
+    name: "trellis-operator",
+    command: process.execPath,
+    args: [
+      "--import",
+      "tsx",
+      join(repoRoot, "bin/trellis.ts"),
+      "operator",
+      `--kubeconfig=${cluster.kubeconfigPath}`,
+      "--metrics-port=0",
+      "--metrics-host=127.0.0.1",
+      ...args,
+    ],
+    logFile,
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+  });
+  const op: OperatorProcess = {
+    process: proc,
+    logFile,
+    stop: () => group.stop(10_000),
+    kill: async () => {
+      proc.child.kill("SIGKILL");
+      await proc.exited;
+      await group.stop();
+    },
+    logs: async () => {
+      const lines: Array<Record<string, unknown>> = [];
+      for await (const line of createInterface({ input: createReadStream(logFile) })) {
+        try {
+          lines.push(JSON.parse(line) as Record<string, unknown>);
+        } catch {
+          // not a log line (e.g. a Node warning)
+        }
+      }
+      return lines;
+    },
+  };
+  await waitFor(
+    async () => {
+      if (proc.exitCode() !== undefined)
+        throw new Error(`operator exited (${proc.exitCode()}); see ${logFile}`);
+      return (await op.logs()).some((l) => l.msg === "manager serving health and metrics");
+    },
+    30_000,
+    "the operator to start",
+  );
+  return op;
+}
