@@ -8,6 +8,8 @@ import { join } from "node:path";
 
 export interface OpensslResult {
   ok: boolean;
+  stdout: string;
+  /** stdout and stderr together, for assertion messages. */
   output: string;
 }
 
@@ -17,7 +19,7 @@ export function openssl(args: string[], files: Record<string, string | Buffer> =
   try {
     for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
     const run = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
-    return { ok: run.status === 0, output: `${run.stdout}${run.stderr}` };
+    return { ok: run.status === 0, stdout: run.stdout, output: `${run.stdout}${run.stderr}` };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -27,7 +29,7 @@ export function openssl(args: string[], files: Record<string, string | Buffer> =
 export function opensslOrThrow(args: string[], files: Record<string, string | Buffer> = {}): string {
   const result = openssl(args, files);
   if (!result.ok) throw new Error(`openssl ${args.join(" ")} failed:\n${result.output}`);
-  return result.output;
+  return result.stdout;
 }
 
 /** `openssl verify` of `leafPem` against `anchorsPem`, with optional untrusted intermediates and time. */
