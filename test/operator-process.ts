@@ -13,6 +13,8 @@ export interface OperatorProcess {
   logFile: string;
   stop(): Promise<void>;
   kill(): Promise<void>;
+  /** The port of /healthz, /readyz and /metrics. */
+  port: number;
   /** Parsed JSON log lines written so far. */
   logs(): Promise<Array<Record<string, unknown>>>;
 }
@@ -44,6 +46,7 @@ export async function startOperator(
     env: { ...process.env, ...env },
   });
   const op: OperatorProcess = {
+    port: 0,
     process: proc,
     logFile,
     stop: () => group.stop(10_000),
@@ -68,10 +71,32 @@ export async function startOperator(
     async () => {
       if (proc.exitCode() !== undefined)
         throw new Error(`operator exited (${proc.exitCode()}); see ${logFile}`);
-      return (await op.logs()).some((l) => l.msg === "manager serving health and metrics");
+      const serving = (await op.logs()).find((l) => l.msg === "manager serving health and metrics");
+      op.port = Number(serving?.port ?? 0);
+      return serving !== undefined;
     },
     30_000,
     "the operator to start",
   );
   return op;
+}
+
+/** GET on the operator's HTTP server. */
+export async function operatorHttp(
+  op: OperatorProcess,
+  path: string,
+): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${op.port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+/** The value of a Prometheus series (summed over label sets matching `labels`). */
+export function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
+  let total = 0;
+  for (const line of text.split("\n")) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    total += Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+  return total;
 }
