@@ -18,6 +18,8 @@ cluster.kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd", 
 const operator = await startOperator(cluster, ["--no-leader-elect"]);
 const example = join(repoRoot, "docs/examples/mesh.yaml");
 cluster.kubectl(["apply", "-f", example]);
+cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=120s", "mesh/default"]);
+process.stdout.write(cluster.kubectl(["get", "meshes"]));
 
 const kubectl = cluster.binaries.kubectl;
 process.stdout.write(`

@@ -5,7 +5,7 @@
 // leader-election.ts.
 import { Registry } from "./metrics.ts";
 
-export type ReconcileResult = "success" | "requeue" | "requeue_after" | "error" | "permanent_error";
+export type ReconcileOutcome = "success" | "requeue" | "requeue_after" | "error" | "permanent_error";
 
 export class ControllerMetrics {
   readonly registry: Registry;

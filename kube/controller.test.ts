@@ -5,7 +5,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CoreV1Api, type KubernetesObject, type V1ConfigMap } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubernetesObject,
+  type V1ConfigMap,
+} from "@kubernetes/client-node";
 import { pino } from "pino";
 import { LocalCluster, waitFor } from "../test/cluster/local-cluster.ts";
 import { type Condition, setCondition } from "./conditions.ts";
@@ -87,13 +92,26 @@ describe("Controller and Manager", { timeout: 90_000 }, () => {
         spec: { size },
       }),
     );
-  const getWidget = (name: string): Widget =>
-    JSON.parse(cluster.kubectl(["get", "widget", name, "-n", NS, "-o", "json"])) as Widget;
+  const getWidget = async (name: string): Promise<Widget> =>
+    (await cluster
+      .kubeConfig()
+      .makeApiClient(CustomObjectsApi)
+      .getNamespacedCustomObject({
+        group: "test.trellis.dev",
+        version: "v1",
+        namespace: NS,
+        plural: "widgets",
+        name,
+      })) as Widget;
 
   it("reconciles a Widget: finalizer, applied ConfigMap, status with observedGeneration, events", async () => {
     widget("alpha", 3);
-    await waitFor(async () => getWidget("alpha").status?.observedGeneration === 1, 15_000, "alpha status");
-    const alpha = getWidget("alpha");
+    await waitFor(
+      async () => (await getWidget("alpha")).status?.observedGeneration === 1,
+      15_000,
+      "alpha status",
+    );
+    const alpha = await getWidget("alpha");
     assert.ok(hasFinalizer(alpha, FINALIZER));
     const ready = alpha.status?.conditions?.find((c) => c.type === "Ready");
     assert.equal(ready?.status, "True");
@@ -107,13 +125,13 @@ describe("Controller and Manager", { timeout: 90_000 }, () => {
 
     widget("alpha", 5);
     await waitFor(
-      async () => getWidget("alpha").status?.observedGeneration === 2,
+      async () => (await getWidget("alpha")).status?.observedGeneration === 2,
       15_000,
       "alpha generation 2",
     );
     const cm2 = await core.readNamespacedConfigMap({ name: "alpha-config", namespace: NS });
     assert.equal(cm2.data?.size, "5");
-    const transitioned = getWidget("alpha").status?.conditions?.find((c) => c.type === "Ready");
+    const transitioned = (await getWidget("alpha")).status?.conditions?.find((c) => c.type === "Ready");
     assert.equal(transitioned?.lastTransitionTime, ready?.lastTransitionTime, "status did not flip");
 
     const events = await core.listNamespacedEvent({
@@ -138,7 +156,11 @@ describe("Controller and Manager", { timeout: 90_000 }, () => {
   it("removes its finalizer when the Widget is deleted", async () => {
     cluster.kubectl(["delete", "widget", "alpha", "-n", NS, "--wait=false"]);
     await waitFor(
-      async () => !cluster.kubectl(["get", "widgets", "-n", NS, "-o", "name"]).includes("alpha"),
+      () =>
+        getWidget("alpha").then(
+          () => false,
+          () => true,
+        ),
       15_000,
       "alpha to be gone",
     );
@@ -146,14 +168,14 @@ describe("Controller and Manager", { timeout: 90_000 }, () => {
 
   it("a finalizer patch against a stale resourceVersion is refused", async () => {
     widget("stale", 1);
-    await waitFor(async () => hasFinalizer(getWidget("stale"), FINALIZER), 15_000, "stale finalizer");
-    const current = getWidget("stale");
+    await waitFor(async () => hasFinalizer(await getWidget("stale"), FINALIZER), 15_000, "stale finalizer");
+    const current = await getWidget("stale");
     widget("stale", 2);
     await assert.rejects(addFinalizer(manager.writer, current, "test.trellis.dev/other"), (err) => {
       assert.ok(isConflict(err), String(err));
       return true;
     });
-    assert.equal(getWidget("stale").metadata?.finalizers?.includes("test.trellis.dev/other"), false);
+    assert.equal((await getWidget("stale")).metadata?.finalizers?.includes("test.trellis.dev/other"), false);
   });
 
   it("retries a failing reconcile with growing back-off until it succeeds, then stops", async () => {
@@ -204,6 +226,12 @@ describe("Controller and Manager", { timeout: 90_000 }, () => {
     const leaky = events.find((e) => e.reason === "Leaky")?.message ?? "";
     assert.doesNotMatch(leaky, /MIIEvQ|abcdefghijklmnop/);
     assert.match(leaky, /redacted/);
+  });
+
+  it("shares one informer between callers that ask for the same resource", () => {
+    const spec = { apiVersion: "test.trellis.dev/v1", kind: "Widget", plural: "widgets", namespaced: true };
+    assert.equal(manager.informer(spec), manager.informer({ ...spec }));
+    assert.notEqual(manager.informer(spec), manager.informer({ ...spec, namespace: NS }));
   });
 
   it("serves health, readiness and Prometheus metrics", async () => {

@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import type { KubernetesObject } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import type { ControllerMetrics, ReconcileResult as ResultLabel } from "./controller-metrics.ts";
+import type { ControllerMetrics, ReconcileOutcome } from "./controller-metrics.ts";
 import { errorMessage, isPermanentError } from "./errors.ts";
 import type { Informer } from "./informer.ts";
 import { objectKey, parseKey } from "./object-key.ts";
@@ -145,7 +145,7 @@ export class Controller {
     const generation = this.primary?.get(key)?.metadata?.generation;
     const logger = this.log.child({ key, reconcileID, ...(generation === undefined ? {} : { generation }) });
     const started = performance.now();
-    let label: ResultLabel;
+    let label: ReconcileOutcome;
     try {
       const result = await this.options.reconcile({
         key,
@@ -163,7 +163,7 @@ export class Controller {
     this.deps.metrics.reconcileDuration.observe({ controller: this.name }, seconds);
   }
 
-  private onSuccess(key: string, result: ReconcileResult, logger: Logger): ResultLabel {
+  private onSuccess(key: string, result: ReconcileResult, logger: Logger): ReconcileOutcome {
     this.queue.forget(key);
     const after = result?.requeueAfterMs;
     if (after !== undefined && after >= 0) {
@@ -175,7 +175,7 @@ export class Controller {
     return "success";
   }
 
-  private onError(key: string, err: unknown, logger: Logger): ResultLabel {
+  private onError(key: string, err: unknown, logger: Logger): ReconcileOutcome {
     this.deps.metrics.reconcileErrors.inc({ controller: this.name });
     if (isPermanentError(err)) {
       this.queue.forget(key);

@@ -50,6 +50,11 @@ process.on("SIGTERM", () => {
     process.exit(0);
   });
 });
+const serving = setInterval(() => {
+  if (manager.port === undefined) return;
+  clearInterval(serving);
+  print("serving", { port: manager.port });
+}, 20);
 print("started");
 await manager.start();
 if (manager.isLeader) print("leading");

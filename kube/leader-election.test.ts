@@ -18,6 +18,7 @@ interface Line {
   event: string;
   identity: string;
   t: number;
+  port?: number;
 }
 
 class Replica {
@@ -101,6 +102,9 @@ describe("leader election between processes", { timeout: 90_000 }, () => {
     assert.ok(a.reconciles().length > 5, "the leader reconciles (resync every 100 ms)");
     assert.equal(b.reconciles().length, 0, "the standby does not");
     assert.equal(b.has("leading"), undefined);
+    const readyz = await fetch(`http://127.0.0.1:${b.has("serving")?.port}/readyz`);
+    assert.equal(readyz.status, 200, "a standby is ready");
+    assert.match(await readyz.text(), /standby; leader is replica-a/);
 
     a.kill("SIGKILL");
     const killedAt = Date.now();
