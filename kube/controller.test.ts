@@ -93,16 +93,13 @@ describe("Controller and Manager", { timeout: 90_000 }, () => {
       }),
     );
   const getWidget = async (name: string): Promise<Widget> =>
-    (await cluster
-      .kubeConfig()
-      .makeApiClient(CustomObjectsApi)
-      .getNamespacedCustomObject({
-        group: "test.trellis.dev",
-        version: "v1",
-        namespace: NS,
-        plural: "widgets",
-        name,
-      })) as Widget;
+    (await cluster.kubeConfig().makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
+      group: "test.trellis.dev",
+      version: "v1",
+      namespace: NS,
+      plural: "widgets",
+      name,
+    })) as Widget;
 
   it("reconciles a Widget: finalizer, applied ConfigMap, status with observedGeneration, events", async () => {
     widget("alpha", 3);
