@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 bash hack/setup.sh
 
 echo "== lint and format (biome)"
-npx biome ci --reporter=summary .
+npx biome ci --colors=off --reporter=summary .
 echo "== type check (tsc)"
 npx tsc --noEmit -p .
 

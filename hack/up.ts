@@ -13,7 +13,14 @@ const exitWhenReady = process.argv.includes("--exit-when-ready");
 const cluster = await LocalCluster.start({ nodes: Number(process.env.TRELLIS_NODES ?? 3), verbose: true });
 const crds = readdirSync(join(repoRoot, "crds")).filter((f) => f.endsWith(".yaml"));
 for (const file of crds) cluster.kubectl(["apply", "--server-side", "-f", join(repoRoot, "crds", file)]);
-cluster.kubectl(["wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=trellis"]);
+cluster.kubectl([
+  "wait",
+  "--for=condition=Established",
+  "--timeout=60s",
+  "crd",
+  "-l",
+  "app.kubernetes.io/part-of=trellis",
+]);
 
 const operator = await startOperator(cluster, ["--no-leader-elect"]);
 const example = join(repoRoot, "docs/examples/mesh.yaml");

@@ -71,14 +71,18 @@ function injectionPatch(pod: V1Pod, config: InjectionConfig, version: string): J
     ops.push({ op: "add", path: "/spec/volumes", value: volumes });
   }
   if (!pod.metadata?.annotations) ops.push({ op: "add", path: "/metadata/annotations", value: {} });
-  ops.push({ op: "add", path: `/metadata/annotations/${escape(ANNOTATIONS.proxyVersion)}`, value: version });
+  ops.push({
+    op: "add",
+    path: `/metadata/annotations/${escapePointer(ANNOTATIONS.proxyVersion)}`,
+    value: version,
+  });
   if (!pod.metadata?.labels) ops.push({ op: "add", path: "/metadata/labels", value: {} });
-  ops.push({ op: "add", path: `/metadata/labels/${escape(LABELS.proxyVersion)}`, value: version });
+  ops.push({ op: "add", path: `/metadata/labels/${escapePointer(LABELS.proxyVersion)}`, value: version });
   return ops;
 }
 
 /** JSON Pointer escaping of a map key (RFC 6901). */
-function escape(key: string): string {
+function escapePointer(key: string): string {
   return key.replaceAll("~", "~0").replaceAll("/", "~1");
 }
 

@@ -5,14 +5,14 @@ import type { JsonPatchOperation } from "./inject.ts";
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
-function unescape(token: string): string {
+function unescapePointer(token: string): string {
   return token.replaceAll("~1", "/").replaceAll("~0", "~");
 }
 
 export function applyJsonPatch<T>(doc: T, ops: JsonPatchOperation[]): T {
   const root = structuredClone(doc) as unknown as Json;
   for (const op of ops) {
-    const tokens = op.path.split("/").slice(1).map(unescape);
+    const tokens = op.path.split("/").slice(1).map(unescapePointer);
     const last = tokens.pop();
     if (last === undefined) throw new Error(`patch path ${op.path} is empty`);
     let parent: Json = root;

@@ -2,7 +2,6 @@
 // by the API server, objects that break the schema or its CEL rules are refused with a message
 // that names the problem, `kubectl get trellis` lists all three kinds with their columns.
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { validateMeshSpec } from "../../api/index.ts";
