@@ -1,15 +1,13 @@
-// Regenerates every generated artefact committed in the repository (today: crds/).
+// Regenerates every generated artefact committed in the repository (crds/, deploy/, olm/).
 // Usage: npm run generate
 import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { renderCrdFiles } from "../api/crd.ts";
+import { generatedFiles } from "./generated-files.ts";
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
-
-const crds = join(repoRoot, "crds");
-mkdirSync(crds, { recursive: true });
-for (const [name, yaml] of renderCrdFiles()) {
-  writeFileSync(join(crds, name), yaml);
-  console.log(`wrote crds/${name}`);
+for (const [path, content] of generatedFiles()) {
+  mkdirSync(dirname(join(repoRoot, path)), { recursive: true });
+  writeFileSync(join(repoRoot, path), content);
+  console.log(`wrote ${path}`);
 }
