@@ -1,4 +1,4 @@
-// Chain verification against a bundle of trust anchors: names chain byte for byte, every signature
+// Chain verification against a bundle of trust anchors: names chain (RFC 5280 §7.1 matching), every signature
 // verifies, every certificate is inside its validity window (anchors included), every signer is a
 // CA allowed to sign certificates within its pathLen, and no certificate carries a critical
 // extension this module does not understand. Revocation and EKU policy are out of scope.
@@ -10,6 +10,7 @@ import { fingerprint } from "./certificate-info.ts";
 import { PkiError } from "./errors.ts";
 import { importSpki } from "./keys.ts";
 import { KEY_USAGE } from "./x509-extensions.ts";
+import { namesMatch } from "./x509-name.ts";
 
 export type ChainResult =
   | { ok: true; anchorFingerprint: string; spiffeId?: string }
@@ -65,7 +66,7 @@ function checkSignature(
   parent: DecodedCertificate,
   role: string,
 ): string | undefined {
-  if (!child.issuerName.equals(parent.subjectName)) {
+  if (!namesMatch(child.issuerName, parent.subjectName)) {
     return `IssuerMismatch: ${describe(child, role)} names an issuer other than the next certificate`;
   }
   const algorithm = child.signatureAlgorithm;
@@ -107,7 +108,7 @@ function verifyToAnchor(
   const candidates = anchors.filter((anchor) => {
     const ski = anchor.extensions.subjectKeyId;
     return (
-      anchor.subjectName.equals(last.issuerName) &&
+      namesMatch(anchor.subjectName, last.issuerName) &&
       (aki === undefined || ski === undefined || aki.equals(ski))
     );
   });

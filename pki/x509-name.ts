@@ -50,3 +50,40 @@ export function readCommonName(buf: Buffer, name: Tlv, code: PkiErrorCode): stri
   }
   return found;
 }
+
+function canonicalName(name: Buffer): string {
+  const code = "MalformedCertificate";
+  const rdns = DerReader.inside(name, DerReader.single(name, TAG.sequence, code), code);
+  const parts: string[] = [];
+  while (!rdns.atEnd()) {
+    const attributes = DerReader.inside(name, rdns.next(TAG.set), code);
+    const rdn: string[] = [];
+    while (!attributes.atEnd()) {
+      const pair = DerReader.inside(name, attributes.next(TAG.sequence), code);
+      const type = pair.next(TAG.oid);
+      const value = pair.next();
+      const text = decodeDirectoryString(name, value);
+      const canonical =
+        text === undefined
+          ? `#${name.toString("hex", value.start, value.end)}`
+          : text.trim().replace(/\s+/g, " ").toLowerCase();
+      rdn.push(`${name.toString("hex", type.valueStart, type.end)}=${canonical}`);
+    }
+    parts.push(rdn.sort().join("+"));
+  }
+  return parts.join(",");
+}
+
+/**
+ * Whether two encoded Names denote the same name (RFC 5280 §7.1). Identical bytes is the common
+ * case; otherwise both are compared after OpenSSL-style canonicalisation (string type ignored,
+ * case folded, whitespace collapsed), so an anchor written by another tool still chains.
+ */
+export function namesMatch(a: Buffer, b: Buffer): boolean {
+  if (a.equals(b)) return true;
+  try {
+    return canonicalName(a) === canonicalName(b);
+  } catch {
+    return false;
+  }
+}
