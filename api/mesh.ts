@@ -252,6 +252,7 @@ export const MeshStatus = Type.Object({
       total: Type.Integer(),
       updated: Type.Integer(),
       summary: Type.String({ description: "updated/total, for kubectl get." }),
+      version: Type.Optional(Type.String({ description: "Proxy version of the fleet outside a rollout." })),
     }),
   ),
   rollout: Type.Optional(
@@ -314,3 +315,18 @@ export const MeshKind: KindDefinition<typeof MeshSpec, typeof MeshStatus> = {
     { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
   ],
 };
+
+/** The proxy version a Mesh asks for: spec.proxy.version, else the mesh version. */
+export function targetProxyVersion(spec: Pick<MeshSpec, "version" | "proxy">): string {
+  return spec.proxy?.version ?? spec.version;
+}
+
+/**
+ * The version a new pod gets when its workload's template names none: during a rollout (or
+ * after one was rolled back) the version the fleet is moving from; otherwise the fleet's version.
+ */
+export function fleetProxyVersion(mesh: Pick<Mesh, "spec" | "status">): string {
+  const rollout = mesh.status?.rollout;
+  if (rollout && rollout.state !== "Complete") return rollout.fromVersion;
+  return mesh.status?.proxies?.version ?? targetProxyVersion(mesh.spec);
+}

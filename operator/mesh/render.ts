@@ -148,7 +148,7 @@ function deployment(input: RenderInput, c: ComponentDefinition, version: string)
                 { name: c.portName, containerPort: c.port },
                 { name: "admin", containerPort: ADMIN_PORT },
               ],
-              readinessProbe: { httpGet: { path: "/ready", port: "admin" }, periodSeconds: 5 },
+              readinessProbe: { httpGet: { path: "/readyz", port: "admin" }, periodSeconds: 5 },
               livenessProbe: {
                 httpGet: { path: "/live", port: "admin" },
                 periodSeconds: 10,

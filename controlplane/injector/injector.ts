@@ -1,0 +1,116 @@
+// `trellis-controlplane injector`: the proxy injector program. Reads the Mesh and namespaces
+// through informers, its serving certificate from the Secret Trellis issues (re-read every 30 s,
+// so a renewal needs no restart), and serves the admission webhook. Health and metrics on the
+// admin port.
+import { parseArgs } from "node:util";
+import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { CONTROL_PLANE_NAMESPACE, fleetProxyVersion, type Mesh } from "../../api/index.ts";
+import type { Manager } from "../../kube/index.ts";
+import type { InjectionConfig } from "./inject.ts";
+import { startWebhookServer } from "./webhook-server.ts";
+
+const SECRET = { apiVersion: "v1", kind: "Secret", plural: "secrets", namespaced: true };
+const MESH = { apiVersion: "trellis.dev/v1alpha1", kind: "Mesh", plural: "meshes", namespaced: false };
+const NAMESPACE = { apiVersion: "v1", kind: "Namespace", plural: "namespaces", namespaced: false };
+
+export interface InjectorFlags {
+  port: number;
+  host: string;
+  mesh: string;
+  tlsSecret: string;
+  identityUrl?: string | undefined;
+  destinationUrl?: string | undefined;
+}
+
+export function parseInjectorFlags(argv: string[]): InjectorFlags {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string", default: "8443" },
+      host: { type: "string", default: "0.0.0.0" },
+      mesh: { type: "string", default: "default" },
+      "tls-secret": { type: "string", default: `${CONTROL_PLANE_NAMESPACE}/trellis-injector-tls` },
+      "identity-url": { type: "string" },
+      "destination-url": { type: "string" },
+    },
+    strict: false,
+  });
+  return {
+    port: Number(values.port),
+    host: String(values.host),
+    mesh: String(values.mesh),
+    tlsSecret: String(values["tls-secret"]),
+    identityUrl: values["identity-url"] as string | undefined,
+    destinationUrl: values["destination-url"] as string | undefined,
+  };
+}
+
+export function injectionConfigOf(mesh: Mesh, flags: InjectorFlags): InjectionConfig {
+  const spec = mesh.spec;
+  const registry = (spec.controlPlane?.imageRegistry ?? "localhost/trellis").replace(/\/+$/, "");
+  return {
+    proxyImage: spec.proxy?.image ?? `${registry}/proxy`,
+    defaultProxyVersion: fleetProxyVersion(mesh),
+    logLevel: spec.proxy?.logLevel ?? "info",
+    resources: (spec.proxy?.resources ?? {}) as InjectionConfig["resources"],
+    trustDomain: spec.identity?.trustDomain ?? "cluster.local",
+    ...(flags.identityUrl ? { identityUrl: flags.identityUrl } : {}),
+    ...(flags.destinationUrl ? { destinationUrl: flags.destinationUrl } : {}),
+  };
+}
+
+async function readTls(manager: Manager, ref: string): Promise<{ cert: string; key: string }> {
+  const [namespace = CONTROL_PLANE_NAMESPACE, name = ""] = ref.split("/");
+  const secret = await manager.client.get<V1Secret & KubernetesObject>(SECRET, name, namespace);
+  const decode = (k: string) => Buffer.from(secret.data?.[k] ?? "", "base64").toString("utf8");
+  return { cert: decode("tls.crt"), key: decode("tls.key") };
+}
+
+export async function runInjector(
+  manager: Manager,
+  flags: InjectorFlags,
+  logger: Logger,
+): Promise<() => Promise<void>> {
+  const meshes = manager.informer<Mesh & KubernetesObject>(MESH);
+  const namespaces = manager.informer<KubernetesObject>(NAMESPACE);
+  const admissions = manager.metrics.registry.counter(
+    "trellis_injector_admissions_total",
+    "Admission reviews by result.",
+  );
+  await manager.start();
+  let tls = await readTls(manager, flags.tlsSecret);
+  const webhook = await startWebhookServer({
+    port: flags.port,
+    host: flags.host,
+    tls,
+    ctx: {
+      config: () => {
+        const mesh = meshes.get(flags.mesh);
+        return mesh ? injectionConfigOf(mesh, flags) : undefined;
+      },
+      namespaceAnnotations: (ns) => namespaces.get(ns)?.metadata?.annotations ?? {},
+      logger,
+      admissions,
+    },
+  });
+  logger.info({ port: webhook.port }, "injector serving");
+  const refresh = setInterval(() => {
+    readTls(manager, flags.tlsSecret)
+      .then((next) => {
+        if (next.cert !== tls.cert) {
+          webhook.setCertificate(next);
+          tls = next;
+          logger.info("serving certificate reloaded");
+        }
+      })
+      .catch((err: unknown) =>
+        logger.warn({ err: String(err) }, "could not re-read the serving certificate"),
+      );
+  }, 30_000);
+  return async () => {
+    clearInterval(refresh);
+    await new Promise<void>((resolve) => webhook.server.close(() => resolve()));
+    await manager.stop();
+  };
+}

@@ -1,0 +1,111 @@
+// The injector's HTTPS admission endpoint: reads an AdmissionReview, asks decideInjection what
+// to do with the pod, answers with the JSON Patch. Bounded: request bodies over 2 MiB are
+// refused; any failure answers "allowed, unchanged" (and is counted), because a mesh must never
+// be the reason a pod cannot be created. The serving certificate can be swapped while running.
+import { createServer, type Server } from "node:https";
+import type { V1Pod } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { Counter } from "../../kube/index.ts";
+import { decideInjection, type InjectionConfig } from "./inject.ts";
+
+export const MAX_BODY_BYTES = 2 * 1024 * 1024;
+
+export interface WebhookContext {
+  /** The injection settings now (from the Mesh), or undefined when there is no Mesh. */
+  config(): InjectionConfig | undefined;
+  namespaceAnnotations(namespace: string): Record<string, string>;
+  logger: Logger;
+  admissions: Counter;
+}
+
+interface AdmissionReview {
+  apiVersion?: string;
+  request?: { uid: string; namespace?: string; object?: V1Pod; dryRun?: boolean };
+}
+
+export function admissionResponse(review: AdmissionReview, ctx: WebhookContext): object {
+  const uid = review.request?.uid ?? "";
+  const base = { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview" };
+  const pod = review.request?.object;
+  const config = ctx.config();
+  if (!pod || !config) {
+    ctx.admissions.inc({ result: config ? "malformed" : "no_mesh" });
+    return { ...base, response: { uid, allowed: true } };
+  }
+  const namespace = review.request?.namespace ?? pod.metadata?.namespace ?? "default";
+  const decision = decideInjection(pod, ctx.namespaceAnnotations(namespace), config);
+  if (!decision.inject) {
+    ctx.admissions.inc({ result: "skipped" });
+    return { ...base, response: { uid, allowed: true } };
+  }
+  ctx.admissions.inc({ result: "injected" });
+  ctx.logger.debug(
+    { namespace, pod: pod.metadata?.name ?? pod.metadata?.generateName, version: decision.version },
+    "injected proxy",
+  );
+  return {
+    ...base,
+    response: {
+      uid,
+      allowed: true,
+      patchType: "JSONPatch",
+      patch: Buffer.from(JSON.stringify(decision.patch)).toString("base64"),
+    },
+  };
+}
+
+export function startWebhookServer(opts: {
+  port: number;
+  host: string;
+  tls: { cert: string; key: string };
+  ctx: WebhookContext;
+}): Promise<{ server: Server; port: number; setCertificate(tls: { cert: string; key: string }): void }> {
+  const server = createServer(
+    { cert: opts.tls.cert, key: opts.tls.key, requestTimeout: 10_000, headersTimeout: 5_000 },
+    (req, res) => {
+      if (req.method !== "POST" || !req.url?.startsWith("/inject")) {
+        res.writeHead(404).end();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on("data", (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_BODY_BYTES) {
+          opts.ctx.admissions.inc({ result: "too_large" });
+          res.writeHead(413).end();
+          req.destroy();
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on("end", () => {
+        if (res.writableEnded) return;
+        let body: object;
+        try {
+          body = admissionResponse(
+            JSON.parse(Buffer.concat(chunks).toString("utf8")) as AdmissionReview,
+            opts.ctx,
+          );
+        } catch (err) {
+          opts.ctx.admissions.inc({ result: "malformed" });
+          opts.ctx.logger.warn({ err: String(err) }, "malformed admission review");
+          res.writeHead(400, { "content-type": "text/plain" }).end("malformed AdmissionReview\n");
+          return;
+        }
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+      });
+    },
+  );
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, opts.host, () => {
+      const address = server.address();
+      resolve({
+        server,
+        port: typeof address === "object" && address ? address.port : opts.port,
+        setCertificate: (tls) => server.setSecureContext({ cert: tls.cert, key: tls.key }),
+      });
+    });
+  });
+}

@@ -1,0 +1,45 @@
+// `trellis-controlplane <component> [flags]`: one program for the control-plane components
+// (injector today; identity and destination join it), each a thin entry over its own folder.
+import { parseArgs } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import { pino } from "pino";
+import { Manager } from "../kube/index.ts";
+import { parseInjectorFlags, runInjector } from "./injector/injector.ts";
+
+const [component, ...argv] = process.argv.slice(2);
+const { values } = parseArgs({
+  args: argv,
+  options: {
+    kubeconfig: { type: "string" },
+    "admin-port": { type: "string", default: "9990" },
+    "admin-host": { type: "string", default: "0.0.0.0" },
+    "log-level": { type: "string", default: process.env.LOG_LEVEL ?? "info" },
+  },
+  strict: false,
+});
+const logger = pino({ level: String(values["log-level"]), base: { app: `trellis-${component}` } });
+const kubeConfig = new KubeConfig();
+if (typeof values.kubeconfig === "string") kubeConfig.loadFromFile(values.kubeconfig);
+else kubeConfig.loadFromDefault();
+const manager = new Manager({
+  kubeConfig,
+  name: `trellis-${component}`,
+  namespace: process.env.TRELLIS_NAMESPACE ?? "trellis-system",
+  leaderElection: false,
+  metricsPort: Number(values["admin-port"]),
+  metricsHost: String(values["admin-host"]),
+  logger,
+});
+
+let stop: () => Promise<void>;
+switch (component) {
+  case "injector":
+    stop = await runInjector(manager, parseInjectorFlags(argv), logger);
+    break;
+  default:
+    process.stderr.write("usage: trellis-controlplane injector [flags]\n");
+    process.exit(2);
+}
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => void stop().then(() => process.exit(0)));
+}

@@ -1,0 +1,123 @@
+// Sidecar injection through the real API server: the operator makes the Mesh (its webhook
+// configuration and the injector's serving Certificate), the injector runs as a real process on
+// loopback, and a Deployment created in an opted-in namespace gets the proxy in its pods.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import type { V1Pod } from "@kubernetes/client-node";
+import { repoRoot } from "../cluster/binaries.ts";
+import { freePort, LocalCluster, waitFor } from "../cluster/local-cluster.ts";
+import { ProcessGroup } from "../cluster/process-group.ts";
+import { type OperatorProcess, startOperator } from "../operator-process.ts";
+
+const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
+
+describe("sidecar injection through the API server", { timeout: 180_000 }, () => {
+  let cluster: LocalCluster;
+  let operator: OperatorProcess;
+  const group = new ProcessGroup();
+
+  before(async () => {
+    cluster = await LocalCluster.start({ nodes: 2 });
+    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
+    cluster.kubectl([
+      "wait",
+      "--for=condition=Established",
+      "--timeout=30s",
+      "crd",
+      "-l",
+      "app.kubernetes.io/part-of=trellis",
+    ]);
+    const port = await freePort();
+    operator = await startOperator(cluster, [
+      "--no-leader-elect",
+      `--injector-url=https://127.0.0.1:${port}/inject`,
+    ]);
+    cluster.kubectl(["apply", "-f", join(repoRoot, "docs/examples/mesh.yaml")]);
+    cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=90s", "mesh/default"]);
+    const injector = group.start({
+      name: "injector",
+      command: process.execPath,
+      args: [
+        "--import",
+        "tsx",
+        "controlplane/main.ts",
+        "injector",
+        `--kubeconfig=${cluster.kubeconfigPath}`,
+        `--port=${port}`,
+        "--host=127.0.0.1",
+        "--admin-port=0",
+      ],
+      logFile: join(cluster.dir, "injector.log"),
+      cwd: repoRoot,
+    });
+    await waitFor(
+      async () => {
+        if (injector.exitCode() !== undefined)
+          throw new Error(`injector exited: ${cluster.logTail("injector")}`);
+        return cluster.logTail("injector", 50).includes("injector serving");
+      },
+      30_000,
+      "the injector to serve",
+    );
+  });
+  after(async () => {
+    await group.stop();
+    await operator?.stop();
+    await cluster?.stop();
+  });
+
+  it("adds the proxy as a native sidecar to pods of an opted-in namespace", async () => {
+    cluster.kubectl(["create", "namespace", "shop"]);
+    cluster.kubectl(["annotate", "namespace", "shop", "trellis.dev/inject=enabled"]);
+    await new Promise((r) => setTimeout(r, 1500)); // the injector's namespace cache catches up
+    cluster.kubectl([
+      "-n",
+      "shop",
+      "create",
+      "deployment",
+      "web",
+      "--image=localhost/web:1",
+      "--replicas=2",
+      "--port=8080",
+    ]);
+    cluster.kubectl(["-n", "shop", "rollout", "status", "deployment/web", "--timeout=60s"]);
+    const pods = JSON.parse(
+      cluster.kubectl(["-n", "shop", "get", "pods", "-l", "app=web", "-o", "json"]),
+    ) as { items: V1Pod[] };
+    assert.equal(pods.items.length, 2);
+    for (const pod of pods.items) {
+      const sidecar = pod.spec?.initContainers?.[0];
+      assert.equal(sidecar?.name, "trellis-proxy");
+      assert.equal(sidecar?.restartPolicy, "Always");
+      assert.equal(sidecar?.image, "localhost/trellis/proxy:1.0.0");
+      assert.equal(pod.metadata?.labels?.["trellis.dev/proxy-version"], "1.0.0");
+      assert.ok(
+        pod.spec?.volumes?.some(
+          (v) => v.projected?.sources?.[0]?.serviceAccountToken?.audience === "identity.trellis.dev",
+        ),
+      );
+      assert.equal(pod.status?.phase, "Running");
+    }
+  });
+
+  it("leaves pods alone in namespaces that did not opt in, and pods that opted out", async () => {
+    cluster.kubectl(["-n", "default", "run", "plain", "--image=localhost/plain:1"]);
+    cluster.kubectl([
+      "-n",
+      "shop",
+      "run",
+      "legacy",
+      "--image=localhost/legacy:1",
+      "--annotations=trellis.dev/inject=disabled",
+    ]);
+    for (const [ns, name] of [
+      ["default", "plain"],
+      ["shop", "legacy"],
+    ] as const) {
+      const init = cluster.kubectl(["-n", ns, "get", "pod", name, "-o", "jsonpath={.spec.initContainers}"]);
+      assert.equal(init, "", `${ns}/${name} must not be injected`);
+    }
+  });
+});
