@@ -190,6 +190,10 @@ const UpgradeSpec = Type.Object(
     onFailure: Type.Union([Type.Literal("Rollback"), Type.Literal("Pause")], { default: "Rollback" }),
     paused: Type.Boolean({ default: false, description: "Pause the upgrade in progress; false resumes it." }),
     controlPlaneDeadline: Duration("How long a new control-plane revision has to become healthy.", "5m"),
+    stepDeadline: Duration(
+      "How long the restarts of one rollout step may take before the step fails.",
+      "10m",
+    ),
     force: Type.Boolean({ default: false, description: "Allow version changes outside the skew policy." }),
   },
   {
@@ -262,9 +266,12 @@ export const MeshStatus = Type.Object({
       step: Type.Integer({ description: "0 is the canary, 1.. the waves." }),
       steps: Type.Integer(),
       state: Type.String({
-        description: "Restarting, Analysing, Paused, RollingBack, RolledBack, Complete.",
+        description: "Restarting, Analysing, Paused, Halted (failed, onFailure Pause), RolledBack, Complete.",
       }),
       stepStartedAt: Type.Optional(Type.String({ format: "date-time" })),
+      analysisSince: Type.Optional(Type.String({ format: "date-time" })),
+      updatedWorkloads: Type.Optional(Type.Integer()),
+      totalWorkloads: Type.Optional(Type.Integer()),
       message: Type.Optional(Type.String()),
     }),
   ),
