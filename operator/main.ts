@@ -9,6 +9,7 @@ import { CertificateController } from "./certificates/certificate-controller.ts"
 import { MeshController } from "./mesh/mesh-controller.ts";
 import { ProfileController } from "./profiles/profile-controller.ts";
 import { OPERATOR_VERSION } from "./release.ts";
+import { RolloutController } from "./rollout/rollout-controller.ts";
 
 export async function runOperator(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -43,6 +44,7 @@ export async function runOperator(argv: string[]): Promise<void> {
   });
   new CertificateController(manager);
   new ProfileController(manager);
+  new RolloutController(manager);
   new MeshController(manager, { injectorUrl: values["injector-url"], operatorVersion: OPERATOR_VERSION });
   let stopping = false;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

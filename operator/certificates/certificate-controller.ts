@@ -240,7 +240,7 @@ export class CertificateController {
       observedGeneration: generation,
       conditions,
     };
-    if (!(await writeStatusIfChanged(this.manager, cert, status))) return;
+    if (!(await writeStatusIfChanged(this.manager.writer, cert, status))) return;
     if (
       !verdict.ready &&
       cert.status?.conditions?.find((c) => c.type === "Ready")?.reason !== verdict.reason

@@ -31,7 +31,7 @@ import {
   renderIdentityCertificates,
 } from "./identity-objects.ts";
 import { removeMesh } from "./mesh-removal.ts";
-import { meshStatus } from "./mesh-status.ts";
+import { MESH_STATUS_KEYS, meshOwnedStatus, meshStatus, rolloutBlocker } from "./mesh-status.ts";
 import { observeComponents, versionHealth } from "./observe.ts";
 import { ownedLabels, renderControlPlane } from "./render.ts";
 
@@ -145,13 +145,14 @@ export class MeshController {
     }
     for (const e of plan.events) await this.manager.events.event(mesh, e.type, e.reason, e.message);
     const components = plan.versions.flatMap((v) => observeComponents(deployments, v));
+    const blocker = identity.blocker ?? rolloutBlocker(mesh.status?.rollout);
     const status = meshStatus({
       previous: mesh.status,
       generation,
       plan,
       components,
       operatorVersion: this.options.operatorVersion,
-      ...(identity.blocker ? { blocker: identity.blocker } : {}),
+      ...(blocker ? { blocker } : {}),
       now,
     });
     if (identity.anchor)
@@ -160,7 +161,7 @@ export class MeshController {
         ...identity.anchor,
         rotationPhase: status.trustAnchor?.rotationPhase ?? "Stable",
       };
-    await writeStatusIfChanged(this.manager, mesh, status);
+    await writeStatusIfChanged(this.manager.writer, mesh, status, MESH_STATUS_KEYS);
     return plan.requeueAfterMs === undefined ? undefined : { requeueAfterMs: plan.requeueAfterMs };
   }
 
@@ -223,6 +224,7 @@ export class MeshController {
               reason: "WaitingForIdentity",
               message: `waiting for certificates ${notReady.join(", ")} to be issued`,
               degraded: false,
+              phase: "Installing",
             }
           : undefined,
     };
@@ -246,11 +248,12 @@ export class MeshController {
     set("Ready", false, "InvalidSpec", message);
     set("Degraded", true, "InvalidSpec", message);
     set("Progressing", false, "InvalidSpec", "nothing to do until the spec is fixed");
-    const written = await writeStatusIfChanged(this.manager, mesh, {
-      ...mesh.status,
-      observedGeneration: generation,
-      conditions,
-    });
+    const written = await writeStatusIfChanged(
+      this.manager.writer,
+      mesh,
+      { ...meshOwnedStatus(mesh.status), observedGeneration: generation, conditions },
+      MESH_STATUS_KEYS,
+    );
     if (written) await this.manager.events.event(mesh, "Warning", "InvalidSpec", message);
     return;
   }

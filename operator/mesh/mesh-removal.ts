@@ -7,6 +7,7 @@ import { FINALIZER, type Mesh } from "../../api/index.ts";
 import { type Manager, type ReconcileResult, removeFinalizer, setCondition } from "../../kube/index.ts";
 import { deleteIgnoringMissing, isOwnedBy } from "../object-sync.ts";
 import { writeStatusIfChanged } from "../status-write.ts";
+import { MESH_STATUS_KEYS, meshOwnedStatus } from "./mesh-status.ts";
 
 export const REMOVAL_ORDER: string[][] = [
   ["MutatingWebhookConfiguration"],
@@ -45,7 +46,8 @@ export async function removeMesh(
     message,
     observedGeneration: generation,
   });
-  if (await writeStatusIfChanged(manager, mesh, { ...mesh.status, phase: "Deleting", conditions })) {
+  const status = { ...meshOwnedStatus(mesh.status), phase: "Deleting", conditions };
+  if (await writeStatusIfChanged(manager.writer, mesh, status, MESH_STATUS_KEYS)) {
     logger.info({ step: step + 1, left: remaining.length }, "removing mesh");
   }
   return { requeueAfterMs: 1000 };

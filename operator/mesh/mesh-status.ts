@@ -1,10 +1,32 @@
 // The Mesh's status as a pure function of the decisions made in a reconcile: the control-plane
-// plan, the components observed, the identity's readiness. Ready / Progressing / Degraded are
-// derived here and only here, so every path tells the same truth.
+// plan, the components observed, the identity's readiness, and the proxy rollout (whose own
+// fields, status.rollout and status.proxies, the rollout controller writes). Ready /
+// Progressing / Degraded and the phase are derived here and only here, so every path tells the
+// same truth.
 import type { MeshStatus } from "../../api/index.ts";
-import { type Condition, setCondition } from "../../kube/conditions.ts";
+import { type Condition, setCondition } from "../../kube/index.ts";
 import type { ControlPlanePlan, Phase } from "./control-plane-plan.ts";
 import type { ComponentObservation } from "./observe.ts";
+
+/** The top-level status fields the Mesh controller owns; the rest belong to the rollout controller. */
+export const MESH_STATUS_KEYS = [
+  "observedGeneration",
+  "conditions",
+  "phase",
+  "version",
+  "targetVersion",
+  "operatorVersion",
+  "controlPlane",
+  "trustAnchor",
+] as const;
+
+export interface Blocker {
+  reason: string;
+  message: string;
+  degraded: boolean;
+  /** The phase to show while this blocks readiness. */
+  phase: string;
+}
 
 export interface StatusInput {
   previous: MeshStatus | undefined;
@@ -13,12 +35,31 @@ export interface StatusInput {
   components: ComponentObservation[];
   operatorVersion: string;
   /** A reason the mesh cannot be ready regardless of the control plane (e.g. identity not issued yet). */
-  blocker?: { reason: string; message: string; degraded: boolean };
+  blocker?: Blocker;
   now: Date;
 }
 
 const PROGRESSING: ReadonlySet<Phase> = new Set(["Installing", "Upgrading"]);
 const DEGRADED: ReadonlySet<Phase> = new Set(["RolledBack", "UpgradeBlocked", "Degraded"]);
+
+/** What the proxy rollout (written by the rollout controller) says about readiness. */
+export function rolloutBlocker(rollout: MeshStatus["rollout"]): Blocker | undefined {
+  if (!rollout) return undefined;
+  const about = `proxy ${rollout.fromVersion} → ${rollout.toVersion}: ${rollout.message ?? rollout.state}`;
+  switch (rollout.state) {
+    case "Restarting":
+    case "Analysing":
+      return { reason: "RollingOutProxy", message: about, degraded: false, phase: "RollingOut" };
+    case "Paused":
+      return { reason: "RolloutPaused", message: about, degraded: false, phase: "Paused" };
+    case "Halted":
+      return { reason: "RolloutHalted", message: about, degraded: true, phase: "Degraded" };
+    case "RolledBack":
+      return { reason: "RolloutFailed", message: about, degraded: true, phase: "Degraded" };
+    default:
+      return undefined;
+  }
+}
 
 export function meshStatus(input: StatusInput): MeshStatus {
   const { plan, generation, now, blocker } = input;
@@ -31,30 +72,44 @@ export function meshStatus(input: StatusInput): MeshStatus {
       now,
     );
   };
-  const summary = blocker ?? plan;
+  const summary = plan.phase !== "Ready" ? plan : (blocker ?? plan);
+  const cpProgressing = PROGRESSING.has(plan.phase);
+  const cpDegraded = DEGRADED.has(plan.phase);
   set("Ready", ready, ready ? plan.reason : summary.reason, ready ? plan.message : summary.message);
-  const progressing = PROGRESSING.has(plan.phase) || (blocker !== undefined && !blocker.degraded);
+  const progressing =
+    cpProgressing ||
+    (!cpDegraded && blocker !== undefined && !blocker.degraded && blocker.phase !== "Paused");
   set(
     "Progressing",
     progressing,
     progressing ? summary.reason : "Stable",
     progressing ? summary.message : "no change in progress",
   );
-  const degraded = DEGRADED.has(plan.phase) || blocker?.degraded === true;
-  set("Degraded", degraded, degraded ? summary.reason : "Healthy", degraded ? summary.message : "no failure");
-  const phase =
-    blocker && plan.phase === "Ready" ? (blocker.degraded ? "Degraded" : "Installing") : plan.phase;
+  const degraded = cpDegraded || blocker?.degraded === true;
+  const degradedBy = cpDegraded ? plan : blocker;
+  set(
+    "Degraded",
+    degraded,
+    degraded && degradedBy ? degradedBy.reason : "Healthy",
+    degraded && degradedBy ? degradedBy.message : "no failure",
+  );
+  const phase = plan.phase === "Ready" && blocker ? blocker.phase : plan.phase;
   return {
-    ...input.previous,
     observedGeneration: generation,
     conditions,
     phase,
     version: plan.state.version,
     targetVersion: plan.state.targetVersion,
     operatorVersion: input.operatorVersion,
-    controlPlane: {
-      ...plan.state,
-      components: input.components,
-    },
+    controlPlane: { ...plan.state, components: input.components },
+    trustAnchor: input.previous?.trustAnchor,
   };
+}
+
+/** The part of a status the Mesh controller owns (what it may re-apply unchanged). */
+export function meshOwnedStatus(status: MeshStatus | undefined): MeshStatus {
+  const s = (status ?? {}) as Record<string, unknown>;
+  return Object.fromEntries(
+    MESH_STATUS_KEYS.filter((k) => s[k] !== undefined).map((k) => [k, s[k]]),
+  ) as MeshStatus;
 }

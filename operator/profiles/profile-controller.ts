@@ -41,7 +41,7 @@ export class ProfileController {
         observedGeneration: generation,
       }),
     };
-    if (!(await writeStatusIfChanged(this.manager, profile, status))) return;
+    if (!(await writeStatusIfChanged(this.manager.writer, profile, status))) return;
     request.logger.info({ accepted: ok, routeCount }, ok ? "routes accepted" : "routes refused");
     if (!ok) await this.manager.events.event(profile, "Warning", "InvalidSpec", problems.join("; "));
   }

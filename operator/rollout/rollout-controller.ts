@@ -1,0 +1,188 @@
+// The rollout controller: takes a new proxy version to every meshed workload through the plan
+// in rollout-plan.ts. It reads pods (only injected ones), workloads and PodDisruptionBudgets
+// from caches; it writes one template patch per workload restart (the trellis.dev/proxy-version
+// and restarted-at annotations, as `kubectl rollout restart` does with its own) and the Mesh's
+// status.rollout and status.proxies, under its own field manager.
+import type { KubernetesObject, V1Pod, V1PodDisruptionBudget } from "@kubernetes/client-node";
+import {
+  ANNOTATIONS,
+  type Mesh,
+  type MeshStatus,
+  targetProxyVersion,
+  validateMeshSpec,
+} from "../../api/index.ts";
+import {
+  type Informer,
+  type Manager,
+  ObjectWriter,
+  type ReconcileRequest,
+  type ReconcileResult,
+} from "../../kube/index.ts";
+import { RESOURCES } from "../resources.ts";
+import { writeStatusIfChanged } from "../status-write.ts";
+import { combine, metricsVerdict, type PrometheusFigures, podVerdict, queryFigures } from "./analysis.ts";
+import { planRollout } from "./rollout-plan.ts";
+import { inventory, type WorkloadKind, type WorkloadObject, type WorkloadView } from "./workloads.ts";
+
+export const ROLLOUT_FIELD_MANAGER = "trellis-operator-rollout";
+const ROLLOUT_STATUS_KEYS = ["rollout", "proxies"] as const;
+
+const WORKLOADS = {
+  Deployment: { apiVersion: "apps/v1", kind: "Deployment", plural: "deployments", namespaced: true },
+  StatefulSet: { apiVersion: "apps/v1", kind: "StatefulSet", plural: "statefulsets", namespaced: true },
+  DaemonSet: { apiVersion: "apps/v1", kind: "DaemonSet", plural: "daemonsets", namespaced: true },
+} as const;
+
+export class RolloutController {
+  private readonly meshes: Informer<Mesh & KubernetesObject>;
+  private readonly pods: Informer<V1Pod & KubernetesObject>;
+  private readonly workloads = new Map<WorkloadKind, Informer<KubernetesObject>>();
+  private readonly budgets: Informer<V1PodDisruptionBudget & KubernetesObject>;
+  private readonly writer: ObjectWriter;
+  /** Template patches sent, for the scale benchmark and tests. */
+  readonly restarts: Array<{ workload: string; version: string; at: number }> = [];
+
+  constructor(
+    private readonly manager: Manager,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.writer = new ObjectWriter(manager.client, ROLLOUT_FIELD_MANAGER);
+    this.meshes = manager.informer(RESOURCES.mesh);
+    this.pods = manager.informer({
+      apiVersion: "v1",
+      kind: "Pod",
+      plural: "pods",
+      namespaced: true,
+      labelSelector: "trellis.dev/proxy-version",
+    });
+    this.budgets = manager.informer({
+      apiVersion: "policy/v1",
+      kind: "PodDisruptionBudget",
+      plural: "poddisruptionbudgets",
+      namespaced: true,
+    });
+    const controller = manager.controller({
+      name: "rollout",
+      reconcile: (r) => this.reconcile(r),
+      resyncMs: 60_000,
+    });
+    controller.watches(this.meshes);
+    controller.watches(this.pods, () => this.meshes.keys());
+    for (const [kind, spec] of Object.entries(WORKLOADS) as Array<
+      [WorkloadKind, (typeof WORKLOADS)[WorkloadKind]]
+    >) {
+      const informer = manager.informer<KubernetesObject>(spec);
+      this.workloads.set(kind, informer);
+      controller.watches(informer, () => this.meshes.keys());
+    }
+  }
+
+  async reconcile(request: ReconcileRequest): Promise<ReconcileResult> {
+    const mesh = this.meshes.get(request.key);
+    if (!mesh || mesh.metadata?.deletionTimestamp) return;
+    const checked = validateMeshSpec(mesh.spec);
+    if (!checked.ok) return;
+    const spec = checked.value;
+    const target = targetProxyVersion(spec);
+    const pods = this.pods.list();
+    const views = inventory(pods, this.workloadObjects());
+    const rollout = mesh.status?.rollout;
+    const figures = await this.figures(
+      spec.upgrade.analysis.prometheusUrl,
+      rollout,
+      target,
+      spec.upgrade.analysis.interval,
+      request,
+    );
+    const decision = planRollout({
+      spec,
+      fleetVersion: mesh.status?.proxies?.version,
+      target,
+      rollout,
+      workloads: views,
+      analyse: (upgraded, _baseline, version) =>
+        combine(podVerdict(upgraded, version), metricsVerdict(figures, spec)),
+      blocked: (w) => this.disruptionBlocked(w, pods),
+      now: this.now(),
+    });
+    for (const { workload, version } of decision.restart) await this.restart(workload, version, request);
+    for (const e of decision.events) await this.manager.events.event(mesh, e.type, e.reason, e.message);
+    const counted = decision.rollout?.toVersion ?? decision.fleetVersion;
+    const updated = pods.filter(
+      (p) => p.metadata?.labels?.["trellis.dev/proxy-version"] === counted && !p.metadata?.deletionTimestamp,
+    ).length;
+    const total = pods.filter((p) => !p.metadata?.deletionTimestamp).length;
+    const status: MeshStatus = {
+      ...(decision.rollout ? { rollout: decision.rollout } : {}),
+      proxies: { total, updated, summary: `${updated}/${total}`, version: decision.fleetVersion },
+    };
+    await writeStatusIfChanged(this.writer, mesh, status, ROLLOUT_STATUS_KEYS);
+    return decision.requeueAfterMs === undefined ? undefined : { requeueAfterMs: decision.requeueAfterMs };
+  }
+
+  private workloadObjects(): WorkloadObject[] {
+    const out: WorkloadObject[] = [];
+    for (const [kind, informer] of this.workloads)
+      for (const o of informer.list()) out.push({ ...(o as WorkloadObject), kind });
+    return out;
+  }
+
+  private async figures(
+    url: string | undefined,
+    rollout: MeshStatus["rollout"],
+    target: string,
+    window: string,
+    request: ReconcileRequest,
+  ): Promise<PrometheusFigures | undefined> {
+    if (
+      !url ||
+      !rollout ||
+      rollout.toVersion !== target ||
+      !["Restarting", "Analysing"].includes(rollout.state)
+    )
+      return undefined;
+    try {
+      return await queryFigures({
+        prometheusUrl: url,
+        version: target,
+        baselineVersion: rollout.fromVersion,
+        window,
+      });
+    } catch (err) {
+      // An unreachable Prometheus must not pass a step: the step waits (and fails at its deadline).
+      request.logger.warn({ err: String(err) }, "Prometheus query failed");
+      return { successRate: 0, p99Ms: undefined, baselineP99Ms: undefined };
+    }
+  }
+
+  /** A workload is not restarted while a PodDisruptionBudget selecting its pods allows no disruption. */
+  private disruptionBlocked(w: WorkloadView, pods: V1Pod[]): boolean {
+    const budgets = this.budgets.list(w.namespace);
+    if (budgets.length === 0) return false;
+    const mine = pods.filter((p) => p.metadata?.namespace === w.namespace && p.metadata?.labels);
+    return budgets.some((b) => {
+      const selector = b.spec?.selector?.matchLabels ?? {};
+      const selects = mine.some((p) =>
+        Object.entries(selector).every(([k, v]) => p.metadata?.labels?.[k] === v),
+      );
+      return selects && (b.status?.disruptionsAllowed ?? 0) === 0;
+    });
+  }
+
+  private async restart(w: WorkloadView, version: string, request: ReconcileRequest): Promise<void> {
+    const spec = WORKLOADS[w.kind];
+    const at = this.now().toISOString();
+    const patch = {
+      spec: {
+        template: {
+          metadata: { annotations: { [ANNOTATIONS.proxyVersion]: version, [ANNOTATIONS.restartedAt]: at } },
+        },
+      },
+    };
+    await this.manager.client.patch(spec, { name: w.name, namespace: w.namespace }, "merge", patch, {
+      fieldManager: ROLLOUT_FIELD_MANAGER,
+    });
+    this.restarts.push({ workload: w.key, version, at: Date.now() });
+    request.logger.info({ workload: w.key, version }, "restarting workload onto proxy version");
+  }
+}

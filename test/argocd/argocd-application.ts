@@ -1,0 +1,134 @@
+// Reading and nudging an Argo CD Application the way a person does with the CLI or the UI:
+// its sync status, health, the health of each resource (what Trellis's health.lua returned),
+// the last operation, and refreshes (the annotation a git webhook or `argocd app get --refresh`
+// sets). Also waits with a message that shows the Application's state when it times out.
+// Does not own: starting Argo CD or writing to git.
+import type { LocalCluster } from "../cluster/local-cluster.ts";
+import { waitFor } from "../cluster/local-cluster.ts";
+import { type ApplicationOptions, ARGOCD_NAMESPACE, application, yamlStream } from "./argocd-config.ts";
+
+export interface ResourceStatus {
+  group?: string;
+  kind: string;
+  name: string;
+  namespace?: string;
+  status?: string;
+  health?: { status?: string; message?: string };
+}
+
+export interface ApplicationView {
+  metadata: { name: string; annotations?: Record<string, string> };
+  status?: {
+    sync?: { status?: string; revision?: string };
+    health?: { status?: string; message?: string };
+    resources?: ResourceStatus[];
+    reconciledAt?: string;
+    operationState?: {
+      phase?: string;
+      message?: string;
+      startedAt?: string;
+      finishedAt?: string;
+      syncResult?: { revision?: string };
+    };
+    conditions?: Array<{ type: string; message: string }>;
+  };
+}
+
+export class ArgoApplication {
+  constructor(
+    readonly cluster: LocalCluster,
+    readonly name: string,
+  ) {}
+
+  /** Creates or updates the Application. */
+  static apply(cluster: LocalCluster, options: ApplicationOptions): ArgoApplication {
+    cluster.kubectl(["apply", "-f", "-"], yamlStream([application(options)]));
+    return new ArgoApplication(cluster, options.name);
+  }
+
+  async get(): Promise<ApplicationView> {
+    const out = await this.cluster.kubectlAsync([
+      "-n",
+      ARGOCD_NAMESPACE,
+      "get",
+      "application",
+      this.name,
+      "-o",
+      "json",
+    ]);
+    return JSON.parse(out) as ApplicationView;
+  }
+
+  /** Asks Argo CD to compare again now; `hard` also regenerates manifests from git. */
+  refresh(kind: "normal" | "hard" = "normal"): void {
+    this.cluster.kubectl([
+      "-n",
+      ARGOCD_NAMESPACE,
+      "annotate",
+      "--overwrite",
+      "application",
+      this.name,
+      `argocd.argoproj.io/refresh=${kind}`,
+    ]);
+  }
+
+  /** Waits until `check` holds for the Application; the error shows its state. */
+  async waitFor(
+    what: string,
+    check: (app: ApplicationView) => boolean,
+    timeoutMs = 120_000,
+  ): Promise<ApplicationView> {
+    let last: ApplicationView | undefined;
+    await waitFor(
+      async () => {
+        last = await this.get();
+        return check(last);
+      },
+      timeoutMs,
+      `Application ${this.name}: ${what}`,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}\n${describeApplication(last)}`);
+    });
+    return last as ApplicationView;
+  }
+}
+
+export function syncStatus(app: ApplicationView): string | undefined {
+  return app.status?.sync?.status;
+}
+
+export function healthStatus(app: ApplicationView): string | undefined {
+  return app.status?.health?.status;
+}
+
+/** The health Argo CD computed for one resource of the Application. */
+export function resourceHealth(app: ApplicationView, kind: string, name: string): ResourceStatus["health"] {
+  return app.status?.resources?.find((r) => r.kind === kind && r.name === name)?.health;
+}
+
+/** Synced to `revision` (when given) and Healthy, with the last operation (if any) Succeeded. */
+export function isSyncedAndHealthy(app: ApplicationView, revision?: string): boolean {
+  const phase = app.status?.operationState?.phase;
+  return (
+    syncStatus(app) === "Synced" &&
+    healthStatus(app) === "Healthy" &&
+    (revision === undefined || app.status?.sync?.revision === revision) &&
+    (phase === undefined || phase === "Succeeded")
+  );
+}
+
+/** A few lines a person would read in `argocd app get`. */
+export function describeApplication(app: ApplicationView | undefined): string {
+  if (!app) return "application: not found";
+  const s = app.status;
+  const lines = [
+    `sync=${s?.sync?.status} revision=${s?.sync?.revision?.slice(0, 8)} health=${s?.health?.status}`,
+    `operation=${s?.operationState?.phase} ${s?.operationState?.message ?? ""}`,
+    ...(s?.conditions ?? []).map((c) => `condition ${c.type}: ${c.message}`),
+    ...(s?.resources ?? []).map(
+      (r) =>
+        `  ${r.kind}/${r.namespace ? `${r.namespace}/` : ""}${r.name}: ${r.status} ${r.health?.status ?? ""} ${r.health?.message ?? ""}`,
+    ),
+  ];
+  return lines.join("\n");
+}

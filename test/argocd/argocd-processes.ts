@@ -1,0 +1,178 @@
+// A real Argo CD beside the local cluster: Redis, Argo CD's repo-server and application-
+// controller (built from Go modules by hack/build-argocd.sh), and a git daemon, all on loopback
+// and stopped by PID. Installs what those processes read from the cluster: Argo CD's CRDs, its
+// namespace, ConfigMaps (argocd-cm with Trellis's health checks), the default AppProject and a
+// cluster Secret that declares the local API server as the destination.
+// Does not own: Applications or git repositories' content (the tests), nor the local cluster.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { cacheRoot, repoRoot } from "../cluster/binaries.ts";
+import { freePort, type LocalCluster, waitFor } from "../cluster/local-cluster.ts";
+import { type ManagedProcess, ProcessGroup } from "../cluster/process-group.ts";
+import { argocdCm, argocdSupportObjects, clusterSecret, yamlStream } from "./argocd-config.ts";
+import { GitServer } from "./argocd-git.ts";
+
+export const ARGOCD_VERSION = process.env.ARGOCD_VERSION ?? "v3.6.1";
+
+export interface ArgoCdBinaries {
+  repoServer: string;
+  applicationController: string;
+  crdDir: string;
+  /** git-verify-wrapper.sh and git-ask-pass.sh, which repo-server runs from PATH. */
+  scriptsDir: string;
+}
+
+/** Argo CD's binaries, built by hack/build-argocd.sh when missing (about 10 min cold). */
+export function argocdBinaries(): ArgoCdBinaries {
+  const dir = join(cacheRoot, `argocd-${ARGOCD_VERSION}`);
+  const bins: ArgoCdBinaries = {
+    repoServer: join(dir, "argocd-repo-server"),
+    applicationController: join(dir, "argocd-application-controller"),
+    crdDir: join(dir, "crds"),
+    scriptsDir: join(dir, "bin"),
+  };
+  if (!existsSync(bins.repoServer) || !existsSync(join(bins.crdDir, "application-crd.yaml"))) {
+    execFileSync("bash", [join(repoRoot, "hack/build-argocd.sh")], {
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, ARGOCD_VERSION, TRELLIS_CACHE: cacheRoot },
+    });
+  }
+  return bins;
+}
+
+async function waitForLog(p: ManagedProcess, pattern: RegExp, what: string, timeoutMs = 30_000) {
+  await waitFor(
+    async () => {
+      if (p.exitCode() !== undefined) throw new Error(`${p.name} exited (${p.exitCode()}); see ${p.logFile}`);
+      return existsSync(p.logFile) && pattern.test(readFileSync(p.logFile, "utf8"));
+    },
+    timeoutMs,
+    what,
+  );
+}
+
+export class ArgoCd {
+  private constructor(
+    readonly cluster: LocalCluster,
+    readonly git: GitServer,
+    /** The Application destination.server naming the local cluster. */
+    readonly destination: string,
+    readonly dir: string,
+    private readonly group: ProcessGroup,
+    readonly controller: ManagedProcess,
+  ) {}
+
+  static async start(cluster: LocalCluster): Promise<ArgoCd> {
+    const bins = argocdBinaries();
+    const dir = join(cluster.dir, "argocd");
+    for (const d of ["tls", "ssh", "gnupg", "repos", "home"]) mkdirSync(join(dir, d), { recursive: true });
+    cluster.kubectl(["apply", "--server-side", "-f", bins.crdDir]);
+    cluster.kubectl([
+      "wait",
+      "--for=condition=Established",
+      "--timeout=30s",
+      "crd/applications.argoproj.io",
+      "crd/appprojects.argoproj.io",
+    ]);
+    const read = (p: string) => readFileSync(p, "utf8");
+    cluster.kubectl(
+      ["apply", "-f", "-"],
+      yamlStream([
+        ...argocdSupportObjects(),
+        argocdCm(),
+        clusterSecret({
+          name: "local",
+          server: cluster.server,
+          caPem: read(cluster.pki.caCert),
+          certPem: read(cluster.pki.adminCert),
+          keyPem: read(cluster.pki.adminKey),
+        }),
+      ]),
+    );
+
+    const group = new ProcessGroup();
+    try {
+      const git = await GitServer.start(group, join(dir, "git"), join(dir, "git-daemon.log"));
+      const redisPort = await freePort();
+      group.start({
+        name: "redis-server",
+        command: "redis-server",
+        args: ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        logFile: join(dir, "redis.log"),
+      });
+      const redis = `127.0.0.1:${redisPort}`;
+      const [repoPort, repoMetricsPort, controllerMetricsPort] = [
+        await freePort(),
+        await freePort(),
+        await freePort(),
+      ];
+      const repoServer = group.start({
+        name: "argocd-repo-server",
+        command: bins.repoServer,
+        args: [
+          "--address=127.0.0.1",
+          `--port=${repoPort}`,
+          "--metrics-address=127.0.0.1",
+          `--metrics-port=${repoMetricsPort}`,
+          `--redis=${redis}`,
+          "--disable-tls",
+          "--loglevel=info",
+        ],
+        logFile: join(dir, "repo-server.log"),
+        cwd: dir,
+        env: {
+          ...process.env,
+          HOME: join(dir, "home"),
+          PATH: `${bins.scriptsDir}:${process.env.PATH ?? ""}`,
+          TMPDIR: join(dir, "repos"),
+          ARGOCD_GPG_ENABLED: "false",
+          ARGOCD_TLS_DATA_PATH: join(dir, "tls"),
+          ARGOCD_SSH_DATA_PATH: join(dir, "ssh"),
+          ARGOCD_GNUPGHOME: join(dir, "gnupg"),
+        },
+      });
+      await waitForLog(repoServer, /argocd-repo-server is listening on/, "argocd-repo-server to serve");
+      const controller = group.start({
+        name: "argocd-application-controller",
+        command: bins.applicationController,
+        args: [
+          `--kubeconfig=${cluster.kubeconfigPath}`,
+          "--namespace=argocd",
+          `--repo-server=127.0.0.1:${repoPort}`,
+          "--repo-server-plaintext",
+          `--redis=${redis}`,
+          `--metrics-port=${controllerMetricsPort}`,
+          "--status-processors=4",
+          "--operation-processors=4",
+          "--loglevel=info",
+        ],
+        logFile: join(dir, "application-controller.log"),
+        cwd: dir,
+        env: { ...process.env, HOME: join(dir, "home") },
+      });
+      await waitFor(
+        async () => {
+          if (controller.exitCode() !== undefined)
+            throw new Error(`application-controller exited; see ${controller.logFile}`);
+          try {
+            return (await fetch(`http://127.0.0.1:${controllerMetricsPort}/metrics`)).ok;
+          } catch {
+            return false;
+          }
+        },
+        30_000,
+        "argocd-application-controller to serve metrics",
+      );
+      return new ArgoCd(cluster, git, cluster.server, dir, group, controller);
+    } catch (err) {
+      await group.stop(2000);
+      throw err;
+    }
+  }
+
+  /** Stops Argo CD's processes, Redis and the git daemon (the cluster is the caller's). */
+  async stop(): Promise<void> {
+    await this.group.stop(5000);
+  }
+}
