@@ -20,9 +20,13 @@ export const ANNOTATIONS = {
   proxyVersion: "trellis.dev/proxy-version",
   restartedAt: "trellis.dev/restarted-at",
   trustBundleFingerprints: "trellis.dev/trust-bundle-fingerprints",
+  leafAnchorFingerprint: "trellis.dev/leaf-anchor-fingerprint",
 } as const;
 
 export const FINALIZER = "trellis.dev/finalizer";
 export const FIELD_MANAGER = "trellis-operator";
 export const MANAGED_BY = "trellis";
 export const CONTROL_PLANE_NAMESPACE = "trellis-system";
+
+/** The audience of the projected ServiceAccount token a proxy presents to the identity service. */
+export const IDENTITY_AUDIENCE = "identity.trellis.dev";

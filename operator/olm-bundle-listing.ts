@@ -13,7 +13,15 @@ export const LINKS = [
   { name: "Documentation", url: "https://trellis.dev/docs" },
   { name: "Source code", url: "https://github.com/trellis-dev/trellis" },
 ];
-export const KEYWORDS = ["service mesh", "mtls", "proxy", "sidecar", "certificates", "networking", "security"];
+export const KEYWORDS = [
+  "service mesh",
+  "mtls",
+  "proxy",
+  "sidecar",
+  "certificates",
+  "networking",
+  "security",
+];
 export const CATEGORIES = "Networking, Security";
 export const CAPABILITIES = "Full Lifecycle";
 export const MIN_KUBE_VERSION = "1.30.0";
@@ -89,7 +97,12 @@ export function almExamples(): Array<Record<string, unknown>> {
       metadata: { name: "web.default.svc.cluster.local", namespace: "default" },
       spec: {
         routes: [
-          { name: "list-items", condition: { method: "GET", pathRegex: "/items" }, isRetryable: true, timeout: "2s" },
+          {
+            name: "list-items",
+            condition: { method: "GET", pathRegex: "/items" },
+            isRetryable: true,
+            timeout: "2s",
+          },
           { name: "create-item", condition: { method: "POST", pathRegex: "/items" }, timeout: "5s" },
         ],
         retryBudget: { retryRatio: 0.2, minRetriesPerSecond: 10, ttl: "10s" },
@@ -150,13 +163,50 @@ export const OWNED_KINDS: Array<{
     ],
     specDescriptors: [
       d("version", "Version", "Mesh release (control plane and proxy), e.g. 1.0.0.", TEXT),
-      d("controlPlane.replicas", "Control-plane replicas", "Replicas of each component.", "urn:alm:descriptor:com.tectonic.ui:podCount"),
-      d("controlPlane.highAvailability", "High availability", "Anti-affinity and PodDisruptionBudgets.", SWITCH),
-      d("controlPlane.imageRegistry", "Image registry", "Registry and path prefix of the mesh images.", TEXT, ADVANCED),
-      d("proxy.logLevel", "Proxy log level", "Log level of every injected proxy.", ...select("trace", "debug", "info", "warn", "error")),
-      d("identity.trustDomain", "Trust domain", "SPIFFE trust domain of workload identities.", TEXT, ADVANCED),
-      d("identity.rotation.automatic", "Rotate the trust anchor", "Rotate the trust anchor before it expires.", SWITCH),
-      d("upgrade.strategy", "Upgrade strategy", "Canary: waves with analysis. AllAtOnce: restart every workload.", ...select("Canary", "AllAtOnce")),
+      d(
+        "controlPlane.replicas",
+        "Control-plane replicas",
+        "Replicas of each component.",
+        "urn:alm:descriptor:com.tectonic.ui:podCount",
+      ),
+      d(
+        "controlPlane.highAvailability",
+        "High availability",
+        "Anti-affinity and PodDisruptionBudgets.",
+        SWITCH,
+      ),
+      d(
+        "controlPlane.imageRegistry",
+        "Image registry",
+        "Registry and path prefix of the mesh images.",
+        TEXT,
+        ADVANCED,
+      ),
+      d(
+        "proxy.logLevel",
+        "Proxy log level",
+        "Log level of every injected proxy.",
+        ...select("trace", "debug", "info", "warn", "error"),
+      ),
+      d(
+        "identity.trustDomain",
+        "Trust domain",
+        "SPIFFE trust domain of workload identities.",
+        TEXT,
+        ADVANCED,
+      ),
+      d(
+        "identity.rotation.automatic",
+        "Rotate the trust anchor",
+        "Rotate the trust anchor before it expires.",
+        SWITCH,
+      ),
+      d(
+        "upgrade.strategy",
+        "Upgrade strategy",
+        "Canary: waves with analysis. AllAtOnce: restart every workload.",
+        ...select("Canary", "AllAtOnce"),
+      ),
       d("upgrade.paused", "Pause upgrade", "Pause the proxy rollout in progress.", SWITCH),
     ],
     statusDescriptors: [
@@ -164,7 +214,12 @@ export const OWNED_KINDS: Array<{
       d("phase", "Phase", "Installing, Ready, Upgrading, RollingOut, Degraded or Deleting.", TEXT),
       d("version", "Version", "Mesh version the control plane runs.", TEXT),
       d("targetVersion", "Target version", "Version being rolled out.", TEXT),
-      d("operatorVersion", "Operator version", "Version of the operator that last reconciled the mesh.", TEXT),
+      d(
+        "operatorVersion",
+        "Operator version",
+        "Version of the operator that last reconciled the mesh.",
+        TEXT,
+      ),
       d("proxies.summary", "Proxies", "Up-to-date proxies / all proxies.", TEXT),
     ],
   },
@@ -193,7 +248,12 @@ export const OWNED_KINDS: Array<{
     resources: [{ kind: "Secret", name: "", version: "v1" }],
     specDescriptors: [
       d("type", "Type", "TrustAnchor, Issuer or Serving.", ...select("TrustAnchor", "Issuer", "Serving")),
-      d("secretName", "Secret", "Secret the key and certificate are written to.", "urn:alm:descriptor:io.kubernetes:Secret"),
+      d(
+        "secretName",
+        "Secret",
+        "Secret the key and certificate are written to.",
+        "urn:alm:descriptor:io.kubernetes:Secret",
+      ),
       d("duration", "Duration", "Lifetime of each issued certificate.", TEXT),
       d("issuerRef.name", "Issuer", "A TrustAnchor or Issuer Certificate in this namespace.", TEXT),
     ],
