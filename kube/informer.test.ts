@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { CoreV1Api, type V1ConfigMap } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { LocalCluster, waitFor } from "../test/cluster/local-cluster.ts";
-import { Informer, type InformerSpec } from "./informer.ts";
+import { Informer, type InformerOptions, type InformerSpec } from "./informer.ts";
 import { KubeClient } from "./rest-client.ts";
 
 const configMaps: InformerSpec = {
@@ -28,26 +28,41 @@ describe("Informer", { timeout: 90_000 }, () => {
     client = new KubeClient(cluster.kubeConfig());
     await core.createNamespace({ body: { metadata: { name: "informer" } } });
   });
+  const running: Informer<V1ConfigMap>[] = [];
+  const informerFor = (spec: InformerSpec, options: Partial<InformerOptions> = {}) => {
+    const informer = new Informer<V1ConfigMap>(client, cluster.kubeConfig(), spec, { logger, ...options });
+    running.push(informer);
+    return informer;
+  };
   after(async () => {
+    await Promise.all(running.map((i) => i.stop()));
     client?.close();
     await cluster?.stop();
   });
+  /**
+   * Writes right after a restart may meet an API server that is still warming up: retry them,
+   * taking `done` (409 for a create, 404 for a delete) as proof that an earlier try went through.
+   */
+  const retrying = (what: string, write: () => Promise<unknown>, done?: number) =>
+    waitFor(
+      () =>
+        write().then(
+          () => true,
+          (err: { code?: number }) => {
+            if (err.code === done) return true;
+            throw err;
+          },
+        ),
+      15_000,
+      what,
+    );
 
   const create = (name: string, data: Record<string, string> = {}, labels: Record<string, string> = {}) =>
     core.createNamespacedConfigMap({ namespace: "informer", body: { metadata: { name, labels }, data } });
 
   it("lists, then sees adds, updates and deletes in order, keyed namespace/name", async () => {
     await create("before-start", { v: "1" }, { app: "demo" });
-    const informer = new Informer<V1ConfigMap>(
-      client,
-      cluster.kubeConfig(),
-      {
-        ...configMaps,
-        namespace: "informer",
-        labelSelector: "app=demo",
-      },
-      { logger },
-    );
+    const informer = informerFor({ ...configMaps, namespace: "informer", labelSelector: "app=demo" });
     const seen: string[] = [];
     informer.addEventHandler({
       onAdd: (o) => seen.push(`add ${o.metadata?.name}`),
@@ -81,11 +96,7 @@ describe("Informer", { timeout: 90_000 }, () => {
 
   it("converges after an API server restart while objects are created and deleted", async () => {
     for (let i = 0; i < 5; i++) await create(`r-${i}`, { v: "0" });
-    const informer = new Informer<V1ConfigMap>(client, cluster.kubeConfig(), configMaps, {
-      logger,
-      backoffBaseMs: 100,
-      backoffMaxMs: 1000,
-    });
+    const informer = informerFor(configMaps, { backoffBaseMs: 100, backoffMaxMs: 1000 });
     const deleted: string[] = [];
     informer.addEventHandler({ onDelete: (o) => deleted.push(o.metadata?.name ?? "") });
     informer.start();
@@ -94,13 +105,19 @@ describe("Informer", { timeout: 90_000 }, () => {
 
     await cluster.restartApiServer(500);
     // The informer is backing off or re-watching now: change the world under it.
-    await create("made-after-restart", { v: "new" });
-    await core.deleteNamespacedConfigMap({ namespace: "informer", name: "r-0" });
-    await core.patchNamespacedConfigMap({
-      namespace: "informer",
-      name: "r-1",
-      body: [{ op: "replace", path: "/data/v", value: "changed" }],
-    });
+    await retrying("a create after the restart", () => create("made-after-restart", { v: "new" }), 409);
+    await retrying(
+      "a delete after the restart",
+      () => core.deleteNamespacedConfigMap({ namespace: "informer", name: "r-0" }),
+      404,
+    );
+    await retrying("an update after the restart", () =>
+      core.patchNamespacedConfigMap({
+        namespace: "informer",
+        name: "r-1",
+        body: [{ op: "replace", path: "/data/v", value: "changed" }],
+      }),
+    );
     const truth = async () =>
       (await core.listNamespacedConfigMap({ namespace: "informer" })).items
         .map((c) => c.metadata?.name)

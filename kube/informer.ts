@@ -44,9 +44,14 @@ export interface InformerStats {
   gone: number;
 }
 
+/** Consecutive failed watches (errors other than 410) after which the informer relists. */
+const RELIST_AFTER_WATCH_FAILURES = 5;
+
 interface WatchEnd {
   gone: boolean;
   error?: unknown;
+  /** The API server answered with an error (as opposed to being unreachable). */
+  refused?: boolean;
   events: number;
 }
 
@@ -135,11 +140,13 @@ export class Informer<T extends KubernetesObject> {
 
   private async run(): Promise<void> {
     let failures = 0;
+    let watchFailures = 0;
     while (!this.stopped) {
       try {
         if (this.resourceVersion === undefined) {
           this.resourceVersion = await this.listAndReplace();
           failures = 0;
+          watchFailures = 0;
         }
         const end = await this.watchOnce(this.resourceVersion);
         if (this.stopped) break;
@@ -152,9 +159,14 @@ export class Informer<T extends KubernetesObject> {
           this.resourceVersion = undefined;
           continue;
         }
-        if (end.error !== undefined) this.recordWatchError(end.error);
-        else if (end.events > 0) {
+        if (end.error !== undefined) {
+          this.recordWatchError(end.error);
+          // A server that keeps refusing this resourceVersion (not with 410) gets a fresh list;
+          // an unreachable one does not (the watch resumes where it was, as client-go's does).
+          if (end.refused && ++watchFailures >= RELIST_AFTER_WATCH_FAILURES) this.resourceVersion = undefined;
+        } else if (end.events > 0) {
           failures = 0;
+          watchFailures = 0;
           continue;
         }
       } catch (err) {
@@ -191,6 +203,7 @@ export class Informer<T extends KubernetesObject> {
         labelSelector: this.spec.labelSelector,
         limit: this.options.pageSize ?? 500,
         continue: next,
+        signal: this.stopSignal.signal,
       });
       items.push(...page.items);
       next = page.metadata?.continue || undefined;
@@ -256,15 +269,22 @@ export class Informer<T extends KubernetesObject> {
         if (phase === "ERROR") {
           const status = obj as WatchStatus;
           if (status.code === 410) end.gone = true;
-          else end.error = new Error(`watch error ${status.code} ${status.reason}: ${status.message}`);
+          else {
+            end.error = new Error(`watch error ${status.code} ${status.reason}: ${status.message}`);
+            end.refused = true;
+          }
           return;
         }
         this.handleWatchEvent(phase, obj as T);
       };
       const onDone = (err: unknown) => {
         clearTimeout(watchdog);
-        if (isGoneStatus(err)) end.gone = true;
-        else if (err && !this.stopped) end.error = err;
+        const statusCode = httpStatusOf(err);
+        if (statusCode === 410) end.gone = true;
+        else if (err && !this.stopped) {
+          end.error = err;
+          end.refused ||= statusCode !== undefined;
+        }
         resolve(end);
       };
       armWatchdog();
@@ -305,8 +325,11 @@ export class Informer<T extends KubernetesObject> {
   }
 }
 
-function isGoneStatus(err: unknown): boolean {
-  return typeof err === "object" && err !== null && (err as { statusCode?: number }).statusCode === 410;
+/** The HTTP status client-node's Watch attaches when the server answered the watch with an error. */
+function httpStatusOf(err: unknown): number | undefined {
+  if (typeof err !== "object" || err === null) return undefined;
+  const code = (err as { statusCode?: unknown }).statusCode;
+  return typeof code === "number" ? code : undefined;
 }
 
 /** List items come without apiVersion and kind; put them back so cached objects are complete. */

@@ -111,7 +111,7 @@ describe("leader election between processes", { timeout: 90_000 }, () => {
     await waitFor(async () => b.has("leading") !== undefined, 10_000, "replica-b to take over");
     const takeover = b.has("leading")!.t - killedAt;
     t.diagnostic(`takeover after SIGKILL: ${takeover} ms (lease duration ${LEASE_DURATION_MS} ms)`);
-    assert.ok(takeover <= LEASE_DURATION_MS + 1000, `took over after ${takeover} ms`);
+    assert.ok(takeover <= LEASE_DURATION_MS + 1500, `took over after ${takeover} ms`);
     await waitFor(async () => b.reconciles().length > 0, 5000, "replica-b to reconcile");
     assertNoOverlap([a, b]);
   });

@@ -59,6 +59,8 @@ export interface RequestSpec {
   body?: unknown;
   contentType?: string;
   timeoutMs?: number;
+  /** Aborts the request (an informer that stops does not wait for a slow list). */
+  signal?: AbortSignal;
 }
 
 export function apiPrefix(apiVersion: string): string {
@@ -99,13 +101,20 @@ export class KubeClient {
   /** One page of a list; the informer follows `metadata.continue`. */
   list<T extends KubernetesObject>(
     type: ResourceType,
-    options: { namespace?: string; labelSelector?: string; limit?: number; continue?: string } = {},
+    options: {
+      namespace?: string;
+      labelSelector?: string;
+      limit?: number;
+      continue?: string;
+      signal?: AbortSignal;
+    } = {},
   ): Promise<ObjectList<T>> {
     return this.request({
       method: "GET",
       path: resourcePath(type, options.namespace),
       query: { labelSelector: options.labelSelector, limit: options.limit, continue: options.continue },
       timeoutMs: 120_000,
+      signal: options.signal,
     });
   }
 
@@ -189,6 +198,7 @@ export class KubeClient {
       method: spec.method,
       headers,
       timeout: spec.timeoutMs ?? 30_000,
+      ...(spec.signal ? { signal: spec.signal } : {}),
       ...(opts.auth ? { auth: opts.auth } : {}),
       ...(tls
         ? { agent: this.agent, ca: opts.ca, cert: opts.cert, key: opts.key, servername: opts.servername }
