@@ -112,7 +112,7 @@ async function haproxyTls(upstream: number): Promise<Path> {
   };
 }
 
-const quiet = { logLevel: "warn", admin: { listen: "127.0.0.1:0" } };
+const quiet = { logLevel: "info", admin: { listen: "127.0.0.1:0" } };
 
 async function trellisPlain(upstream: number): Promise<Path> {
   const p = await spawnProxy({ ...quiet, outbound: { listen: "127.0.0.1:0" } });

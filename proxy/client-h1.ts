@@ -102,8 +102,7 @@ export class H1Client {
           trailers: () => forwardableTrailers(res.trailers),
         });
       });
-      if (req.signal.aborted) upstream.destroy();
-      else req.signal.addEventListener("abort", () => upstream.destroy(), { once: true });
+      req.signal.onAbort(() => upstream.destroy());
       sendBody(req.body, upstream, (err) => upstream.destroy(err));
     });
   }

@@ -81,8 +81,7 @@ export class H2Client {
       const cancel = () => {
         if (!stream.closed) stream.close(NGHTTP2_CANCEL);
       };
-      if (req.signal.aborted) cancel();
-      else req.signal.addEventListener("abort", cancel, { once: true });
+      req.signal.onAbort(cancel);
       if (req.body.kind !== "empty") sendBody(req.body, stream, () => cancel());
     });
   }

@@ -8,6 +8,7 @@
  */
 import type { Readable } from "node:stream";
 import type { Endpoint } from "./balancer.ts";
+import type { Cancellation } from "./cancellation.ts";
 import type { CompiledRoute } from "./routes.ts";
 import type { Service } from "./service.ts";
 
@@ -43,8 +44,8 @@ export interface ProxyRequest {
   body: RequestBody;
   version: HttpVersion;
   conn: ConnectionContext;
-  /** Aborted when the downstream client goes away; clients cancel upstream work on it. */
-  signal: AbortSignal;
+  /** Cancelled when the downstream client goes away; clients cancel upstream work on it. */
+  signal: Cancellation;
   /** performance.now() when the request headers were read. */
   startedAt: number;
   /** Annotations set by layers on the way down; read by layers on the way back up. */

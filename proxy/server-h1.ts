@@ -10,6 +10,7 @@ import http from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { pipeBody } from "./body.ts";
+import { Cancellation } from "./cancellation.ts";
 import type { ConnectionContext, Handler, ProxyRequest, ProxyResponse, RequestBody } from "./handler.ts";
 import { forwardableHeaders } from "./headers.ts";
 import type { ProxyMetrics } from "./proxy-metrics.ts";
@@ -104,7 +105,7 @@ export class H1Server {
     }
     clearTimeout(state.headerTimer);
     state.active++;
-    const ac = new AbortController();
+    const ac = new Cancellation();
     res.once("close", () => {
       state.active--;
       if (!res.writableFinished) ac.abort();
@@ -112,7 +113,7 @@ export class H1Server {
       else if (state.active === 0 && !socket.destroyed) this.armHeaderTimer(socket, state);
     });
     req.on("error", () => ac.abort());
-    const preq = toProxyRequest(req, state.conn, ac.signal);
+    const preq = toProxyRequest(req, state.conn, ac);
     this.handler(preq).then(
       (resp) => this.writeResponse(res, resp),
       () => writeFailure(res),
@@ -170,7 +171,7 @@ function requestBody(req: http.IncomingMessage): RequestBody {
 function toProxyRequest(
   req: http.IncomingMessage,
   conn: ConnectionContext,
-  signal: AbortSignal,
+  signal: Cancellation,
 ): ProxyRequest {
   return {
     method: req.method ?? "GET",

@@ -8,6 +8,7 @@
 import http2 from "node:http2";
 import type { Socket } from "node:net";
 import { pipeBody } from "./body.ts";
+import { Cancellation } from "./cancellation.ts";
 import type { ConnectionContext, Handler, ProxyRequest, ProxyResponse, RequestBody } from "./handler.ts";
 import { forwardableHeaders } from "./headers.ts";
 import type { ProxyMetrics } from "./proxy-metrics.ts";
@@ -84,7 +85,7 @@ export class H2Server {
       respondEmpty(stream, 400);
       return;
     }
-    const ac = new AbortController();
+    const ac = new Cancellation();
     stream.once("aborted", () => ac.abort());
     stream.once("close", () => {
       if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR) ac.abort();
@@ -98,7 +99,7 @@ export class H2Server {
       body: requestBody(stream, headers, flags),
       version: "h2",
       conn,
-      signal: ac.signal,
+      signal: ac,
       startedAt: performance.now(),
     };
     this.handler(preq).then(

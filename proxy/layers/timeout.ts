@@ -10,11 +10,8 @@ import { type Layer, ProxyError } from "../handler.ts";
 export const enforceRouteTimeout: Layer = (next) => (req) => {
   const timeoutMs = req.route?.timeoutMs;
   if (timeoutMs === undefined || timeoutMs <= 0) return next(req);
-  const ac = new AbortController();
-  const parent = req.signal;
-  const onParentAbort = () => ac.abort();
-  parent.addEventListener("abort", onParentAbort, { once: true });
-  req.signal = ac.signal;
+  const ac = req.signal.child();
+  req.signal = ac;
   return new Promise((resolve, reject) => {
     let expired = false;
     const timer = setTimeout(() => {
@@ -31,7 +28,6 @@ export const enforceRouteTimeout: Layer = (next) => (req) => {
       },
       (err: unknown) => {
         clearTimeout(timer);
-        parent.removeEventListener("abort", onParentAbort);
         if (!expired) reject(err);
       },
     );
