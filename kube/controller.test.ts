@@ -175,6 +175,21 @@ describe("Controller and Manager", { timeout: 90_000 }, () => {
     assert.equal((await getWidget("stale")).metadata?.finalizers?.includes("test.trellis.dev/other"), false);
   });
 
+  it("server-side applies status through the status subresource under the field manager", async () => {
+    await manager.writer.applyStatus<Widget>({
+      apiVersion: "test.trellis.dev/v1",
+      kind: "Widget",
+      metadata: { name: "stale", namespace: NS },
+      status: { note: "applied" } as Widget["status"],
+    });
+    const live = await getWidget("stale");
+    assert.equal((live.status as { note?: string }).note, "applied");
+    const entry = live.metadata?.managedFields?.find(
+      (f) => f.operation === "Apply" && f.subresource === "status",
+    );
+    assert.equal(entry?.manager, "trellis-test");
+  });
+
   it("retries a failing reconcile with growing back-off until it succeeds, then stops", async () => {
     await core.createNamespacedConfigMap({
       namespace: NS,

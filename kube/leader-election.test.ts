@@ -98,7 +98,7 @@ describe("leader election between processes", { timeout: 90_000 }, () => {
     await waitFor(async () => a.has("leading") !== undefined, 20_000, "replica-a to lead");
     const b = replica("replica-b");
     await waitFor(async () => b.has("started") !== undefined, 20_000, "replica-b to start");
-    await sleep(1500);
+    await sleep(1000);
     assert.ok(a.reconciles().length > 5, "the leader reconciles (resync every 100 ms)");
     assert.equal(b.reconciles().length, 0, "the standby does not");
     assert.equal(b.has("leading"), undefined);
