@@ -3,13 +3,7 @@
 // (OpenSSL 3.0 decodes DER SPKI slowly), so P-256 points go in through JWK, and the SPKI of every
 // key this module has seen is remembered per KeyObject to avoid exporting it again.
 
-import {
-  createHash,
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-} from "node:crypto";
+import { createPrivateKey, createPublicKey, generateKeyPairSync, hash, type KeyObject } from "node:crypto";
 import { PkiError, type PkiErrorCode } from "./errors.ts";
 import { toPem } from "./pem.ts";
 
@@ -116,7 +110,7 @@ export function importP256Spki(spki: Buffer, code: PkiErrorCode): KeyObject {
 
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits of a canonical P-256 SPKI. */
 export function keyIdentifier(p256SpkiDer: Buffer): Buffer {
-  return createHash("sha1").update(p256SpkiDer.subarray(26)).digest();
+  return hash("sha1", p256SpkiDer.subarray(26), "buffer");
 }
 
 export function privateKeyToPem(key: KeyObject): string {

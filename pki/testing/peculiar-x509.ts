@@ -32,3 +32,6 @@ if (!("getMetadata" in Reflect)) Object.assign(Reflect, { getMetadata, getOwnMet
 
 export const x509 = await import("@peculiar/x509");
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+
+/** The library's types, for code that names them (the value above is loaded lazily). */
+export type * as X509 from "@peculiar/x509";
