@@ -20,6 +20,13 @@ describe("generated files", () => {
       );
     });
   }
+  it("olm/ holds nothing that is not generated", () => {
+    const walk = (dir: string): string[] =>
+      readdirSync(join(repoRoot, dir), { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? walk(`${dir}/${e.name}`) : [`${dir}/${e.name}`],
+      );
+    for (const f of walk("olm")) assert.ok(files.has(f), `${f} is not generated`);
+  });
   it("crds/ holds nothing that is not generated", () => {
     for (const f of readdirSync(join(repoRoot, "crds")))
       assert.ok(files.has(`crds/${f}`), `crds/${f} is not generated`);

@@ -49,6 +49,11 @@ export function upgradeEdge(channelEntries: ChannelEntry[], version: string): Ch
     .filter((v) => semver.valid(v) && semver.lt(v, version))
     .sort(semver.rcompare);
   const previous = earlier[0];
+  const later = channelEntries
+    .map((e) => versionOf(e.name))
+    .find((v) => semver.valid(v) && semver.gt(v, version));
+  // OLM wants one head per channel: a hotfix of an older minor needs a channel of its own.
+  if (later) throw new Error(`${version} is older than ${later}, already in the channel`);
   if (!previous) return { name: csvName(version) };
   const v = semver.parse(version);
   if (!v) throw new Error(`${version} is not a semantic version`);
