@@ -58,6 +58,10 @@ export class Counter extends Metric<{ v: number }> {
   inc(values: readonly string[], by = 1): void {
     this.get(values).v += by;
   }
+  /** The series itself, for hot paths that cache it: `handle(labels).v++`. */
+  handle(values: readonly string[]): { v: number } {
+    return this.get(values);
+  }
   value(values: readonly string[]): number {
     return this.series.get(values.join("\u0000"))?.data.v ?? 0;
   }
@@ -85,7 +89,7 @@ export class Gauge extends Metric<{ v: number }> {
   }
 }
 
-interface HistogramData {
+export interface HistogramData {
   counts: Float64Array;
   sum: number;
   count: number;
@@ -105,7 +109,13 @@ export class Histogram extends Metric<HistogramData> {
     return { counts: new Float64Array(this.buckets.length), sum: 0, count: 0 };
   }
   observe(values: readonly string[], v: number): void {
-    const h = this.get(values);
+    this.record(this.get(values), v);
+  }
+  /** The series itself, for hot paths that cache it; record into it with `record`. */
+  handle(values: readonly string[]): HistogramData {
+    return this.get(values);
+  }
+  record(h: HistogramData, v: number): void {
     h.sum += v;
     h.count++;
     const b = this.buckets;

@@ -24,6 +24,8 @@ export interface ServerLimits {
 interface SocketState {
   conn: ConnectionContext;
   active: number;
+  /** True while the connection owes us a request head (at start and between requests). */
+  awaitingHead: boolean;
   headerTimer: NodeJS.Timeout | undefined;
 }
 
@@ -59,9 +61,9 @@ export class H1Server {
 
   /** Takes over an accepted socket whose first bytes (`prefix`) were read by detection. */
   accept(socket: Socket, conn: ConnectionContext, prefix: Buffer | undefined): void {
-    const state: SocketState = { conn, active: 0, headerTimer: undefined };
+    const state: SocketState = { conn, active: 0, awaitingHead: true, headerTimer: undefined };
     this.sockets.set(socket, state);
-    this.armHeaderTimer(socket, state);
+    state.headerTimer = setTimeout(() => this.onHeaderTimeout(socket, state), this.limits.headerTimeoutMs);
     socket.once("close", () => {
       clearTimeout(state.headerTimer);
       this.sockets.delete(socket);
@@ -77,13 +79,11 @@ export class H1Server {
     for (const [socket, state] of this.sockets) if (state.active === 0) socket.destroy();
   }
 
-  private armHeaderTimer(socket: Socket, state: SocketState): void {
-    clearTimeout(state.headerTimer);
-    state.headerTimer = setTimeout(() => {
-      if (state.active > 0) return;
-      this.metrics.protocolErrors.inc([this.direction, "header_timeout"]);
-      socket.destroy();
-    }, this.limits.headerTimeoutMs);
+  /** One timer per connection, re-armed with refresh() after each response (no allocation). */
+  private onHeaderTimeout(socket: Socket, state: SocketState): void {
+    if (!state.awaitingHead || state.active > 0) return;
+    this.metrics.protocolErrors.inc([this.direction, "header_timeout"]);
+    socket.destroy();
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
@@ -103,14 +103,17 @@ export class H1Server {
       res.destroy();
       return;
     }
-    clearTimeout(state.headerTimer);
+    state.awaitingHead = false;
     state.active++;
     const ac = new Cancellation();
     res.once("close", () => {
       state.active--;
       if (!res.writableFinished) ac.abort();
       if (this.draining) socket.destroySoon();
-      else if (state.active === 0 && !socket.destroyed) this.armHeaderTimer(socket, state);
+      else if (state.active === 0 && !socket.destroyed) {
+        state.awaitingHead = true;
+        state.headerTimer?.refresh();
+      }
     });
     req.on("error", () => ac.abort());
     const preq = toProxyRequest(req, state.conn, ac);

@@ -2,16 +2,26 @@
  * Layer: counts every answered request by direction, authority, route, status class, TLS and
  * peer identity, and observes latency to the response head.
  *
- * Owns: label selection per request. Does not own metric storage (metrics.ts).
+ * Owns: label selection per request and a small cache of series handles, so the hot path
+ * is one string key and one map lookup. Does not own metric storage (metrics.ts).
  */
-import type { Direction, Layer } from "../handler.ts";
+import type { Direction, Layer, ProxyRequest } from "../handler.ts";
+import type { HistogramData } from "../metrics.ts";
 import { type ProxyMetrics, statusClass } from "../proxy-metrics.ts";
 
+interface Series {
+  labels: string[];
+  latency: HistogramData;
+  byClass: Map<string, { v: number }>;
+}
+
+const maxCached = 4096;
+
 export function recordMetrics(metrics: ProxyMetrics, direction: Direction): Layer {
-  return (next) => async (req) => {
-    const res = await next(req);
+  const cache = new Map<string, Series>();
+
+  const seriesFor = (req: ProxyRequest): Series => {
     const route = req.route?.name ?? "default";
-    const latencyMs = performance.now() - req.startedAt;
     let tls: string;
     let peer: string;
     if (direction === "inbound") {
@@ -21,8 +31,33 @@ export function recordMetrics(metrics: ProxyMetrics, direction: Direction): Laye
       peer = req.upstreamIdentity ?? "";
       tls = peer === "" ? "plaintext" : "mtls";
     }
-    metrics.requests.inc([direction, req.authority, route, statusClass(res.status), tls, peer]);
-    metrics.latency.observe([direction, req.authority, route], latencyMs);
+    const key = `${req.authority}\u0000${route}\u0000${tls}\u0000${peer}`;
+    let s = cache.get(key);
+    if (s === undefined) {
+      if (cache.size >= maxCached) cache.clear();
+      s = {
+        labels: [direction, req.authority, route, "", tls, peer],
+        latency: metrics.latency.handle([direction, req.authority, route]),
+        byClass: new Map(),
+      };
+      cache.set(key, s);
+    }
+    return s;
+  };
+
+  return (next) => async (req) => {
+    const res = await next(req);
+    const s = seriesFor(req);
+    const cls = statusClass(res.status);
+    let counter = s.byClass.get(cls);
+    if (counter === undefined) {
+      const labels = [...s.labels];
+      labels[3] = cls;
+      counter = metrics.requests.handle(labels);
+      s.byClass.set(cls, counter);
+    }
+    counter.v++;
+    metrics.latency.record(s.latency, performance.now() - req.startedAt);
     return res;
   };
 }

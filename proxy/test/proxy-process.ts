@@ -94,7 +94,7 @@ export async function spawnProxy(
     },
     admin: (path) => adminGet(ports.admin, path),
   };
-  if (o.waitReady !== false) await waitFor(async () => (await proc.admin("/ready")).status === 200, 15_000);
+  if (o.waitReady !== false) await waitFor(async () => (await proc.admin("/ready")).status === 200, 40_000);
   return proc;
 }
 
