@@ -1,9 +1,10 @@
 // `trellis-controlplane <component> [flags]`: one program for the control-plane components
-// (injector today; identity and destination join it), each a thin entry over its own folder.
+// (injector and identity today; destination joins them), each a thin entry over its own folder.
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { Manager } from "../kube/index.ts";
+import { parseIdentityFlags, runIdentity } from "./identity/identity.ts";
 import { parseInjectorFlags, runInjector } from "./injector/injector.ts";
 
 const [component, ...argv] = process.argv.slice(2);
@@ -36,8 +37,11 @@ switch (component) {
   case "injector":
     stop = await runInjector(manager, parseInjectorFlags(argv), logger);
     break;
+  case "identity":
+    stop = await runIdentity(manager, parseIdentityFlags(argv), logger);
+    break;
   default:
-    process.stderr.write("usage: trellis-controlplane injector [flags]\n");
+    process.stderr.write("usage: trellis-controlplane injector|identity [flags]\n");
     process.exit(2);
 }
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -7,12 +7,11 @@
 // template (set by the rollout), so a pod that restarts for any reason keeps its wave's version;
 // pods without it get the fleet's current version from the Mesh status.
 import type { V1Container, V1Pod, V1Volume } from "@kubernetes/client-node";
-import { ANNOTATIONS, CONTROL_PLANE_NAMESPACE, LABELS } from "../../api/index.ts";
+import { ANNOTATIONS, CONTROL_PLANE_NAMESPACE, IDENTITY_AUDIENCE, LABELS } from "../../api/index.ts";
 
 export const PROXY_CONTAINER = "trellis-proxy";
 export const PROXY_UID = 2102;
 export const PORTS = { inbound: 4143, outbound: 4140, admin: 4191 } as const;
-export const IDENTITY_AUDIENCE = "identity.trellis.dev";
 export const TRUST_BUNDLE_CONFIGMAP = "trellis-trust-bundle";
 
 export interface InjectionConfig {

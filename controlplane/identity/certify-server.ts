@@ -1,0 +1,204 @@
+// The identity endpoint: HTTP/2 over TLS, `POST /v1/certify` with `authorization: Bearer <token>`,
+// `content-type: application/pkcs10` and a PEM CSR; answers 200 `{certificateChainPem, notAfter}`
+// or `{error, message}` with the status of the error code (certify-errors.ts). The order of the
+// checks keeps unauthenticated work cheap: headers and token claims, then the body (bounded),
+// then the TokenReview (cached), and only then the CSR's signature and the issuance.
+// Every limit is explicit (body, time, streams, header size, session memory); the serving
+// certificate can be swapped while running (new connections get it, open ones keep theirs).
+// Owns transport and request handling; does not own authentication or signing.
+import http2, { type ServerHttp2Stream } from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "pino";
+import { bearerToken } from "./bearer-token.ts";
+import { type ServiceAccountRef, type SigningPolicy, signCsr } from "./certify.ts";
+import { asCertifyError, CertifyError } from "./certify-errors.ts";
+import type { IdentityMetrics } from "./identity-metrics.ts";
+import type { Issuer } from "./issuer.ts";
+
+export const CERTIFY_PATH = "/v1/certify";
+
+export interface CertifyLimits {
+  maxBodyBytes: number;
+  /** A request must be complete (body received) within this time. */
+  requestTimeoutMs: number;
+  /** A connection with no open stream for this long is closed. */
+  idleTimeoutMs: number;
+  maxConcurrentStreams: number;
+}
+
+export const DEFAULT_LIMITS: CertifyLimits = {
+  maxBodyBytes: 16 * 1024,
+  requestTimeoutMs: 10_000,
+  idleTimeoutMs: 120_000,
+  maxConcurrentStreams: 256,
+};
+
+export interface CertifyHandler {
+  policy: SigningPolicy;
+  limits: CertifyLimits;
+  issuer(): Issuer | undefined;
+  authenticate(token: string): Promise<ServiceAccountRef>;
+  metrics: Pick<IdentityMetrics, "certify" | "certifySeconds">;
+  logger: Logger;
+}
+
+export interface CertifyServer {
+  port: number;
+  setCertificate(tls: { cert: string; key: string }): void;
+  close(): Promise<void>;
+}
+
+function readBody(stream: ServerHttp2Stream, maxBytes: number, timeoutMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const timer = setTimeout(
+      () =>
+        reject(new CertifyError("RequestTimeout", `the request body did not arrive within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    stream.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        clearTimeout(timer);
+        stream.pause();
+        reject(
+          new CertifyError("BodyTooLarge", `the body is larger than ${maxBytes} bytes; a CSR is under 1 KiB`),
+        );
+        return;
+      }
+      chunks.push(chunk);
+    });
+    stream.once("end", () => {
+      clearTimeout(timer);
+      resolve(chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks));
+    });
+    stream.once("close", () => clearTimeout(timer));
+  });
+}
+
+/** Header checks that need neither the body nor the API server. */
+function checkHeaders(headers: http2.IncomingHttpHeaders, limits: CertifyLimits): string {
+  const path = headers[":path"] ?? "";
+  if (path !== CERTIFY_PATH && !path.startsWith(`${CERTIFY_PATH}?`)) {
+    throw new CertifyError(
+      "NotFound",
+      `no such endpoint; certificates are requested with POST ${CERTIFY_PATH}`,
+    );
+  }
+  if (headers[":method"] !== "POST") {
+    throw new CertifyError("MethodNotAllowed", `${CERTIFY_PATH} accepts POST only`);
+  }
+  const token = bearerToken(headers.authorization);
+  const type = (headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/pkcs10") {
+    throw new CertifyError(
+      "UnsupportedMediaType",
+      "send the CSR as PEM with content-type: application/pkcs10",
+    );
+  }
+  const length = Number(headers["content-length"] ?? 0);
+  if (length > limits.maxBodyBytes) {
+    throw new CertifyError(
+      "BodyTooLarge",
+      `the body is larger than ${limits.maxBodyBytes} bytes; a CSR is under 1 KiB`,
+    );
+  }
+  return token;
+}
+
+async function certify(
+  handler: CertifyHandler,
+  stream: ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+): Promise<{ body: string; account: ServiceAccountRef }> {
+  const token = checkHeaders(headers, handler.limits);
+  const body = await readBody(stream, handler.limits.maxBodyBytes, handler.limits.requestTimeoutMs);
+  const account = await handler.authenticate(token);
+  const issuer = handler.issuer();
+  if (issuer === undefined)
+    throw new CertifyError("NoIssuer", "the identity service has no issuer loaded yet");
+  const answer = signCsr(body, account, issuer, handler.policy);
+  return { body: JSON.stringify(answer), account };
+}
+
+function respond(
+  stream: ServerHttp2Stream,
+  status: number,
+  body: string,
+  extra: http2.OutgoingHttpHeaders = {},
+) {
+  if (stream.destroyed || stream.headersSent) return;
+  stream.respond({ ":status": status, "content-type": "application/json", ...extra });
+  stream.end(body);
+}
+
+export function handleStream(
+  handler: CertifyHandler,
+  stream: ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+): void {
+  const started = performance.now();
+  stream.on("error", () => {});
+  certify(handler, stream, headers).then(
+    ({ body }) => {
+      respond(stream, 200, body);
+      handler.metrics.certify.inc({ result: "Issued" });
+      handler.metrics.certifySeconds.observe({}, (performance.now() - started) / 1000);
+    },
+    (err: unknown) => {
+      const error = asCertifyError(err);
+      if (error.code === "Internal") handler.logger.error({ err: String(err) }, "certify failed");
+      else handler.logger.info({ code: error.code, reason: error.message }, "certify refused");
+      const extra = error.code === "TooManyRequests" ? { "retry-after": "1" } : {};
+      respond(stream, error.status, error.toJson(), extra);
+      // Whatever the client still sends (an oversized body) is not read: the stream is reset.
+      if (!stream.readableEnded) stream.once("finish", () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+      handler.metrics.certify.inc({ result: error.code });
+      handler.metrics.certifySeconds.observe({}, (performance.now() - started) / 1000);
+    },
+  );
+}
+
+export function startCertifyServer(o: {
+  port: number;
+  host: string;
+  tls: { cert: string; key: string };
+  handler: CertifyHandler;
+}): Promise<CertifyServer> {
+  const { limits } = o.handler;
+  const server = http2.createSecureServer({
+    cert: o.tls.cert,
+    key: o.tls.key,
+    allowHTTP1: false,
+    minVersion: "TLSv1.2",
+    maxSessionMemory: 16,
+    maxHeaderListPairs: 64,
+    maxSessionInvalidFrames: 100,
+    maxSessionRejectedStreams: 100,
+    settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: 32 * 1024 },
+  });
+  server.setTimeout(limits.idleTimeoutMs);
+  server.on("stream", (stream, headers) => handleStream(o.handler, stream, headers));
+  server.on("sessionError", () => {});
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, o.host, () => {
+      server.off("error", reject);
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        setCertificate: (tls) => server.setSecureContext({ cert: tls.cert, key: tls.key }),
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            for (const session of sessions) session.close();
+          }),
+      });
+    });
+  });
+}

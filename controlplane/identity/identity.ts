@@ -1,0 +1,178 @@
+// `trellis-controlplane identity`: the certificate authority of the mesh. Reads its issuer from the
+// Secret the operator keeps (re-read every 10 s, so a renewal or anchor rotation needs no restart),
+// authenticates proxies with TokenReviews of their audience-bound ServiceAccount tokens, and signs
+// their CSRs over HTTP/2 + TLS with a serving certificate it issues itself from the same issuer.
+// Health and metrics on the admin port (the Manager's server).
+// Owns the wiring and the flags; the logic lives in the modules it imports.
+import { parseArgs } from "node:util";
+import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { CONTROL_PLANE_NAMESPACE, IDENTITY_AUDIENCE, parseDuration } from "../../api/index.ts";
+import type { Manager } from "../../kube/index.ts";
+import { DEFAULT_LIMITS, startCertifyServer } from "./certify-server.ts";
+import { IdentityMetrics } from "./identity-metrics.ts";
+import {
+  type Issuer,
+  issuerSecretData,
+  type ServingCredentials,
+  servingCredentials,
+  servingNames,
+} from "./issuer.ts";
+import { IssuerSource } from "./issuer-source.ts";
+import { type ReviewToken, TokenReviewer, type TokenReviewStatus } from "./token-review.ts";
+
+const SECRET = { apiVersion: "v1", kind: "Secret", plural: "secrets", namespaced: true };
+const SERVICE_ACCOUNT = "trellis-identity";
+const SERVING_LIFETIME_MS = 24 * 3_600_000;
+
+export interface IdentityFlags {
+  port: number;
+  host: string;
+  trustDomain: string;
+  issuerSecret: string;
+  leafLifetimeMs: number;
+  issuerPollMs: number;
+  tokenCacheEntries: number;
+  /** Upper bound on trusting a TokenReview result; undefined: until the token expires. */
+  tokenCacheMaxMs: number | undefined;
+  maxPendingReviews: number;
+  maxBodyBytes: number;
+}
+
+export function parseIdentityFlags(argv: string[]): IdentityFlags {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string", default: "8080" },
+      host: { type: "string", default: "0.0.0.0" },
+      "trust-domain": { type: "string", default: "cluster.local" },
+      "issuer-secret": { type: "string", default: `${CONTROL_PLANE_NAMESPACE}/trellis-identity-issuer` },
+      "leaf-lifetime": { type: "string", default: "24h" },
+      "issuer-poll": { type: "string", default: "10s" },
+      "token-cache-size": { type: "string", default: "10000" },
+      "token-cache-max-ttl": { type: "string" },
+      "max-pending-reviews": { type: "string", default: "128" },
+      "max-body-bytes": { type: "string", default: String(DEFAULT_LIMITS.maxBodyBytes) },
+    },
+    strict: false,
+  });
+  const text = (name: string) => String(values[name]);
+  const positive = (name: string) => {
+    const n = Number(values[name]);
+    if (!Number.isInteger(n) || n <= 0)
+      throw new Error(`--${name} must be a positive integer, got "${text(name)}"`);
+    return n;
+  };
+  const ttl = values["token-cache-max-ttl"];
+  return {
+    port: Number(values.port),
+    host: text("host"),
+    trustDomain: text("trust-domain"),
+    issuerSecret: text("issuer-secret"),
+    leafLifetimeMs: parseDuration(text("leaf-lifetime")),
+    issuerPollMs: parseDuration(text("issuer-poll")),
+    tokenCacheEntries: positive("token-cache-size"),
+    tokenCacheMaxMs: typeof ttl === "string" ? parseDuration(ttl) : undefined,
+    maxPendingReviews: positive("max-pending-reviews"),
+    maxBodyBytes: positive("max-body-bytes"),
+  };
+}
+
+function tokenReviewCall(manager: Manager): ReviewToken {
+  return async (token, audiences) => {
+    const review = await manager.client.request<{ status?: TokenReviewStatus }>({
+      method: "POST",
+      path: "/apis/authentication.k8s.io/v1/tokenreviews",
+      body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token, audiences } },
+      timeoutMs: 5_000,
+    });
+    return review.status ?? {};
+  };
+}
+
+function secretReader(manager: Manager, ref: string) {
+  const [namespace = CONTROL_PLANE_NAMESPACE, name = ""] = ref.split("/");
+  return async () => {
+    const secret = await manager.client.get<V1Secret & KubernetesObject>(SECRET, name, namespace);
+    return issuerSecretData(secret.data);
+  };
+}
+
+export async function runIdentity(
+  manager: Manager,
+  flags: IdentityFlags,
+  logger: Logger,
+): Promise<() => Promise<void>> {
+  const metrics = new IdentityMetrics(manager.metrics.registry);
+  const issuers = new IssuerSource(
+    secretReader(manager, flags.issuerSecret),
+    flags.issuerPollMs,
+    logger,
+    metrics,
+  );
+  const reviewer = new TokenReviewer({
+    review: tokenReviewCall(manager),
+    audience: IDENTITY_AUDIENCE,
+    cacheEntries: flags.tokenCacheEntries,
+    maxPending: flags.maxPendingReviews,
+    maxCacheMs: flags.tokenCacheMaxMs,
+    metrics,
+  });
+  await manager.start();
+  await issuers.start();
+  const abort = new AbortController();
+  let issuer: Issuer;
+  try {
+    issuer = await issuers.waitForIssuer(2_000, abort.signal);
+  } catch (err) {
+    issuers.stop();
+    throw err;
+  }
+  const names = servingNames(
+    flags.trustDomain,
+    process.env.TRELLIS_NAMESPACE ?? CONTROL_PLANE_NAMESPACE,
+    SERVICE_ACCOUNT,
+  );
+  let serving = servingCredentials(issuer, names, SERVING_LIFETIME_MS);
+  metrics.servingExpiry.set({}, Math.floor(serving.notAfter.getTime() / 1000));
+  const server = await startCertifyServer({
+    port: flags.port,
+    host: flags.host,
+    tls: serving,
+    handler: {
+      policy: { trustDomain: flags.trustDomain, lifetimeMs: flags.leafLifetimeMs },
+      limits: { ...DEFAULT_LIMITS, maxBodyBytes: flags.maxBodyBytes },
+      issuer: () => issuers.current,
+      authenticate: (token) => reviewer.authenticate(token),
+      metrics,
+      logger,
+    },
+  });
+  logger.info(
+    { port: server.port, trustDomain: flags.trustDomain, issuer: issuer.fingerprint },
+    "identity serving",
+  );
+  const renewServing = (next: Issuer, why: string) => {
+    serving = servingCredentials(next, names, SERVING_LIFETIME_MS);
+    server.setCertificate(serving);
+    metrics.servingExpiry.set({}, Math.floor(serving.notAfter.getTime() / 1000));
+    logger.info({ issuer: next.fingerprint, notAfter: serving.notAfter.toISOString() }, why);
+  };
+  issuers.onChange((next) => renewServing(next, "serving certificate re-issued for the new issuer"));
+  const renewal = setInterval(() => {
+    const current = issuers.current;
+    if (current && needsRenewal(serving, Date.now())) renewServing(current, "serving certificate renewed");
+  }, 60_000);
+  return async () => {
+    abort.abort();
+    clearInterval(renewal);
+    issuers.stop();
+    await server.close();
+    await manager.stop();
+  };
+}
+
+/** Renew the serving certificate past half its lifetime (it is capped by the issuer's expiry). */
+export function needsRenewal(serving: ServingCredentials, now: number): boolean {
+  return serving.notAfter.getTime() - now < SERVING_LIFETIME_MS / 2;
+}

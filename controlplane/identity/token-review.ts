@@ -1,0 +1,118 @@
+// Who sent this token: asks the API server with a TokenReview (spec.audiences = the identity
+// audience) and accepts only an authenticated ServiceAccount. Results are cached until the token's
+// own expiry (optionally less), keyed by a SHA-256 of the token, in a bounded LRU; concurrent
+// requests with one token share one TokenReview; at most `maxPending` TokenReviews are in flight
+// and the rest are refused with TooManyRequests, so a restarting fleet cannot flood the API server.
+// Tokens are never logged, stored in clear, or echoed.
+// Owns authentication; does not own what the authenticated account may ask for (certify.ts).
+import { hash } from "node:crypto";
+import { checkClaims, readClaims } from "./bearer-token.ts";
+import type { ServiceAccountRef } from "./certify.ts";
+import { CertifyError } from "./certify-errors.ts";
+import type { IdentityMetrics } from "./identity-metrics.ts";
+import { ExpiringLru } from "./token-cache.ts";
+
+export interface TokenReviewStatus {
+  authenticated?: boolean;
+  user?: { username?: string; uid?: string };
+  audiences?: string[];
+  error?: string;
+}
+
+/** Sends one TokenReview and returns its status; rejects when the API server cannot be asked. */
+export type ReviewToken = (token: string, audiences: string[]) => Promise<TokenReviewStatus>;
+
+export interface TokenReviewerOptions {
+  review: ReviewToken;
+  audience: string;
+  cacheEntries: number;
+  maxPending: number;
+  /** Upper bound on how long a result is trusted; undefined: until the token expires. */
+  maxCacheMs?: number | undefined;
+  metrics: Pick<IdentityMetrics, "tokenReviews" | "tokenCacheLookups" | "tokenCacheEntries">;
+  now?: () => number;
+}
+
+const SERVICE_ACCOUNT_USER = /^system:serviceaccount:([a-z0-9.-]+):([a-z0-9.-]+)$/;
+
+/** The ServiceAccount a TokenReview authenticated, or the refusal. */
+export function accountOf(status: TokenReviewStatus, audience: string): ServiceAccountRef {
+  if (status.authenticated !== true) {
+    const why = status.error ? `: ${status.error.slice(0, 200)}` : "";
+    throw new CertifyError("InvalidToken", `the API server did not authenticate the token${why}`);
+  }
+  if (status.audiences !== undefined && !status.audiences.includes(audience)) {
+    throw new CertifyError("WrongAudience", `the API server did not confirm the audience ${audience}`);
+  }
+  const match = SERVICE_ACCOUNT_USER.exec(status.user?.username ?? "");
+  if (!match?.[1] || !match[2]) {
+    throw new CertifyError(
+      "NotServiceAccount",
+      `the token belongs to ${status.user?.username ?? "an unnamed user"}, not to a ServiceAccount`,
+    );
+  }
+  return { namespace: match[1], name: match[2] };
+}
+
+export class TokenReviewer {
+  private readonly cache: ExpiringLru<ServiceAccountRef>;
+  private readonly pending = new Map<string, Promise<ServiceAccountRef>>();
+  private readonly now: () => number;
+
+  constructor(private readonly options: TokenReviewerOptions) {
+    this.cache = new ExpiringLru(options.cacheEntries);
+    this.now = options.now ?? Date.now;
+    options.metrics.tokenCacheEntries.collect(() => [{ labels: {}, value: this.cache.size }]);
+  }
+
+  /** The ServiceAccount `token` authenticates as, for the identity audience; throws CertifyError. */
+  authenticate(token: string): Promise<ServiceAccountRef> {
+    const now = this.now();
+    const claims = readClaims(token);
+    checkClaims(claims, this.options.audience, now);
+    const key = hash("sha256", token, "base64");
+    const cached = this.cache.get(key, now);
+    if (cached !== undefined) {
+      this.options.metrics.tokenCacheLookups.inc({ result: "hit" });
+      return Promise.resolve(cached);
+    }
+    this.options.metrics.tokenCacheLookups.inc({ result: "miss" });
+    const inFlight = this.pending.get(key);
+    if (inFlight !== undefined) return inFlight;
+    if (this.pending.size >= this.options.maxPending) {
+      throw new CertifyError(
+        "TooManyRequests",
+        `${this.pending.size} TokenReviews are already in flight; retry shortly`,
+      );
+    }
+    const maxCache = this.options.maxCacheMs;
+    const until = maxCache === undefined ? claims.expiresAt : Math.min(claims.expiresAt, now + maxCache);
+    const review = this.review(token, key, until).finally(() => this.pending.delete(key));
+    this.pending.set(key, review);
+    return review;
+  }
+
+  private async review(token: string, key: string, until: number): Promise<ServiceAccountRef> {
+    const { audience, metrics } = this.options;
+    let status: TokenReviewStatus;
+    try {
+      status = await this.options.review(token, [audience]);
+    } catch (err) {
+      metrics.tokenReviews.inc({ result: "error" });
+      throw new CertifyError(
+        "TokenReviewUnavailable",
+        `could not ask the API server to review the token (${err instanceof Error ? err.message.slice(0, 200) : "unknown error"})`,
+      );
+    }
+    let account: ServiceAccountRef;
+    try {
+      account = accountOf(status, audience);
+    } catch (err) {
+      metrics.tokenReviews.inc({ result: "unauthenticated" });
+      throw err;
+    }
+    metrics.tokenReviews.inc({ result: "authenticated" });
+    this.cache.set(key, account, until);
+    return account;
+  }
+}
