@@ -5,10 +5,11 @@
  */
 import assert from "node:assert/strict";
 import http from "node:http";
+import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { FakeDestination } from "./control-plane-fakes.ts";
 import { metricValue, type ProxyProcess, spawnProxy } from "./proxy-process.ts";
-import { type App, h1Request, startReplyingApp } from "./test-apps.ts";
+import { type App, h1Request, h2Request, startH2App, startReplyingApp } from "./test-apps.ts";
 
 const endpoint = (app: App) => ({ address: "127.0.0.1", port: app.port });
 
@@ -32,7 +33,18 @@ describe("routing policy: retries, budgets, timeouts, EWMA", () => {
     slow = await startReplyingApp({ text: "slow", delayMs: 2_000 });
     fast = await startReplyingApp({ text: "fast" });
     laggy = await startReplyingApp({ text: "laggy", delayMs: 60 });
-    apps.push(good, bad, bad2, slow, fast, laggy);
+    const slowGrpc = await startH2App((stream) => {
+      setTimeout(() => {
+        if (stream.destroyed) return;
+        stream.respond({ ":status": 200, "content-type": "application/grpc" });
+        stream.end();
+      }, 2_000);
+    });
+    apps.push(good, bad, bad2, slow, fast, laggy, slowGrpc);
+    destination.set("grpc.svc:80", {
+      endpoints: [endpoint(slowGrpc)],
+      routes: [{ name: "Echo", condition: { pathRegex: "/pkg\\.Echo/.*" }, timeout: "200ms" }],
+    });
     const routes = [
       { name: "GET /items", condition: { method: "GET", pathRegex: "/items(/.*)?" }, isRetryable: true },
       { name: "POST /upload", condition: { method: "POST", pathRegex: "/upload" }, isRetryable: true },
@@ -146,6 +158,22 @@ describe("routing policy: retries, budgets, timeouts, EWMA", () => {
     assert.equal(res.status, 504);
     assert.equal(res.headers["trellis-proxy-error"], "Timeout");
     assert.ok(elapsed >= 190 && elapsed < 1_500, `elapsed ${elapsed} ms`);
+  });
+
+  it("maps a gRPC deadline to grpc-status 4 in a trailers-only answer", async () => {
+    const session = http2.connect(`http://127.0.0.1:${proxy.ports.outbound}`);
+    try {
+      const res = await h2Request(session, {
+        authority: "grpc.svc:80",
+        path: "/pkg.Echo/Say",
+        headers: { "content-type": "application/grpc", te: "trailers" },
+      });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers["grpc-status"], "4");
+      assert.equal(res.headers["trellis-proxy-error"], "Timeout");
+    } finally {
+      session.close();
+    }
   });
 
   it("steers traffic away from a slow endpoint (peak-EWMA, power of two choices)", async () => {
