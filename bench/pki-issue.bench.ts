@@ -123,7 +123,7 @@ function report(rows: Row[]): void {
   const limitRows = rows.filter((r) => r.work === "limit");
   console.log(
     formatTable(
-      ["limit", "per s", "min–max", "CPU/wall", "Trellis ÷ limit"],
+      ["limit", "per CPU-s", "min–max", "per wall-s", "CPU/wall", "Trellis ÷ limit"],
       limitRows.map((r) => rowCells(r, trellis)),
     ),
   );

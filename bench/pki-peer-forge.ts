@@ -48,55 +48,71 @@ interface ExtensionRequest {
   extensions?: Array<{ name?: string; altNames?: unknown }>;
 }
 
-export function forgeWorkloads(): Workload[] {
-  const issuerKeys = rsaKeys();
-  const issuer = forge.pki.createCertificate();
-  issuer.publicKey = issuerKeys.publicKey;
-  issuer.serialNumber = serialHex();
-  issuer.validity.notAfter = new Date(Date.now() + 30 * DAY_MS);
-  issuer.setSubject([{ name: "commonName", value: "Forge Bench Issuer" }]);
-  issuer.setIssuer(issuer.subject.attributes);
-  issuer.setExtensions([
+interface ForgeIssuer {
+  certificate: forge.pki.Certificate;
+  privateKey: forge.pki.rsa.PrivateKey;
+  der: Buffer;
+  keyId: string;
+}
+
+function toDer(cert: forge.pki.Certificate): Buffer {
+  return Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), "binary");
+}
+
+function forgeIssuer(): ForgeIssuer {
+  const keys = rsaKeys();
+  const certificate = forge.pki.createCertificate();
+  certificate.publicKey = keys.publicKey;
+  certificate.serialNumber = serialHex();
+  certificate.validity.notAfter = new Date(Date.now() + 30 * DAY_MS);
+  certificate.setSubject([{ name: "commonName", value: "Forge Bench Issuer" }]);
+  certificate.setIssuer(certificate.subject.attributes);
+  certificate.setExtensions([
     { name: "basicConstraints", cA: true, pathLenConstraint: 0, critical: true },
     { name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true },
     { name: "subjectKeyIdentifier" },
   ]);
-  issuer.sign(issuerKeys.privateKey, forge.md.sha256.create());
-  const issuerDer = Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(issuer)).getBytes(), "binary");
-  const issuerKeyId = issuer.generateSubjectKeyIdentifier().getBytes();
-  const csrs = forgeCsrs();
+  certificate.sign(keys.privateKey, forge.md.sha256.create());
+  const keyId = certificate.generateSubjectKeyIdentifier().getBytes();
+  return { certificate, privateKey: keys.privateKey, der: toDer(certificate), keyId };
+}
 
-  const issue = (publicKey: forge.pki.PublicKey, altNames: unknown) => {
-    const cert = forge.pki.createCertificate();
-    cert.publicKey = publicKey;
-    cert.serialNumber = serialHex();
-    cert.validity.notBefore = new Date(Date.now() - 60_000);
-    cert.validity.notAfter = new Date(Date.now() + DAY_MS);
-    cert.setSubject([]);
-    cert.setIssuer(issuer.subject.attributes);
-    cert.setExtensions([
-      { name: "basicConstraints", cA: false, critical: true },
-      { name: "keyUsage", digitalSignature: true, critical: true },
-      { name: "extKeyUsage", serverAuth: true, clientAuth: true },
-      { name: "subjectKeyIdentifier" },
-      { name: "authorityKeyIdentifier", keyIdentifier: issuerKeyId },
-      { name: "subjectAltName", altNames, critical: true },
-    ]);
-    cert.sign(issuerKeys.privateKey, forge.md.sha256.create());
-    return Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), "binary");
-  };
+function issue(issuer: ForgeIssuer, publicKey: forge.pki.PublicKey, altNames: unknown): Buffer {
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = publicKey;
+  cert.serialNumber = serialHex();
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + DAY_MS);
+  cert.setSubject([]);
+  cert.setIssuer(issuer.certificate.subject.attributes);
+  cert.setExtensions([
+    { name: "basicConstraints", cA: false, critical: true },
+    { name: "keyUsage", digitalSignature: true, critical: true },
+    { name: "extKeyUsage", serverAuth: true, clientAuth: true },
+    { name: "subjectKeyIdentifier" },
+    { name: "authorityKeyIdentifier", keyIdentifier: issuer.keyId },
+    { name: "subjectAltName", altNames, critical: true },
+  ]);
+  cert.sign(issuer.privateKey, forge.md.sha256.create());
+  return toDer(cert);
+}
+
+export function forgeWorkloads(): Workload[] {
+  const issuer = forgeIssuer();
+  const csrs = forgeCsrs();
   const fromCsr = (i: number) => {
     const csr = forge.pki.certificationRequestFromAsn1(forge.asn1.fromDer(csrs[i % csrs.length] ?? ""));
     if (!csr.verify() || csr.publicKey === null) throw new Error("forge: CSR signature did not verify");
     const request = csr.getAttribute({ name: "extensionRequest" }) as ExtensionRequest | null;
     const altNames = request?.extensions?.find((e) => e.name === "subjectAltName")?.altNames ?? [];
-    return issue(csr.publicKey, altNames);
+    return issue(issuer, csr.publicKey, altNames);
   };
   const fromNewKey = () => {
     const pair = forge.pki.rsa.generateKeyPair({ bits: 2048 });
-    return issue(pair.publicKey, [{ type: 6, value: "spiffe://cluster.local/ns/bench/sa/workload" }]);
+    return issue(issuer, pair.publicKey, [{ type: 6, value: "spiffe://cluster.local/ns/bench/sa/workload" }]);
   };
   const peer = "node-forge, RSA-2048 (no ECDSA)";
+  const issuerDer = issuer.der;
   return [
     {
       peer,

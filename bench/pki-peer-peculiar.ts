@@ -15,9 +15,15 @@ function serialHex(): string {
   return bytes.toString("hex");
 }
 
-export async function peculiarWorkloads(csrs: Buffer[]): Promise<Workload[]> {
+interface PeculiarIssuer {
+  certificate: InstanceType<typeof x509.X509Certificate>;
+  privateKey: webcrypto.CryptoKey;
+  keyId: string;
+}
+
+async function peculiarIssuer(): Promise<PeculiarIssuer> {
   const keys = await webcrypto.subtle.generateKey(EC, false, ["sign", "verify"]);
-  const issuer = await x509.X509CertificateGenerator.createSelfSigned({
+  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
     name: "CN=Peculiar Bench Issuer",
     keys,
     signingAlgorithm: SIGNING,
@@ -27,44 +33,50 @@ export async function peculiarWorkloads(csrs: Buffer[]): Promise<Workload[]> {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  const ski = issuer.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ?? "";
-  const issuerDer = Buffer.from(issuer.rawData);
+  const keyId = certificate.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ?? "";
+  return { certificate, privateKey: keys.privateKey, keyId };
+}
 
-  const issue = async (publicKey: X509.PublicKeyType, san: X509.JsonGeneralNames) => {
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: serialHex(),
-      issuer: issuer.subject,
-      subject: "",
-      notBefore: new Date(Date.now() - 60_000),
-      notAfter: new Date(Date.now() + DAY_MS),
-      signingAlgorithm: SIGNING,
-      publicKey,
-      signingKey: keys.privateKey,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([
-          x509.ExtendedKeyUsage.serverAuth,
-          x509.ExtendedKeyUsage.clientAuth,
-        ]),
-        await x509.SubjectKeyIdentifierExtension.create(publicKey),
-        new x509.AuthorityKeyIdentifierExtension(ski),
-        new x509.SubjectAlternativeNameExtension(san, true),
-      ],
-    });
-    return Buffer.from(cert.rawData);
-  };
+async function issue(issuer: PeculiarIssuer, publicKey: X509.PublicKeyType, san: X509.JsonGeneralNames) {
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serialHex(),
+    issuer: issuer.certificate.subject,
+    subject: "",
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + DAY_MS),
+    signingAlgorithm: SIGNING,
+    publicKey,
+    signingKey: issuer.privateKey,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([
+        x509.ExtendedKeyUsage.serverAuth,
+        x509.ExtendedKeyUsage.clientAuth,
+      ]),
+      await x509.SubjectKeyIdentifierExtension.create(publicKey),
+      new x509.AuthorityKeyIdentifierExtension(issuer.keyId),
+      new x509.SubjectAlternativeNameExtension(san, true),
+    ],
+  });
+  return Buffer.from(cert.rawData);
+}
 
+export async function peculiarWorkloads(csrs: Buffer[]): Promise<Workload[]> {
+  const issuer = await peculiarIssuer();
+  const issuerDer = Buffer.from(issuer.certificate.rawData);
   const fromCsr = async (i: number) => {
     const csr = new x509.Pkcs10CertificateRequest(csrs[i % csrs.length] ?? Buffer.alloc(0));
     if (!(await csr.verify())) throw new Error("peculiar: CSR signature did not verify");
     const san = csr.getExtension("2.5.29.17");
     const names = san instanceof x509.SubjectAlternativeNameExtension ? san.names.toJSON() : [];
-    return issue(csr.publicKey, names);
+    return issue(issuer, csr.publicKey, names);
   };
   const fromNewKey = async () => {
     const leafKeys = await webcrypto.subtle.generateKey(EC, true, ["sign", "verify"]);
-    return issue(leafKeys.publicKey, [{ type: "url", value: "spiffe://cluster.local/ns/bench/sa/workload" }]);
+    return issue(issuer, leafKeys.publicKey, [
+      { type: "url", value: "spiffe://cluster.local/ns/bench/sa/workload" },
+    ]);
   };
   const peer = "@peculiar/x509 on WebCrypto";
   return [

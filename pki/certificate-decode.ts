@@ -65,21 +65,28 @@ function readVersion(reader: DerReader): void {
   if (version !== 2) throw new PkiError(CODE, "only X.509 v3 certificates are supported");
 }
 
-/** Decodes DER; throws PkiError("MalformedCertificate") for anything that is not a well-formed v3 certificate. */
-export function decodeCertificate(der: Buffer): DecodedCertificate {
-  const buf = der;
-  const outer = DerReader.inside(buf, DerReader.single(buf, TAG.sequence, CODE), CODE);
-  const tbsTlv = outer.next(TAG.sequence);
-  const outerAlgorithm = readAlgorithm(outer);
-  const signature = readWholeBytes(outer);
-  outer.finish();
+function readExtensions(reader: DerReader): DecodedExtensions {
+  const tagged = reader.optional(contextConstructedTag(3));
+  if (tagged === undefined) {
+    return { isCa: false, altNames: { uris: [], dnsNames: [], ipAddresses: [] }, unhandledCritical: 0 };
+  }
+  const wrapper = DerReader.inside(reader.buf, tagged, CODE);
+  const extensions = decodeExtensions(reader.buf, wrapper.next(TAG.sequence), CODE);
+  wrapper.finish();
+  return extensions;
+}
 
+type TbsFields = Omit<DecodedCertificate, "der" | "tbs" | "signature" | "signatureAlgorithm">;
+
+/** The fields of a TBSCertificate; `outerAlgorithm` must match the inner signature algorithm. */
+function readTbs(buf: Buffer, tbsTlv: Tlv, outerAlgorithm: Tlv): TbsFields {
   const tbs = DerReader.inside(buf, tbsTlv, CODE);
   readVersion(tbs);
   const serial = readIntegerBytes(tbs);
-  const innerAlgorithm = readAlgorithm(tbs);
-  const inner = buf.subarray(innerAlgorithm.start, innerAlgorithm.end);
-  if (!tlvEquals(buf, outerAlgorithm, inner)) tbs.fail("inner and outer signature algorithms differ");
+  const inner = readAlgorithm(tbs);
+  if (!tlvEquals(buf, outerAlgorithm, buf.subarray(inner.start, inner.end))) {
+    tbs.fail("inner and outer signature algorithms differ");
+  }
   const issuer = tbs.next(TAG.sequence);
   const validity = DerReader.inside(buf, tbs.next(TAG.sequence), CODE);
   const notBefore = readTime(validity);
@@ -87,26 +94,17 @@ export function decodeCertificate(der: Buffer): DecodedCertificate {
   validity.finish();
   const subject = tbs.next(TAG.sequence);
   const spki = tbs.next(TAG.sequence);
-  tbs.optional(contextPrimitiveTag(1));
-  tbs.optional(contextConstructedTag(1));
-  tbs.optional(contextPrimitiveTag(2));
-  tbs.optional(contextConstructedTag(2));
-  const extensionsTagged = tbs.optional(contextConstructedTag(3));
-  tbs.finish();
-  let extensions: DecodedExtensions = {
-    isCa: false,
-    altNames: { uris: [], dnsNames: [], ipAddresses: [] },
-    unhandledCritical: 0,
-  };
-  if (extensionsTagged !== undefined) {
-    const wrapper = DerReader.inside(buf, extensionsTagged, CODE);
-    extensions = decodeExtensions(buf, wrapper.next(TAG.sequence), CODE);
-    wrapper.finish();
+  for (const uniqueId of [
+    contextPrimitiveTag(1),
+    contextConstructedTag(1),
+    contextPrimitiveTag(2),
+    contextConstructedTag(2),
+  ]) {
+    tbs.optional(uniqueId);
   }
-  const decoded: DecodedCertificate = {
-    der,
-    tbs: buf.subarray(tbsTlv.start, tbsTlv.end),
-    signature,
+  const extensions = readExtensions(tbs);
+  tbs.finish();
+  const fields: TbsFields = {
     serial,
     issuerName: buf.subarray(issuer.start, issuer.end),
     subjectName: buf.subarray(subject.start, subject.end),
@@ -115,12 +113,28 @@ export function decodeCertificate(der: Buffer): DecodedCertificate {
     spki: buf.subarray(spki.start, spki.end),
     extensions,
   };
-  const algorithm = lookupAlgorithm(buf, outerAlgorithm);
-  if (algorithm !== undefined) decoded.signatureAlgorithm = algorithm;
   const issuerCommonName = readCommonName(buf, issuer, CODE);
-  if (issuerCommonName !== undefined) decoded.issuerCommonName = issuerCommonName;
+  if (issuerCommonName !== undefined) fields.issuerCommonName = issuerCommonName;
   const subjectCommonName = readCommonName(buf, subject, CODE);
-  if (subjectCommonName !== undefined) decoded.subjectCommonName = subjectCommonName;
+  if (subjectCommonName !== undefined) fields.subjectCommonName = subjectCommonName;
+  return fields;
+}
+
+/** Decodes DER; throws PkiError("MalformedCertificate") for anything that is not a well-formed v3 certificate. */
+export function decodeCertificate(der: Buffer): DecodedCertificate {
+  const outer = DerReader.inside(der, DerReader.single(der, TAG.sequence, CODE), CODE);
+  const tbsTlv = outer.next(TAG.sequence);
+  const outerAlgorithm = readAlgorithm(outer);
+  const signature = readWholeBytes(outer);
+  outer.finish();
+  const decoded: DecodedCertificate = {
+    der,
+    tbs: der.subarray(tbsTlv.start, tbsTlv.end),
+    signature,
+    ...readTbs(der, tbsTlv, outerAlgorithm),
+  };
+  const algorithm = lookupAlgorithm(der, outerAlgorithm);
+  if (algorithm !== undefined) decoded.signatureAlgorithm = algorithm;
   return decoded;
 }
 

@@ -91,8 +91,10 @@ export function smallInteger(value: number): Buffer {
   return unsignedInteger(Buffer.from(bytes));
 }
 
+const BOOLEAN_TRUE = Buffer.from([TAG.boolean, 1, 0xff]);
+
 export function booleanTrue(): Buffer {
-  return Buffer.from([TAG.boolean, 1, 0xff]);
+  return BOOLEAN_TRUE;
 }
 
 /** OBJECT IDENTIFIER TLV from dotted notation; used once per OID at module load. */

@@ -18,8 +18,19 @@ function checkTrustDomain(trustDomain: string): void {
   }
 }
 
+/** The whole grammar in one expression, for the common case; dot segments are checked after it. */
+const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]{1,255}(?:\/[A-Za-z0-9._-]+)+$/;
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
+
 /** Throws InvalidSpiffeId unless `id` is a SPIFFE ID with a non-empty path (a workload identity). */
 export function validateSpiffeId(id: string): void {
+  if (id.length <= MAX_SPIFFE_ID_BYTES && SPIFFE_ID.test(id) && !DOT_SEGMENT.test(id)) return;
+  explainInvalidSpiffeId(id);
+  invalid(`"${id}" is not a valid SPIFFE ID`);
+}
+
+/** Throws with the specific rule `id` breaks. */
+function explainInvalidSpiffeId(id: string): void {
   if (Buffer.byteLength(id) > MAX_SPIFFE_ID_BYTES)
     invalid(`SPIFFE ID is longer than ${MAX_SPIFFE_ID_BYTES} bytes`);
   if (!id.startsWith("spiffe://")) invalid(`"${id}" does not start with spiffe://`);
