@@ -1,23 +1,33 @@
 /**
- * HTTP/1.1 client side of the proxy: forwards a `ProxyRequest` over a keep-alive connection
- * pool, plaintext or mTLS, and hands back the streamed response.
+ * HTTP/1.1 client side of the proxy: sends a `ProxyRequest` on a pooled keep-alive connection
+ * (plaintext or mTLS) and streams the response back, with trailers. It speaks the wire format
+ * directly (h1-codec.ts) rather than through node:http's ClientRequest and Agent, which cost
+ * more per request than the rest of the proxy together.
  *
- * Owns: the per-target agents and their retirement when TLS material changes, connect
- * timeouts, and cancellation. Does not choose the target (layers/balance.ts).
+ * Owns: one exchange per connection at a time, request body framing, response body
+ * streaming with backpressure, cancellation, and resending a request whose pooled connection
+ * turned out closed. Does not choose the target (layers/balance.ts) or own sockets between
+ * exchanges (h1-pool.ts).
  */
-import http from "node:http";
-import https from "node:https";
 import type { Socket } from "node:net";
-import { sendBody } from "./body.ts";
+import { Readable } from "node:stream";
+import {
+  ChunkedDecoder,
+  type Framing,
+  H1SyntaxError,
+  parseResponseHead,
+  responseFraming,
+  serializeRequestHead,
+} from "./h1-codec.ts";
+import { H1Pools, type Lease } from "./h1-pool.ts";
 import { type Headers, ProxyError, type ProxyRequest, type ProxyResponse } from "./handler.ts";
 import { forwardableHeaders, forwardableTrailers } from "./headers.ts";
-import { type ClientTls, targetKey, type UpstreamTarget } from "./upstream.ts";
+import type { ClientLimits, ClientTls, UpstreamTarget } from "./upstream.ts";
 
-export interface ClientLimits {
-  connectTimeoutMs: number;
-  idleTimeoutMs: number;
-}
+const maxResponseHeadBytes = 64 * 1024;
+const lastChunk = Buffer.from("0\r\n\r\n");
 
+/** A pooled connection that failed before any response byte: the request was not processed. */
 class StaleConnection extends Error {
   constructor(override readonly cause: ProxyError) {
     super(cause.message);
@@ -25,18 +35,12 @@ class StaleConnection extends Error {
 }
 
 export class H1Client {
-  private readonly agents = new Map<string, http.Agent>();
+  private readonly pools: H1Pools;
 
-  constructor(
-    private readonly tls: ClientTls | undefined,
-    private readonly limits: ClientLimits,
-  ) {}
+  constructor(tls: ClientTls | undefined, limits: ClientLimits) {
+    this.pools = new H1Pools(tls, limits);
+  }
 
-  /**
-   * A pooled connection the server closed while idle fails the request sent on it before any
-   * response; that request was never processed, so it is sent once more on a new connection
-   * when its body can be replayed.
-   */
   async forward(req: ProxyRequest, target: UpstreamTarget): Promise<ProxyResponse> {
     try {
       return await this.forwardOnce(req, target);
@@ -47,112 +51,235 @@ export class H1Client {
     }
   }
 
-  private forwardOnce(req: ProxyRequest, target: UpstreamTarget): Promise<ProxyResponse> {
-    const agent = this.agentFor(target);
-    return new Promise<ProxyResponse>((resolve, reject) => {
-      let connected = false;
-      let settled = false;
-      const fail = (err: Error) => {
-        if (settled) return;
-        settled = true;
-        if (upstream.reusedSocket && !(err instanceof ProxyError)) {
-          reject(new StaleConnection(new ProxyError("UpstreamReset", err.message)));
-          return;
-        }
-        reject(
-          err instanceof ProxyError
-            ? err
-            : new ProxyError(connected ? "UpstreamReset" : "ConnectFailed", err.message, !connected),
-        );
-      };
-      const headers: Headers = { ...req.headers, host: req.authority };
-      if (req.body.kind === "buffered") headers["content-length"] = String(req.body.data.length);
-      const upstream = (target.identity === undefined ? http : https).request({
-        agent,
-        host: target.host,
-        port: target.port,
-        method: req.method,
-        path: req.path,
-        headers,
-      });
-      upstream.on("socket", (socket: Socket) => {
-        if (!socket.connecting) {
-          connected = true;
-          return;
-        }
-        const timer = setTimeout(() => {
-          upstream.destroy(
-            new ProxyError("ConnectFailed", `connect to ${target.host}:${target.port} timed out`, true),
-          );
-        }, this.limits.connectTimeoutMs);
-        socket.once(target.identity === undefined ? "connect" : "secureConnect", () => {
-          connected = true;
-          clearTimeout(timer);
-        });
-        socket.once("close", () => clearTimeout(timer));
-      });
-      upstream.on("error", fail);
-      upstream.on("response", (res) => {
-        settled = true;
-        res.on("error", () => {});
-        resolve({
-          status: res.statusCode ?? 502,
-          headers: forwardableHeaders(res.headers),
-          body: res,
-          trailers: () => forwardableTrailers(res.trailers),
-        });
-      });
-      req.signal.onAbort(() => upstream.destroy());
-      sendBody(req.body, upstream, (err) => upstream.destroy(err));
-    });
-  }
-
-  private agentFor(target: UpstreamTarget): http.Agent {
-    const generation = this.tls?.generation ?? 0;
-    const key = targetKey(target, generation);
-    let agent = this.agents.get(key);
-    if (agent) return agent;
-    const common = {
-      keepAlive: true,
-      maxFreeSockets: 256,
-      timeout: this.limits.idleTimeoutMs,
-      noDelay: true,
-    };
-    if (target.identity === undefined) {
-      agent = new http.Agent(common);
-    } else {
-      const context = this.tls?.clientContext();
-      if (!this.tls || !context) throw new ProxyError("NoIdentity", "no local identity yet for mTLS", true);
-      this.retireOlderGenerations(target, key);
-      agent = new https.Agent({
-        ...common,
-        secureContext: context,
-        ALPNProtocols: ["http/1.1"],
-        rejectUnauthorized: true,
-        checkServerIdentity: this.tls.verifierFor(target.identity),
-      });
-    }
-    this.agents.set(key, agent);
-    return agent;
-  }
-
-  /** Old agents stop pooling: idle sockets close now, busy ones close when their request ends. */
-  private retireOlderGenerations(target: UpstreamTarget, currentKey: string): void {
-    const prefix = `${target.host}:${target.port}#${target.identity}@`;
-    for (const [key, agent] of this.agents) {
-      if (key === currentKey || !key.startsWith(prefix)) continue;
-      this.agents.delete(key);
-      retire(agent);
-    }
-  }
-
   close(): void {
-    for (const agent of this.agents.values()) agent.destroy();
-    this.agents.clear();
+    this.pools.close();
+  }
+
+  private async forwardOnce(req: ProxyRequest, target: UpstreamTarget): Promise<ProxyResponse> {
+    let head: string;
+    try {
+      head = serializeRequestHead(req.method, req.path, req.authority, req.headers, requestFraming(req));
+    } catch (err) {
+      throw new ProxyError("BadRequest", (err as Error).message, true);
+    }
+    if (req.signal.aborted) throw new ProxyError("UpstreamReset", "request cancelled", true);
+    const lease = await this.pools.acquire(target);
+    return new Promise<ProxyResponse>((resolve, reject) => {
+      new Exchange(req, lease, resolve, reject).start(head);
+    });
   }
 }
 
-function retire(agent: http.Agent): void {
-  (agent as http.Agent & { keepAlive: boolean }).keepAlive = false;
-  for (const sockets of Object.values(agent.freeSockets)) for (const s of sockets ?? []) s.destroy();
+function requestFraming(req: ProxyRequest): string {
+  const body = req.body;
+  if (body.kind === "empty") return "";
+  if (body.kind === "buffered") return `content-length: ${body.data.length}\r\n`;
+  return body.length !== undefined ? `content-length: ${body.length}\r\n` : "transfer-encoding: chunked\r\n";
+}
+
+/** One request/response on one leased connection. */
+class Exchange {
+  private buffered: Buffer | undefined;
+  private framing: Framing | undefined;
+  private body: Readable | undefined;
+  private remaining = 0;
+  private chunked: ChunkedDecoder | undefined;
+  private keepAlive = false;
+  private requestSent = false;
+  private finished = false;
+  private released = false;
+  private gotBytes = false;
+  private readonly onData = (chunk: Buffer) => this.receive(chunk);
+  private readonly onClose = () => this.onSocketClose();
+
+  constructor(
+    private readonly req: ProxyRequest,
+    private readonly lease: Lease,
+    private readonly resolve: (res: ProxyResponse) => void,
+    private readonly reject: (err: Error) => void,
+  ) {}
+
+  start(head: string): void {
+    const socket = this.lease.socket;
+    socket.on("data", this.onData);
+    socket.once("close", this.onClose);
+    this.req.signal.onAbort(() => this.fail(new Error("request cancelled")));
+    this.sendRequest(socket, head);
+  }
+
+  private sendRequest(socket: Socket, head: string): void {
+    const body = this.req.body;
+    if (body.kind === "empty") {
+      socket.write(head, "latin1");
+      this.requestSent = true;
+    } else if (body.kind === "buffered") {
+      socket.cork();
+      socket.write(head, "latin1");
+      socket.write(body.data);
+      socket.uncork();
+      this.requestSent = true;
+    } else {
+      socket.write(head, "latin1");
+      this.streamBody(socket, body.stream, body.length === undefined);
+    }
+  }
+
+  private streamBody(socket: Socket, src: Readable, chunked: boolean): void {
+    src.on("data", (chunk: Buffer) => {
+      const ok = chunked
+        ? socket.write(`${chunk.length.toString(16)}\r\n`) && socket.write(chunk) && socket.write("\r\n")
+        : socket.write(chunk);
+      if (!ok) {
+        src.pause();
+        socket.once("drain", () => src.resume());
+      }
+    });
+    src.once("end", () => {
+      if (chunked && !socket.destroyed) socket.write(lastChunk);
+      this.requestSent = true;
+      this.maybeRelease();
+    });
+    src.once("error", () => this.fail(new Error("request body failed")));
+  }
+
+  private receive(chunk: Buffer): void {
+    this.gotBytes = true;
+    if (this.framing === undefined) {
+      const buf: Buffer = this.buffered ? Buffer.concat([this.buffered, chunk]) : chunk;
+      let offset = 0;
+      let parsed: ReturnType<typeof parseResponseHead>;
+      try {
+        for (;;) {
+          parsed = parseResponseHead(offset === 0 ? buf : buf.subarray(offset), maxResponseHeadBytes);
+          // Interim responses (100 Continue, 103 Early Hints) are consumed here, not forwarded.
+          if (!parsed || parsed.head.status >= 200 || parsed.head.status === 101) break;
+          offset += parsed.consumed;
+        }
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      if (!parsed) {
+        this.buffered = offset === 0 ? buf : buf.subarray(offset);
+        return;
+      }
+      this.buffered = undefined;
+      this.onHead(parsed.head, buf.subarray(offset + parsed.consumed));
+      return;
+    }
+    this.onBody(chunk);
+  }
+
+  private onHead(head: { status: number; headers: Headers; keepAlive: boolean }, rest: Buffer): void {
+    let framing: Framing;
+    try {
+      framing = responseFraming(this.req.method, head);
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    this.framing = framing;
+    this.keepAlive = head.keepAlive && framing.kind !== "close";
+    const response: ProxyResponse = {
+      status: head.status,
+      headers: forwardableHeaders(head.headers),
+      body: null,
+      trailers: () => (this.chunked?.trailers ? forwardableTrailers(this.chunked.trailers) : undefined),
+    };
+    if (framing.kind === "none") {
+      this.finished = true;
+      this.resolve(response);
+      this.maybeRelease();
+      return;
+    }
+    if (framing.kind === "length") this.remaining = framing.length;
+    if (framing.kind === "chunked") this.chunked = new ChunkedDecoder();
+    const socket = this.lease.socket;
+    this.body = new Readable({
+      read: () => socket.resume(),
+      destroy: (err, cb) => {
+        if (!this.finished) this.abandon();
+        cb(err);
+      },
+    });
+    response.body = this.body;
+    this.resolve(response);
+    if (rest.length > 0) this.onBody(rest);
+  }
+
+  private onBody(chunk: Buffer): void {
+    const body = this.body;
+    const framing = this.framing;
+    if (!body || !framing || this.finished) return;
+    if (framing.kind === "length") {
+      const n = Math.min(this.remaining, chunk.length);
+      this.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+      this.remaining -= n;
+      if (this.remaining === 0) this.complete();
+    } else if (framing.kind === "chunked") {
+      try {
+        this.chunked!.feed(chunk, (data) => this.push(data));
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      if (this.chunked!.done) this.complete();
+    } else {
+      this.push(chunk);
+    }
+  }
+
+  private push(data: Buffer): void {
+    if (!this.body!.push(data)) this.lease.socket.pause();
+  }
+
+  private complete(): void {
+    this.finished = true;
+    this.body?.push(null);
+    this.maybeRelease();
+  }
+
+  /** Returns the connection once both directions are done. */
+  private maybeRelease(): void {
+    if (this.finished && this.requestSent) this.release(this.keepAlive);
+  }
+
+  /** Hands the connection back exactly once; after this the socket may serve another exchange. */
+  private release(reusable: boolean): void {
+    if (this.released) return;
+    this.released = true;
+    const socket = this.lease.socket;
+    socket.off("data", this.onData);
+    socket.off("close", this.onClose);
+    this.lease.release(reusable);
+  }
+
+  private onSocketClose(): void {
+    if (this.framing?.kind === "close" && !this.finished) {
+      this.finished = true;
+      this.body?.push(null);
+      this.release(false);
+      return;
+    }
+    this.fail(new Error("upstream closed the connection"));
+  }
+
+  /** The response body's reader went away: the connection cannot be reused. */
+  private abandon(): void {
+    this.finished = true;
+    this.release(false);
+  }
+
+  private fail(err: Error): void {
+    if (this.released) return;
+    this.release(false);
+    if (this.framing === undefined) {
+      const stale = this.lease.reused && !this.gotBytes && !(err instanceof H1SyntaxError);
+      const e = new ProxyError("UpstreamReset", err.message);
+      this.reject(stale ? new StaleConnection(e) : e);
+    } else if (!this.finished) {
+      this.finished = true;
+      this.body?.destroy(err);
+    }
+  }
 }

@@ -7,10 +7,9 @@
  */
 import http2 from "node:http2";
 import { sendBody } from "./body.ts";
-import type { ClientLimits } from "./client-h1.ts";
 import { type Headers, ProxyError, type ProxyRequest, type ProxyResponse } from "./handler.ts";
 import { forwardableHeaders, forwardableTrailers } from "./headers.ts";
-import { type ClientTls, targetKey, type UpstreamTarget } from "./upstream.ts";
+import { type ClientLimits, type ClientTls, targetKey, type UpstreamTarget } from "./upstream.ts";
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, HTTP2_FLAG_END_STREAM } = {
   ...http2.constants,

@@ -19,6 +19,11 @@ export interface ClientTls {
   verifierFor(expected: string): (host: string, cert: PeerCertificate) => Error | undefined;
 }
 
+export interface ClientLimits {
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
 export interface UpstreamTarget {
   host: string;
   port: number;
