@@ -4,7 +4,8 @@
 # repository. Nothing is downloaded but Go modules. Each binary is rebuilt only when missing;
 # the validator also when its source changes. `go install pkg@version` does not work here (the
 # proxy refuses version lists), so OLM and opm are required from small modules of ours.
-# Prints the OLM, opm and validator folders on its last three lines.
+# Prints the OLM, opm and validator folders and OLM's CRD folder (from the Go module cache) on
+# its last four lines.
 #
 #   TRELLIS_CACHE      cache root (default ~/.cache/trellis)
 #   OLM_VERSION        github.com/operator-framework/operator-lifecycle-manager release
@@ -48,7 +49,7 @@ if [ ! -x "$OLM_DIR/olm" ] || [ ! -x "$OLM_DIR/catalog" ]; then
   mod=$CACHE/build/olm-$OLM_VERSION
   olm=github.com/operator-framework/operator-lifecycle-manager
   write_module "$mod" trellis.dev/hack/olmbuild "$olm $OLM_VERSION" "$olm/cmd/olm" "$olm/cmd/catalog"
-  say "building olm and catalog $OLM_VERSION (about 5 min cold on 2 cores)"
+  say "building olm and catalog $OLM_VERSION (about 10 min cold on 2 busy cores)"
   start=$(date +%s)
   mkdir -p "$OLM_DIR"
   (cd "$mod" && CGO_ENABLED=0 go build -ldflags "-s -w" -o "$OLM_DIR/" "$olm/cmd/olm" "$olm/cmd/catalog")
@@ -78,7 +79,11 @@ if [ ! -x "$VALIDATE_DIR/olm-validate" ]; then
   say "built olm-validate in $(($(date +%s) - start)) s"
 fi
 
-say "ready: olm $OLM_VERSION, opm $OPM_VERSION, olm-validate $src_hash"
+# OLM's CRDs, from the operator-framework/api version this OLM release requires.
+api_dir=$(cd "$CACHE/build/olm-$OLM_VERSION" && go list -m -f '{{.Dir}}' github.com/operator-framework/api)
+
+say "ready: olm $OLM_VERSION, opm $OPM_VERSION, olm-validate $src_hash, CRDs from $api_dir"
 echo "$OLM_DIR"
 echo "$OPM_DIR"
 echo "$VALIDATE_DIR"
+echo "$api_dir/crds"

@@ -164,6 +164,6 @@ export function renderClusterServiceVersion(release: BundleRelease): Record<stri
 }
 
 /** The group/version/kinds the bundle provides (the catalog's olm.gvk properties). */
-export function ownedGvks(): Array<{ group: string; version: string; kind: string }> {
-  return KINDS.map((k) => ({ group: GROUP, version: VERSION, kind: k.kind }));
+export function ownedGvks(): Array<{ group: string; kind: string; version: string }> {
+  return KINDS.map((k) => ({ group: GROUP, kind: k.kind, version: VERSION }));
 }

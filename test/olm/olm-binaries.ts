@@ -1,6 +1,6 @@
 // Where OLM (olm, catalog), opm and our bundle validator are: hack/build-olm.sh builds them from
 // Go modules into ~/.cache/trellis when missing (the validator also when its source changed) and
-// prints their folders. Also runs them for tests, returning exit code and output.
+// prints their folders and where OLM's CRDs are. Also runs them for tests, returning exit code and output.
 import { execFileSync, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { repoRoot } from "../cluster/binaries.ts";
@@ -10,6 +10,8 @@ export interface OlmBinaries {
   catalog: string;
   opm: string;
   validate: string;
+  /** OLM's CRDs (operators.coreos.com_*.yaml) in the Go module cache. */
+  crds: string;
 }
 
 let cached: OlmBinaries | undefined;
@@ -20,13 +22,14 @@ export function olmBinaries(): OlmBinaries {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const [olmDir, opmDir, validateDir] = out.trim().split("\n").slice(-3);
-  if (!olmDir || !opmDir || !validateDir) throw new Error(`hack/build-olm.sh printed ${out}`);
+  const [olmDir, opmDir, validateDir, crds] = out.trim().split("\n").slice(-4);
+  if (!olmDir || !opmDir || !validateDir || !crds) throw new Error(`hack/build-olm.sh printed ${out}`);
   cached = {
     olm: join(olmDir, "olm"),
     catalog: join(olmDir, "catalog"),
     opm: join(opmDir, "opm"),
     validate: join(validateDir, "olm-validate"),
+    crds,
   };
   return cached;
 }
