@@ -11,3 +11,4 @@ fi
 
 bash hack/install-debian-packages.sh
 bash hack/build-cluster-binaries.sh >/dev/null
+bash hack/build-argocd.sh >/dev/null
