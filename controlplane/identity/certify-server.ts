@@ -48,19 +48,51 @@ export interface CertifyServer {
   close(): Promise<void>;
 }
 
-function readBody(stream: ServerHttp2Stream, maxBytes: number, timeoutMs: number): Promise<Buffer> {
+/**
+ * Body deadlines for all streams of a server, checked by one timer: a timer per request would
+ * cost more than the rest of the transport on the hot path.
+ */
+class BodyDeadlines {
+  private readonly waiting = new Map<ServerHttp2Stream, { at: number; expire: () => void }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly timeoutMs: number) {
+    this.timer = setInterval(() => this.sweep(), Math.min(1000, timeoutMs)).unref();
+  }
+
+  add(stream: ServerHttp2Stream, expire: () => void): void {
+    this.waiting.set(stream, { at: performance.now() + this.timeoutMs, expire });
+  }
+
+  remove(stream: ServerHttp2Stream): void {
+    this.waiting.delete(stream);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const [stream, { at, expire }] of this.waiting) {
+      if (at > now) continue;
+      this.waiting.delete(stream);
+      expire();
+    }
+  }
+}
+
+function readBody(stream: ServerHttp2Stream, maxBytes: number, deadlines: BodyDeadlines): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const timer = setTimeout(
-      () =>
-        reject(new CertifyError("RequestTimeout", `the request body did not arrive within ${timeoutMs} ms`)),
-      timeoutMs,
+    deadlines.add(stream, () =>
+      reject(new CertifyError("RequestTimeout", "the request body did not arrive in time")),
     );
     stream.on("data", (chunk: Buffer) => {
       size += chunk.length;
       if (size > maxBytes) {
-        clearTimeout(timer);
+        deadlines.remove(stream);
         stream.pause();
         reject(
           new CertifyError("BodyTooLarge", `the body is larger than ${maxBytes} bytes; a CSR is under 1 KiB`),
@@ -70,10 +102,10 @@ function readBody(stream: ServerHttp2Stream, maxBytes: number, timeoutMs: number
       chunks.push(chunk);
     });
     stream.once("end", () => {
-      clearTimeout(timer);
+      deadlines.remove(stream);
       resolve(chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks));
     });
-    stream.once("close", () => clearTimeout(timer));
+    stream.once("close", () => deadlines.remove(stream));
   });
 }
 
@@ -109,11 +141,12 @@ function checkHeaders(headers: http2.IncomingHttpHeaders, limits: CertifyLimits)
 
 async function certify(
   handler: CertifyHandler,
+  deadlines: BodyDeadlines,
   stream: ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
 ): Promise<{ body: string; account: ServiceAccountRef }> {
   const token = checkHeaders(headers, handler.limits);
-  const body = await readBody(stream, handler.limits.maxBodyBytes, handler.limits.requestTimeoutMs);
+  const body = await readBody(stream, handler.limits.maxBodyBytes, deadlines);
   const account = await handler.authenticate(token);
   const issuer = handler.issuer();
   if (issuer === undefined)
@@ -133,14 +166,15 @@ function respond(
   stream.end(body);
 }
 
-export function handleStream(
+function handleStream(
   handler: CertifyHandler,
+  deadlines: BodyDeadlines,
   stream: ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
 ): void {
   const started = performance.now();
   stream.on("error", () => {});
-  certify(handler, stream, headers).then(
+  certify(handler, deadlines, stream, headers).then(
     ({ body }) => {
       respond(stream, 200, body);
       handler.metrics.certify.inc({ result: "Issued" });
@@ -179,7 +213,8 @@ export function startCertifyServer(o: {
     settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: 32 * 1024 },
   });
   server.setTimeout(limits.idleTimeoutMs);
-  server.on("stream", (stream, headers) => handleStream(o.handler, stream, headers));
+  const deadlines = new BodyDeadlines(limits.requestTimeoutMs);
+  server.on("stream", (stream, headers) => handleStream(o.handler, deadlines, stream, headers));
   server.on("sessionError", () => {});
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
@@ -195,6 +230,7 @@ export function startCertifyServer(o: {
         setCertificate: (tls) => server.setSecureContext({ cert: tls.cert, key: tls.key }),
         close: () =>
           new Promise<void>((done) => {
+            deadlines.stop();
             server.close(() => done());
             for (const session of sessions) session.close();
           }),

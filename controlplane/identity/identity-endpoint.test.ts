@@ -59,7 +59,11 @@ describe("identity endpoint against the real API server", { timeout: 120_000 }, 
     cluster.kubectl(["create", "serviceaccount", "api", "-n", "shop"]);
     issuer = testIssuer(testAnchor("test root"), "test issuer");
     applyIssuerSecret(cluster, issuer);
-    identity = await startIdentityProcess(cluster, group, ["--max-body-bytes=4096"]);
+    identity = await startIdentityProcess(cluster, group, [
+      "--max-body-bytes=4096",
+      "--request-timeout=1s",
+      "--max-pending-reviews=1",
+    ]);
     session = connect(identity.url, issuer.anchor.cert.pem);
     webToken = token("web", "--audience", "identity.trellis.dev");
   });
@@ -247,6 +251,56 @@ describe("identity endpoint against the real API server", { timeout: 120_000 }, 
       assert.equal(counted(await metrics()) - before, 1);
     });
   }
+
+  it("answers 408 RequestTimeout to a body that never ends, counted", async () => {
+    const before = metricValue(await metrics(), "trellis_identity_certify_total", {
+      result: "RequestTimeout",
+    });
+    const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/v1/certify",
+        authorization: `Bearer ${webToken}`,
+        "content-type": "application/pkcs10",
+      });
+      stream.write(csrFor(WEB_ID).pem.slice(0, 100)); // and never end
+      let status = 0;
+      let text = "";
+      stream.on("response", (h) => {
+        status = Number(h[":status"]);
+      });
+      stream.on("data", (c: Buffer) => {
+        text += c.toString();
+      });
+      stream.on("error", reject);
+      stream.on("close", () => resolve({ status, text }));
+    });
+    assert.equal(res.status, 408, res.text);
+    assert.equal((JSON.parse(res.text) as { error: string }).error, "RequestTimeout");
+    const after = metricValue(await metrics(), "trellis_identity_certify_total", {
+      result: "RequestTimeout",
+    });
+    assert.equal(after - before, 1);
+  });
+
+  it("answers 429 TooManyRequests with retry-after beyond the in-flight TokenReview bound", async () => {
+    // The process allows one TokenReview in flight; four uncached tokens arrive at once.
+    const tokens = Array.from({ length: 4 }, () => token("web", "--audience", "identity.trellis.dev"));
+    const answers = await Promise.all(
+      tokens.map((t) => rawCall(session, { token: t, body: csrFor(WEB_ID).pem })),
+    );
+    const limited = answers.filter((a) => a.status === 429);
+    assert.ok(
+      answers.some((a) => a.status === 200),
+      answers.map((a) => a.status).join(","),
+    );
+    assert.ok(limited.length > 0, answers.map((a) => a.status).join(","));
+    assert.equal(limited[0]?.json.error, "TooManyRequests");
+    assert.equal(limited[0]?.headers["retry-after"], "1");
+    assert.ok(
+      metricValue(await metrics(), "trellis_identity_certify_total", { result: "TooManyRequests" }) >= 1,
+    );
+  });
 
   it("never writes a token to its log", () => {
     const log = cluster.logTail("identity", 10_000);

@@ -37,6 +37,7 @@ export interface IdentityFlags {
   tokenCacheMaxMs: number | undefined;
   maxPendingReviews: number;
   maxBodyBytes: number;
+  requestTimeoutMs: number;
 }
 
 export function parseIdentityFlags(argv: string[]): IdentityFlags {
@@ -53,6 +54,7 @@ export function parseIdentityFlags(argv: string[]): IdentityFlags {
       "token-cache-max-ttl": { type: "string" },
       "max-pending-reviews": { type: "string", default: "128" },
       "max-body-bytes": { type: "string", default: String(DEFAULT_LIMITS.maxBodyBytes) },
+      "request-timeout": { type: "string", default: "10s" },
     },
     strict: false,
   });
@@ -75,6 +77,7 @@ export function parseIdentityFlags(argv: string[]): IdentityFlags {
     tokenCacheMaxMs: typeof ttl === "string" ? parseDuration(ttl) : undefined,
     maxPendingReviews: positive("max-pending-reviews"),
     maxBodyBytes: positive("max-body-bytes"),
+    requestTimeoutMs: parseDuration(text("request-timeout")),
   };
 }
 
@@ -141,7 +144,11 @@ export async function runIdentity(
     tls: serving,
     handler: {
       policy: { trustDomain: flags.trustDomain, lifetimeMs: flags.leafLifetimeMs },
-      limits: { ...DEFAULT_LIMITS, maxBodyBytes: flags.maxBodyBytes },
+      limits: {
+        ...DEFAULT_LIMITS,
+        maxBodyBytes: flags.maxBodyBytes,
+        requestTimeoutMs: flags.requestTimeoutMs,
+      },
       issuer: () => issuers.current,
       authenticate: (token) => reviewer.authenticate(token),
       metrics,

@@ -87,12 +87,14 @@ export async function startIdentityProcess(
   cluster: LocalCluster,
   group: ProcessGroup,
   extraArgs: string[] = [],
+  nodeArgs: string[] = [],
 ): Promise<IdentityProcess> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const process_ = group.start({
     name: "identity",
     command: process.execPath,
     args: [
+      ...nodeArgs,
       "--import",
       "tsx",
       "controlplane/main.ts",
