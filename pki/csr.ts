@@ -66,7 +66,9 @@ export function createCsr(o: {
 }
 
 function csrDer(input: Buffer | string): Buffer {
-  const isPem = typeof input === "string" || input.toString("latin1", 0, 11) === "-----BEGIN ";
+  // DER starts with 0x30 (SEQUENCE); PEM with "-----BEGIN ".
+  const isPem =
+    typeof input === "string" || (input[0] === 0x2d && input.toString("latin1", 0, 11) === "-----BEGIN ");
   if (!isPem) return input;
   const text = typeof input === "string" ? input : input.toString("latin1");
   const blocks: Buffer[] = [];

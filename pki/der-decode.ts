@@ -92,10 +92,11 @@ export class DerReader {
 
 /** True when the TLV at `tlv` is byte-for-byte the pre-encoded TLV `expected` (OIDs, algorithms). */
 export function tlvEquals(buf: Buffer, tlv: Tlv, expected: Buffer): boolean {
-  return (
-    tlv.end - tlv.start === expected.length &&
-    buf.compare(expected, 0, expected.length, tlv.start, tlv.end) === 0
-  );
+  if (tlv.end - tlv.start !== expected.length) return false;
+  // A byte loop: these are OIDs and algorithm identifiers of a dozen bytes, where Buffer#compare's
+  // argument checking costs more than the comparison.
+  for (let i = 0; i < expected.length; i++) if (buf[tlv.start + i] !== expected[i]) return false;
+  return true;
 }
 
 /** BIT STRING with no unused bits (keys, signatures): the content after the unused-bits byte. */
