@@ -18,6 +18,14 @@ export const RESOURCES = {
     plural: "serviceprofiles",
     namespaced: true,
   },
+  injectedPod: {
+    apiVersion: "v1",
+    kind: "Pod",
+    plural: "pods",
+    namespaced: true,
+    labelSelector: "trellis.dev/proxy-version",
+  },
+  anyNamespace: { apiVersion: "v1", kind: "Namespace", plural: "namespaces", namespaced: false },
   ownedSecret: {
     apiVersion: "v1",
     kind: "Secret",

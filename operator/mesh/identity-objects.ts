@@ -16,8 +16,10 @@ export interface IdentityInput {
   meshName: string;
   meshUid: string;
   spec: MeshSpec;
-  /** Anchor generations that must exist (two during a rotation); the last one signs the issuer. */
+  /** Anchor generations that must exist (two during a rotation). */
   anchorGenerations: number[];
+  /** The anchor generation that signs the issuer. */
+  signingGeneration: number;
   labels: Record<string, string>;
 }
 
@@ -51,7 +53,7 @@ export function renderIdentityCertificates(input: IdentityInput): KubeObject[] {
       );
     }
   }
-  const signingAnchor = input.anchorGenerations[input.anchorGenerations.length - 1] ?? 1;
+  const signingAnchor = input.signingGeneration;
   out.push(
     certificate(ISSUER_CERTIFICATE, {
       type: "Issuer",

@@ -2,8 +2,9 @@
 // caches, plans the control plane (control-plane-plan.ts), renders it (render.ts and
 // identity-objects.ts), makes the cluster match (object-sync.ts), and writes status and Events.
 // Deleting a Mesh runs mesh-removal.ts behind a finalizer.
-import type { KubernetesObject, V1Deployment, V1Secret } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Deployment, V1Pod, V1Secret } from "@kubernetes/client-node";
 import {
+  ANNOTATIONS,
   type Certificate,
   CONTROL_PLANE_NAMESPACE,
   FINALIZER,
@@ -24,16 +25,11 @@ import { syncObjects } from "../object-sync.ts";
 import { RESOURCES, type ResourceName } from "../resources.ts";
 import { writeStatusIfChanged } from "../status-write.ts";
 import { type ControlPlaneState, planControlPlane } from "./control-plane-plan.ts";
-import {
-  anchorCertificateName,
-  INJECTOR_CERTIFICATE,
-  ISSUER_CERTIFICATE,
-  renderIdentityCertificates,
-} from "./identity-objects.ts";
+import { type IdentityCaches, planIdentity } from "./mesh-identity.ts";
 import { removeMesh } from "./mesh-removal.ts";
 import { MESH_STATUS_KEYS, meshOwnedStatus, meshStatus, rolloutBlocker } from "./mesh-status.ts";
 import { observeComponents, versionHealth } from "./observe.ts";
-import { ownedLabels, renderControlPlane } from "./render.ts";
+import { renderControlPlane } from "./render.ts";
 
 export interface MeshControllerOptions {
   operatorVersion: string;
@@ -64,6 +60,8 @@ export class MeshController {
   private readonly meshes: Informer<Mesh & KubernetesObject>;
   private readonly owned = new Map<ResourceName, Informer<Obj>>();
   private readonly secrets: Informer<V1Secret & KubernetesObject>;
+  private readonly pods: Informer<V1Pod & KubernetesObject>;
+  private readonly namespaces: Informer<KubernetesObject>;
   private readonly now: () => Date;
 
   constructor(
@@ -73,6 +71,8 @@ export class MeshController {
     this.now = options.now ?? (() => new Date());
     this.meshes = manager.informer(RESOURCES.mesh);
     this.secrets = manager.informer(RESOURCES.ownedSecret);
+    this.pods = manager.informer(RESOURCES.injectedPod);
+    this.namespaces = manager.informer(RESOURCES.anyNamespace);
     const controller = manager.controller({
       name: "mesh",
       reconcile: (r) => this.reconcile(r),
@@ -88,6 +88,9 @@ export class MeshController {
       this.owned.set(kind, informer);
       controller.watches(informer, toMesh);
     }
+    // Proxy reports and opted-in namespaces feed the rotation and the trust-bundle ConfigMaps.
+    controller.watches(this.pods, () => this.meshes.keys());
+    controller.watches(this.namespaces, () => this.meshes.keys());
     controller.watches(this.secrets, (s) =>
       s.metadata?.namespace === CONTROL_PLANE_NAMESPACE ? this.meshes.keys() : [],
     );
@@ -116,7 +119,7 @@ export class MeshController {
     const state: ControlPlaneState = mesh.status?.controlPlane ?? {};
     const deployments = (this.owned.get("deployment")?.list() ?? []) as V1Deployment[];
     const plan = planControlPlane({ spec, state, health: (v) => versionHealth(deployments, v), now });
-    const identity = this.identity(mesh, spec);
+    const identity = planIdentity(mesh, spec, this.identityCaches(), now);
     const desired = [
       ...renderControlPlane({
         mesh: { name: mesh.metadata?.name ?? "", uid: mesh.metadata?.uid ?? "", spec },
@@ -126,7 +129,7 @@ export class MeshController {
         injectorCaBundle: Buffer.from(identity.bundlePem).toString("base64"),
         ...(this.options.injectorUrl ? { injectorUrl: this.options.injectorUrl } : {}),
       }),
-      ...identity.certificates,
+      ...identity.objects,
     ];
     const sync = await syncObjects({
       desired,
@@ -143,7 +146,9 @@ export class MeshController {
         "control plane synced",
       );
     }
-    for (const e of plan.events) await this.manager.events.event(mesh, e.type, e.reason, e.message);
+    for (const e of [...plan.events, ...identity.rotation.events]) {
+      await this.manager.events.event(mesh, e.type, e.reason, e.message);
+    }
     const components = plan.versions.flatMap((v) => observeComponents(deployments, v));
     const blocker = identity.blocker ?? rolloutBlocker(mesh.status?.rollout);
     const status = meshStatus({
@@ -152,17 +157,33 @@ export class MeshController {
       plan,
       components,
       operatorVersion: this.options.operatorVersion,
+      trustAnchor: identity.rotation.status,
       ...(blocker ? { blocker } : {}),
       now,
     });
-    if (identity.anchor)
-      status.trustAnchor = {
-        ...status.trustAnchor,
-        ...identity.anchor,
-        rotationPhase: status.trustAnchor?.rotationPhase ?? "Stable",
-      };
     await writeStatusIfChanged(this.manager.writer, mesh, status, MESH_STATUS_KEYS);
-    return plan.requeueAfterMs === undefined ? undefined : { requeueAfterMs: plan.requeueAfterMs };
+    const waits = [plan.requeueAfterMs, identity.rotation.requeueAfterMs].filter(
+      (w): w is number => w !== undefined,
+    );
+    return waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : undefined;
+  }
+
+  private identityCaches(): IdentityCaches {
+    const certs = this.owned.get("certificate");
+    return {
+      certificate: (name) => certs?.get(`${CONTROL_PLANE_NAMESPACE}/${name}`) as Certificate | undefined,
+      secret: (name) => this.secrets.get(`${CONTROL_PLANE_NAMESPACE}/${name}`),
+      injectedPods: () => this.pods.list(),
+      meshedNamespaces: () => {
+        const names = new Set(this.pods.list().map((p) => p.metadata?.namespace ?? ""));
+        for (const ns of this.namespaces.list()) {
+          if (ns.metadata?.annotations?.[ANNOTATIONS.inject] === "enabled") names.add(ns.metadata.name ?? "");
+        }
+        names.delete("");
+        names.delete(CONTROL_PLANE_NAMESPACE);
+        return [...names].sort();
+      },
+    };
   }
 
   private liveObject(ref: {
@@ -178,56 +199,6 @@ export class MeshController {
       }
     }
     return undefined;
-  }
-
-  /** The identity Certificates to render, the trust bundle, and whether identity blocks readiness. */
-  private identity(mesh: Mesh, spec: MeshSpec) {
-    const name = mesh.metadata?.name ?? "";
-    const generations = [1];
-    const certificates = renderIdentityCertificates({
-      meshName: name,
-      meshUid: mesh.metadata?.uid ?? "",
-      spec,
-      anchorGenerations: generations,
-      labels: ownedLabels(name),
-    });
-    const anchorSecrets = generations.map((g) =>
-      this.secrets.get(`${CONTROL_PLANE_NAMESPACE}/${anchorCertificateName(g)}`),
-    );
-    const bundlePem = anchorSecrets
-      .map((s) => Buffer.from(s?.data?.["tls.crt"] ?? "", "base64").toString("utf8"))
-      .join("");
-    const certs = this.owned.get("certificate");
-    const notReady = [
-      anchorCertificateName(generations[0] ?? 1),
-      ISSUER_CERTIFICATE,
-      INJECTOR_CERTIFICATE,
-    ].filter((n) => {
-      const c = certs?.get(`${CONTROL_PLANE_NAMESPACE}/${n}`) as Certificate | undefined;
-      return !c?.status?.conditions?.some((x) => x.type === "Ready" && x.status === "True");
-    });
-    const anchorCert = certs?.get(
-      `${CONTROL_PLANE_NAMESPACE}/${anchorCertificateName(generations[0] ?? 1)}`,
-    ) as Certificate | undefined;
-    return {
-      certificates,
-      bundlePem,
-      anchor: anchorCert?.status?.fingerprint
-        ? {
-            fingerprint: anchorCert.status.fingerprint,
-            ...(anchorCert.status.notAfter ? { notAfter: anchorCert.status.notAfter } : {}),
-          }
-        : undefined,
-      blocker:
-        notReady.length > 0
-          ? {
-              reason: "WaitingForIdentity",
-              message: `waiting for certificates ${notReady.join(", ")} to be issued`,
-              degraded: false,
-              phase: "Installing",
-            }
-          : undefined,
-    };
   }
 
   private async reportInvalid(

@@ -26,6 +26,8 @@ export interface Blocker {
   degraded: boolean;
   /** The phase to show while this blocks readiness. */
   phase: string;
+  /** Work in progress that leaves the mesh fully working (a trust-anchor rotation). */
+  keepsReady?: boolean;
 }
 
 export interface StatusInput {
@@ -34,6 +36,7 @@ export interface StatusInput {
   plan: ControlPlanePlan;
   components: ComponentObservation[];
   operatorVersion: string;
+  trustAnchor?: MeshStatus["trustAnchor"];
   /** A reason the mesh cannot be ready regardless of the control plane (e.g. identity not issued yet). */
   blocker?: Blocker;
   now: Date;
@@ -63,7 +66,7 @@ export function rolloutBlocker(rollout: MeshStatus["rollout"]): Blocker | undefi
 
 export function meshStatus(input: StatusInput): MeshStatus {
   const { plan, generation, now, blocker } = input;
-  const ready = plan.phase === "Ready" && blocker === undefined;
+  const ready = plan.phase === "Ready" && (blocker === undefined || blocker.keepsReady === true);
   let conditions: Condition[] = (input.previous?.conditions ?? []) as Condition[];
   const set = (type: string, status: boolean, reason: string, message: string) => {
     conditions = setCondition(
@@ -76,6 +79,7 @@ export function meshStatus(input: StatusInput): MeshStatus {
   const cpProgressing = PROGRESSING.has(plan.phase);
   const cpDegraded = DEGRADED.has(plan.phase);
   set("Ready", ready, ready ? plan.reason : summary.reason, ready ? plan.message : summary.message);
+  // (a blocker that keeps the mesh ready still shows as Progressing below)
   const progressing =
     cpProgressing ||
     (!cpDegraded && blocker !== undefined && !blocker.degraded && blocker.phase !== "Paused");
@@ -102,7 +106,7 @@ export function meshStatus(input: StatusInput): MeshStatus {
     targetVersion: plan.state.targetVersion,
     operatorVersion: input.operatorVersion,
     controlPlane: { ...plan.state, components: input.components },
-    trustAnchor: input.previous?.trustAnchor,
+    trustAnchor: input.trustAnchor ?? input.previous?.trustAnchor,
   };
 }
 

@@ -78,6 +78,11 @@ describe("rollout plan", () => {
     assert.equal(bySelector[1]?.[0]?.name, "w007", "the canary stays first");
   });
 
+  it("completes at once when nothing is meshed yet", () => {
+    const d = plan({ workloads: [] });
+    assert.deepEqual([d.rollout?.state, d.fleetVersion, d.restart, d.events], ["Complete", "1.1.0", [], []]);
+  });
+
   it("does nothing when the fleet already runs the target", () => {
     const d = plan({ target: "1.0.0" });
     assert.deepEqual([d.rollout, d.restart, d.events], [undefined, [], []]);

@@ -99,6 +99,18 @@ export function planRollout(input: RolloutInput): RolloutDecision {
         events,
       };
     }
+    if (input.workloads.length === 0) {
+      // Nothing is meshed yet: new pods simply get the new version.
+      const done: Rollout = {
+        fromVersion: from,
+        toVersion: target,
+        step: 0,
+        steps: 0,
+        state: "Complete",
+        message: "no meshed workloads",
+      };
+      return { rollout: done, fleetVersion: target, restart: [], events };
+    }
     rollout = {
       fromVersion: from,
       toVersion: target,
