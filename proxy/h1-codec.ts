@@ -194,3 +194,113 @@ export class ChunkedDecoder {
     }
   }
 }
+
+export interface RequestHead {
+  method: string;
+  target: string;
+  headers: Headers;
+  /** Whether the client allows the connection to stay open after this exchange. */
+  keepAlive: boolean;
+}
+
+export type RequestFraming = { kind: "none" } | { kind: "length"; length: number } | { kind: "chunked" };
+
+const tokenPattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const targetPattern = /^[\x21-\x7e]+$/;
+/** Field values may hold visible characters, spaces and tabs only (RFC 9110 §5.5). */
+function hasControlCharacter(v: string): boolean {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
+
+/**
+ * Parses a request head at the start of `buf` (RFC 9112 §3). Returns undefined when more
+ * bytes are needed; throws H1SyntaxError when malformed, and HeadTooLarge past `maxBytes`.
+ */
+export function parseRequestHead(
+  buf: Buffer,
+  maxBytes: number,
+): { head: RequestHead; consumed: number } | undefined {
+  const end = buf.indexOf(crlfcrlf);
+  if (end === -1) {
+    if (buf.length > maxBytes) throw new HeadTooLarge();
+    return undefined;
+  }
+  if (end > maxBytes) throw new HeadTooLarge();
+  const lines = buf.toString("latin1", 0, end).split("\r\n");
+  const parts = lines[0]!.split(" ");
+  if (parts.length !== 3) throw new H1SyntaxError("malformed request line");
+  const [method, target, version] = parts as [string, string, string];
+  if (!tokenPattern.test(method) || !targetPattern.test(target))
+    throw new H1SyntaxError("malformed request line");
+  if (version !== "HTTP/1.1" && version !== "HTTP/1.0") throw new H1SyntaxError("unsupported HTTP version");
+  const headers: Headers = {};
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i]!;
+    const colon = line.indexOf(":");
+    const name = colon > 0 ? line.slice(0, colon) : "";
+    if (!tokenPattern.test(name)) throw new H1SyntaxError("malformed header line");
+    const value = line.slice(colon + 1).trim();
+    if (hasControlCharacter(value)) throw new H1SyntaxError("control character in header value");
+    addHeader(headers, name.toLowerCase(), value);
+  }
+  const connection = String(headers.connection ?? "").toLowerCase();
+  const keepAlive =
+    version === "HTTP/1.1" ? !connection.includes("close") : connection.includes("keep-alive");
+  return { head: { method, target, headers, keepAlive }, consumed: end + 4 };
+}
+
+export class HeadTooLarge extends H1SyntaxError {}
+
+/** Request body framing; ambiguous framing (a request smuggling vector) is refused. */
+export function requestFraming(headers: Headers): RequestFraming {
+  const te = headers["transfer-encoding"];
+  const cl = headers["content-length"];
+  if (te !== undefined) {
+    if (cl !== undefined) throw new H1SyntaxError("both transfer-encoding and content-length");
+    if (String(te).toLowerCase().trim() !== "chunked")
+      throw new H1SyntaxError("unsupported transfer-encoding");
+    return { kind: "chunked" };
+  }
+  if (cl === undefined) return { kind: "none" };
+  const values = String(cl)
+    .split(",")
+    .map((v) => v.trim());
+  if (!/^\d{1,15}$/.test(values[0]!) || values.some((v) => v !== values[0])) {
+    throw new H1SyntaxError("invalid content-length");
+  }
+  const length = Number(values[0]);
+  return length === 0 ? { kind: "none" } : { kind: "length", length };
+}
+
+/** Builds a response head; values that would split the head are dropped, not sent. */
+export function serializeResponseHead(
+  status: number,
+  reason: string,
+  headers: Headers,
+  extra: string,
+): string {
+  return `${serializeFields(`HTTP/1.1 ${status} ${reason}\r\n`, headers)}${extra}\r\n`;
+}
+
+/** The last chunk of a chunked body, with trailers. */
+export function serializeLastChunk(trailers: Headers | undefined): string {
+  return `${trailers ? serializeFields("0\r\n", trailers) : "0\r\n"}\r\n`;
+}
+
+function serializeFields(start: string, headers: Headers): string {
+  let head = start;
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    if (typeof v === "string") {
+      if (!hasLineBreak(v)) head += `${name}: ${v}\r\n`;
+    } else {
+      for (const item of v) if (!hasLineBreak(item)) head += `${name}: ${item}\r\n`;
+    }
+  }
+  return head;
+}
