@@ -52,6 +52,28 @@ async function waitForLog(p: ManagedProcess, pattern: RegExp, what: string, time
   );
 }
 
+/**
+ * Waits until the CRDs are Established. (`kubectl wait` fails outright on a CRD that has no
+ * conditions yet, which is how a CRD looks for a moment after it is created.)
+ */
+export async function waitForCrds(cluster: LocalCluster, names: string[], timeoutMs = 30_000): Promise<void> {
+  const established = `{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Established")].status}{"\\n"}{end}`;
+  await waitFor(
+    async () => {
+      const out = await cluster.kubectlAsync(["get", "crd", "-o", `jsonpath=${established}`]);
+      const ready = new Set(
+        out
+          .split("\n")
+          .filter((l) => l.endsWith("=True"))
+          .map((l) => l.slice(0, -5)),
+      );
+      return names.every((n) => ready.has(n));
+    },
+    timeoutMs,
+    `CRDs ${names.join(", ")} to be Established`,
+  );
+}
+
 export class ArgoCd {
   private constructor(
     readonly cluster: LocalCluster,
@@ -68,13 +90,7 @@ export class ArgoCd {
     const dir = join(cluster.dir, "argocd");
     for (const d of ["tls", "ssh", "gnupg", "repos", "home"]) mkdirSync(join(dir, d), { recursive: true });
     cluster.kubectl(["apply", "--server-side", "-f", bins.crdDir]);
-    cluster.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=30s",
-      "crd/applications.argoproj.io",
-      "crd/appprojects.argoproj.io",
-    ]);
+    await waitForCrds(cluster, ["applications.argoproj.io", "appprojects.argoproj.io"]);
     const read = (p: string) => readFileSync(p, "utf8");
     cluster.kubectl(
       ["apply", "-f", "-"],
@@ -116,7 +132,6 @@ export class ArgoCd {
           "--metrics-address=127.0.0.1",
           `--metrics-port=${repoMetricsPort}`,
           `--redis=${redis}`,
-          "--disable-tls",
           "--loglevel=info",
         ],
         logFile: join(dir, "repo-server.log"),
@@ -140,7 +155,6 @@ export class ArgoCd {
           `--kubeconfig=${cluster.kubeconfigPath}`,
           "--namespace=argocd",
           `--repo-server=127.0.0.1:${repoPort}`,
-          "--repo-server-plaintext",
           `--redis=${redis}`,
           `--metrics-port=${controllerMetricsPort}`,
           "--status-processors=4",

@@ -15,7 +15,7 @@ import { type OperatorProcess, startOperator } from "../operator-process.ts";
 import { ArgoApplication, isSyncedAndHealthy } from "./argocd-application.ts";
 import type { ApplicationOptions } from "./argocd-config.ts";
 import type { GitRepo } from "./argocd-git.ts";
-import { ArgoCd } from "./argocd-processes.ts";
+import { ArgoCd, waitForCrds } from "./argocd-processes.ts";
 import { gitopsExampleDir, installManifestPath, meshManifest } from "./argocd-repo-content.ts";
 
 const report = (line: string) => process.stderr.write(`[argocd] ${line}\n`);
@@ -70,7 +70,11 @@ describe("Installing Trellis through a real Argo CD", { timeout: 420_000 }, () =
     while (!operator) {
       if (cluster.kubectl(["get", "crd", "-o", "name"]).includes("meshes.trellis.dev")) {
         crdsAt = Date.now();
-        cluster.kubectl(["wait", "--for=condition=Established", "--timeout=30s", "crd/meshes.trellis.dev"]);
+        await waitForCrds(cluster, [
+          "meshes.trellis.dev",
+          "serviceprofiles.trellis.dev",
+          "certificates.trellis.dev",
+        ]);
         operator = await startOperator(cluster, ["--no-leader-elect"]);
       } else if (Date.now() - started > 120_000) {
         throw new Error("Argo CD did not create the Trellis CRDs within 2 minutes");
