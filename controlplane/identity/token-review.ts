@@ -65,17 +65,20 @@ export class TokenReviewer {
     options.metrics.tokenCacheEntries.collect(() => [{ labels: {}, value: this.cache.size }]);
   }
 
-  /** The ServiceAccount `token` authenticates as, for the identity audience; throws CertifyError. */
+  /**
+   * The ServiceAccount `token` authenticates as, for the identity audience; throws CertifyError.
+   * A cached token needs no claim parsing: it passed the checks, and its entry expires with it.
+   */
   authenticate(token: string): Promise<ServiceAccountRef> {
     const now = this.now();
-    const claims = readClaims(token);
-    checkClaims(claims, this.options.audience, now);
     const key = hash("sha256", token, "base64");
     const cached = this.cache.get(key, now);
     if (cached !== undefined) {
       this.options.metrics.tokenCacheLookups.inc({ result: "hit" });
       return Promise.resolve(cached);
     }
+    const claims = readClaims(token);
+    checkClaims(claims, this.options.audience, now);
     this.options.metrics.tokenCacheLookups.inc({ result: "miss" });
     const inFlight = this.pending.get(key);
     if (inFlight !== undefined) return inFlight;
