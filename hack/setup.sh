@@ -12,3 +12,4 @@ fi
 bash hack/install-debian-packages.sh
 bash hack/build-cluster-binaries.sh >/dev/null
 bash hack/build-argocd.sh >/dev/null
+bash hack/build-olm.sh >/dev/null
