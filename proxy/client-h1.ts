@@ -89,8 +89,9 @@ class Exchange {
   private finished = false;
   private released = false;
   private gotBytes = false;
-  private readonly onData = (chunk: Buffer) => this.receive(chunk);
-  private readonly onClose = () => this.onSocketClose();
+  // Bound once per exchange; named arrow fields would cost a keepNames wrapper each.
+  private readonly onData: (chunk: Buffer) => void = this.receive.bind(this);
+  private readonly onClose: () => void = this.onSocketClose.bind(this);
 
   constructor(
     private readonly req: ProxyRequest,

@@ -221,14 +221,13 @@ export class H1Connection {
 
   private streamResponse(body: Readable, chunked: boolean, trailers: ProxyResponse["trailers"]): void {
     const socket = this.socket;
-    const onDrain = () => body.resume();
     body.on("data", (chunk: Buffer) => {
       const ok = chunked
         ? socket.write(`${chunk.length.toString(16)}\r\n`) && socket.write(chunk) && socket.write(crlf)
         : socket.write(chunk);
       if (!ok) {
         body.pause();
-        socket.once("drain", onDrain);
+        socket.once("drain", () => body.resume());
       }
     });
     body.once("end", () => {
