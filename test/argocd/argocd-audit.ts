@@ -53,9 +53,9 @@ export function readAuditEvents(logPath: string): AuditEvent[] {
 
 const otherWriters = [/^argocd-/, /^kubectl/, /^kube-/, /^kwok/, /^git/];
 
-/** Writes made by the Trellis operator: the admin identity without another writer's user agent. */
+/** Writes made by the Trellis operator: not a system identity, nor another writer's user agent. */
 export function isOperatorWrite(e: AuditEvent): boolean {
-  if (e.user?.username !== "admin") return false;
+  if (!e.user?.username || e.user.username.startsWith("system:")) return false;
   const agent = e.userAgent ?? "";
   return !otherWriters.some((p) => p.test(agent));
 }

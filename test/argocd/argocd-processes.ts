@@ -159,6 +159,9 @@ export class ArgoCd {
           `--metrics-port=${controllerMetricsPort}`,
           "--status-processors=4",
           "--operation-processors=4",
+          // Argo CD 3 keeps each resource's health out of the Application by default; the tests
+          // (and `kubectl get application -o yaml` users) read it from there.
+          "--persist-resource-health",
           "--loglevel=info",
         ],
         logFile: join(dir, "application-controller.log"),
