@@ -11,6 +11,7 @@
  */
 import { writeFileSync } from "node:fs";
 import net from "node:net";
+import { loadavg } from "node:os";
 import { join } from "node:path";
 import { generateKeyPair, privateKeyToPem } from "../pki/index.ts";
 import { FakeDestination, FakeIdentity } from "../proxy/test/control-plane-fakes.ts";
@@ -226,7 +227,11 @@ function table(rows: Row[]): string {
   ];
   for (const r of rows) {
     const hop = r.hops || 1;
-    const added = (v: number, base: number) => (r.hops === 0 ? "—" : `+${fmt((v - base) / hop)} µs`);
+    const added = (v: number, base: number) => {
+      if (r.hops === 0) return "—";
+      const d = (v - base) / hop;
+      return `${d < 0 ? "−" : "+"}${fmt(Math.abs(d))} µs`;
+    };
     lines.push(
       `| ${r.name} | ${fmt(r.rps)} | ${r.hops ? fmt(r.perCore) : "—"} | ${r.wrkP99Ms.toFixed(2)} | ${fmt(r.p50Us)} | ${fmt(r.p99Us)} | ${added(r.p50Us, direct.p50Us)} | ${added(r.p99Us, direct.p99Us)} | ${r.rssMb.map((m) => m.toFixed(1)).join(" + ") || "—"} |`,
     );
@@ -251,8 +256,15 @@ function ratios(rows: Row[]): string {
 }
 
 async function main(): Promise<void> {
+  process.stderr.write(
+    `load average at the start: ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}\n`,
+  );
   const upstream = await start(process.execPath, ["--import", "tsx", "bench/proxy-upstream.ts"], /port/);
   const up = (JSON.parse(upstream.line) as { port: number }).port;
+  // The upstream is itself a `node --import tsx` process: its idle RSS is the runtime's floor.
+  const tsxFloorMb = rssMb(upstream.pid);
   const rows: Row[] = [];
   const paths: (() => Promise<Path>)[] = [
     async () => ({
@@ -281,7 +293,12 @@ async function main(): Promise<void> {
   } finally {
     await stop(upstream);
   }
-  process.stdout.write(`\n${table(rows)}\n\n${ratios(rows)}\n`);
+  const load = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(" ");
+  process.stdout.write(
+    `\n${table(rows)}\n\n${ratios(rows)}\nload average at the end: ${load} (2 cores)\nRSS of an idle \`node --import tsx\` process (the upstream, before load): ${tsxFloorMb.toFixed(1)} MB\n`,
+  );
   process.exit(0);
 }
 
