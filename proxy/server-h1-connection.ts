@@ -106,10 +106,17 @@ export class H1Connection {
       this.refuse(400, "malformed");
       return false;
     }
-    const host = head.headers.host;
-    if (typeof host !== "string" || head.headers.upgrade !== undefined || head.method === "CONNECT") {
+    if (head.headers.upgrade !== undefined || head.method === "CONNECT") {
       this.refuse(400, "malformed");
       return false;
+    }
+    // Absolute-form targets come from applications that use the outbound port as an HTTP proxy.
+    let authority = typeof head.headers.host === "string" ? head.headers.host : "";
+    let path = head.target;
+    if (path.startsWith("http://")) {
+      const slash = path.indexOf("/", 7);
+      authority = path.slice(7, slash === -1 ? undefined : slash);
+      path = slash === -1 ? "/" : path.slice(slash);
     }
     this.awaitingHead = false;
     this.inFlight = true;
@@ -123,8 +130,8 @@ export class H1Connection {
     const req: ProxyRequest = {
       method: head.method,
       scheme: "http",
-      authority: host,
-      path: head.target,
+      authority,
+      path,
       headers: forwardableHeaders(head.headers),
       body,
       version: "http/1.1",

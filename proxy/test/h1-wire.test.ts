@@ -105,6 +105,15 @@ describe("HTTP/1.1 on the wire", () => {
     assert.match(cont, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200/);
   });
 
+  it("accepts absolute-form targets from applications using it as an HTTP proxy", async () => {
+    const got = await rawExchange(
+      proxy.ports.outbound!,
+      `GET http://${host}/abs?q=1 HTTP/1.1\r\nhost: ignored\r\n\r\n`,
+      (g) => g.includes("GET /abs?q=1"),
+    );
+    assert.match(got, /^HTTP\/1\.1 200/);
+  });
+
   it("refuses ambiguous framing instead of forwarding it", async () => {
     const smuggle = `POST / HTTP/1.1\r\nhost: ${host}\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\n\r\n`;
     const hits = app.hits;
