@@ -6,7 +6,7 @@
  * latency at a moderate fixed rate (our open-loop client) and each proxy's RSS.
  *
  * Run: bash bench/proxy-setup.sh && node --import tsx bench/proxy-hop.bench.ts
- * Env: BENCH_SECONDS (wrk duration, default 8), BENCH_RATE (req/s, default 1000),
+ * Env: BENCH_SECONDS (wrk duration, default 8), BENCH_RATE (req/s, default 500),
  *      BENCH_RATE_SECONDS (default 5).
  */
 import { writeFileSync } from "node:fs";
@@ -21,7 +21,7 @@ import { cpuSeconds, rssMb, type Started, start, stop, wrk } from "./proxy-bench
 import { plainHop, type TlsFiles, tlsClientHop, tlsServerHop } from "./proxy-haproxy.ts";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
-const rate = Number(process.env.BENCH_RATE ?? 1000);
+const rate = Number(process.env.BENCH_RATE ?? 500);
 const rateSeconds = Number(process.env.BENCH_RATE_SECONDS ?? 5);
 const dir = tempDir("bench");
 
