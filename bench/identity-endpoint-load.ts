@@ -3,31 +3,52 @@
 // (`controlplane/main.ts identity`) runs as its own process and authenticates real tokens with
 // real TokenReviews, cached for their lifetime; this process is a closed-loop HTTP/2 + TLS client
 // with several connections and concurrent streams, sending 300 distinct CSRs in rotation.
-// Per-core throughput divides answered requests by the identity process's CPU seconds (/proc).
+// Per-core throughput divides answered requests by the server process's CPU seconds (/proc).
+// The transport-only peer (startTransportFloor) takes the same load for comparison.
+import { writeFileSync } from "node:fs";
 import type http2 from "node:http2";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { issuerFromSecret, servingCredentials, servingNames } from "../controlplane/identity/issuer.ts";
 import {
   applyIssuerSecret,
   connect,
   type IdentityProcess,
   rawCall,
   startIdentityProcess,
+  type TestIssuer,
   testAnchor,
   testIssuer,
 } from "../controlplane/identity/testing/identity-fixture.ts";
-import { createCsr, generateKeyPair, pemBlocks, spiffeIdFor, verifyChain } from "../pki/index.ts";
+import {
+  createCsr,
+  generateKeyPair,
+  pemBlocks,
+  privateKeyToPem,
+  spiffeIdFor,
+  verifyChain,
+} from "../pki/index.ts";
 import { LocalCluster } from "../test/cluster/local-cluster.ts";
 import { ProcessGroup } from "../test/cluster/process-group.ts";
-import { cpuSeconds } from "./proxy-bench-processes.ts";
+import { cpuSeconds, type Started, start, stop } from "./proxy-bench-processes.ts";
 
 interface Job {
   token: string;
   csrPem: string;
 }
 
-export interface EndpointRig {
-  identity: IdentityProcess;
+/** Where the load goes: a server process (for its CPU time), the anchor it chains to, the requests. */
+export interface LoadTarget {
+  url: string;
+  pid: number;
   anchorPem: string;
   jobs: Job[];
+}
+
+export interface EndpointRig extends LoadTarget {
+  identity: IdentityProcess;
+  issuer: TestIssuer;
+  dir: string;
   metrics(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -53,7 +74,8 @@ export async function startEndpointRig(
     cluster.kubectl(["create", "namespace", "trellis-system"]);
     cluster.kubectl(["create", "namespace", "bench"]);
     const anchor = testAnchor("Bench Root");
-    applyIssuerSecret(cluster, testIssuer(anchor, "Bench Issuer"));
+    const issuer = testIssuer(anchor, "Bench Issuer");
+    applyIssuerSecret(cluster, issuer);
     const jobs: Job[] = [];
     for (let a = 0; a < accounts; a++) {
       const name = `workload-${a}`;
@@ -69,6 +91,10 @@ export async function startEndpointRig(
     const identity = await startIdentityProcess(cluster, group, [], nodeArgs);
     return {
       identity,
+      issuer,
+      dir: cluster.dir,
+      url: identity.url,
+      pid: identity.process.child.pid ?? 0,
       anchorPem: anchor.cert.pem,
       jobs,
       metrics: async () => (await fetch(`http://127.0.0.1:${identity.adminPort}/metrics`)).text(),
@@ -84,9 +110,9 @@ export async function startEndpointRig(
   }
 }
 
-/** One answer checked in full: 200, a chain that verifies to the anchor, the job's identity. */
-export async function checkOneAnswer(rig: EndpointRig): Promise<void> {
-  const session = connect(rig.identity.url, rig.anchorPem);
+/** One answer checked in full, returned for the transport floor to send back. */
+export async function checkOneAnswer(rig: EndpointRig): Promise<string> {
+  const session = connect(rig.url, rig.anchorPem);
   try {
     const job = rig.jobs[0]!;
     const res = await rawCall(session, { token: job.token, body: job.csrPem });
@@ -96,6 +122,7 @@ export async function checkOneAnswer(rig: EndpointRig): Promise<void> {
     if (!verified.ok || verified.spiffeId !== "spiffe://cluster.local/ns/bench/sa/workload-0") {
       throw new Error(`the answer does not verify: ${JSON.stringify(verified)}`);
     }
+    return res.text;
   } finally {
     session.close();
   }
@@ -125,7 +152,7 @@ function request(session: http2.ClientHttp2Session, job: Job): Promise<number> {
 
 /** `connections` × `streams` requests in flight for `seconds`; counts answers and refusals. */
 export async function closedLoop(
-  rig: EndpointRig,
+  target: LoadTarget,
   o: { connections: number; streams: number; seconds: number },
 ): Promise<LoadSample> {
   const sessions = await Promise.all(
@@ -133,13 +160,13 @@ export async function closedLoop(
       { length: o.connections },
       () =>
         new Promise<http2.ClientHttp2Session>((resolve, reject) => {
-          const s = connect(rig.identity.url, rig.anchorPem);
+          const s = connect(target.url, target.anchorPem);
           s.once("connect", () => resolve(s));
           s.once("error", reject);
         }),
     ),
   );
-  const pid = rig.identity.process.child.pid ?? 0;
+  const pid = target.pid;
   let next = 0;
   let requests = 0;
   let errors = 0;
@@ -150,7 +177,7 @@ export async function closedLoop(
   const end = start + o.seconds * 1000;
   const worker = async (session: http2.ClientHttp2Session) => {
     while (performance.now() < end) {
-      const job = rig.jobs[next++ % rig.jobs.length]!;
+      const job = target.jobs[next++ % target.jobs.length]!;
       try {
         const status = await request(session, job);
         if (status === 200) requests++;
@@ -176,5 +203,45 @@ export async function closedLoop(
     serverCpuSeconds,
     clientCpuSeconds: (used.user + used.system) / 1e6,
     firstError,
+  };
+}
+
+/**
+ * A peer server (bench/identity-transport-floor.ts) with a serving certificate from the rig's
+ * issuer and the same names: "fixed" answers `answer` to every request, "sign" signs the CSR.
+ */
+export async function startTransportFloor(
+  rig: EndpointRig,
+  answer: string,
+  mode: "fixed" | "sign",
+): Promise<{ target: LoadTarget; stop(): Promise<void> }> {
+  const issuer = issuerFromSecret({
+    "tls.crt": rig.issuer.cert.pem,
+    "tls.key": privateKeyToPem(rig.issuer.keys.privateKey),
+    "ca.crt": rig.issuer.anchor.cert.pem,
+  });
+  const serving = servingCredentials(
+    issuer,
+    servingNames("cluster.local", "trellis-system", "trellis-identity"),
+    86_400_000,
+  );
+  const files = {
+    TRANSPORT_FLOOR_CERT: serving.cert,
+    TRANSPORT_FLOOR_KEY: serving.key,
+    TRANSPORT_FLOOR_BODY: answer,
+    TRANSPORT_FLOOR_ISSUER_CERT: rig.issuer.cert.pem,
+    TRANSPORT_FLOOR_ISSUER_KEY: privateKeyToPem(rig.issuer.keys.privateKey),
+  };
+  const env: NodeJS.ProcessEnv = { ...process.env, TRANSPORT_FLOOR_MODE: mode };
+  for (const [name, content] of Object.entries(files)) {
+    env[name] = join(rig.dir, name.toLowerCase());
+    writeFileSync(env[name], content);
+  }
+  const script = fileURLToPath(new URL("./identity-transport-floor.ts", import.meta.url));
+  const started: Started = await start(process.execPath, ["--import", "tsx", script], /^listening \d+/, env);
+  const port = Number(started.line.split(" ")[1]);
+  return {
+    target: { url: `https://127.0.0.1:${port}`, pid: started.pid, anchorPem: rig.anchorPem, jobs: rig.jobs },
+    stop: () => stop(started),
   };
 }

@@ -4,13 +4,21 @@
 //     round: the pki fast path alone, @peculiar/x509 on WebCrypto, Go crypto/x509 (GOMAXPROCS=1,
 //     when Go is installed) and node:crypto's own verify + sign limit.
 // (b) end to end through the identity program: HTTP/2 over TLS, concurrent streams, real
-//     TokenReviews against a local kube-apiserver, cached for the tokens' lifetime.
+//     TokenReviews against a local kube-apiserver, cached for the tokens' lifetime; beside it, the
+//     same load on two peer servers with the same TLS and HTTP/2 settings: pki signing without
+//     authentication or checks, and the transport alone (bench/identity-transport-floor.ts).
 // Run: node --import tsx bench/identity-issue.bench.ts
 //   IDENTITY_BENCH_SECONDS (per workload and round, default 1), IDENTITY_BENCH_ROUNDS (3),
 //   IDENTITY_BENCH_E2E_SECONDS (5), IDENTITY_BENCH_E2E=0 to skip part (b).
 import { X509Certificate } from "node:crypto";
 import { cpus, loadavg } from "node:os";
-import { checkOneAnswer, closedLoop, type LoadSample, startEndpointRig } from "./identity-endpoint-load.ts";
+import {
+  checkOneAnswer,
+  closedLoop,
+  type LoadSample,
+  startEndpointRig,
+  startTransportFloor,
+} from "./identity-endpoint-load.ts";
 import { identitySigningWorkload } from "./identity-signing.ts";
 import { formatTable, median, type Sample } from "./pki-measure.ts";
 import { buildGoPeer } from "./pki-peer-go.ts";
@@ -97,46 +105,70 @@ async function signingPath(): Promise<number> {
   return trellis;
 }
 
+function loadRow(label: string, samples: LoadSample[]): string[] {
+  const perCore = samples.map((s) => s.requests / s.serverCpuSeconds);
+  const errors = samples.reduce((n, s) => n + s.errors, 0);
+  return [
+    label,
+    fmt(median(perCore)),
+    `${fmt(Math.min(...perCore))}–${fmt(Math.max(...perCore))}`,
+    fmt(median(samples.map((s) => s.requests / s.wallSeconds))),
+    median(samples.map((s) => s.serverCpuSeconds / s.wallSeconds)).toFixed(2),
+    `${errors}${errors > 0 ? ` (${samples.find((s) => s.firstError)?.firstError})` : ""}`,
+  ];
+}
+
 async function endToEnd(): Promise<void> {
   console.log("\n(b) end to end: identity program, HTTP/2 + TLS, real TokenReviews (cached), loopback");
   const rig = await startEndpointRig(20, 15);
+  const answer = await checkOneAnswer(rig);
+  const peers = [
+    await startTransportFloor(rig, answer, "sign"),
+    await startTransportFloor(rig, answer, "fixed"),
+  ];
+  const targets = [rig, ...peers.map((p) => p.target)];
+  const labels = [
+    "Trellis identity endpoint (TokenReview cache, checks, signing)",
+    "same transport + pki parseCsr/issueLeaf, no auth or checks",
+    "same transport alone, fixed answer",
+  ];
   try {
-    await checkOneAnswer(rig);
-    await closedLoop(rig, { ...LOAD, seconds: 1 }); // warm-up: JIT, TLS sessions, token cache
-    const samples: LoadSample[] = [];
+    for (const t of targets) await closedLoop(t, { ...LOAD, seconds: 1 }); // warm-up: JIT, TLS, token cache
+    const samples: LoadSample[][] = targets.map(() => []);
     for (let round = 0; round < ROUNDS; round++) {
-      samples.push(await closedLoop(rig, { ...LOAD, seconds: E2E_SECONDS }));
+      for (const [i, t] of targets.entries())
+        samples[i]?.push(await closedLoop(t, { ...LOAD, seconds: E2E_SECONDS }));
       process.stderr.write(`end to end: round ${round + 1}/${ROUNDS} done\n`);
     }
     const metrics = await rig.metrics();
     const reviews = /trellis_identity_token_reviews_total\{result="authenticated"\} (\d+)/.exec(metrics)?.[1];
-    const perCore = samples.map((s) => s.requests / s.serverCpuSeconds);
-    const perWall = samples.map((s) => s.requests / s.wallSeconds);
-    const errors = samples.reduce((n, s) => n + s.errors, 0);
     console.log(
       formatTable(
-        ["identity endpoint", "value"],
         [
-          ["requests/s per server CPU-second (median)", fmt(median(perCore))],
-          ["  min–max over rounds", `${fmt(Math.min(...perCore))}–${fmt(Math.max(...perCore))}`],
-          ["requests/s wall clock (median)", fmt(median(perWall))],
-          ["server CPU / wall", median(samples.map((s) => s.serverCpuSeconds / s.wallSeconds)).toFixed(2)],
-          ["client CPU / wall", median(samples.map((s) => s.clientCpuSeconds / s.wallSeconds)).toFixed(2)],
-          ["concurrency", `${LOAD.connections} connections × ${LOAD.streams} streams`],
-          ["requests answered 200", fmt(samples.reduce((n, s) => n + s.requests, 0))],
-          [
-            "errors",
-            `${errors}${errors > 0 ? ` (first: ${samples.find((s) => s.firstError)?.firstError})` : ""}`,
-          ],
-          ["TokenReviews sent (20 tokens)", reviews ?? "?"],
+          "server (4 connections × 16 streams)",
+          "req per CPU-s",
+          "min–max",
+          "req/s wall",
+          "server CPU/wall",
+          "errors",
         ],
+        labels.map((label, i) => loadRow(label, samples[i] ?? [])),
       ),
     );
-    const rate = median(perCore);
+    const perCore = (i: number) => median((samples[i] ?? []).map((s) => s.requests / s.serverCpuSeconds));
+    const identity = samples[0] ?? [];
+    const errors = identity.reduce((n, s) => n + s.errors, 0);
     console.log(
-      `target ≥ ${fmt(ENDPOINT_TARGET)}/s per core: ${fmt(rate)}/s = ${(rate / ENDPOINT_TARGET).toFixed(2)}× target → ${rate >= ENDPOINT_TARGET && errors === 0 ? "met" : "NOT met"}`,
+      `${fmt(identity.reduce((n, s) => n + s.requests, 0))} certificates issued; TokenReviews sent for 20 tokens: ${reviews ?? "?"}`,
+    );
+    console.log(
+      `identity ÷ transport + signing: ${(perCore(0) / perCore(1)).toFixed(2)}; identity ÷ transport alone: ${(perCore(0) / perCore(2)).toFixed(2)}`,
+    );
+    console.log(
+      `target ≥ ${fmt(ENDPOINT_TARGET)}/s per core: ${fmt(perCore(0))}/s = ${(perCore(0) / ENDPOINT_TARGET).toFixed(2)}× target → ${perCore(0) >= ENDPOINT_TARGET && errors === 0 ? "met" : "NOT met"}`,
     );
   } finally {
+    for (const p of peers) await p.stop();
     await rig.stop();
   }
 }
