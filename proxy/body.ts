@@ -39,6 +39,11 @@ export function sendBody(body: RequestBody, dst: Writable, onError: (err: Error)
   }
 }
 
+/** Drops a response body nobody will read (a retried attempt, an expired deadline). */
+export function discardBody(body: Readable | Buffer | null | undefined): void {
+  if (body && !Buffer.isBuffer(body)) body.resume();
+}
+
 /**
  * Pipes a response body to the downstream writer with backpressure, then calls `finish` (which
  * writes trailers and ends). Destroys the source if the destination closes early.

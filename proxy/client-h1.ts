@@ -193,6 +193,15 @@ class Exchange {
       this.maybeRelease();
       return;
     }
+    if (framing.kind === "length" && rest.length >= framing.length) {
+      // The whole body came with the head: hand it over as a Buffer, no stream needed.
+      if (rest.length > framing.length) this.keepAlive = false;
+      response.body = rest.length === framing.length ? rest : rest.subarray(0, framing.length);
+      this.finished = true;
+      this.resolve(response);
+      this.maybeRelease();
+      return;
+    }
     if (framing.kind === "length") this.remaining = framing.length;
     if (framing.kind === "chunked") this.chunked = new ChunkedDecoder();
     const socket = this.lease.socket;

@@ -61,8 +61,11 @@ export interface ProxyRequest {
 export interface ProxyResponse {
   status: number;
   headers: Headers;
-  /** null when the response has no body (HEAD, 204, trailers-only gRPC). */
-  body: Readable | null;
+  /**
+   * null when the response has no body (HEAD, 204, trailers-only gRPC); a Buffer when the
+   * whole body arrived with the head (most small responses), which saves a stream per request.
+   */
+  body: Readable | Buffer | null;
   /** Trailers, available once `body` has ended. */
   trailers: () => Headers | undefined;
 }

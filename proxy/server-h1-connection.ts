@@ -7,6 +7,7 @@
  */
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
+import { discardBody } from "./body.ts";
 import { Cancellation } from "./cancellation.ts";
 import {
   ChunkedDecoder,
@@ -199,7 +200,7 @@ export class H1Connection {
   private respond(head: RequestHead, res: ProxyResponse): void {
     const socket = this.socket;
     if (this.closed || socket.destroyed) {
-      res.body?.destroy();
+      discardBody(res.body);
       return;
     }
     const status = res.status;
@@ -208,15 +209,21 @@ export class H1Connection {
     let extra = this.closeAfter || this.shared.draining ? "connection: close\r\n" : "";
     let chunked = false;
     if (!bodiless && res.body === null && !hasLength) extra += "content-length: 0\r\n";
+    else if (!bodiless && Buffer.isBuffer(res.body) && !hasLength)
+      extra += `content-length: ${res.body.length}\r\n`;
     else if (!bodiless && res.body !== null && !hasLength) {
       extra += "transfer-encoding: chunked\r\n";
       chunked = true;
     }
     const text = serializeResponseHead(status, reasonPhrase(status), res.headers, extra);
     const body = res.body;
-    if (bodiless || body === null) {
+    if (bodiless || body === null || Buffer.isBuffer(body)) {
+      // Head and a whole body leave in one write.
+      socket.cork();
       socket.write(text, "latin1");
-      body?.resume();
+      if (Buffer.isBuffer(body) && !bodiless) socket.write(body);
+      socket.uncork();
+      discardBody(body);
       this.finish();
       return;
     }

@@ -7,7 +7,7 @@
  */
 import http2 from "node:http2";
 import type { Socket } from "node:net";
-import { pipeBody } from "./body.ts";
+import { discardBody, pipeBody } from "./body.ts";
 import { Cancellation } from "./cancellation.ts";
 import type { ConnectionContext, Handler, ProxyRequest, ProxyResponse, RequestBody } from "./handler.ts";
 import { forwardableHeaders } from "./headers.ts";
@@ -133,17 +133,26 @@ function respondEmpty(stream: http2.ServerHttp2Stream, status: number): void {
 
 function writeResponse(stream: http2.ServerHttp2Stream, resp: ProxyResponse): void {
   if (stream.destroyed || stream.closed) {
-    resp.body?.destroy();
+    discardBody(resp.body);
     return;
   }
   const body = resp.body;
+  if (Buffer.isBuffer(body)) {
+    try {
+      stream.respond({ ...resp.headers, ":status": resp.status });
+      stream.end(body);
+    } catch {
+      respondEmpty(stream, 502);
+    }
+    return;
+  }
   try {
     stream.respond(
       { ...resp.headers, ":status": resp.status },
       { endStream: body === null, waitForTrailers: body !== null },
     );
   } catch {
-    body?.destroy();
+    discardBody(body);
     respondEmpty(stream, 502);
     return;
   }

@@ -5,7 +5,6 @@
  * Owns: the error-to-response mapping. Does not log or count (layers/metrics.ts counts the
  * resulting status).
  */
-import { Readable } from "node:stream";
 import {
   type Layer,
   ProxyError,
@@ -43,7 +42,7 @@ export function errorResponse(req: ProxyRequest, err: unknown): ProxyResponse {
       "content-length": String(text.length),
       [proxyErrorHeader]: e.reason,
     },
-    body: req.method === "HEAD" ? null : Readable.from([text]),
+    body: req.method === "HEAD" ? null : text,
     trailers: () => undefined,
   };
 }

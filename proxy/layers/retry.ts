@@ -8,7 +8,7 @@
  * Owns: the retry decision. Does not classify routes (routes.ts) or keep the budget
  * (retry-budget.ts).
  */
-import { bufferBody } from "../body.ts";
+import { bufferBody, discardBody } from "../body.ts";
 import {
   type Handler,
   type Layer,
@@ -71,7 +71,7 @@ export function retryFailures(metrics: ProxyMetrics, options: RetryOptions): Lay
         req.avoid ??= new Set();
         req.avoid.add(req.endpoint.key);
       }
-      outcome.res?.body?.resume();
+      discardBody(outcome.res?.body);
       metrics.retries.inc(labels);
       outcome = await attempt(next, req);
     }

@@ -5,6 +5,7 @@
  *
  * Owns: the deadline. Does not decide what the timeout is (routes.ts).
  */
+import { discardBody } from "../body.ts";
 import { type Layer, ProxyError } from "../handler.ts";
 
 export const enforceRouteTimeout: Layer = (next) => (req) => {
@@ -23,7 +24,7 @@ export const enforceRouteTimeout: Layer = (next) => (req) => {
       (res) => {
         // The parent link stays: a client that leaves mid-body still cancels the upstream.
         clearTimeout(timer);
-        if (expired) res.body?.destroy();
+        if (expired) discardBody(res.body);
         else resolve(res);
       },
       (err: unknown) => {
