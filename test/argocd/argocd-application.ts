@@ -3,6 +3,7 @@
 // the last operation, and refreshes (the annotation a git webhook or `argocd app get --refresh`
 // sets). Also waits with a message that shows the Application's state when it times out.
 // Does not own: starting Argo CD or writing to git.
+import { Watch } from "@kubernetes/client-node";
 import type { LocalCluster } from "../cluster/local-cluster.ts";
 import { waitFor } from "../cluster/local-cluster.ts";
 import { type ApplicationOptions, ARGOCD_NAMESPACE, application, yamlStream } from "./argocd-config.ts";
@@ -70,6 +71,26 @@ export class ArgoApplication {
       this.name,
       `argocd.argoproj.io/refresh=${kind}`,
     ]);
+  }
+
+  /**
+   * Records every version of the Application that the API server sends: a watch, so that no
+   * short state (a canary of a few seconds) falls between two polls.
+   */
+  async watch(): Promise<{ stop: () => ApplicationView[] }> {
+    const seen: ApplicationView[] = [];
+    const controller = await new Watch(this.cluster.kubeConfig()).watch(
+      `/apis/argoproj.io/v1alpha1/namespaces/${ARGOCD_NAMESPACE}/applications`,
+      { fieldSelector: `metadata.name=${this.name}` },
+      (_phase: string, obj: ApplicationView) => seen.push(obj),
+      () => {},
+    );
+    return {
+      stop: () => {
+        controller.abort();
+        return seen;
+      },
+    };
   }
 
   /** Waits until `check` holds for the Application; the error shows its state. */

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { metricValue, type OperatorProcess, operatorHttp, startOperator } from "../operator-process.ts";
 import {
+  type ApplicationView,
   ArgoApplication,
   healthStatus,
   isSyncedAndHealthy,
@@ -52,8 +53,6 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
 
   const mesh = (): MeshView =>
     JSON.parse(cluster.kubectl(["get", "mesh", "default", "-o", "json"])) as MeshView;
-  const meshExists = () =>
-    cluster.kubectl(["get", "mesh", "default", "--ignore-not-found", "-o", "name"]).trim() !== "";
   const meshReady = (m: MeshView) => m.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
   const reconciles = async () =>
     metricValue((await operatorHttp(operator, "/metrics")).body, "trellis_controller_reconcile_total");
@@ -87,6 +86,7 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
   });
 
   it("syncs an Application with a Mesh, ServiceProfiles and Certificates, Healthy only once the mesh is Ready", async () => {
+    writes.mark();
     const started = Date.now();
     app = ArgoApplication.apply(cluster, {
       name: "platform",
@@ -94,25 +94,36 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
       path: "config",
       server: argo.destination,
     });
+    const watch = await app.watch();
+    await app.waitFor("Synced and Healthy", (a) => isSyncedAndHealthy(a, repo.head()), 180_000);
+    const versions = watch.stop();
+    const final = await app.get();
     const seen: string[] = [];
-    let healthyBeforeReady = false;
-    const final = await app.waitFor(
-      "Synced and Healthy",
-      (a) => {
-        const health = healthStatus(a);
-        // Argo CD leaves missing resources out of health (the Mesh is in sync wave 1): the
-        // Application may be Healthy before the Mesh exists, never while it exists unready.
-        if (health === "Healthy" && meshExists() && !meshReady(mesh())) healthyBeforeReady = true;
-        if (health && seen.at(-1) !== health) seen.push(health);
-        return isSyncedAndHealthy(a, repo.head());
-      },
-      180_000,
-    );
+    const degraded = new Set<string>();
+    let healthyWhileMeshUnready = false;
+    for (const a of versions) {
+      const health = healthStatus(a);
+      if (health && seen.at(-1) !== health) seen.push(health);
+      for (const r of a.status?.resources ?? []) {
+        if (r.health?.status === "Degraded") degraded.add(`${r.kind}/${r.name}: ${r.health.message}`);
+      }
+      // Argo CD leaves missing resources out of health (the Mesh is in sync wave 1), so the
+      // Application may be Healthy before the Mesh exists, but never while it exists unready.
+      const mesh = resourceHealth(a, "Mesh", "default")?.status;
+      if (health === "Healthy" && mesh !== undefined && mesh !== "Missing" && mesh !== "Healthy")
+        healthyWhileMeshUnready = true;
+    }
     report(
       `install: Application created → Synced/Healthy in ${((Date.now() - started) / 1000).toFixed(1)} s; health went ${seen.join(" → ")}`,
     );
-    assert.equal(healthyBeforeReady, false, "the Application was Healthy while the Mesh was not Ready");
+    const installWrites = writes.operatorWritesSinceMark();
+    report(
+      `install: ${installWrites.length} operator API writes: ${summarize(installWrites.map(describeWrite))}`,
+    );
+    assert.equal(healthyWhileMeshUnready, false, "the Application was Healthy while the Mesh was not");
+    assert.ok(meshReady(mesh()), "the Mesh is Ready once the Application is Healthy");
     assert.ok(seen.includes("Progressing"), `health passed through Progressing: ${seen.join(" → ")}`);
+    assert.deepEqual([...degraded], [], "nothing is Degraded on the way to Ready");
     for (const [kind, name] of userObjects) {
       assert.equal(resourceHealth(final, kind, name)?.status, "Healthy", `${kind} ${name}`);
     }
@@ -122,6 +133,7 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
   it("stays Synced through hard refreshes, with and without server-side apply; the operator never writes spec", async () => {
     const assertNoDrift = async (label: string) => {
       const before = (await app.get()).status?.operationState?.startedAt;
+      writes.mark();
       for (let i = 0; i < 3; i++) {
         await sleep(1100); // reconciledAt has a resolution of one second
         const reconciledAt = (await app.get()).status?.reconciledAt;
@@ -144,6 +156,13 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
         (await app.get()).status?.operationState?.startedAt,
         before,
         `${label}: no sync was needed`,
+      );
+      const refreshWrites = writes.operatorWritesSinceMark();
+      report(`${label}: 3 hard refreshes, no sync, ${refreshWrites.length} operator API writes`);
+      assert.deepEqual(
+        refreshWrites.map(describeWrite),
+        [],
+        `${label}: the operator wrote while nothing changed`,
       );
     };
     await assertNoDrift("client-side apply");
@@ -206,20 +225,14 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
       meshManifest({ version: "1.1.0", controlPlaneDeadline: "20s", labels: { team: "platform" } }),
     );
     const upgrade = repo.commit("Upgrade the mesh to 1.1.0");
+    const watch = await app.watch();
     const pushed = pushAndNotify();
-    const progressing: string[] = [];
     await app.waitFor(
       "upgraded to 1.1.0 and Healthy",
-      (a) => {
-        const meshHealth = resourceHealth(a, "Mesh", "default");
-        if (healthStatus(a) === "Progressing" && meshHealth?.status === "Progressing") {
-          const message = meshHealth.message ?? "";
-          if (progressing.at(-1) !== message) progressing.push(message);
-        }
-        return isSyncedAndHealthy(a, upgrade) && mesh().status?.version === "1.1.0";
-      },
+      (a) => isSyncedAndHealthy(a, upgrade) && mesh().status?.version === "1.1.0",
       180_000,
     );
+    const progressing = meshHealthWhileProgressing(watch.stop());
     const upgradeSeconds = (Date.now() - pushed) / 1000;
     assert.ok(
       progressing.some((m) => /^Upgrading: .*1\.1\.0/.test(m)),
@@ -324,6 +337,17 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
     assert.ok(healReconciles <= 20, `reconciles after a hand edit: ${healReconciles}`);
   });
 });
+
+/** The Mesh's health messages, in order, while it made the Application Progressing. */
+function meshHealthWhileProgressing(versions: ApplicationView[]): string[] {
+  const messages: string[] = [];
+  for (const a of versions) {
+    const mesh = resourceHealth(a, "Mesh", "default");
+    if (healthStatus(a) !== "Progressing" || mesh?.status !== "Progressing") continue;
+    if (messages.at(-1) !== mesh.message) messages.push(mesh.message ?? "");
+  }
+  return messages;
+}
 
 function summarize(lines: string[]): string {
   const counts = new Map<string, number>();
