@@ -15,6 +15,7 @@ import {
   type Issuer,
   issuerSecretData,
   type ServingCredentials,
+  type ServingNames,
   servingCredentials,
   servingNames,
 } from "./issuer.ts";
@@ -101,6 +102,37 @@ function secretReader(manager: Manager, ref: string) {
   };
 }
 
+/**
+ * Keeps the serving certificate current: re-issued (new key) when the issuer changes and past half
+ * its lifetime; `install` puts it on the server. Returns the first certificate and a stop function.
+ */
+function keepServingCertificate(o: {
+  issuers: IssuerSource;
+  first: Issuer;
+  names: ServingNames;
+  metrics: IdentityMetrics;
+  logger: Logger;
+  install: (credentials: ServingCredentials) => void;
+}): { first: ServingCredentials; stop: () => void } {
+  const issue = (issuer: Issuer) => {
+    const credentials = servingCredentials(issuer, o.names, SERVING_LIFETIME_MS);
+    o.metrics.servingExpiry.set({}, Math.floor(credentials.notAfter.getTime() / 1000));
+    return credentials;
+  };
+  let serving = issue(o.first);
+  const renew = (issuer: Issuer, why: string) => {
+    serving = issue(issuer);
+    o.install(serving);
+    o.logger.info({ issuer: issuer.fingerprint, notAfter: serving.notAfter.toISOString() }, why);
+  };
+  o.issuers.onChange((next) => renew(next, "serving certificate re-issued for the new issuer"));
+  const timer = setInterval(() => {
+    const current = o.issuers.current;
+    if (current && needsRenewal(serving, Date.now())) renew(current, "serving certificate renewed");
+  }, 60_000);
+  return { first: serving, stop: () => clearInterval(timer) };
+}
+
 export async function runIdentity(
   manager: Manager,
   flags: IdentityFlags,
@@ -123,25 +155,21 @@ export async function runIdentity(
   });
   await manager.start();
   await issuers.start();
-  const abort = new AbortController();
-  let issuer: Issuer;
-  try {
-    issuer = await issuers.waitForIssuer(2_000, abort.signal);
-  } catch (err) {
-    issuers.stop();
-    throw err;
-  }
-  const names = servingNames(
-    flags.trustDomain,
-    process.env.TRELLIS_NAMESPACE ?? CONTROL_PLANE_NAMESPACE,
-    SERVICE_ACCOUNT,
-  );
-  let serving = servingCredentials(issuer, names, SERVING_LIFETIME_MS);
-  metrics.servingExpiry.set({}, Math.floor(serving.notAfter.getTime() / 1000));
+  const issuer = await issuers.waitForIssuer(2_000);
+  const namespace = process.env.TRELLIS_NAMESPACE ?? CONTROL_PLANE_NAMESPACE;
+  let install: (credentials: ServingCredentials) => void = () => {};
+  const serving = keepServingCertificate({
+    issuers,
+    first: issuer,
+    names: servingNames(flags.trustDomain, namespace, SERVICE_ACCOUNT),
+    metrics,
+    logger,
+    install: (credentials) => install(credentials),
+  });
   const server = await startCertifyServer({
     port: flags.port,
     host: flags.host,
-    tls: serving,
+    tls: serving.first,
     handler: {
       policy: { trustDomain: flags.trustDomain, lifetimeMs: flags.leafLifetimeMs },
       limits: {
@@ -155,24 +183,13 @@ export async function runIdentity(
       logger,
     },
   });
+  install = (credentials) => server.setCertificate(credentials);
   logger.info(
     { port: server.port, trustDomain: flags.trustDomain, issuer: issuer.fingerprint },
     "identity serving",
   );
-  const renewServing = (next: Issuer, why: string) => {
-    serving = servingCredentials(next, names, SERVING_LIFETIME_MS);
-    server.setCertificate(serving);
-    metrics.servingExpiry.set({}, Math.floor(serving.notAfter.getTime() / 1000));
-    logger.info({ issuer: next.fingerprint, notAfter: serving.notAfter.toISOString() }, why);
-  };
-  issuers.onChange((next) => renewServing(next, "serving certificate re-issued for the new issuer"));
-  const renewal = setInterval(() => {
-    const current = issuers.current;
-    if (current && needsRenewal(serving, Date.now())) renewServing(current, "serving certificate renewed");
-  }, 60_000);
   return async () => {
-    abort.abort();
-    clearInterval(renewal);
+    serving.stop();
     issuers.stop();
     await server.close();
     await manager.stop();

@@ -40,9 +40,8 @@ export class IssuerSource {
   }
 
   /** Resolves once an issuer is loaded (polling faster than the interval until then). */
-  async waitForIssuer(retryMs: number, signal?: AbortSignal): Promise<Issuer> {
+  async waitForIssuer(retryMs: number): Promise<Issuer> {
     while (this.issuer === undefined) {
-      if (signal?.aborted) throw new Error("stopped while waiting for the issuer");
       await new Promise((resolve) => setTimeout(resolve, retryMs));
       if (this.issuer === undefined) await this.poll();
     }
