@@ -10,7 +10,13 @@ import { formatTable, median, type Sample } from "./pki-measure.ts";
 import { forgeWorkloads } from "./pki-peer-forge.ts";
 import { buildGoPeer } from "./pki-peer-go.ts";
 import { peculiarWorkloads } from "./pki-peer-peculiar.ts";
-import { ecdsaCsrs, nodeLimitWorkloads, trellisWorkloads, type Workload } from "./pki-workloads.ts";
+import {
+  ecdsaCsrs,
+  nodeLimitWorkloads,
+  trellisBreakdown,
+  trellisWorkloads,
+  type Workload,
+} from "./pki-workloads.ts";
 
 const SECONDS = Number(process.env.PKI_BENCH_SECONDS ?? 1);
 const ROUNDS = Number(process.env.PKI_BENCH_ROUNDS ?? 3);
@@ -88,12 +94,19 @@ async function main(): Promise<void> {
     ...limits.map((l) => ({ label: l.name, work: "limit", samples: [] as Sample[] })),
   ];
   for (let round = 0; round < ROUNDS; round++) {
-    for (const [i, w] of workloads.entries()) rows[i]?.samples.push(await w.run(SECONDS));
+    for (const [i, w] of workloads.entries()) {
+      process.stderr.write(`round ${round + 1}: ${w.peer} ${w.work}\n`);
+      rows[i]?.samples.push(await w.run(SECONDS));
+    }
     for (const [i, l] of limits.entries()) rows[workloads.length + i]?.samples.push(l.run(SECONDS));
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
   if (typeof go !== "string") go.cleanup();
+  const breakdown = trellisBreakdown(csrs, ROUNDS * SECONDS);
   report(rows);
+  console.log("\nwhere a Trellis certificate's CPU goes (operations interleaved, µs of CPU each)");
+  const cells = Object.entries(breakdown).map(([name, micros]) => [name, micros.toFixed(0)]);
+  console.log(formatTable(["operation", "µs CPU"], cells));
   console.log(
     `load average at end: ${loadavg()
       .map((l) => l.toFixed(2))

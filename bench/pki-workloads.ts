@@ -16,7 +16,7 @@ import {
   type Signer,
   spiffeIdFor,
 } from "../pki/index.ts";
-import { measureSync, type Sample } from "./pki-measure.ts";
+import { interleavedCpuMicros, measureSync, type Sample } from "./pki-measure.ts";
 
 export const DAY_MS = 24 * 3_600_000;
 export const CSR_COUNT = 300;
@@ -157,4 +157,54 @@ function firstChild(der: Buffer): { bytes: Buffer; rest: Buffer } {
 function findSpki(info: Buffer): Buffer {
   const start = info.indexOf(Buffer.from("3059301306072a8648ce3d0201", "hex"));
   return info.subarray(start, start + 91);
+}
+
+/**
+ * Where a Trellis certificate's CPU goes: the two Trellis calls next to the node:crypto operations
+ * inside them, measured interleaved. parseCsr − (import + verify) is the CSR decoding; issueLeaf −
+ * sign is building, hashing (SKI, fingerprint) and PEM-encoding the certificate.
+ */
+export function trellisBreakdown(csrs: Buffer[], seconds: number): Record<string, number> {
+  const signer = benchIssuer();
+  const requests = csrs.map((der) => parseCsr(der));
+  const parts = csrs.map((der) => {
+    const { bytes: info, rest } = firstChild(der);
+    const spki = findSpki(info);
+    const jwk = {
+      kty: "EC",
+      crv: "P-256",
+      x: spki.toString("base64url", 27, 59),
+      y: spki.toString("base64url", 59, 91),
+    };
+    return { info, signature: rest.subarray(12 + 3), jwk };
+  });
+  const tbs = firstChild(
+    issueLeaf({
+      publicKey: generateKeyPair().publicKey,
+      signer,
+      spiffeId: "spiffe://td/a/b",
+      notAfter: new Date(Date.now() + DAY_MS),
+    }).der,
+  ).bytes;
+  const at = <T>(list: T[], i: number): T => list[i % list.length] as T;
+  return interleavedCpuMicros(
+    {
+      "parseCsr (Trellis)": (i) => parseCsr(at(csrs, i)),
+      "  of which P-256 key import + verify (node:crypto)": (i) => {
+        const p = at(parts, i);
+        return verify("sha256", p.info, createPublicKey({ key: p.jwk, format: "jwk" }), p.signature);
+      },
+      "issueLeaf, key already imported (Trellis)": (i) => {
+        const r = at(requests, i);
+        return issueLeaf({
+          publicKey: r.publicKey,
+          signer,
+          spiffeId: r.spiffeId,
+          notAfter: new Date(Date.now() + DAY_MS),
+        });
+      },
+      "  of which ECDSA sign (node:crypto)": () => sign("sha256", tbs, signer.privateKey),
+    },
+    seconds,
+  );
 }

@@ -17,6 +17,7 @@ export class ControllerMetrics {
   readonly informerLists;
   readonly informerWatchErrors;
   readonly leader;
+  readonly apiRequests;
   private readonly queues = new Map<string, () => number>();
 
   constructor(registry: Registry = new Registry()) {
@@ -24,6 +25,10 @@ export class ControllerMetrics {
     this.reconcileTotal = registry.counter(
       "trellis_controller_reconcile_total",
       "Reconciles by controller and result.",
+    );
+    this.apiRequests = registry.counter(
+      "trellis_kube_api_requests_total",
+      "Requests sent to the Kubernetes API (watches excluded), by verb.",
     );
     this.reconcileErrors = registry.counter(
       "trellis_controller_reconcile_errors_total",

@@ -62,6 +62,7 @@ export class Manager {
     this.log = options.logger;
     this.events = new EventRecorder(this.client, options.name, this.log);
     this.metrics = new ControllerMetrics();
+    this.client.onRequest = (verb) => this.metrics.apiRequests.inc({ verb });
     this.identity = options.identity ?? `${hostname()}_${randomBytes(4).toString("hex")}`;
     this.server = new OperatorServer({
       port: options.metricsPort ?? 8080,

@@ -178,7 +178,11 @@ export class KubeClient {
       .map((r) => ({ apiVersion, kind: r.kind, plural: r.name, namespaced: r.namespaced }));
   }
 
+  /** Called once per request sent (for the requests-per-verb metric). */
+  onRequest: ((method: string) => void) | undefined;
+
   private async send(spec: RequestSpec): Promise<{ status: number; text: string }> {
+    this.onRequest?.(spec.method);
     const cluster = this.kubeConfig.getCurrentCluster();
     if (!cluster) throw new Error("the kubeconfig has no current cluster");
     const url = new URL(cluster.server.replace(/\/$/, "") + spec.path);

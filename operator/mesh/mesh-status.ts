@@ -48,7 +48,11 @@ const DEGRADED: ReadonlySet<Phase> = new Set(["RolledBack", "UpgradeBlocked", "D
 /** What the proxy rollout (written by the rollout controller) says about readiness. */
 export function rolloutBlocker(rollout: MeshStatus["rollout"]): Blocker | undefined {
   if (!rollout) return undefined;
-  const about = `proxy ${rollout.fromVersion} → ${rollout.toVersion}: ${rollout.message ?? rollout.state}`;
+  // Only the step and state: progress counters live in status.rollout, and echoing them here
+  // would rewrite the conditions with every pod that restarts.
+  const step = rollout.step === 0 ? "canary" : `wave ${rollout.step}`;
+  const settled = rollout.state === "Halted" || rollout.state === "RolledBack";
+  const about = `proxy ${rollout.fromVersion} → ${rollout.toVersion}: ${settled ? (rollout.message ?? rollout.state) : `${step} ${rollout.state.toLowerCase()}`}`;
   switch (rollout.state) {
     case "Restarting":
     case "Analysing":

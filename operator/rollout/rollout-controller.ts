@@ -19,13 +19,14 @@ import {
   type ReconcileResult,
 } from "../../kube/index.ts";
 import { RESOURCES } from "../resources.ts";
-import { writeStatusIfChanged } from "../status-write.ts";
+import { sameJson, writeStatusIfChanged } from "../status-write.ts";
 import { combine, metricsVerdict, type PrometheusFigures, podVerdict, queryFigures } from "./analysis.ts";
 import { planRollout } from "./rollout-plan.ts";
 import { inventory, type WorkloadKind, type WorkloadObject, type WorkloadView } from "./workloads.ts";
 
 export const ROLLOUT_FIELD_MANAGER = "trellis-operator-rollout";
 const ROLLOUT_STATUS_KEYS = ["rollout", "proxies"] as const;
+const PROGRESS_WRITE_MS = 5000;
 
 const WORKLOADS = {
   Deployment: { apiVersion: "apps/v1", kind: "Deployment", plural: "deployments", namespaced: true },
@@ -39,6 +40,8 @@ export class RolloutController {
   private readonly workloads = new Map<WorkloadKind, Informer<KubernetesObject>>();
   private readonly budgets: Informer<V1PodDisruptionBudget & KubernetesObject>;
   private readonly writer: ObjectWriter;
+  private readonly lastWrite = new Map<string, number>();
+  private readonly expected = new Map<string, string>();
   /** Template patches sent, for the scale benchmark and tests. */
   readonly restarts: Array<{ workload: string; version: string; at: number }> = [];
 
@@ -85,7 +88,7 @@ export class RolloutController {
     const spec = checked.value;
     const target = targetProxyVersion(spec);
     const pods = this.pods.list();
-    const views = inventory(pods, this.workloadObjects());
+    const views = this.withExpectations(inventory(pods, this.workloadObjects()));
     const rollout = mesh.status?.rollout;
     const figures = await this.figures(
       spec.upgrade.analysis.prometheusUrl,
@@ -105,7 +108,9 @@ export class RolloutController {
       blocked: (w) => this.disruptionBlocked(w, pods),
       now: this.now(),
     });
-    for (const { workload, version } of decision.restart) await this.restart(workload, version, request);
+    const restartedAt = decision.rollout?.stepStartedAt ?? this.now().toISOString();
+    for (const { workload, version } of decision.restart)
+      await this.restart(workload, version, restartedAt, request);
     for (const e of decision.events) await this.manager.events.event(mesh, e.type, e.reason, e.message);
     const counted = decision.rollout?.toVersion ?? decision.fleetVersion;
     const updated = pods.filter(
@@ -116,8 +121,32 @@ export class RolloutController {
       ...(decision.rollout ? { rollout: decision.rollout } : {}),
       proxies: { total, updated, summary: `${updated}/${total}`, version: decision.fleetVersion },
     };
-    await writeStatusIfChanged(this.writer, mesh, status, ROLLOUT_STATUS_KEYS);
+    const throttleMs = this.progressThrottleMs(request.key, mesh.status, status);
+    if (throttleMs > 0)
+      return { requeueAfterMs: Math.min(throttleMs, decision.requeueAfterMs ?? throttleMs) };
+    if (await writeStatusIfChanged(this.writer, mesh, status, ROLLOUT_STATUS_KEYS))
+      this.lastWrite.set(request.key, Date.now());
     return decision.requeueAfterMs === undefined ? undefined : { requeueAfterMs: decision.requeueAfterMs };
+  }
+
+  /**
+   * Progress counters change with every pod; writing each change would cost writes per pod.
+   * A change of counters alone is written at most every PROGRESS_WRITE_MS; a change of step or
+   * state at once. Returns how long to wait before writing, or 0 to write now.
+   */
+  private progressThrottleMs(key: string, current: MeshStatus | undefined, next: MeshStatus): number {
+    const shape = (s: MeshStatus | undefined) => ({
+      rollout: s?.rollout && {
+        ...s.rollout,
+        message: undefined,
+        updatedWorkloads: undefined,
+        totalWorkloads: undefined,
+      },
+      version: s?.proxies?.version,
+    });
+    if (!sameJson(shape(current), shape(next))) return 0;
+    const since = Date.now() - (this.lastWrite.get(key) ?? 0);
+    return Math.max(0, PROGRESS_WRITE_MS - since);
   }
 
   private workloadObjects(): WorkloadObject[] {
@@ -169,9 +198,29 @@ export class RolloutController {
     });
   }
 
-  private async restart(w: WorkloadView, version: string, request: ReconcileRequest): Promise<void> {
+  /**
+   * A patched workload looks unpatched until the informer sees the change; without this, a
+   * reconcile in between would restart it again. Expectations last until the cache catches up.
+   */
+  private withExpectations(views: WorkloadView[]): WorkloadView[] {
+    const present = new Set(views.map((v) => v.key));
+    for (const key of this.expected.keys()) if (!present.has(key)) this.expected.delete(key);
+    for (const v of views) {
+      const expected = this.expected.get(v.key);
+      if (expected === undefined) continue;
+      if (v.templateVersion === expected) this.expected.delete(v.key);
+      else v.templateVersion = expected;
+    }
+    return views;
+  }
+
+  private async restart(
+    w: WorkloadView,
+    version: string,
+    at: string,
+    request: ReconcileRequest,
+  ): Promise<void> {
     const spec = WORKLOADS[w.kind];
-    const at = this.now().toISOString();
     const patch = {
       spec: {
         template: {
@@ -182,6 +231,7 @@ export class RolloutController {
     await this.manager.client.patch(spec, { name: w.name, namespace: w.namespace }, "merge", patch, {
       fieldManager: ROLLOUT_FIELD_MANAGER,
     });
+    this.expected.set(w.key, version);
     this.restarts.push({ workload: w.key, version, at: Date.now() });
     request.logger.info({ workload: w.key, version }, "restarting workload onto proxy version");
   }

@@ -1,0 +1,57 @@
+// Rollout at scale on KWOK (not a test; prints figures). Defaults: 2,000 Deployments × 5
+// replicas = 10,000 pods in 100 namespaces, canary 5% then waves 10/25/50/100, 60 s analysis.
+// Smaller: WORKLOADS=400 REPLICAS=5 NAMESPACES=20 INTERVAL=20s node --import tsx bench/rollout-scale.bench.ts
+// Targets (../shared/TARGETS.md): wall clock ≤ 1.10 × the sum of the analysis waits, ≤ 3 API
+// writes per workload, operator RSS ≤ 300 MB, no workload restarted twice.
+import { runRolloutScale } from "./rollout-scale.ts";
+
+const env = (k: string, d: string) => process.env[k] ?? d;
+const figures = await runRolloutScale({
+  workloads: Number(env("WORKLOADS", "2000")),
+  replicas: Number(env("REPLICAS", "5")),
+  namespaces: Number(env("NAMESPACES", "100")),
+  nodes: Number(env("NODES", "10")),
+  interval: env("INTERVAL", "60s"),
+  waves: env("WAVES", "10,25,50,100").split(",").map(Number),
+  canaryPercent: Number(env("CANARY", "5")),
+  maxConcurrentRestarts: Number(env("MAX_RESTARTS", "500")),
+  peer: env("PEER", "1") === "1",
+  log: (l) => process.stderr.write(`[bench] ${l}\n`),
+});
+const f = (n: number | undefined, d = 1) => (n === undefined ? "n/a" : n.toFixed(d));
+const rows: Array<[string, string, string]> = [
+  ["workloads / pods", `${figures.workloads} / ${figures.pods}`, ""],
+  ["steps (canary + waves)", String(figures.steps), ""],
+  ["sum of analysis waits", `${f(figures.sumOfWaitsS)} s`, ""],
+  [
+    "rollout wall clock",
+    `${f(figures.rolloutWallS)} s`,
+    `${f(figures.overheadRatio, 3)} × waits (target ≤ 1.10)`,
+  ],
+  [
+    "peer: kubectl rollout restart, all at once",
+    figures.peerWallS === undefined ? "not run" : `${f(figures.peerWallS)} s`,
+    figures.peerWallS
+      ? `Trellis − waits = ${f(figures.rolloutWallS - figures.sumOfWaitsS)} s of restarts vs ${f(figures.peerWallS)} s`
+      : "",
+  ],
+  [
+    "operator API writes",
+    String(figures.apiWrites),
+    `${f(figures.writesPerWorkload, 2)} per workload (target ≤ 3)`,
+  ],
+  ["operator API requests per pod", f(figures.requestsPerPod, 3), `${figures.apiReads} reads`],
+  ["operator peak RSS", `${f(figures.peakRssMb)} MB`, "target ≤ 300 MB"],
+  ["operator CPU during rollout", `${f(figures.cpuSeconds)} s`, ""],
+  [
+    "rollout reconcile p99",
+    figures.reconcileP99S === undefined ? "n/a" : `≤ ${figures.reconcileP99S} s`,
+    "histogram bucket bound",
+  ],
+  [
+    "workloads restarted twice / not at all",
+    `${figures.restartedTwice} / ${figures.notRestarted}`,
+    "target 0 / 0",
+  ],
+];
+for (const [k, v, note] of rows) process.stdout.write(`${k.padEnd(44)} ${v.padEnd(22)} ${note}\n`);

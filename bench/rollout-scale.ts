@@ -1,0 +1,291 @@
+// The rollout scale run, shared by bench/rollout-scale.bench.ts (2,000 workloads / 10,000 pods)
+// and its smaller twin in the test suite: a local cluster with KWOK nodes, the operator and the
+// injector as real processes, W meshed Deployments of R replicas across namespaces, then one
+// proxy rollout through the canary and the waves. It measures wall clock against the sum of the
+// configured analysis waits, the operator's API requests, peak RSS and CPU, reconcile p99, and
+// checks that no workload restarted twice. The peer, measured in the same run, is `kubectl
+// rollout restart` of every Deployment at once (no canary, no waits).
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { repoRoot } from "../test/cluster/binaries.ts";
+import { freePort, LocalCluster, waitFor } from "../test/cluster/local-cluster.ts";
+import { ProcessGroup } from "../test/cluster/process-group.ts";
+import { metricValue, type OperatorProcess, operatorHttp, startOperator } from "../test/operator-process.ts";
+
+export interface ScaleParams {
+  workloads: number;
+  replicas: number;
+  namespaces: number;
+  nodes: number;
+  /** Analysis interval of each step, e.g. "10s". */
+  interval: string;
+  waves: number[];
+  canaryPercent: number;
+  maxConcurrentRestarts: number;
+  /** Also time the peer (kubectl rollout restart of everything). */
+  peer: boolean;
+  log: (line: string) => void;
+}
+
+export interface ScaleFigures {
+  pods: number;
+  workloads: number;
+  steps: number;
+  sumOfWaitsS: number;
+  rolloutWallS: number;
+  overheadRatio: number;
+  apiWrites: number;
+  apiReads: number;
+  writesPerWorkload: number;
+  requestsPerPod: number;
+  peakRssMb: number;
+  cpuSeconds: number;
+  reconcileP99S: number | undefined;
+  restartedTwice: number;
+  notRestarted: number;
+  peerWallS: number | undefined;
+}
+
+function deploymentsYaml(ns: string, names: string[], replicas: number): string {
+  return names
+    .map(
+      (name) => `apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ${name}, namespace: ${ns} }
+spec:
+  replicas: ${replicas}
+  selector: { matchLabels: { app: ${name} } }
+  strategy: { rollingUpdate: { maxUnavailable: 25%, maxSurge: 25% } }
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec: { containers: [{ name: app, image: "localhost/app:1", ports: [{ containerPort: 8080 }] }] }
+`,
+    )
+    .join("---\n");
+}
+
+/** CPU seconds (user+system) and peak RSS of a process, from /proc. */
+function processUsage(pid: number): { cpuSeconds: number; peakRssMb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+  return { cpuSeconds: ticks / 100, peakRssMb: Number(hwm ?? 0) / 1024 };
+}
+
+/** p99 of a Prometheus histogram from its cumulative buckets (upper bound of the bucket). */
+export function histogramP99(text: string, name: string, labels: Record<string, string>): number | undefined {
+  const buckets: Array<[number, number]> = [];
+  for (const line of text.split("\n")) {
+    if (
+      !line.startsWith(`${name}_bucket{`) ||
+      !Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))
+    )
+      continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    buckets.push([
+      le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le),
+      Number(line.slice(line.lastIndexOf(" ") + 1)),
+    ]);
+  }
+  const total = buckets.find(([le]) => le === Number.POSITIVE_INFINITY)?.[1] ?? 0;
+  if (total === 0) return undefined;
+  return buckets.sort((a, b) => a[0] - b[0]).find(([, count]) => count >= total * 0.99)?.[0];
+}
+
+async function meshProxies(
+  cluster: LocalCluster,
+): Promise<{ summary?: string; version?: string; state?: string }> {
+  const out = await cluster.kubectlAsync([
+    "get",
+    "mesh",
+    "default",
+    "-o",
+    "jsonpath={.status.proxies.summary} {.status.proxies.version} {.status.rollout.state}",
+  ]);
+  const [summary, version, state] = out.split(" ");
+  return { summary, version, state };
+}
+
+export async function runRolloutScale(p: ScaleParams): Promise<ScaleFigures> {
+  const cluster = await LocalCluster.start({ nodes: p.nodes, clientQps: 400, verbose: false });
+  const group = new ProcessGroup();
+  let operator: OperatorProcess | undefined;
+  try {
+    cluster.kubectl(["apply", "--server-side", "-f", join(repoRoot, "crds")]);
+    cluster.kubectl([
+      "wait",
+      "--for=condition=Established",
+      "--timeout=30s",
+      "crd",
+      "-l",
+      "app.kubernetes.io/part-of=trellis",
+    ]);
+    const port = await freePort();
+    const injectorUrl = `--injector-url=https://127.0.0.1:${port}/inject`;
+    operator = await startOperator(cluster, ["--no-leader-elect", injectorUrl]);
+    const waves = `[${p.waves.join(", ")}]`;
+    cluster.kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: trellis.dev/v1alpha1
+kind: Mesh
+metadata: { name: default }
+spec:
+  version: 1.0.0
+  upgrade: { canary: { percent: ${p.canaryPercent} }, waves: ${waves}, maxConcurrentRestarts: ${p.maxConcurrentRestarts}, analysis: { interval: ${p.interval} }, stepDeadline: 30m }
+`,
+    );
+    cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=120s", "mesh/default"]);
+    group.start({
+      name: "injector",
+      command: process.execPath,
+      args: [
+        "--import",
+        "tsx",
+        "controlplane/main.ts",
+        "injector",
+        `--kubeconfig=${cluster.kubeconfigPath}`,
+        `--port=${port}`,
+        "--host=127.0.0.1",
+        "--admin-port=0",
+        "--log-level=warn",
+      ],
+      logFile: join(cluster.dir, "injector.log"),
+      cwd: repoRoot,
+    });
+    await waitFor(
+      async () => (await operatorHttp(operator as OperatorProcess, "/readyz")).status === 200,
+      30_000,
+      "operator",
+    );
+    await new Promise((r) => setTimeout(r, 3000));
+    const pods = p.workloads * p.replicas;
+    p.log(
+      `creating ${p.workloads} Deployments × ${p.replicas} replicas in ${p.namespaces} namespaces (${pods} pods)`,
+    );
+    const created = Date.now();
+    for (let n = 0; n < p.namespaces; n++) {
+      const ns = `app-${n}`;
+      cluster.kubectl(
+        ["apply", "-f", "-"],
+        `apiVersion: v1\nkind: Namespace\nmetadata: { name: ${ns}, annotations: { trellis.dev/inject: enabled } }\n`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    for (let n = 0; n < p.namespaces; n++) {
+      const names = Array.from(
+        { length: Math.ceil(p.workloads / p.namespaces) },
+        (_, i) => `w-${n}-${i}`,
+      ).filter((_, i) => i * p.namespaces + n < p.workloads);
+      cluster.kubectl(["apply", "--server-side", "-f", "-"], deploymentsYaml(`app-${n}`, names, p.replicas));
+    }
+    await waitFor(
+      async () => (await meshProxies(cluster)).summary === `${pods}/${pods}`,
+      30 * 60_000,
+      `${pods} injected pods`,
+      2000,
+    );
+    p.log(`${pods} meshed pods running after ${((Date.now() - created) / 1000).toFixed(0)} s`);
+
+    const before = (await operatorHttp(operator, "/metrics")).body;
+    const usageBefore = processUsage(operator.process.child.pid as number);
+    const started = Date.now();
+    cluster.kubectl([
+      "patch",
+      "mesh",
+      "default",
+      "--type=merge",
+      "-p",
+      '{"spec":{"proxy":{"version":"1.1.0"}}}',
+    ]);
+    await waitFor(
+      async () => {
+        const m = await meshProxies(cluster);
+        return m.state === "Complete" && m.version === "1.1.0" && m.summary === `${pods}/${pods}`;
+      },
+      120 * 60_000,
+      "the rollout to finish",
+      1000,
+    );
+    const rolloutWallS = (Date.now() - started) / 1000;
+    const after = (await operatorHttp(operator, "/metrics")).body;
+    const usage = processUsage(operator.process.child.pid as number);
+    const delta = (verb: string) =>
+      metricValue(after, "trellis_kube_api_requests_total", { verb }) -
+      metricValue(before, "trellis_kube_api_requests_total", { verb });
+    const apiWrites = ["POST", "PUT", "PATCH", "DELETE"].reduce((n, v) => n + delta(v), 0);
+    const apiReads = delta("GET");
+    const rsOwners = (
+      await cluster.kubectlAsync([
+        "get",
+        "rs",
+        "-A",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.ownerReferences[0].name}{'\\n'}{end}",
+      ])
+    )
+      .trim()
+      .split("\n")
+      .filter((l) => l.includes("/w-"));
+    const perWorkload = new Map<string, number>();
+    for (const o of rsOwners) perWorkload.set(o, (perWorkload.get(o) ?? 0) + 1);
+    const steps = 1 + p.waves.length;
+    const sumOfWaitsS = steps * (Number.parseFloat(p.interval) * (p.interval.endsWith("m") ? 60 : 1));
+    let peerWallS: number | undefined;
+    if (p.peer) {
+      p.log("peer: kubectl rollout restart of every Deployment at once");
+      const peerStart = Date.now();
+      await Promise.all(
+        Array.from({ length: p.namespaces }, (_, n) =>
+          cluster.kubectlAsync(["-n", `app-${n}`, "rollout", "restart", "deployment"]),
+        ),
+      );
+      await waitFor(
+        async () => {
+          const out = await cluster.kubectlAsync([
+            "get",
+            "deployments",
+            "-A",
+            "-o",
+            "jsonpath={range .items[*]}{.status.updatedReplicas}/{.status.availableReplicas}/{.spec.replicas}/{.status.replicas} {end}",
+          ]);
+          return out
+            .trim()
+            .split(" ")
+            .every((s) => {
+              const [u, a, r, t] = s.split("/");
+              return u === r && a === r && t === r;
+            });
+        },
+        120 * 60_000,
+        "the peer restart",
+        1000,
+      );
+      peerWallS = (Date.now() - peerStart) / 1000;
+    }
+    return {
+      pods,
+      workloads: p.workloads,
+      steps,
+      sumOfWaitsS,
+      rolloutWallS,
+      overheadRatio: rolloutWallS / sumOfWaitsS,
+      apiWrites,
+      apiReads,
+      writesPerWorkload: apiWrites / p.workloads,
+      requestsPerPod: (apiWrites + apiReads) / pods,
+      peakRssMb: usage.peakRssMb,
+      cpuSeconds: usage.cpuSeconds - usageBefore.cpuSeconds,
+      reconcileP99S: histogramP99(after, "trellis_controller_reconcile_time_seconds", {
+        controller: "rollout",
+      }),
+      restartedTwice: [...perWorkload.values()].filter((n) => n > 2).length,
+      notRestarted: [...perWorkload.values()].filter((n) => n < 2).length,
+      peerWallS,
+    };
+  } finally {
+    await group.stop();
+    await operator?.stop();
+    await cluster.stop();
+  }
+}
