@@ -7,7 +7,13 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
-import { metricValue, type ProxyProcess, runProxyExpectingExit, spawnProxy } from "./proxy-process.ts";
+import {
+  metricValue,
+  type ProxyProcess,
+  runProxyExpectingExit,
+  spawnProxy,
+  waitFor,
+} from "./proxy-process.ts";
 import { type App, h1Request, startReplyingApp } from "./test-apps.ts";
 
 /** Writes raw bytes and collects what comes back until the proxy closes (or `waitMs`). */
@@ -134,7 +140,7 @@ describe("limits and bad input", () => {
           }),
       ),
     );
-    await new Promise((r) => setTimeout(r, 150));
+    await waitFor(() => closed.n >= 40, 5_000).catch(() => {});
     assert.ok(closed.n >= 40, `only ${closed.n} of 60 were refused`);
     for (const s of sockets) s.destroy();
     await new Promise((r) => setTimeout(r, 150));
@@ -171,7 +177,7 @@ describe("limits and bad input", () => {
     });
     try {
       const inFlight = h1Request(p.ports.outbound!, { host: `127.0.0.1:${slow.port}`, path: "/" });
-      await new Promise((r) => setTimeout(r, 150));
+      await waitFor(() => slow.hits === 1, 10_000);
       const exited = p.stop("SIGTERM");
       const res = await inFlight;
       assert.equal(res.status, 200);
