@@ -280,14 +280,26 @@ export const MeshStatus = Type.Object({
       fingerprint: Type.Optional(Type.String()),
       notAfter: Type.Optional(Type.String({ format: "date-time" })),
       rotationPhase: Type.Union(ROTATION_PHASES.map((p) => Type.Literal(p))),
-      generation: Type.Optional(Type.Integer({ description: "Generation of the anchor in use (its Certificate is trellis-trust-anchor-<n>)." })),
-      nextGeneration: Type.Optional(Type.Integer({ description: "Generation of the anchor being rotated in." })),
+      generation: Type.Optional(
+        Type.Integer({
+          description: "Generation of the anchor in use (its Certificate is trellis-trust-anchor-<n>).",
+        }),
+      ),
+      nextGeneration: Type.Optional(
+        Type.Integer({ description: "Generation of the anchor being rotated in." }),
+      ),
       nextFingerprint: Type.Optional(Type.String()),
-      bundleFingerprints: Type.Optional(Type.Array(Type.String(), { maxItems: 4, description: "Anchors in the published trust bundle." })),
+      bundleFingerprints: Type.Optional(
+        Type.Array(Type.String(), { maxItems: 4, description: "Anchors in the published trust bundle." }),
+      ),
       proxiesDone: Type.Optional(Type.Integer()),
       proxiesTotal: Type.Optional(Type.Integer()),
       phaseSince: Type.Optional(Type.String({ format: "date-time" })),
-      lastRotationRequest: Type.Optional(Type.String({ description: "Value of the trellis.dev/rotate-trust-anchor annotation last acted on." })),
+      lastRotationRequest: Type.Optional(
+        Type.String({
+          description: "Value of the trellis.dev/rotate-trust-anchor annotation last acted on.",
+        }),
+      ),
       message: Type.Optional(Type.String()),
     }),
   ),

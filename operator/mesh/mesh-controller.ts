@@ -9,7 +9,6 @@ import {
   CONTROL_PLANE_NAMESPACE,
   FINALIZER,
   type Mesh,
-  type MeshSpec,
   validateMeshSpec,
 } from "../../api/index.ts";
 import {
