@@ -114,10 +114,8 @@ class Exchange {
       socket.write(head, "latin1");
       this.requestSent = true;
     } else if (body.kind === "buffered") {
-      socket.cork();
-      socket.write(head, "latin1");
-      socket.write(body.data);
-      socket.uncork();
+      // One write, so one TLS record over mTLS.
+      socket.write(Buffer.concat([Buffer.from(head, "latin1"), body.data]));
       this.requestSent = true;
     } else {
       socket.write(head, "latin1");

@@ -218,11 +218,9 @@ export class H1Connection {
     const text = serializeResponseHead(status, reasonPhrase(status), res.headers, extra);
     const body = res.body;
     if (bodiless || body === null || Buffer.isBuffer(body)) {
-      // Head and a whole body leave in one write.
-      socket.cork();
-      socket.write(text, "latin1");
-      if (Buffer.isBuffer(body) && !bodiless) socket.write(body);
-      socket.uncork();
+      // Head and a whole body leave in one write — and, over TLS, in one record.
+      const headBytes = Buffer.from(text, "latin1");
+      socket.write(Buffer.isBuffer(body) && !bodiless ? Buffer.concat([headBytes, body]) : headBytes);
       discardBody(body);
       this.finish();
       return;
