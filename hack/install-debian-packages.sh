@@ -2,7 +2,7 @@
 # Debian packages the tests and the local cluster use, installed only when missing.
 # Each entry is command:package.
 set -euo pipefail
-needed=(openssl:openssl git:git lua5.4:lua5.4 setpriv:util-linux redis-server:redis-server)
+needed=(openssl:openssl git:git lua5.4:lua5.4 setpriv:util-linux prometheus:prometheus redis-server:redis-server)
 missing=()
 for entry in "${needed[@]}"; do
   command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")

@@ -1,0 +1,227 @@
+// Rollout analysis through a real Prometheus (Debian's package, started here) scraping real
+// Trellis proxy processes on loopback: the proxies of the new version front an application that
+// fails some requests, Prometheus sees the success rate drop, and the canary is rolled back with
+// the figure in the Mesh's Degraded condition. The workloads being rolled are KWOK Deployments;
+// the proxies' series carry proxy_version as the relabelling in docs/upgrades.md would set it.
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { repoRoot } from "../cluster/binaries.ts";
+import { freePort, LocalCluster, waitFor } from "../cluster/local-cluster.ts";
+import { ProcessGroup } from "../cluster/process-group.ts";
+import { type OperatorProcess, startOperator } from "../operator-process.ts";
+
+const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
+
+/** An application answering 500 to a share of requests. */
+const APP = `const share = Number(process.argv[2]); let n = 0;
+require("node:http").createServer((q, s) => { n++; s.statusCode = n % 100 < share * 100 ? 500 : 200; s.end("ok"); })
+  .listen(Number(process.argv[1]), "127.0.0.1");`;
+
+describe("rollout analysis with a real Prometheus", { timeout: 300_000 }, () => {
+  let cluster: LocalCluster;
+  let operator: OperatorProcess;
+  const group = new ProcessGroup();
+  let traffic: NodeJS.Timeout | undefined;
+  let promPort = 0;
+
+  async function startProxy(version: string, failShare: number): Promise<{ inbound: number; admin: number }> {
+    const [app, inbound, admin] = [await freePort(), await freePort(), await freePort()];
+    group.start({
+      name: `app-${version}`,
+      command: process.execPath,
+      args: ["-e", APP, String(app), String(failShare)],
+      logFile: join(cluster.dir, `app-${version}.log`),
+    });
+    group.start({
+      name: `proxy-${version}`,
+      command: process.execPath,
+      args: ["--import", "tsx", "proxy/main.ts"],
+      cwd: repoRoot,
+      logFile: join(cluster.dir, `proxy-${version}.log`),
+      env: {
+        ...process.env,
+        TRELLIS_PROXY_INBOUND_LISTEN: `127.0.0.1:${inbound}`,
+        TRELLIS_PROXY_INBOUND_APP: `127.0.0.1:${app}`,
+        TRELLIS_PROXY_INBOUND_ALLOW_PLAINTEXT: "true",
+        TRELLIS_PROXY_ADMIN_LISTEN: `127.0.0.1:${admin}`,
+      },
+    });
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${admin}/metrics`)).ok,
+      30_000,
+      `proxy ${version}`,
+    );
+    return { inbound, admin };
+  }
+
+  before(async () => {
+    cluster = await LocalCluster.start({ nodes: 2 });
+    const good = await startProxy("1.0.0", 0);
+    const bad = await startProxy("1.1.0", 0.3);
+    promPort = await freePort();
+    const config = join(cluster.dir, "prometheus.yml");
+    writeFileSync(
+      config,
+      `global: { scrape_interval: 1s, evaluation_interval: 1s }
+scrape_configs:
+  - job_name: trellis-proxies
+    static_configs:
+      - targets: ["127.0.0.1:${good.admin}"]
+        labels: { proxy_version: "1.0.0" }
+      - targets: ["127.0.0.1:${bad.admin}"]
+        labels: { proxy_version: "1.1.0" }
+`,
+    );
+    group.start({
+      name: "prometheus",
+      command: "prometheus",
+      args: [
+        `--config.file=${config}`,
+        `--storage.tsdb.path=${join(cluster.dir, "prometheus")}`,
+        `--web.listen-address=127.0.0.1:${promPort}`,
+      ],
+      logFile: join(cluster.dir, "prometheus.log"),
+    });
+    // A steady request stream through both proxies (loopback only, bounded by the test's life).
+    traffic = setInterval(() => {
+      for (const port of [good.inbound, bad.inbound])
+        void fetch(`http://127.0.0.1:${port}/items`)
+          .then((r) => r.arrayBuffer())
+          .catch(() => {});
+    }, 20);
+    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
+    cluster.kubectl([
+      "wait",
+      "--for=condition=Established",
+      "--timeout=30s",
+      "crd",
+      "-l",
+      "app.kubernetes.io/part-of=trellis",
+    ]);
+    const port = await freePort();
+    operator = await startOperator(cluster, [
+      "--no-leader-elect",
+      `--injector-url=https://127.0.0.1:${port}/inject`,
+    ]);
+    cluster.kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: trellis.dev/v1alpha1
+kind: Mesh
+metadata: { name: default }
+spec:
+  version: 1.0.0
+  upgrade:
+    canary: { percent: 20 }
+    waves: [100]
+    analysis: { interval: 10s, minSuccessRate: 0.99, prometheusUrl: "http://127.0.0.1:${promPort}" }
+`,
+    );
+    cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=90s", "mesh/default"]);
+    group.start({
+      name: "injector",
+      command: process.execPath,
+      args: [
+        "--import",
+        "tsx",
+        "controlplane/main.ts",
+        "injector",
+        `--kubeconfig=${cluster.kubeconfigPath}`,
+        `--port=${port}`,
+        "--host=127.0.0.1",
+        "--admin-port=0",
+      ],
+      logFile: join(cluster.dir, "injector.log"),
+      cwd: repoRoot,
+    });
+    await waitFor(
+      async () => cluster.logTail("injector", 50).includes("injector serving"),
+      30_000,
+      "injector",
+    );
+    cluster.kubectl(["create", "namespace", "shop"]);
+    cluster.kubectl(["annotate", "namespace", "shop", "trellis.dev/inject=enabled"]);
+    await new Promise((r) => setTimeout(r, 1500));
+    for (let i = 0; i < 5; i++)
+      cluster.kubectl([
+        "-n",
+        "shop",
+        "create",
+        "deployment",
+        `app-${i}`,
+        "--image=localhost/app:1",
+        "--port=8080",
+      ]);
+    await waitFor(
+      async () =>
+        cluster.kubectl(["get", "mesh", "default", "-o", "jsonpath={.status.proxies.summary}"]) === "5/5",
+      60_000,
+      "5 meshed pods",
+    );
+    // Prometheus has series for both versions before the rollout starts.
+    await waitFor(
+      async () => {
+        const r = await fetch(
+          `http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent("count(request_total)")}`,
+        );
+        const body = (await r.json()) as { data?: { result?: Array<{ value: [number, string] }> } };
+        return Number(body.data?.result?.[0]?.value[1] ?? 0) >= 3;
+      },
+      60_000,
+      "Prometheus to scrape both proxies",
+      1000,
+    );
+    await new Promise((r) => setTimeout(r, 5000));
+  });
+  after(async () => {
+    if (traffic) clearInterval(traffic);
+    await group.stop();
+    await operator?.stop();
+    await cluster?.stop();
+  });
+
+  it("rolls the canary back when Prometheus shows the new version failing requests", async () => {
+    cluster.kubectl([
+      "patch",
+      "mesh",
+      "default",
+      "--type=merge",
+      "-p",
+      '{"spec":{"proxy":{"version":"1.1.0"}}}',
+    ]);
+    await waitFor(
+      async () =>
+        cluster.kubectl(["get", "mesh", "default", "-o", "jsonpath={.status.rollout.state}"]) ===
+        "RolledBack",
+      120_000,
+      "rollback",
+    );
+    const message = cluster.kubectl([
+      "get",
+      "mesh",
+      "default",
+      "-o",
+      'jsonpath={.status.conditions[?(@.type=="Degraded")].message}',
+    ]);
+    const rate = Number(/success rate (0\.\d+) < 0\.99/.exec(message)?.[1]);
+    assert.ok(
+      rate > 0.5 && rate < 0.9,
+      `the success rate Prometheus measured for 1.1.0 (~0.7) is in the message: ${message}`,
+    );
+    const restarted = cluster.kubectl([
+      "get",
+      "events",
+      "--field-selector",
+      "involvedObject.kind=Mesh,reason=RolledBack",
+      "-o",
+      "jsonpath={.items[*].message}",
+    ]);
+    assert.match(
+      restarted,
+      /rolled back to 1\.0\.0 on 1 workloads/,
+      "only the canary (20% of 5) was touched",
+    );
+  });
+});
