@@ -206,7 +206,7 @@ export class H1Connection {
     const status = res.status;
     const bodiless = head.method === "HEAD" || status === 204 || status === 304 || status < 200;
     const hasLength = res.headers["content-length"] !== undefined;
-    let extra = this.closeAfter || this.shared.draining ? "connection: close\r\n" : "";
+    let extra = this.closeAfter || this.shared.draining ? "connection: close\r\n" : this.shared.keepAliveHint;
     let chunked = false;
     if (!bodiless && res.body === null && !hasLength) extra += "content-length: 0\r\n";
     else if (!bodiless && Buffer.isBuffer(res.body) && !hasLength)

@@ -27,6 +27,11 @@ export interface H1ServerShared {
   metrics: ProxyMetrics;
   direction: string;
   draining: boolean;
+  /**
+   * `keep-alive: timeout=N` telling clients when an idle connection will be closed (the
+   * header timer), so their pools drop it first instead of racing the close.
+   */
+  keepAliveHint: string;
 }
 
 export function reasonPhrase(status: number): string {
@@ -38,7 +43,9 @@ export class H1Server {
   private readonly shared: H1ServerShared;
 
   constructor(handler: Handler, limits: ServerLimits, metrics: ProxyMetrics, direction: string) {
-    this.shared = { handler, limits, metrics, direction, draining: false };
+    const seconds = Math.floor(limits.headerTimeoutMs / 1000);
+    const keepAliveHint = seconds >= 2 ? `keep-alive: timeout=${seconds}\r\n` : "";
+    this.shared = { handler, limits, metrics, direction, draining: false, keepAliveHint };
   }
 
   /** Takes over an accepted socket whose first bytes (`prefix`) were read by detection. */
