@@ -208,7 +208,7 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
         };
       };
       for (const entry of obj.metadata.managedFields ?? []) {
-        if (entry.manager !== "trellis-operator") continue;
+        if (!entry.manager.startsWith("trellis-operator")) continue; // and trellis-operator-rollout
         assert.ok(
           !("f:spec" in (entry.fieldsV1 ?? {})),
           `${kind} ${name}: trellis-operator manages spec fields: ${JSON.stringify(entry.fieldsV1)}`,
@@ -232,12 +232,25 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
       (a) => isSyncedAndHealthy(a, upgrade) && mesh().status?.version === "1.1.0",
       180_000,
     );
-    const progressing = meshHealthWhileProgressing(watch.stop());
     const upgradeSeconds = (Date.now() - pushed) / 1000;
-    assert.ok(
-      progressing.some((m) => /^Upgrading: .*1\.1\.0/.test(m)),
-      `Progressing while the canary runs, with the phase: ${progressing.join(" | ")}`,
-    );
+    const versions = watch.stop();
+    // Argo CD shows the Mesh's state at each of its refreshes; a KWOK canary can be over within
+    // one, so the Upgrading message is seen in most runs, not all. What must always hold: the
+    // commit made the Application Progressing because of the Mesh, every message says why, and
+    // the new revision is Healthy only once the Mesh runs 1.1.0.
+    const progressing = meshHealthWhileProgressing(versions);
+    assert.ok(progressing.length > 0, "the Application went Progressing because of the Mesh");
+    for (const m of progressing) {
+      assert.match(
+        m,
+        /^(Waiting for the Trellis operator to observe generation \d+|Upgrading: .*1\.1\.0.*)$/,
+      );
+    }
+    for (const a of versions) {
+      if (a.status?.sync?.revision !== upgrade || syncStatus(a) !== "Synced" || healthStatus(a) !== "Healthy")
+        continue;
+      assert.match(resourceHealth(a, "Mesh", "default")?.message ?? "", /1\.1\.0 is available/);
+    }
     const upgradeWrites = writes.operatorWritesSinceMark();
     report(
       `upgrade 1.0.0 → 1.1.0: commit → Healthy in ${upgradeSeconds.toFixed(1)} s; Mesh health while progressing: ${progressing.map((m) => `"${m}"`).join(" → ")}`,

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { cacheRoot, repoRoot } from "../cluster/binaries.ts";
 import { freePort, type LocalCluster, waitFor } from "../cluster/local-cluster.ts";
-import { type ManagedProcess, ProcessGroup } from "../cluster/process-group.ts";
+import { type ManagedProcess, ProcessGroup, type StartOptions } from "../cluster/process-group.ts";
 import { argocdCm, argocdSupportObjects, clusterSecret, yamlStream } from "./argocd-config.ts";
 import { GitServer } from "./argocd-git.ts";
 
@@ -39,6 +39,39 @@ export function argocdBinaries(): ArgoCdBinaries {
     });
   }
   return bins;
+}
+
+/** The last lines of a process' log, for error messages (the log goes with the cluster folder). */
+function logTail(p: ManagedProcess, lines = 8): string {
+  if (!existsSync(p.logFile)) return "";
+  return readFileSync(p.logFile, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+/**
+ * Starts a server on fresh loopback ports and waits for `ready`; when the server exits while
+ * starting (another process can take a port between freePort() and the bind), starts it again on
+ * other ports, up to three times.
+ */
+async function startOnFreePorts(
+  group: ProcessGroup,
+  portCount: number,
+  options: (ports: number[]) => StartOptions,
+  ready: (p: ManagedProcess, ports: number[]) => Promise<void>,
+): Promise<{ process: ManagedProcess; ports: number[] }> {
+  for (let attempt = 1; ; attempt++) {
+    const ports: number[] = [];
+    for (let i = 0; i < portCount; i++) ports.push(await freePort());
+    const p = group.start(options(ports));
+    try {
+      await ready(p, ports);
+      return { process: p, ports };
+    } catch (err) {
+      const exited = p.exitCode() !== undefined;
+      if (!exited || attempt >= 3)
+        throw new Error(`${(err as Error).message}\n${p.name} log:\n${logTail(p)}`);
+      group.forget(p);
+    }
+  }
 }
 
 async function waitForLog(p: ManagedProcess, pattern: RegExp, what: string, timeoutMs = 30_000) {
@@ -110,76 +143,83 @@ export class ArgoCd {
     const group = new ProcessGroup();
     try {
       const git = await GitServer.start(group, join(dir, "git"), join(dir, "git-daemon.log"));
-      const redisPort = await freePort();
-      group.start({
-        name: "redis-server",
-        command: "redis-server",
-        args: ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        logFile: join(dir, "redis.log"),
-      });
-      const redis = `127.0.0.1:${redisPort}`;
-      const [repoPort, repoMetricsPort, controllerMetricsPort] = [
-        await freePort(),
-        await freePort(),
-        await freePort(),
-      ];
-      const repoServer = group.start({
-        name: "argocd-repo-server",
-        command: bins.repoServer,
-        args: [
-          "--address=127.0.0.1",
-          `--port=${repoPort}`,
-          "--metrics-address=127.0.0.1",
-          `--metrics-port=${repoMetricsPort}`,
-          `--redis=${redis}`,
-          "--loglevel=info",
-        ],
-        logFile: join(dir, "repo-server.log"),
-        cwd: dir,
-        env: {
-          ...process.env,
-          HOME: join(dir, "home"),
-          PATH: `${bins.scriptsDir}:${process.env.PATH ?? ""}`,
-          TMPDIR: join(dir, "repos"),
-          ARGOCD_GPG_ENABLED: "false",
-          ARGOCD_TLS_DATA_PATH: join(dir, "tls"),
-          ARGOCD_SSH_DATA_PATH: join(dir, "ssh"),
-          ARGOCD_GNUPGHOME: join(dir, "gnupg"),
-        },
-      });
-      await waitForLog(repoServer, /argocd-repo-server is listening on/, "argocd-repo-server to serve");
-      const controller = group.start({
-        name: "argocd-application-controller",
-        command: bins.applicationController,
-        args: [
-          `--kubeconfig=${cluster.kubeconfigPath}`,
-          "--namespace=argocd",
-          `--repo-server=127.0.0.1:${repoPort}`,
-          `--redis=${redis}`,
-          `--metrics-port=${controllerMetricsPort}`,
-          "--status-processors=4",
-          "--operation-processors=4",
-          // Argo CD 3 keeps each resource's health out of the Application by default; the tests
-          // (and `kubectl get application -o yaml` users) read it from there.
-          "--persist-resource-health",
-          "--loglevel=info",
-        ],
-        logFile: join(dir, "application-controller.log"),
-        cwd: dir,
-        env: { ...process.env, HOME: join(dir, "home") },
-      });
-      await waitFor(
-        async () => {
-          if (controller.exitCode() !== undefined)
-            throw new Error(`application-controller exited; see ${controller.logFile}`);
-          try {
-            return (await fetch(`http://127.0.0.1:${controllerMetricsPort}/metrics`)).ok;
-          } catch {
-            return false;
-          }
-        },
-        30_000,
-        "argocd-application-controller to serve metrics",
+      const { ports: redisPorts } = await startOnFreePorts(
+        group,
+        1,
+        ([port]) => ({
+          name: "redis-server",
+          command: "redis-server",
+          args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+          logFile: join(dir, "redis.log"),
+        }),
+        (p) => waitForLog(p, /Ready to accept connections/, "redis-server to serve"),
+      );
+      const redis = `127.0.0.1:${redisPorts[0]}`;
+      const { ports: repoPorts } = await startOnFreePorts(
+        group,
+        2,
+        ([port, metricsPort]) => ({
+          name: "argocd-repo-server",
+          command: bins.repoServer,
+          args: [
+            "--address=127.0.0.1",
+            `--port=${port}`,
+            "--metrics-address=127.0.0.1",
+            `--metrics-port=${metricsPort}`,
+            `--redis=${redis}`,
+            "--loglevel=info",
+          ],
+          logFile: join(dir, "repo-server.log"),
+          cwd: dir,
+          env: {
+            ...process.env,
+            HOME: join(dir, "home"),
+            PATH: `${bins.scriptsDir}:${process.env.PATH ?? ""}`,
+            TMPDIR: join(dir, "repos"),
+            ARGOCD_GPG_ENABLED: "false",
+            ARGOCD_TLS_DATA_PATH: join(dir, "tls"),
+            ARGOCD_SSH_DATA_PATH: join(dir, "ssh"),
+            ARGOCD_GNUPGHOME: join(dir, "gnupg"),
+          },
+        }),
+        (p) => waitForLog(p, /argocd-repo-server is listening on/, "argocd-repo-server to serve"),
+      );
+      const { process: controller } = await startOnFreePorts(
+        group,
+        1,
+        ([metricsPort]) => ({
+          name: "argocd-application-controller",
+          command: bins.applicationController,
+          args: [
+            `--kubeconfig=${cluster.kubeconfigPath}`,
+            "--namespace=argocd",
+            `--repo-server=127.0.0.1:${repoPorts[0]}`,
+            `--redis=${redis}`,
+            `--metrics-port=${metricsPort}`,
+            "--status-processors=4",
+            "--operation-processors=4",
+            // Argo CD 3 keeps each resource's health out of the Application by default; the
+            // tests (and `kubectl get application -o yaml` users) read it from there.
+            "--persist-resource-health",
+            "--loglevel=info",
+          ],
+          logFile: join(dir, "application-controller.log"),
+          cwd: dir,
+          env: { ...process.env, HOME: join(dir, "home") },
+        }),
+        (p, [metricsPort]) =>
+          waitFor(
+            async () => {
+              if (p.exitCode() !== undefined) throw new Error(`${p.name} exited (${p.exitCode()})`);
+              try {
+                return (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).ok;
+              } catch {
+                return false;
+              }
+            },
+            30_000,
+            "argocd-application-controller to serve metrics",
+          ),
       );
       return new ArgoCd(cluster, git, cluster.server, dir, group, controller);
     } catch (err) {

@@ -1,7 +1,9 @@
 -- Argo CD health of a trellis.dev Certificate: Healthy when issued for the current generation,
--- Degraded when the operator reports a failure it cannot retry away (bad spec, missing issuer).
--- IssuerNotReady is Progressing: a leaf and its issuer are created together (one git commit), and
--- the leaf waits for a moment until the issuer is issued.
+-- Degraded when the operator reports a failure that needs a change to this Certificate (bad spec,
+-- an issuer that cannot sign, a failed issuance). A missing or not yet issued issuer is Progressing:
+-- a leaf and its issuer are usually created in the same sync, and the operator may see the leaf
+-- first. Argo CD fails a multi-wave sync as soon as a resource of the running wave is Degraded, so
+-- that moment must not be Degraded.
 local hs = { status = "Progressing", message = "Waiting for the Trellis operator to issue the certificate" }
 if obj.status == nil or obj.status.conditions == nil then
   return hs
@@ -11,7 +13,7 @@ if (obj.status.observedGeneration or 0) < generation then
   hs.message = "Waiting for the Trellis operator to observe generation " .. generation
   return hs
 end
-local failing = { InvalidSpec = true, IssuerNotFound = true, IssuerInvalid = true, IssueFailed = true }
+local failing = { InvalidSpec = true, IssuerInvalid = true, IssueFailed = true }
 for _, c in ipairs(obj.status.conditions) do
   if c.type == "Ready" then
     if c.status == "True" then
