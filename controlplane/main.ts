@@ -1,9 +1,10 @@
 // `trellis-controlplane <component> [flags]`: one program for the control-plane components
-// (injector and identity today; destination joins them), each a thin entry over its own folder.
+// (injector, identity and destination), each a thin entry over its own folder.
 import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { Manager } from "../kube/index.ts";
+import { parseDestinationFlags, runDestination } from "./destination/destination.ts";
 import { parseIdentityFlags, runIdentity } from "./identity/identity.ts";
 import { parseInjectorFlags, runInjector } from "./injector/injector.ts";
 
@@ -40,8 +41,11 @@ switch (component) {
   case "identity":
     stop = await runIdentity(manager, parseIdentityFlags(argv), logger);
     break;
+  case "destination":
+    stop = await runDestination(manager, parseDestinationFlags(argv), logger);
+    break;
   default:
-    process.stderr.write("usage: trellis-controlplane injector|identity [flags]\n");
+    process.stderr.write("usage: trellis-controlplane injector|identity|destination [flags]\n");
     process.exit(2);
 }
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -1,0 +1,152 @@
+// `trellis-controlplane destination`: the discovery service proxies watch. Reads Services,
+// EndpointSlices, Pods and ServiceProfiles through shared informers and streams each watched
+// authority's state (docs/destination.md). Health and metrics on the admin port.
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import type { KubernetesObject, V1EndpointSlice, V1Pod, V1Service } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import type { ServiceProfile } from "../../api/index.ts";
+import type { Manager } from "../../kube/index.ts";
+import { parseAuthority } from "./authority.ts";
+import { startDestinationServer } from "./destination-server.ts";
+import { type ClusterView, WatchHub } from "./watch-hub.ts";
+
+const SERVICE = { apiVersion: "v1", kind: "Service", plural: "services", namespaced: true };
+const SLICE = {
+  apiVersion: "discovery.k8s.io/v1",
+  kind: "EndpointSlice",
+  plural: "endpointslices",
+  namespaced: true,
+};
+const POD = { apiVersion: "v1", kind: "Pod", plural: "pods", namespaced: true };
+const PROFILE = {
+  apiVersion: "trellis.dev/v1alpha1",
+  kind: "ServiceProfile",
+  plural: "serviceprofiles",
+  namespaced: true,
+};
+const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
+
+export interface DestinationFlags {
+  port: number;
+  host: string;
+  trustDomain: string;
+  clusterDomain: string;
+  plaintext: boolean;
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  maxStreams: number;
+  maxAuthorities: number;
+  maxBufferedBytes: number;
+  coalesceMs: number;
+}
+
+export function parseDestinationFlags(argv: string[]): DestinationFlags {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: "string", default: "8086" },
+      host: { type: "string", default: "0.0.0.0" },
+      "trust-domain": { type: "string", default: "cluster.local" },
+      "cluster-domain": { type: "string", default: "cluster.local" },
+      plaintext: { type: "boolean", default: false },
+      "tls-cert-file": { type: "string" },
+      "tls-key-file": { type: "string" },
+      "max-streams": { type: "string", default: "10000" },
+      "max-authorities": { type: "string", default: "5000" },
+      "max-buffered-bytes": { type: "string", default: String(1024 * 1024) },
+      "coalesce-ms": { type: "string", default: "100" },
+    },
+    strict: false,
+  });
+  const flags: DestinationFlags = {
+    port: Number(values.port),
+    host: String(values.host),
+    trustDomain: String(values["trust-domain"]),
+    clusterDomain: String(values["cluster-domain"]),
+    plaintext: values.plaintext === true,
+    tlsCertFile: values["tls-cert-file"] as string | undefined,
+    tlsKeyFile: values["tls-key-file"] as string | undefined,
+    maxStreams: Number(values["max-streams"]),
+    maxAuthorities: Number(values["max-authorities"]),
+    maxBufferedBytes: Number(values["max-buffered-bytes"]),
+    coalesceMs: Number(values["coalesce-ms"]),
+  };
+  if (!flags.plaintext && !(flags.tlsCertFile && flags.tlsKeyFile)) {
+    throw new Error("destination: give --tls-cert-file and --tls-key-file, or --plaintext");
+  }
+  return flags;
+}
+
+export async function runDestination(
+  manager: Manager,
+  flags: DestinationFlags,
+  logger: Logger,
+): Promise<() => Promise<void>> {
+  const services = manager.informer<V1Service & KubernetesObject>(SERVICE);
+  const slices = manager.informer<V1EndpointSlice & KubernetesObject>(SLICE);
+  const pods = manager.informer<V1Pod & KubernetesObject>(POD);
+  const profiles = manager.informer<ServiceProfile & KubernetesObject>(PROFILE);
+  const view: ClusterView = {
+    service: (ns, name) => services.get(`${ns}/${name}`),
+    slices: (ns, name) => slices.list(ns).filter((s) => s.metadata?.labels?.[SERVICE_NAME_LABEL] === name),
+    pod: (ns, name) => pods.get(`${ns}/${name}`),
+    profile: (ns, name) => profiles.get(`${ns}/${name}.${ns}.svc.${flags.clusterDomain}`),
+  };
+  const hub = new WatchHub({
+    view,
+    trustDomain: flags.trustDomain,
+    coalesceMs: flags.coalesceMs,
+    maxAuthorities: flags.maxAuthorities,
+    onError: (err, topic) =>
+      logger.error({ err: String(err), topic }, "could not compute a destination update"),
+  });
+  const on = <T extends KubernetesObject>(changed: (obj: T) => void) => ({
+    onAdd: changed,
+    onUpdate: (_old: T, obj: T) => changed(obj),
+    onDelete: changed,
+  });
+  services.addEventHandler(
+    on((s) => hub.serviceChanged(s.metadata?.namespace ?? "", s.metadata?.name ?? "")),
+  );
+  slices.addEventHandler(
+    on((s) => {
+      const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
+      if (name) hub.serviceChanged(s.metadata?.namespace ?? "", name);
+    }),
+  );
+  pods.addEventHandler(on((p) => hub.namespaceChanged(p.metadata?.namespace ?? "")));
+  profiles.addEventHandler(
+    on((p) => {
+      const target = parseAuthority(`${p.metadata?.name ?? ""}:1`, flags.clusterDomain);
+      if (target) hub.serviceChanged(target.namespace, target.name);
+    }),
+  );
+  const streams = manager.metrics.registry.gauge("trellis_destination_streams", "Open watch streams.");
+  const requests = manager.metrics.registry.counter(
+    "trellis_destination_requests_total",
+    "Watch requests by result.",
+  );
+  await manager.start();
+  const tls =
+    flags.plaintext || !flags.tlsCertFile || !flags.tlsKeyFile
+      ? undefined
+      : { cert: readFileSync(flags.tlsCertFile, "utf8"), key: readFileSync(flags.tlsKeyFile, "utf8") };
+  const server = await startDestinationServer({
+    port: flags.port,
+    host: flags.host,
+    tls,
+    clusterDomain: flags.clusterDomain,
+    maxStreams: flags.maxStreams,
+    maxBufferedBytes: flags.maxBufferedBytes,
+    hub,
+    logger,
+    streams,
+    requests,
+  });
+  return async () => {
+    hub.close();
+    await server.close();
+    await manager.stop();
+  };
+}
