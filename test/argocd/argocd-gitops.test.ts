@@ -269,7 +269,7 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
       }),
     );
     const broken = repo.commit("Upgrade the mesh to 1.2.0-never-ready");
-    pushAndNotify();
+    const brokenPushed = pushAndNotify();
     const degraded = await app.waitFor(
       "Degraded after the canary fails",
       (a) => healthStatus(a) === "Degraded",
@@ -280,11 +280,14 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
       resourceHealth(degraded, "Mesh", "default")?.message ?? "",
       /^UpgradeFailed: .*1\.2\.0-never-ready/,
     );
-    report(`failed canary: Mesh health "${resourceHealth(degraded, "Mesh", "default")?.message}"`);
+    report(
+      `failed canary: commit → Degraded in ${((Date.now() - brokenPushed) / 1000).toFixed(1)} s; Mesh health "${resourceHealth(degraded, "Mesh", "default")?.message}"`,
+    );
 
     const revert = repo.revert(broken);
-    pushAndNotify();
+    const revertPushed = pushAndNotify();
     await app.waitFor("recovered after the revert", (a) => isSyncedAndHealthy(a, revert), 180_000);
+    report(`revert: commit → Healthy in ${((Date.now() - revertPushed) / 1000).toFixed(1)} s`);
     assert.equal(mesh().status?.version, "1.1.0");
   });
 
