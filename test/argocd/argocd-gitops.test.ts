@@ -4,7 +4,7 @@
 // and without server-side apply) because the operator never writes what users own; upgrades go
 // through git commits, a failed canary shows Degraded with Trellis's reason and a revert
 // recovers; pruning and self-heal work without the operator thrashing.
-// The first run builds Argo CD (hack/build-argocd.sh, ~10 min cold); warm it runs in ~3 minutes.
+// The first run builds Argo CD (hack/build-argocd.sh, ~10 min cold); warm it runs in ~2 minutes.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
