@@ -37,7 +37,8 @@ export function buildGoPeer(): GoPeer | string {
   }
   const run = (mode: string, seconds: number): GoReport => {
     const args = ["-mode", mode, "-duration", `${seconds}s`];
-    const result = spawnSync(binary, args, { encoding: "utf8", env: { ...process.env, GOMAXPROCS: "1" } });
+    const env = { ...process.env, GOMAXPROCS: "1" };
+    const result = spawnSync(binary, args, { encoding: "utf8", env, timeout: (seconds + 30) * 1000 });
     if (result.status !== 0) throw new Error(`go-x509 ${args.join(" ")} failed: ${result.stderr}`);
     return JSON.parse(result.stdout) as GoReport;
   };

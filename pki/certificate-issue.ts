@@ -7,14 +7,7 @@
 import { type KeyObject, sign } from "node:crypto";
 import { decodeCertificate } from "./certificate-decode.ts";
 import { fingerprint } from "./certificate-info.ts";
-import {
-  bitString,
-  contextConstructedTag,
-  sequence,
-  smallInteger,
-  tlv,
-  unsignedInteger,
-} from "./der-encode.ts";
+import { bitString, contextConstructedTag, sequence, smallInteger, tlv } from "./der-encode.ts";
 import { PkiError } from "./errors.ts";
 import { assertKeyMatches, type KeyPair, keyIdentifier, p256Spki } from "./keys.ts";
 import { ECDSA_WITH_SHA256 } from "./oids.ts";
@@ -35,7 +28,7 @@ import {
   subjectKeyIdExtension,
 } from "./x509-extensions.ts";
 import { encodeName } from "./x509-name.ts";
-import { encodeTime, toWholeSeconds } from "./x509-time.ts";
+import { encodeValidity, toWholeSeconds } from "./x509-time.ts";
 
 export interface Signer {
   certificateDer: Buffer;
@@ -57,8 +50,11 @@ const VERSION_3 = tlv(contextConstructedTag(0), smallInteger(2));
 
 interface SignerContext {
   spki: Buffer;
-  subjectName: Buffer;
+  /** signature AlgorithmIdentifier ‖ issuer Name: adjacent in every TBSCertificate this signer makes. */
+  algorithmAndIssuer: Buffer;
   authorityKeyId: Buffer;
+  /** The extensions every leaf of this signer carries, pre-encoded: constraints, usages, AKI. */
+  leafExtensions: Buffer;
   notAfter: Date;
   pathLen?: number;
   checkedKey?: KeyObject;
@@ -72,10 +68,17 @@ function loadSigner(der: Buffer): SignerContext {
   const canSign = ext.keyUsage === undefined || (ext.keyUsage & (1 << KEY_USAGE.keyCertSign)) !== 0;
   if (!ext.isCa || !canSign)
     throw new PkiError("SignerNotCa", "the signer certificate is not a CA allowed to sign");
+  const authorityKeyId = authorityKeyIdExtension(ext.subjectKeyId ?? keyIdentifier(cert.spki));
   const context: SignerContext = {
     spki: Buffer.from(cert.spki),
-    subjectName: Buffer.from(cert.subjectName),
-    authorityKeyId: authorityKeyIdExtension(ext.subjectKeyId ?? keyIdentifier(cert.spki)),
+    algorithmAndIssuer: Buffer.concat([ECDSA_WITH_SHA256, cert.subjectName]),
+    authorityKeyId,
+    leafExtensions: Buffer.concat([
+      LEAF_BASIC_CONSTRAINTS,
+      LEAF_KEY_USAGE,
+      SERVER_AND_CLIENT_AUTH,
+      authorityKeyId,
+    ]),
     notAfter: cert.notAfter,
   };
   if (ext.pathLen !== undefined) context.pathLen = ext.pathLen;
@@ -116,7 +119,7 @@ function validity(
 }
 
 interface TbsFields {
-  issuerName: Buffer;
+  algorithmAndIssuer: Buffer;
   subjectName: Buffer;
   spki: Buffer;
   notBefore: Date;
@@ -128,10 +131,9 @@ function signCertificate(fields: TbsFields, privateKey: KeyObject): IssuedCertif
   const serial = randomSerial();
   const tbs = sequence(
     VERSION_3,
-    unsignedInteger(serial),
-    ECDSA_WITH_SHA256,
-    fields.issuerName,
-    sequence(encodeTime(fields.notBefore), encodeTime(fields.notAfter)),
+    serial.der,
+    fields.algorithmAndIssuer,
+    encodeValidity(fields.notBefore, fields.notAfter),
     fields.subjectName,
     fields.spki,
     certificateExtensions(fields.extensions),
@@ -143,7 +145,7 @@ function signCertificate(fields: TbsFields, privateKey: KeyObject): IssuedCertif
     notBefore: fields.notBefore,
     notAfter: fields.notAfter,
     fingerprint: fingerprint(der),
-    serialHex: serial.toString("hex"),
+    serialHex: serial.hex,
   };
 }
 
@@ -165,8 +167,9 @@ export function createTrustAnchor(o: {
     authorityKeyIdExtension(keyId),
   ];
   const window = validity(o.notBefore, o.notAfter);
+  const algorithmAndIssuer = Buffer.concat([ECDSA_WITH_SHA256, name]);
   return signCertificate(
-    { issuerName: name, subjectName: name, spki, ...window, extensions },
+    { algorithmAndIssuer, subjectName: name, spki, ...window, extensions },
     o.keyPair.privateKey,
   );
 }
@@ -193,7 +196,7 @@ export function createIssuer(o: {
   ];
   const window = validity(o.notBefore, o.notAfter, signer.notAfter);
   return signCertificate(
-    { issuerName: signer.subjectName, subjectName, spki, ...window, extensions },
+    { algorithmAndIssuer: signer.algorithmAndIssuer, subjectName, spki, ...window, extensions },
     o.signer.privateKey,
   );
 }
@@ -231,16 +234,13 @@ export function issueLeaf(o: {
   const subjectName = encodeName(o.commonName);
   const signer = signerContext(o.signer);
   const extensions = [
-    LEAF_BASIC_CONSTRAINTS,
-    LEAF_KEY_USAGE,
-    SERVER_AND_CLIENT_AUTH,
+    signer.leafExtensions,
     subjectKeyIdExtension(keyIdentifier(spki)),
-    signer.authorityKeyId,
     altNamesExtension(o, o.commonName === undefined),
   ];
   const window = validity(o.notBefore, o.notAfter, signer.notAfter);
   return signCertificate(
-    { issuerName: signer.subjectName, subjectName, spki, ...window, extensions },
+    { algorithmAndIssuer: signer.algorithmAndIssuer, subjectName, spki, ...window, extensions },
     o.signer.privateKey,
   );
 }

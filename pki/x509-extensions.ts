@@ -45,7 +45,14 @@ export function caBasicConstraints(pathLen: number | undefined): Buffer {
   return extension(OID.basicConstraints, true, value);
 }
 
+/** SEQUENCE { subjectKeyIdentifier, OCTET STRING { OCTET STRING (20) } }: all but the key id is fixed. */
+const SKI_SHA1_PREFIX = extension(OID.subjectKeyIdentifier, false, octetString(Buffer.alloc(20))).subarray(
+  0,
+  -20,
+);
+
 export function subjectKeyIdExtension(keyId: Buffer): Buffer {
+  if (keyId.length === 20) return Buffer.concat([SKI_SHA1_PREFIX, keyId], SKI_SHA1_PREFIX.length + 20);
   return extension(OID.subjectKeyIdentifier, false, octetString(keyId));
 }
 
@@ -118,7 +125,7 @@ export function decodeExtensions(buf: Buffer, extensions: Tlv, code: PkiErrorCod
     altNames: { uris: [], dnsNames: [], ipAddresses: [] },
     unhandledCritical: 0,
   };
-  const seen = new Set<string>();
+  const seen: Buffer[] = [];
   const list = DerReader.inside(buf, extensions, code);
   while (!list.atEnd()) {
     const ext = DerReader.inside(buf, list.next(TAG.sequence), code);
@@ -126,9 +133,9 @@ export function decodeExtensions(buf: Buffer, extensions: Tlv, code: PkiErrorCod
     const critical = ext.optional(TAG.boolean);
     const value = ext.next(TAG.octetString);
     ext.finish();
-    const key = buf.toString("hex", oid.valueStart, oid.end);
-    if (seen.has(key)) ext.fail("an extension appears twice");
-    seen.add(key);
+    // A handful of extensions per certificate: comparing against each seen OID beats hashing strings.
+    if (seen.some((other) => tlvEquals(buf, oid, other))) ext.fail("an extension appears twice");
+    seen.push(buf.subarray(oid.start, oid.end));
     if (tlvEquals(buf, oid, OID.basicConstraints)) readBasicConstraints(buf, value, out, code);
     else if (tlvEquals(buf, oid, OID.keyUsage)) readKeyUsage(buf, value, out, code);
     else if (tlvEquals(buf, oid, OID.subjectAltName)) out.altNames = decodeGeneralNames(buf, value, code);

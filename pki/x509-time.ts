@@ -1,15 +1,11 @@
 // Certificate validity times (RFC 5280 §4.1.2.5): UTCTime for years 1950–2049, GeneralizedTime from
 // 2050, always UTC with whole seconds. Encoding and strict decoding live together so they agree.
 
-import { TAG, tlv } from "./der-encode.ts";
+import { TAG } from "./der-encode.ts";
 import { PkiError } from "./errors.ts";
 
 const MIN_TIME = Date.UTC(1950, 0, 1);
 const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59);
-
-function pad2(n: number): string {
-  return n < 10 ? `0${n}` : `${n}`;
-}
 
 /** Drops milliseconds: X.509 times carry whole seconds, and callers get back what was encoded. */
 export function toWholeSeconds(date: Date): Date {
@@ -18,20 +14,60 @@ export function toWholeSeconds(date: Date): Date {
   return new Date(ms - (((ms % 1000) + 1000) % 1000));
 }
 
-export function encodeTime(date: Date): Buffer {
+function checkRange(date: Date): void {
   const ms = date.getTime();
   if (!(ms >= MIN_TIME && ms <= MAX_TIME)) {
-    throw new PkiError("InvalidValidity", `validity time ${date.toISOString()} is outside 1950–9999`);
+    const shown = Number.isFinite(ms) ? date.toISOString() : "an invalid Date";
+    throw new PkiError("InvalidValidity", `validity time ${shown} is outside 1950–9999`);
   }
+}
+
+/** Encoded size: UTCTime YYMMDDHHMMSSZ (2 + 13) or GeneralizedTime YYYYMMDDHHMMSSZ (2 + 15). */
+function timeSize(date: Date): number {
+  return date.getUTCFullYear() < 2050 ? 15 : 17;
+}
+
+function put2(out: Buffer, p: number, n: number): number {
+  out[p] = 0x30 + Math.floor(n / 10);
+  out[p + 1] = 0x30 + (n % 10);
+  return p + 2;
+}
+
+/** Writes the time TLV at `offset` as ASCII digits, without building strings; returns the end. */
+function writeTime(out: Buffer, offset: number, date: Date): number {
   const year = date.getUTCFullYear();
-  const rest =
-    pad2(date.getUTCMonth() + 1) +
-    pad2(date.getUTCDate()) +
-    pad2(date.getUTCHours()) +
-    pad2(date.getUTCMinutes()) +
-    pad2(date.getUTCSeconds());
-  if (year < 2050) return tlv(TAG.utcTime, Buffer.from(`${pad2(year % 100)}${rest}Z`, "latin1"));
-  return tlv(TAG.generalizedTime, Buffer.from(`${year}${rest}Z`, "latin1"));
+  const generalized = year >= 2050;
+  out[offset] = generalized ? TAG.generalizedTime : TAG.utcTime;
+  out[offset + 1] = generalized ? 15 : 13;
+  let p = offset + 2;
+  if (generalized) p = put2(out, p, Math.floor(year / 100));
+  p = put2(out, p, year % 100);
+  p = put2(out, p, date.getUTCMonth() + 1);
+  p = put2(out, p, date.getUTCDate());
+  p = put2(out, p, date.getUTCHours());
+  p = put2(out, p, date.getUTCMinutes());
+  p = put2(out, p, date.getUTCSeconds());
+  out[p] = 0x5a;
+  return p + 1;
+}
+
+export function encodeTime(date: Date): Buffer {
+  checkRange(date);
+  const out = Buffer.allocUnsafe(timeSize(date));
+  writeTime(out, 0, date);
+  return out;
+}
+
+/** The Validity SEQUENCE { notBefore, notAfter } in one allocation. */
+export function encodeValidity(notBefore: Date, notAfter: Date): Buffer {
+  checkRange(notBefore);
+  checkRange(notAfter);
+  const size = timeSize(notBefore) + timeSize(notAfter);
+  const out = Buffer.allocUnsafe(2 + size);
+  out[0] = TAG.sequence;
+  out[1] = size;
+  writeTime(out, writeTime(out, 2, notBefore), notAfter);
+  return out;
 }
 
 function digits(buf: Buffer, start: number, count: number): number {
