@@ -9,7 +9,7 @@ import { bitString, contextConstructedTag, sequence, set, smallInteger, TAG, tlv
 import { PkiError } from "./errors.ts";
 import { assertKeyMatches, importP256Spki, type KeyPair, p256Spki } from "./keys.ts";
 import { ECDSA_WITH_SHA256, OID } from "./oids.ts";
-import { pemBlocks, toPem } from "./pem.ts";
+import { labelledPemBlocks, toPem } from "./pem.ts";
 import { validateSpiffeId } from "./spiffe.ts";
 import { type AltNames, encodeGeneralNames, validateDnsName } from "./subject-alt-names.ts";
 import { decodeExtensions, extension } from "./x509-extensions.ts";
@@ -71,9 +71,11 @@ function csrDer(input: Buffer | string): Buffer {
     typeof input === "string" || (input[0] === 0x2d && input.toString("latin1", 0, 11) === "-----BEGIN ");
   if (!isPem) return input;
   const text = typeof input === "string" ? input : input.toString("latin1");
-  const blocks: Buffer[] = [];
+  let blocks: Buffer[];
   try {
-    for (const label of CSR_LABELS) blocks.push(...pemBlocks(text, label));
+    blocks = labelledPemBlocks(text)
+      .filter((block) => CSR_LABELS.has(block.label))
+      .map((block) => block.der);
   } catch (error) {
     throw new PkiError(CODE, error instanceof PkiError ? error.message : "malformed PEM");
   }
