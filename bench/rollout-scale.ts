@@ -232,6 +232,9 @@ spec:
     const steps = 1 + p.waves.length;
     const sumOfWaitsS = steps * (Number.parseFloat(p.interval) * (p.interval.endsWith("m") ? 60 : 1));
     let peerWallS: number | undefined;
+    p.log(
+      `rollout: ${rolloutWallS.toFixed(1)} s for ${steps} steps of ${p.interval}; ${apiWrites} writes, ${apiReads} reads; peak RSS ${usage.peakRssMb.toFixed(1)} MB`,
+    );
     if (p.peer) {
       p.log("peer: kubectl rollout restart of every Deployment at once");
       const peerStart = Date.now();
