@@ -291,6 +291,39 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
     assert.equal(mesh().status?.version, "1.1.0");
   });
 
+  it("shows a paused upgrade as Suspended, and Healthy once a commit resumes it", async () => {
+    const labels = { team: "platform" };
+    repo.write(
+      "config/mesh.yaml",
+      meshManifest({ version: "1.2.0", controlPlaneDeadline: "20s", labels, paused: true }),
+    );
+    const paused = repo.commit("Upgrade the mesh to 1.2.0, paused");
+    pushAndNotify();
+    const suspended = await app.waitFor(
+      "Suspended while the upgrade is paused",
+      (a) =>
+        syncStatus(a) === "Synced" && a.status?.sync?.revision === paused && healthStatus(a) === "Suspended",
+      60_000,
+    );
+    const message = resourceHealth(suspended, "Mesh", "default")?.message ?? "";
+    assert.match(message, /^Upgrade paused: upgrade to 1\.2\.0 is paused/);
+    report(`paused upgrade: Mesh health Suspended "${message}"`);
+
+    // `paused: false`, not the line deleted: Argo CD's diff does not see a field removed from git
+    // (with server-side apply the cluster kept `paused: true` and the Application stayed Synced).
+    repo.write(
+      "config/mesh.yaml",
+      meshManifest({ version: "1.2.0", controlPlaneDeadline: "20s", labels, paused: false }),
+    );
+    const resumed = repo.commit("Resume the upgrade to 1.2.0");
+    pushAndNotify();
+    await app.waitFor(
+      "Healthy on 1.2.0",
+      (a) => isSyncedAndHealthy(a, resumed) && mesh().status?.version === "1.2.0",
+      120_000,
+    );
+  });
+
   it("prunes a ServiceProfile removed from git, reverts a hand edit, and the operator converges without thrashing", async () => {
     repo.remove("config/service-profile-api.yaml");
     const pruned = repo.commit("Remove the api ServiceProfile");

@@ -14,11 +14,12 @@ interface MeshOptions {
   version: string;
   controlPlaneDeadline?: string;
   labels?: Record<string, string>;
+  paused?: boolean;
 }
 
 interface MeshDocument {
   metadata: { labels?: Record<string, string> };
-  spec: { version: string; upgrade?: { controlPlaneDeadline?: string } };
+  spec: { version: string; upgrade?: { controlPlaneDeadline?: string; paused?: boolean } };
 }
 
 /** docs/examples/gitops/trellis/mesh.yaml with the given version (and deadline, labels). */
@@ -27,6 +28,7 @@ export function meshManifest(o: MeshOptions): string {
   mesh.spec.version = o.version;
   if (o.controlPlaneDeadline)
     mesh.spec.upgrade = { ...mesh.spec.upgrade, controlPlaneDeadline: o.controlPlaneDeadline };
+  if (o.paused !== undefined) mesh.spec.upgrade = { ...mesh.spec.upgrade, paused: o.paused };
   if (o.labels) mesh.metadata.labels = { ...mesh.metadata.labels, ...o.labels };
   return stringify(mesh);
 }

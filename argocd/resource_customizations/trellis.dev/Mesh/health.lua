@@ -16,9 +16,16 @@ for _, c in ipairs(obj.status.conditions) do
 end
 local phase = obj.status.phase or "Unknown"
 local rollout = obj.status.rollout
-if phase == "Paused" or (rollout ~= nil and rollout.state == "Paused") then
+-- A paused proxy rollout says why in status.rollout; a paused control-plane upgrade says it in
+-- Ready (status.rollout then still holds the last, finished rollout: not the reason).
+if rollout ~= nil and rollout.state == "Paused" then
   hs.status = "Suspended"
-  hs.message = "Upgrade paused: " .. ((rollout ~= nil and rollout.message) or (conditions.Ready and conditions.Ready.message) or "spec.upgrade.paused is true")
+  hs.message = "Upgrade paused: " .. (rollout.message or "spec.upgrade.paused is true")
+  return hs
+end
+if phase == "Paused" then
+  hs.status = "Suspended"
+  hs.message = "Upgrade paused: " .. ((conditions.Ready and conditions.Ready.message) or "spec.upgrade.paused is true")
   return hs
 end
 local degraded = conditions.Degraded
