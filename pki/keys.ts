@@ -2,6 +2,13 @@
 // certificates and CSRs embed. Importing a public key is the dearest step on the issuing path
 // (OpenSSL 3.0 decodes DER SPKI slowly), so P-256 points go in through JWK, and the SPKI of every
 // key this module has seen is remembered per KeyObject to avoid exporting it again.
+//
+// Node 20 can deadlock on a key fresh from generateKeyPairSync: `asymmetricKeyDetails` and JWK
+// export hold the key's mutex while allocating on the V8 heap, and if that allocation runs the
+// garbage collector, the finished key-generation job is destroyed and takes the same mutex
+// (seen as a hung process in the pki benchmark). So this module never calls either on a key it
+// did not import itself: generated keys come with their SPKI, and other keys are inspected
+// through the DER encoder, which takes no lock.
 
 import { createPrivateKey, createPublicKey, generateKeyPairSync, hash, type KeyObject } from "node:crypto";
 import { PkiError, type PkiErrorCode } from "./errors.ts";
@@ -16,43 +23,72 @@ export interface KeyPair {
 const P256_SPKI_PREFIX = Buffer.from("3059301306072a8648ce3d020106082a8648ce3d030107034200", "hex");
 const P256_SPKI_LENGTH = P256_SPKI_PREFIX.length + 65;
 
+/** P-256 public or private key → the SPKI DER of its public point, for keys already checked. */
 const spkiByKey = new WeakMap<KeyObject, Buffer>();
 
+function isUncompressedP256Spki(spki: Buffer): boolean {
+  return (
+    spki.length === P256_SPKI_LENGTH &&
+    spki.compare(P256_SPKI_PREFIX, 0, P256_SPKI_PREFIX.length, 0, P256_SPKI_PREFIX.length) === 0 &&
+    spki[P256_SPKI_PREFIX.length] === 4
+  );
+}
+
+function spkiFromCoordinates(x: string, y: string): Buffer {
+  const point = Buffer.concat([Buffer.of(4), Buffer.from(x, "base64url"), Buffer.from(y, "base64url")]);
+  if (point.length !== 65) throw new PkiError("UnsupportedKey", "the key has no P-256 public point");
+  return Buffer.concat([P256_SPKI_PREFIX, point]);
+}
+
+interface GeneratedWithJwkPublicKey {
+  publicKey: { x?: unknown; y?: unknown };
+  privateKey: KeyObject;
+}
+
+/** generateKeyPairSync with only the public half encoded (as JWK, inside the job): @types/node has no overload for it. */
+const generateWithJwkPublicKey = generateKeyPairSync as unknown as (
+  type: "ec",
+  options: { namedCurve: "P-256"; publicKeyEncoding: { format: "jwk" } },
+) => GeneratedWithJwkPublicKey;
+
 export function generateKeyPair(): KeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const generated = generateWithJwkPublicKey("ec", {
+    namedCurve: "P-256",
+    publicKeyEncoding: { format: "jwk" },
+  });
+  const { x, y } = generated.publicKey;
+  if (typeof x !== "string" || typeof y !== "string") {
+    throw new PkiError("UnsupportedKey", "key generation returned no P-256 public point");
+  }
+  const privateKey = generated.privateKey;
+  const publicKey = createPublicKey(privateKey);
+  const spki = spkiFromCoordinates(x, y);
+  spkiByKey.set(privateKey, spki);
+  spkiByKey.set(publicKey, spki);
   return { privateKey, publicKey };
 }
 
-function isP256(key: KeyObject): boolean {
-  return key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1";
-}
-
-function spkiFromJwk(key: KeyObject): Buffer {
-  const jwk = key.export({ format: "jwk" });
-  if (typeof jwk.x !== "string" || typeof jwk.y !== "string") {
-    throw new PkiError("UnsupportedKey", "the key has no P-256 public point");
-  }
-  const x = Buffer.from(jwk.x, "base64url");
-  const y = Buffer.from(jwk.y, "base64url");
-  return Buffer.concat([P256_SPKI_PREFIX, Buffer.of(4), x, y]);
+/** The P-256 SPKI of a key this module has not seen, through the DER encoder (see the header). */
+function inspect(key: KeyObject): Buffer {
+  if (key.asymmetricKeyType !== "ec") throw new PkiError("UnsupportedKey", "expected an ECDSA P-256 key");
+  const publicKey = key.type === "private" ? createPublicKey(key) : key;
+  const spki = publicKey.export({ type: "spki", format: "der" });
+  if (!isUncompressedP256Spki(spki)) throw new PkiError("UnsupportedKey", "expected an ECDSA P-256 key");
+  spkiByKey.set(key, spki);
+  return spki;
 }
 
 /** The SubjectPublicKeyInfo DER of a P-256 public key; throws UnsupportedKey for anything else. */
 export function p256Spki(publicKey: KeyObject): Buffer {
-  const cached = spkiByKey.get(publicKey);
-  if (cached !== undefined) return cached;
-  if (publicKey.type !== "public" || !isP256(publicKey)) {
-    throw new PkiError("UnsupportedKey", "expected an ECDSA P-256 public key");
-  }
-  const spki = spkiFromJwk(publicKey);
-  spkiByKey.set(publicKey, spki);
-  return spki;
+  if (publicKey.type !== "public") throw new PkiError("UnsupportedKey", "expected an ECDSA P-256 public key");
+  return spkiByKey.get(publicKey) ?? inspect(publicKey);
 }
 
 /** The SPKI DER of the public half of a P-256 private key (to match a key against a certificate). */
 export function p256SpkiOfPrivate(privateKey: KeyObject): Buffer {
-  assertP256PrivateKey(privateKey);
-  return spkiFromJwk(createPublicKey(privateKey));
+  if (privateKey.type !== "private")
+    throw new PkiError("UnsupportedKey", "expected an ECDSA P-256 private key");
+  return spkiByKey.get(privateKey) ?? inspect(privateKey);
 }
 
 /** Throws KeyMismatch unless `privateKey` is the private half of the P-256 SPKI `spki`. */
@@ -63,9 +99,7 @@ export function assertKeyMatches(spki: Buffer, privateKey: KeyObject): void {
 }
 
 export function assertP256PrivateKey(privateKey: KeyObject): void {
-  if (privateKey.type !== "private" || !isP256(privateKey)) {
-    throw new PkiError("UnsupportedKey", "expected an ECDSA P-256 private key");
-  }
+  p256SpkiOfPrivate(privateKey);
 }
 
 /**
@@ -75,11 +109,7 @@ export function assertP256PrivateKey(privateKey: KeyObject): void {
  * input (MalformedCsr, MalformedCertificate).
  */
 export function importSpki(spki: Buffer, code: PkiErrorCode): KeyObject {
-  if (
-    spki.length === P256_SPKI_LENGTH &&
-    spki.compare(P256_SPKI_PREFIX, 0, 26, 0, 26) === 0 &&
-    spki[26] === 4
-  ) {
+  if (isUncompressedP256Spki(spki)) {
     const x = spki.toString("base64url", 27, 59);
     const y = spki.toString("base64url", 59, 91);
     let key: KeyObject;
@@ -98,13 +128,19 @@ export function importSpki(spki: Buffer, code: PkiErrorCode): KeyObject {
   }
 }
 
-/** Like importSpki, but only ECDSA P-256 keys are accepted (the keys Trellis certifies). */
+/**
+ * Like importSpki, but only ECDSA P-256 keys are accepted (the keys Trellis certifies). A
+ * compressed point is re-encoded uncompressed; the JWK export that takes is safe here because
+ * the key was made by createPublicKey, not by a key-generation job.
+ */
 export function importP256Spki(spki: Buffer, code: PkiErrorCode): KeyObject {
   const key = importSpki(spki, code);
-  if (!spkiByKey.has(key)) {
-    if (!isP256(key)) throw new PkiError("UnsupportedKey", "only ECDSA P-256 public keys are accepted");
-    spkiByKey.set(key, spkiFromJwk(key));
+  if (spkiByKey.has(key)) return key;
+  const jwk = key.asymmetricKeyType === "ec" ? key.export({ format: "jwk" }) : {};
+  if (jwk.crv !== "P-256" || typeof jwk.x !== "string" || typeof jwk.y !== "string") {
+    throw new PkiError("UnsupportedKey", "only ECDSA P-256 public keys are accepted");
   }
+  spkiByKey.set(key, spkiFromCoordinates(jwk.x, jwk.y));
   return key;
 }
 
