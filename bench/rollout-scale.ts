@@ -10,7 +10,13 @@ import { join } from "node:path";
 import { repoRoot } from "../test/cluster/binaries.ts";
 import { freePort, LocalCluster, waitFor } from "../test/cluster/local-cluster.ts";
 import { ProcessGroup } from "../test/cluster/process-group.ts";
-import { metricValue, type OperatorProcess, operatorHttp, startOperator } from "../test/operator-process.ts";
+import {
+  metricValue,
+  type OperatorProcess,
+  operatorHttp,
+  startInjector,
+  startOperator,
+} from "../test/operator-process.ts";
 
 export interface ScaleParams {
   workloads: number;
@@ -136,23 +142,7 @@ spec:
 `,
     );
     cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=120s", "mesh/default"]);
-    group.start({
-      name: "injector",
-      command: process.execPath,
-      args: [
-        "--import",
-        "tsx",
-        "controlplane/main.ts",
-        "injector",
-        `--kubeconfig=${cluster.kubeconfigPath}`,
-        `--port=${port}`,
-        "--host=127.0.0.1",
-        "--admin-port=0",
-        "--log-level=warn",
-      ],
-      logFile: join(cluster.dir, "injector.log"),
-      cwd: repoRoot,
-    });
+    await startInjector(cluster, group, port);
     await waitFor(
       async () => (await operatorHttp(operator as OperatorProcess, "/readyz")).status === 200,
       30_000,

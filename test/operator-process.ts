@@ -100,3 +100,37 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   }
   return total;
 }
+
+/** Runs the injector (`controlplane/main.ts injector`) on 127.0.0.1:`port` and waits until it serves. */
+export async function startInjector(
+  cluster: LocalCluster,
+  group: ProcessGroup,
+  port: number,
+): Promise<ManagedProcess> {
+  const injector = group.start({
+    name: "injector",
+    command: process.execPath,
+    args: [
+      "--import",
+      "tsx",
+      "controlplane/main.ts",
+      "injector",
+      `--kubeconfig=${cluster.kubeconfigPath}`,
+      `--port=${port}`,
+      "--host=127.0.0.1",
+      "--admin-port=0",
+    ],
+    logFile: join(cluster.dir, "injector.log"),
+    cwd: repoRoot,
+  });
+  await waitFor(
+    async () => {
+      if (injector.exitCode() !== undefined)
+        throw new Error(`injector exited: ${cluster.logTail("injector")}`);
+      return cluster.logTail("injector", 50).includes("injector serving");
+    },
+    30_000,
+    "the injector to serve",
+  );
+  return injector;
+}

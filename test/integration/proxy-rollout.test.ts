@@ -4,13 +4,11 @@
 // in the canary and rolled back, with only the canary cohort touched. (The same code at 10,000
 // pods runs in bench/rollout-scale.bench.ts.)
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { repoRoot } from "../cluster/binaries.ts";
 import { freePort, LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { ProcessGroup } from "../cluster/process-group.ts";
-import { type OperatorProcess, startOperator } from "../operator-process.ts";
+import { type OperatorProcess, startInjector, startOperator } from "../operator-process.ts";
 
 const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
 const WORKLOADS = 10;
@@ -102,27 +100,7 @@ spec:
 `,
     );
     cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=90s", "mesh/default"]);
-    group.start({
-      name: "injector",
-      command: process.execPath,
-      args: [
-        "--import",
-        "tsx",
-        "controlplane/main.ts",
-        "injector",
-        `--kubeconfig=${cluster.kubeconfigPath}`,
-        `--port=${port}`,
-        "--host=127.0.0.1",
-        "--admin-port=0",
-      ],
-      logFile: join(cluster.dir, "injector.log"),
-      cwd: repoRoot,
-    });
-    await waitFor(
-      async () => cluster.logTail("injector", 50).includes("injector serving"),
-      30_000,
-      "injector",
-    );
+    await startInjector(cluster, group, port);
     for (const ns of ["shop", "bank"]) {
       cluster.kubectl(["create", "namespace", ns]);
       cluster.kubectl(["annotate", "namespace", ns, "trellis.dev/inject=enabled"]);

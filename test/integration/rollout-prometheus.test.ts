@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { repoRoot } from "../cluster/binaries.ts";
 import { freePort, LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { ProcessGroup } from "../cluster/process-group.ts";
-import { type OperatorProcess, startOperator } from "../operator-process.ts";
+import { type OperatorProcess, startInjector, startOperator } from "../operator-process.ts";
 
 const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
 
@@ -120,27 +120,7 @@ spec:
 `,
     );
     cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=90s", "mesh/default"]);
-    group.start({
-      name: "injector",
-      command: process.execPath,
-      args: [
-        "--import",
-        "tsx",
-        "controlplane/main.ts",
-        "injector",
-        `--kubeconfig=${cluster.kubeconfigPath}`,
-        `--port=${port}`,
-        "--host=127.0.0.1",
-        "--admin-port=0",
-      ],
-      logFile: join(cluster.dir, "injector.log"),
-      cwd: repoRoot,
-    });
-    await waitFor(
-      async () => cluster.logTail("injector", 50).includes("injector serving"),
-      30_000,
-      "injector",
-    );
+    await startInjector(cluster, group, port);
     cluster.kubectl(["create", "namespace", "shop"]);
     cluster.kubectl(["annotate", "namespace", "shop", "trellis.dev/inject=enabled"]);
     await new Promise((r) => setTimeout(r, 1500));
