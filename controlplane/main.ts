@@ -8,7 +8,12 @@ import { parseDestinationFlags, runDestination } from "./destination/destination
 import { parseIdentityFlags, runIdentity } from "./identity/identity.ts";
 import { parseInjectorFlags, runInjector } from "./injector/injector.ts";
 
+const COMPONENTS = ["injector", "identity", "destination"];
 const [component, ...argv] = process.argv.slice(2);
+if (component === undefined || !COMPONENTS.includes(component)) {
+  process.stderr.write(`usage: trellis-controlplane ${COMPONENTS.join("|")} [flags]\n`);
+  process.exit(2);
+}
 const { values } = parseArgs({
   args: argv,
   options: {

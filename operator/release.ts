@@ -1,10 +1,6 @@
 // What this build of the operator is, and the one place where a mesh version becomes image
 // references (control plane and proxy).
-import { readFileSync } from "node:fs";
-
-const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
-  version: string;
-};
+import pkg from "../package.json" with { type: "json" };
 
 export const OPERATOR_VERSION = process.env.TRELLIS_OPERATOR_VERSION ?? pkg.version;
 

@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { bundle } from "./bundle.ts";
+
+let dir: string;
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "trellis-bundle-"));
+  await bundle(dir);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+// The bundles run from a folder with no node_modules and no package.json near them.
+const run = (file: string, args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [join(dir, file), ...args], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? "", ...env },
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+
+test("the operator bundle runs under plain node and knows its version", () => {
+  const r = run("trellis.mjs", ["version"]);
+  assert.equal(r.status, 0, r.stderr);
+  const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+  assert.equal(r.stdout.trim(), pkg.version);
+});
+
+test("the proxy bundle refuses a bad configuration with exit 2 and says why", () => {
+  const r = run("proxy.mjs", [], { TRELLIS_PROXY_ADMIN_LISTEN: "127.0.0.1:0" });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /configure inbound, outbound or both/);
+});
+
+test("the control-plane bundle names its components when given none", () => {
+  const r = run("controlplane.mjs", ["nonsense"], { KUBECONFIG: "/dev/null" });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /injector\|identity\|destination/);
+});
+
+test("each bundle lists the npm packages inlined in it, and the proxy carries no Kubernetes client", () => {
+  const proxy = JSON.parse(readFileSync(join(dir, "proxy.packages.json"), "utf8")) as { name: string }[];
+  const operator = JSON.parse(readFileSync(join(dir, "trellis.packages.json"), "utf8")) as { name: string }[];
+  assert.ok(proxy.some((p) => p.name === "pino"));
+  assert.ok(!proxy.some((p) => p.name === "@kubernetes/client-node"));
+  assert.ok(operator.some((p) => p.name === "@kubernetes/client-node"));
+  assert.ok(operator.every((p) => !["typescript", "tsx", "esbuild"].includes(p.name)));
+});

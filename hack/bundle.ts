@@ -1,0 +1,84 @@
+// Bundles the three programs Trellis ships into single ES modules under dist/ (or --outdir):
+//   trellis.mjs       the operator command (bin/trellis.ts)
+//   controlplane.mjs  injector, identity and destination (controlplane/main.ts)
+//   proxy.mjs         the sidecar proxy (proxy/main.ts)
+// Each bundle runs under plain `node` (no tsx, no node_modules) and comes with
+// <name>.packages.json: the npm packages (name, version, license) inlined in it, read from
+// esbuild's metafile, for the image's package list. The output is a pure function of the
+// sources and the lock file: no timestamps, no absolute paths.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { build } from "esbuild";
+
+const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
+
+export const PROGRAMS = [
+  { name: "trellis", entry: "bin/trellis.ts" },
+  { name: "controlplane", entry: "controlplane/main.ts" },
+  { name: "proxy", entry: "proxy/main.ts" },
+] as const;
+
+export interface BundledPackage {
+  name: string;
+  version: string;
+  license: string;
+}
+
+/** The npm packages whose files esbuild put into a bundle, from its metafile inputs. */
+export function packagesOf(inputs: string[]): BundledPackage[] {
+  const dirs = new Set<string>();
+  for (const input of inputs) {
+    const m = /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input);
+    if (m?.[1]) dirs.add(m[1]);
+  }
+  const out = new Map<string, BundledPackage>();
+  for (const dir of dirs) {
+    const pkg = JSON.parse(readFileSync(join(root, dir, "package.json"), "utf8")) as {
+      name: string;
+      version: string;
+      license?: string;
+    };
+    out.set(`${pkg.name}@${pkg.version}`, {
+      name: pkg.name,
+      version: pkg.version,
+      license: pkg.license ?? "UNKNOWN",
+    });
+  }
+  return [...out.values()].sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version));
+}
+
+export async function bundle(outdir: string, minify = true): Promise<void> {
+  mkdirSync(outdir, { recursive: true });
+  for (const program of PROGRAMS) {
+    const result = await build({
+      absWorkingDir: root,
+      entryPoints: [program.entry],
+      outfile: join(outdir, `${program.name}.mjs`),
+      bundle: true,
+      platform: "node",
+      target: "node20",
+      format: "esm",
+      minify,
+      // Names stay readable in stack traces and logs.
+      keepNames: true,
+      legalComments: "none",
+      metafile: true,
+      logLevel: "warning",
+      // CommonJS dependencies call require(); an ES module has none unless given one.
+      banner: {
+        js: "import { createRequire as __trellisRequire } from 'node:module'; const require = __trellisRequire(import.meta.url);",
+      },
+    });
+    const packages = packagesOf(Object.keys(result.metafile.inputs));
+    writeFileSync(join(outdir, `${program.name}.packages.json`), `${JSON.stringify(packages, null, 2)}\n`);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({
+    options: { outdir: { type: "string", default: join(root, "dist") }, "no-minify": { type: "boolean" } },
+  });
+  await bundle(resolve(String(values.outdir)), !values["no-minify"]);
+  for (const p of PROGRAMS) process.stdout.write(`${join(String(values.outdir), `${p.name}.mjs`)}\n`);
+}
