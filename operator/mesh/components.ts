@@ -1,6 +1,7 @@
 // The control-plane components and exactly the permissions each one needs (least privilege).
 // Changing a component's access is a change here, reviewed in the golden files and the CSV.
 import type { V1PolicyRule } from "@kubernetes/client-node";
+import { DESTINATION_SECRET } from "./identity-objects.ts";
 
 export interface ComponentDefinition {
   name: "destination" | "identity" | "injector";
@@ -12,7 +13,14 @@ export interface ComponentDefinition {
   clusterRules: V1PolicyRule[];
   /** Rules inside the control-plane namespace (Role). */
   namespaceRules: V1PolicyRule[];
+  /**
+   * A kubernetes.io/tls Secret mounted at SERVING_CERT_DIR and passed as --tls-cert-file and
+   * --tls-key-file; the kubelet refreshes the files when the Certificate is renewed.
+   */
+  servingSecret?: string;
 }
+
+export const SERVING_CERT_DIR = "/var/run/trellis/tls";
 
 export const ADMIN_PORT = 9990;
 
@@ -28,6 +36,7 @@ export const COMPONENTS: readonly ComponentDefinition[] = [
       { apiGroups: ["trellis.dev"], resources: ["serviceprofiles"], verbs: ["get", "list", "watch"] },
     ],
     namespaceRules: [],
+    servingSecret: DESTINATION_SECRET,
   },
   {
     name: "identity",

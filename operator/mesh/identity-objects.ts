@@ -1,12 +1,14 @@
 // The Certificates a mesh's identity needs, rendered from its spec: the trust anchor (unless
 // the user brings one in a Secret), the issuer that signs workload leaves, and the injector's
-// webhook serving certificate. The Certificate controller issues and renews them.
+// webhook's and the destination service's serving certificates. The Certificate controller issues and renews them.
 import { API_VERSION, type Certificate, CONTROL_PLANE_NAMESPACE, type MeshSpec } from "../../api/index.ts";
 import type { KubeObject } from "./render.ts";
 
 export const ISSUER_CERTIFICATE = "trellis-identity-issuer";
 export const INJECTOR_CERTIFICATE = "trellis-injector";
 export const INJECTOR_SECRET = "trellis-injector-tls";
+export const DESTINATION_CERTIFICATE = "trellis-destination";
+export const DESTINATION_SECRET = "trellis-destination-tls";
 
 export function anchorCertificateName(generation: number): string {
   return `trellis-trust-anchor-${generation}`;
@@ -72,6 +74,17 @@ export function renderIdentityCertificates(input: IdentityInput): KubeObject[] {
         `trellis-injector.${CONTROL_PLANE_NAMESPACE}.svc.cluster.local`,
       ],
       ipAddresses: ["127.0.0.1"],
+    }),
+    // Proxies reach the destination service by its Service name and check that name.
+    certificate(DESTINATION_CERTIFICATE, {
+      type: "Serving",
+      secretName: DESTINATION_SECRET,
+      duration: "720h",
+      issuerRef: { name: ISSUER_CERTIFICATE },
+      dnsNames: [
+        `trellis-destination.${CONTROL_PLANE_NAMESPACE}.svc`,
+        `trellis-destination.${CONTROL_PLANE_NAMESPACE}.svc.cluster.local`,
+      ],
     }),
   );
   return out;

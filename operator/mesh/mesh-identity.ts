@@ -10,6 +10,7 @@ import { fingerprint, pemBlocks } from "../../pki/index.ts";
 import { type ProxyReport, planRotation, type RotationDecision } from "../rotation/rotation-plan.ts";
 import {
   anchorCertificateName,
+  DESTINATION_CERTIFICATE,
   INJECTOR_CERTIFICATE,
   ISSUER_CERTIFICATE,
   renderIdentityCertificates,
@@ -108,6 +109,7 @@ export function planIdentity(
     anchorCertificateName(rotation.signingGeneration),
     ISSUER_CERTIFICATE,
     INJECTOR_CERTIFICATE,
+    DESTINATION_CERTIFICATE,
   ].filter((n) => !isReady(caches.certificate(n)));
   let blocker: Blocker | undefined;
   if (waiting.length > 0 && rotation.status.rotationPhase === "Stable") {

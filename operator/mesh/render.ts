@@ -15,7 +15,7 @@ import type {
 } from "@kubernetes/client-node";
 import { API_VERSION, CONTROL_PLANE_NAMESPACE, LABELS, MANAGED_BY, type MeshSpec } from "../../api/index.ts";
 import { meshImages } from "../release.ts";
-import { ADMIN_PORT, COMPONENTS, type ComponentDefinition } from "./components.ts";
+import { ADMIN_PORT, COMPONENTS, type ComponentDefinition, SERVING_CERT_DIR } from "./components.ts";
 import { renderRbac } from "./render-rbac.ts";
 import { revisionName } from "./revision.ts";
 
@@ -140,6 +140,12 @@ function deployment(input: RenderInput, c: ComponentDefinition, version: string)
                 `--port=${c.port}`,
                 `--admin-port=${ADMIN_PORT}`,
                 `--trust-domain=${spec.identity.trustDomain}`,
+                ...(c.servingSecret
+                  ? [
+                      `--tls-cert-file=${SERVING_CERT_DIR}/tls.crt`,
+                      `--tls-key-file=${SERVING_CERT_DIR}/tls.key`,
+                    ]
+                  : []),
               ],
               env: [
                 { name: "TRELLIS_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
@@ -160,10 +166,18 @@ function deployment(input: RenderInput, c: ComponentDefinition, version: string)
                 readOnlyRootFilesystem: true,
                 capabilities: { drop: ["ALL"] },
               },
-              volumeMounts: [{ name: "trust-bundle", mountPath: "/var/run/trellis/trust", readOnly: true }],
+              volumeMounts: [
+                { name: "trust-bundle", mountPath: "/var/run/trellis/trust", readOnly: true },
+                ...(c.servingSecret
+                  ? [{ name: "serving-cert", mountPath: SERVING_CERT_DIR, readOnly: true }]
+                  : []),
+              ],
             },
           ],
-          volumes: [{ name: "trust-bundle", configMap: { name: TRUST_BUNDLE_CONFIGMAP } }],
+          volumes: [
+            { name: "trust-bundle", configMap: { name: TRUST_BUNDLE_CONFIGMAP } },
+            ...(c.servingSecret ? [{ name: "serving-cert", secret: { secretName: c.servingSecret } }] : []),
+          ],
         },
       },
     },

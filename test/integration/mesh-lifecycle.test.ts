@@ -101,7 +101,12 @@ describe("Mesh lifecycle", { timeout: 300_000 }, () => {
       "trellis-injector-v1-0-0",
     ]);
     const certs = cluster.kubectl(["-n", "trellis-system", "get", "certificates"]);
-    for (const name of ["trellis-trust-anchor-1", "trellis-identity-issuer", "trellis-injector"]) {
+    for (const name of [
+      "trellis-trust-anchor-1",
+      "trellis-identity-issuer",
+      "trellis-injector",
+      "trellis-destination",
+    ]) {
       assert.match(certs, new RegExp(`${name}\\s+\\S+\\s+True`));
     }
     const events = cluster.kubectl([
