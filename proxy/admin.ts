@@ -1,6 +1,7 @@
 /**
  * The admin endpoint: GET /metrics (Prometheus text), /ready, /live and /identity
- * ({spiffeId, leafNotAfter, leafFingerprint, trustBundleFingerprints}).
+ * ({spiffeId, leafNotAfter, leafFingerprint, leafAnchorFingerprint, trustBundleFingerprints,
+ * renewals, lastReportedAt, lastReportError}: what the proxy holds and what it last reported).
  *
  * Owns: the admin HTTP server. Does not compute readiness or identity (proxy.ts and
  * local-identity.ts supply them).

@@ -1,10 +1,11 @@
 /**
  * The identity protocol, client side: POST /v1/certify with the ServiceAccount token as a
  * bearer token and a PEM CSR as the body; the answer is JSON {certificateChainPem, notAfter}.
- * See docs/proxy.md.
+ * POST /v1/report with the same token and JSON {trustBundleFingerprints, leafAnchorFingerprint}
+ * tells the control plane what this proxy trusts. See docs/proxy.md and docs/identity.md.
  *
- * Owns: one certify exchange and the shape check of its answer. Does not own keys, renewal
- * timing or TLS contexts (local-identity.ts).
+ * Owns: one certify or report exchange and the shape check of its answer. Does not own keys,
+ * renewal or report timing, or TLS contexts (local-identity.ts, trust-reporter.ts).
  */
 import { readFile } from "node:fs/promises";
 import { type ControlPlaneTls, connectControlPlane, unaryCall } from "./control-plane-client.ts";
@@ -23,9 +24,41 @@ export interface CertifyResult {
   notAfter: string;
 }
 
+export interface TrustReportRequest {
+  url: string;
+  serverIdentity: string | undefined;
+  tokenPath: string;
+  trustBundleFingerprints: string[];
+  leafAnchorFingerprint: string | undefined;
+  security: ControlPlaneTls;
+  timeoutMs: number;
+}
+
+/** A refusal of the identity service: `status` and its `{error}` code, for retry decisions. */
+export class IdentityRefusal extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 const maxResponseBytes = 256 * 1024;
 
-export async function certify(req: CertifyRequest): Promise<CertifyResult> {
+async function post(
+  req: {
+    url: string;
+    serverIdentity: string | undefined;
+    tokenPath: string;
+    security: ControlPlaneTls;
+    timeoutMs: number;
+  },
+  path: string,
+  contentType: string,
+  body: Buffer,
+): Promise<string> {
   // Read the token each time: projected ServiceAccount tokens are rotated by the kubelet.
   const token = (await readFile(req.tokenPath, "utf8")).trim();
   if (token === "") throw new Error(`token file ${req.tokenPath} is empty`);
@@ -35,22 +68,46 @@ export async function certify(req: CertifyRequest): Promise<CertifyResult> {
       session,
       {
         ":method": "POST",
-        ":path": "/v1/certify",
+        ":path": path,
         authorization: `Bearer ${token}`,
-        "content-type": "application/pkcs10",
+        "content-type": contentType,
         accept: "application/json",
       },
-      Buffer.from(req.csrPem),
+      body,
       req.timeoutMs,
       maxResponseBytes,
     );
+    const text = res.body.toString("utf8");
     if (res.status !== 200) {
-      throw new Error(`identity service answered ${res.status}: ${res.body.toString("utf8", 0, 200)}`);
+      let code = "";
+      try {
+        code = String((JSON.parse(text) as { error?: unknown }).error ?? "");
+      } catch {
+        // not a JSON refusal
+      }
+      throw new IdentityRefusal(
+        res.status,
+        code,
+        `identity service answered ${res.status}: ${text.slice(0, 200)}`,
+      );
     }
-    return parseCertifyResult(res.body.toString("utf8"));
+    return text;
   } finally {
     session.close();
   }
+}
+
+export async function certify(req: CertifyRequest): Promise<CertifyResult> {
+  return parseCertifyResult(await post(req, "/v1/certify", "application/pkcs10", Buffer.from(req.csrPem)));
+}
+
+/** Sends one trust report; resolves when the identity service recorded it. */
+export async function reportTrust(req: TrustReportRequest): Promise<void> {
+  const body = JSON.stringify({
+    trustBundleFingerprints: req.trustBundleFingerprints,
+    ...(req.leafAnchorFingerprint ? { leafAnchorFingerprint: req.leafAnchorFingerprint } : {}),
+  });
+  await post(req, "/v1/report", "application/json", Buffer.from(body));
 }
 
 export function parseCertifyResult(text: string): CertifyResult {

@@ -3,9 +3,10 @@
  * obtained from the identity service and renewed at a fraction of its lifetime, and the TLS
  * context built from leaf + key + trust bundle. New connections pick up a new context at once;
  * existing connections are not touched, so renewal and bundle rotation drop nothing.
+ * After each leaf and each bundle it reports what it trusts (trust-reporter.ts).
  *
  * Owns: key, leaf, renewal schedule, the secure context and `/identity` status. Does not own
- * the wire exchange (identity-client.ts) or bundle loading (trust-bundle.ts).
+ * the wire exchange (identity-client.ts), bundle loading (trust-bundle.ts) or report retries.
  */
 import { X509Certificate } from "node:crypto";
 import tls, { type PeerCertificate, type SecureContext } from "node:tls";
@@ -18,10 +19,11 @@ import {
   verifyChain,
 } from "../pki/index.ts";
 import type { ProxyConfig } from "./config.ts";
-import { certify } from "./identity-client.ts";
+import { certify, IdentityRefusal, reportTrust } from "./identity-client.ts";
 import { spiffeVerifier } from "./peer-certificate.ts";
 import type { ProxyMetrics } from "./proxy-metrics.ts";
 import type { BundleLog, TrustBundle } from "./trust-bundle.ts";
+import { type ReportStatus, TrustReporter, type TrustState } from "./trust-reporter.ts";
 import type { ClientTls } from "./upstream.ts";
 
 type IdentityConfig = NonNullable<ProxyConfig["identity"]>;
@@ -33,14 +35,23 @@ interface Leaf {
   notAfter: Date;
   receivedAt: number;
   fingerprint: string;
+  /** The bundle anchor the chain verified to when installed. */
+  anchorFingerprint: string;
 }
 
-export interface IdentityStatus {
+export interface IdentityStatus extends ReportStatus {
   spiffeId: string | undefined;
   leafNotAfter: string | undefined;
   leafFingerprint: string | undefined;
+  leafAnchorFingerprint: string | undefined;
   trustBundleFingerprints: string[];
   renewals: number;
+}
+
+/** Refusals a retry cannot fix are not retried (the request itself is wrong, or not served). */
+function retryableReportError(err: unknown): boolean {
+  if (!(err instanceof IdentityRefusal)) return true;
+  return err.status >= 500 || err.status === 408 || err.status === 429;
 }
 
 const maxBackoffMs = 30_000;
@@ -56,6 +67,7 @@ export class LocalIdentity implements ClientTls {
   private renewals = 0;
   private stopped = false;
   private readonly readyWaiters: (() => void)[] = [];
+  private readonly reporter: TrustReporter;
 
   constructor(
     private readonly cfg: IdentityConfig,
@@ -64,7 +76,23 @@ export class LocalIdentity implements ClientTls {
     private readonly log: BundleLog,
     private readonly timeoutMs: number,
   ) {
-    bundle.onChange(() => this.rebuildContext());
+    this.reporter = new TrustReporter(
+      (state) =>
+        reportTrust({
+          url: cfg.url,
+          serverIdentity: cfg.serverIdentity,
+          tokenPath: cfg.tokenPath,
+          ...state,
+          security: { caPem: () => this.bundle.pem },
+          timeoutMs,
+        }),
+      log,
+      retryableReportError,
+    );
+    bundle.onChange(() => {
+      this.rebuildContext();
+      this.reportTrust();
+    });
   }
 
   get ready(): boolean {
@@ -84,6 +112,7 @@ export class LocalIdentity implements ClientTls {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.reporter.stop();
   }
 
   clientContext(): SecureContext | undefined {
@@ -99,9 +128,25 @@ export class LocalIdentity implements ClientTls {
       spiffeId: this.leaf?.spiffeId,
       leafNotAfter: this.leaf?.notAfter.toISOString(),
       leafFingerprint: this.leaf?.fingerprint,
+      leafAnchorFingerprint: this.trustState().leafAnchorFingerprint,
       trustBundleFingerprints: this.bundle.fingerprints,
       renewals: this.renewals,
+      ...this.reporter.status(),
     };
+  }
+
+  /** What this proxy trusts now; a leaf whose anchor left the bundle chains to nothing trusted. */
+  private trustState(): TrustState {
+    const trusted = this.bundle.fingerprints;
+    const anchor = this.leaf?.anchorFingerprint;
+    return {
+      trustBundleFingerprints: trusted,
+      leafAnchorFingerprint: anchor !== undefined && trusted.includes(anchor) ? anchor : undefined,
+    };
+  }
+
+  private reportTrust(): void {
+    if (this.bundle.fingerprints.length > 0) this.reporter.report(this.trustState());
   }
 
   private async refresh(): Promise<void> {
@@ -172,6 +217,7 @@ export class LocalIdentity implements ClientTls {
       notAfter: new Date(parsed.notAfter),
       receivedAt: Date.now(),
       fingerprint: parsed.fingerprint,
+      anchorFingerprint: verdict.anchorFingerprint,
     };
     this.metrics.identityLeafExpiry.set([], Math.floor(this.leaf.notAfter.getTime() / 1000));
     this.log.info(
@@ -179,6 +225,7 @@ export class LocalIdentity implements ClientTls {
       "leaf installed",
     );
     this.rebuildContext();
+    this.reportTrust();
   }
 
   /** Options for tls.Server#setSecureContext (the inbound side swaps contexts through it). */

@@ -1,4 +1,4 @@
-// Every way the identity service refuses a request: a stable CamelCase code (what the proxy logs,
+// Every way the identity service refuses a request (certify and report alike): a stable CamelCase code (what the proxy logs,
 // what /metrics counts, what a person searches for), the HTTP status it maps to, and a message a
 // person can act on. Messages never carry the token, the CSR or any key material.
 // Owns the codes and their statuses; does not decide when each applies.
@@ -10,6 +10,7 @@ export type CertifyErrorCode =
   | "UnsupportedAlgorithm"
   | "UnsupportedKey"
   | "InvalidSpiffeId"
+  | "InvalidReport"
   // 401: the caller is not authenticated
   | "MissingToken"
   | "InvalidToken"
@@ -18,6 +19,10 @@ export type CertifyErrorCode =
   // 403: authenticated, but not allowed this
   | "NotServiceAccount"
   | "IdentityMismatch"
+  | "NotBoundToPod"
+  // the pod a report is about
+  | "PodNotFound"
+  | "PodReplaced"
   // transport
   | "NotFound"
   | "MethodNotAllowed"
@@ -29,6 +34,7 @@ export type CertifyErrorCode =
   | "NoIssuer"
   | "IssuerExpired"
   | "TokenReviewUnavailable"
+  | "PodPatchFailed"
   | "Internal";
 
 const STATUS: Record<CertifyErrorCode, number> = {
@@ -37,12 +43,16 @@ const STATUS: Record<CertifyErrorCode, number> = {
   UnsupportedAlgorithm: 400,
   UnsupportedKey: 400,
   InvalidSpiffeId: 400,
+  InvalidReport: 400,
   MissingToken: 401,
   InvalidToken: 401,
   WrongAudience: 401,
   TokenExpired: 401,
   NotServiceAccount: 403,
   IdentityMismatch: 403,
+  NotBoundToPod: 403,
+  PodNotFound: 404,
+  PodReplaced: 409,
   NotFound: 404,
   MethodNotAllowed: 405,
   RequestTimeout: 408,
@@ -52,6 +62,7 @@ const STATUS: Record<CertifyErrorCode, number> = {
   NoIssuer: 503,
   IssuerExpired: 503,
   TokenReviewUnavailable: 503,
+  PodPatchFailed: 503,
   Internal: 500,
 };
 

@@ -1,11 +1,13 @@
 // The identity endpoint: HTTP/2 over TLS, `POST /v1/certify` with `authorization: Bearer <token>`,
 // `content-type: application/pkcs10` and a PEM CSR; answers 200 `{certificateChainPem, notAfter}`
-// or `{error, message}` with the status of the error code (certify-errors.ts). The order of the
+// or `{error, message}` with the status of the error code (certify-errors.ts). `POST /v1/report`
+// (`application/json`, same token) takes a proxy's trust report (proxy-report.ts) and writes it
+// onto the pod the token is bound to; answers 200 `{pod, result}`. The order of the
 // checks keeps unauthenticated work cheap: headers and token claims, then the body (bounded),
 // then the TokenReview (cached), and only then the CSR's signature and the issuance.
 // Every limit is explicit (body, time, streams, header size, session memory); the serving
 // certificate can be swapped while running (new connections get it, open ones keep theirs).
-// Owns transport and request handling; does not own authentication or signing.
+// Owns transport and request handling; does not own authentication, signing or the pod write.
 import http2, { type ServerHttp2Stream } from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
@@ -14,6 +16,14 @@ import { type ServiceAccountRef, type SigningPolicy, signCsr } from "./certify.t
 import { asCertifyError, CertifyError } from "./certify-errors.ts";
 import type { IdentityMetrics } from "./identity-metrics.ts";
 import type { Issuer } from "./issuer.ts";
+import type { ReportOutcome } from "./pod-annotator.ts";
+import {
+  parseReport,
+  REPORT_PATH,
+  type ReportedPod,
+  reportAnnotations,
+  reportedPod,
+} from "./proxy-report.ts";
 
 export const CERTIFY_PATH = "/v1/certify";
 
@@ -38,7 +48,9 @@ export interface CertifyHandler {
   limits: CertifyLimits;
   issuer(): Issuer | undefined;
   authenticate(token: string): Promise<ServiceAccountRef>;
-  metrics: Pick<IdentityMetrics, "certify" | "certifySeconds">;
+  /** Writes a report's annotations onto its pod; without it, /v1/report is NotFound. */
+  annotatePod?: (pod: ReportedPod, annotations: Record<string, string | null>) => Promise<ReportOutcome>;
+  metrics: Pick<IdentityMetrics, "certify" | "certifySeconds" | "reports">;
   logger: Logger;
 }
 
@@ -109,31 +121,39 @@ function readBody(stream: ServerHttp2Stream, maxBytes: number, deadlines: BodyDe
   });
 }
 
-/** Header checks that need neither the body nor the API server. */
-function checkHeaders(headers: http2.IncomingHttpHeaders, limits: CertifyLimits): string {
-  const path = headers[":path"] ?? "";
-  if (path !== CERTIFY_PATH && !path.startsWith(`${CERTIFY_PATH}?`)) {
-    throw new CertifyError(
-      "NotFound",
-      `no such endpoint; certificates are requested with POST ${CERTIFY_PATH}`,
-    );
-  }
+type Route = "certify" | "report";
+
+const ROUTES: Record<Route, { path: string; contentType: string; what: string }> = {
+  certify: { path: CERTIFY_PATH, contentType: "application/pkcs10", what: "the CSR as PEM" },
+  report: { path: REPORT_PATH, contentType: "application/json", what: "the report as JSON" },
+};
+
+function routeOf(headers: http2.IncomingHttpHeaders, reports: boolean): Route {
+  const path = (headers[":path"] ?? "").split("?")[0];
+  if (path === CERTIFY_PATH) return "certify";
+  if (path === REPORT_PATH && reports) return "report";
+  throw new CertifyError(
+    "NotFound",
+    `no such endpoint; certificates are requested with POST ${CERTIFY_PATH}, trust reports sent with POST ${REPORT_PATH}`,
+  );
+}
+
+/** Header checks that need neither the body nor the API server; returns the bearer token. */
+function checkHeaders(headers: http2.IncomingHttpHeaders, route: Route, limits: CertifyLimits): string {
+  const { path, contentType, what } = ROUTES[route];
   if (headers[":method"] !== "POST") {
-    throw new CertifyError("MethodNotAllowed", `${CERTIFY_PATH} accepts POST only`);
+    throw new CertifyError("MethodNotAllowed", `${path} accepts POST only`);
   }
   const token = bearerToken(headers.authorization);
   const type = (headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase();
-  if (type !== "application/pkcs10") {
-    throw new CertifyError(
-      "UnsupportedMediaType",
-      "send the CSR as PEM with content-type: application/pkcs10",
-    );
+  if (type !== contentType) {
+    throw new CertifyError("UnsupportedMediaType", `send ${what} with content-type: ${contentType}`);
   }
   const length = Number(headers["content-length"] ?? 0);
   if (length > limits.maxBodyBytes) {
     throw new CertifyError(
       "BodyTooLarge",
-      `the body is larger than ${limits.maxBodyBytes} bytes; a CSR is under 1 KiB`,
+      `the body is larger than ${limits.maxBodyBytes} bytes; a CSR or a report is under 1 KiB`,
     );
   }
   return token;
@@ -145,7 +165,7 @@ async function certify(
   stream: ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
 ): Promise<{ body: string; account: ServiceAccountRef }> {
-  const token = checkHeaders(headers, handler.limits);
+  const token = checkHeaders(headers, "certify", handler.limits);
   const body = await readBody(stream, handler.limits.maxBodyBytes, deadlines);
   const account = await handler.authenticate(token);
   const issuer = handler.issuer();
@@ -153,6 +173,21 @@ async function certify(
     throw new CertifyError("NoIssuer", "the identity service has no issuer loaded yet");
   const answer = signCsr(body, account, issuer, handler.policy);
   return { body: JSON.stringify(answer), account };
+}
+
+/** A trust report: authenticated, bound to a pod, well formed; then written onto that pod. */
+async function report(
+  handler: CertifyHandler,
+  annotatePod: NonNullable<CertifyHandler["annotatePod"]>,
+  deadlines: BodyDeadlines,
+  stream: ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+): Promise<{ body: string; result: ReportOutcome }> {
+  const token = checkHeaders(headers, "report", handler.limits);
+  const body = await readBody(stream, handler.limits.maxBodyBytes, deadlines);
+  const pod = reportedPod(await handler.authenticate(token));
+  const result = await annotatePod(pod, reportAnnotations(parseReport(body)));
+  return { body: JSON.stringify({ pod: `${pod.namespace}/${pod.name}`, result }), result };
 }
 
 function respond(
@@ -166,6 +201,22 @@ function respond(
   stream.end(body);
 }
 
+function refuse(
+  handler: CertifyHandler,
+  stream: ServerHttp2Stream,
+  route: string,
+  err: unknown,
+): CertifyError {
+  const error = asCertifyError(err);
+  if (error.code === "Internal") handler.logger.error({ err: String(err) }, `${route} failed`);
+  else handler.logger.info({ code: error.code, reason: error.message }, `${route} refused`);
+  const extra = error.code === "TooManyRequests" ? { "retry-after": "1" } : {};
+  respond(stream, error.status, error.toJson(), extra);
+  // Whatever the client still sends (an oversized body) is not read: the stream is reset.
+  if (!stream.readableEnded) stream.once("finish", () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+  return error;
+}
+
 function handleStream(
   handler: CertifyHandler,
   deadlines: BodyDeadlines,
@@ -174,6 +225,24 @@ function handleStream(
 ): void {
   const started = performance.now();
   stream.on("error", () => {});
+  let route: Route;
+  try {
+    route = routeOf(headers, handler.annotatePod !== undefined);
+  } catch (err) {
+    const error = refuse(handler, stream, "certify", err);
+    handler.metrics.certify.inc({ result: error.code });
+    return;
+  }
+  if (route === "report" && handler.annotatePod) {
+    report(handler, handler.annotatePod, deadlines, stream, headers).then(
+      ({ body, result }) => {
+        respond(stream, 200, body);
+        handler.metrics.reports.inc({ result });
+      },
+      (err: unknown) => handler.metrics.reports.inc({ result: refuse(handler, stream, "report", err).code }),
+    );
+    return;
+  }
   certify(handler, deadlines, stream, headers).then(
     ({ body }) => {
       respond(stream, 200, body);
@@ -181,13 +250,7 @@ function handleStream(
       handler.metrics.certifySeconds.observe({}, (performance.now() - started) / 1000);
     },
     (err: unknown) => {
-      const error = asCertifyError(err);
-      if (error.code === "Internal") handler.logger.error({ err: String(err) }, "certify failed");
-      else handler.logger.info({ code: error.code, reason: error.message }, "certify refused");
-      const extra = error.code === "TooManyRequests" ? { "retry-after": "1" } : {};
-      respond(stream, error.status, error.toJson(), extra);
-      // Whatever the client still sends (an oversized body) is not read: the stream is reset.
-      if (!stream.readableEnded) stream.once("finish", () => stream.close(http2.constants.NGHTTP2_NO_ERROR));
+      const error = refuse(handler, stream, "certify", err);
       handler.metrics.certify.inc({ result: error.code });
       handler.metrics.certifySeconds.observe({}, (performance.now() - started) / 1000);
     },

@@ -11,6 +11,8 @@ import type { Issuer } from "./issuer.ts";
 export interface ServiceAccountRef {
   namespace: string;
   name: string;
+  /** The pod the token is bound to (TokenReview user.extra), when it is a pod-bound token. */
+  pod?: { name: string; uid: string } | undefined;
 }
 
 export interface CertifyAnswer {

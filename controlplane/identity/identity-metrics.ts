@@ -10,6 +10,8 @@ export class IdentityMetrics {
   /** `result`: "Issued" or the CertifyErrorCode of the refusal. */
   readonly certify: Counter;
   readonly certifySeconds: Histogram;
+  /** `result`: "Patched", "Unchanged" or the CertifyErrorCode of the refusal. */
+  readonly reports: Counter;
   /** `result`: authenticated, unauthenticated, error. */
   readonly tokenReviews: Counter;
   /** `result`: hit, miss. */
@@ -29,6 +31,10 @@ export class IdentityMetrics {
       "trellis_identity_certify_duration_seconds",
       "Time from a certify request's headers to its answer.",
       LATENCY_BUCKETS,
+    );
+    this.reports = registry.counter(
+      "trellis_identity_reports_total",
+      "Trust reports from proxies by result: Patched (pod annotated), Unchanged, or the error code of the refusal.",
     );
     this.tokenReviews = registry.counter(
       "trellis_identity_token_reviews_total",

@@ -2,6 +2,8 @@
 // Secret the operator keeps (re-read every 10 s, so a renewal or anchor rotation needs no restart),
 // authenticates proxies with TokenReviews of their audience-bound ServiceAccount tokens, and signs
 // their CSRs over HTTP/2 + TLS with a serving certificate it issues itself from the same issuer.
+// Proxies also report what they trust there; the service writes that onto their pods, where the
+// operator's trust-anchor rotation reads it.
 // Health and metrics on the admin port (the Manager's server).
 // Owns the wiring and the flags; the logic lives in the modules it imports.
 import { parseArgs } from "node:util";
@@ -20,9 +22,11 @@ import {
   servingNames,
 } from "./issuer.ts";
 import { IssuerSource } from "./issuer-source.ts";
+import { type PatchPod, PodAnnotator } from "./pod-annotator.ts";
 import { type ReviewToken, TokenReviewer, type TokenReviewStatus } from "./token-review.ts";
 
 const SECRET = { apiVersion: "v1", kind: "Secret", plural: "secrets", namespaced: true };
+const POD = { apiVersion: "v1", kind: "Pod", plural: "pods", namespaced: true };
 const SERVICE_ACCOUNT = "trellis-identity";
 const SERVING_LIFETIME_MS = 24 * 3_600_000;
 
@@ -94,6 +98,14 @@ function tokenReviewCall(manager: Manager): ReviewToken {
   };
 }
 
+function podPatcher(manager: Manager): PatchPod {
+  return async (pod, patch) => {
+    await manager.client.patch(POD, { name: pod.name, namespace: pod.namespace }, "merge", patch, {
+      fieldManager: "trellis-identity",
+    });
+  };
+}
+
 function secretReader(manager: Manager, ref: string) {
   const [namespace = CONTROL_PLANE_NAMESPACE, name = ""] = ref.split("/");
   return async () => {
@@ -153,6 +165,7 @@ export async function runIdentity(
     maxCacheMs: flags.tokenCacheMaxMs,
     metrics,
   });
+  const annotator = new PodAnnotator(podPatcher(manager), flags.tokenCacheEntries);
   await manager.start();
   await issuers.start();
   const issuer = await issuers.waitForIssuer(2_000);
@@ -179,6 +192,7 @@ export async function runIdentity(
       },
       issuer: () => issuers.current,
       authenticate: (token) => reviewer.authenticate(token),
+      annotatePod: (pod, annotations) => annotator.annotate(pod, annotations),
       metrics,
       logger,
     },

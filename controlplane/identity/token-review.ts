@@ -4,6 +4,8 @@
 // requests with one token share one TokenReview; at most `maxPending` TokenReviews are in flight
 // and the rest are refused with TooManyRequests, so a restarting fleet cannot flood the API server.
 // Tokens are never logged, stored in clear, or echoed.
+// The answer names the ServiceAccount and, for a pod-bound token, the pod (name and uid) as the
+// API server vouches for it in user.extra; never as the token's unverified claims say.
 // Owns authentication; does not own what the authenticated account may ask for (certify.ts).
 import { hash } from "node:crypto";
 import { checkClaims, readClaims } from "./bearer-token.ts";
@@ -14,7 +16,7 @@ import { ExpiringLru } from "./token-cache.ts";
 
 export interface TokenReviewStatus {
   authenticated?: boolean;
-  user?: { username?: string; uid?: string };
+  user?: { username?: string; uid?: string; extra?: Record<string, string[] | undefined> };
   audiences?: string[];
   error?: string;
 }
@@ -34,6 +36,9 @@ export interface TokenReviewerOptions {
 }
 
 const SERVICE_ACCOUNT_USER = /^system:serviceaccount:([a-z0-9.-]+):([a-z0-9.-]+)$/;
+/** Set by the API server on tokens bound to a pod (TokenRequest boundObjectRef, projected volumes). */
+export const POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name";
+export const POD_UID_EXTRA = "authentication.kubernetes.io/pod-uid";
 
 /** The ServiceAccount a TokenReview authenticated, or the refusal. */
 export function accountOf(status: TokenReviewStatus, audience: string): ServiceAccountRef {
@@ -51,7 +56,10 @@ export function accountOf(status: TokenReviewStatus, audience: string): ServiceA
       `the token belongs to ${status.user?.username ?? "an unnamed user"}, not to a ServiceAccount`,
     );
   }
-  return { namespace: match[1], name: match[2] };
+  const podName = status.user?.extra?.[POD_NAME_EXTRA]?.[0];
+  const podUid = status.user?.extra?.[POD_UID_EXTRA]?.[0];
+  const pod = podName && podUid ? { name: podName, uid: podUid } : undefined;
+  return { namespace: match[1], name: match[2], ...(pod ? { pod } : {}) };
 }
 
 export class TokenReviewer {

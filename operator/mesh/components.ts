@@ -43,7 +43,11 @@ export const COMPONENTS: readonly ComponentDefinition[] = [
     description: "Certificate authority of the mesh: signs proxy CSRs after a TokenReview.",
     port: 8080,
     portName: "https",
-    clusterRules: [{ apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] }],
+    clusterRules: [
+      { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
+      // Proxies' trust reports: two annotations on the pod a token is bound to (docs/identity.md).
+      { apiGroups: [""], resources: ["pods"], verbs: ["patch"] },
+    ],
     namespaceRules: [
       {
         apiGroups: [""],

@@ -88,6 +88,8 @@ export async function startIdentityProcess(
   group: ProcessGroup,
   extraArgs: string[] = [],
   nodeArgs: string[] = [],
+  /** Whose credentials it runs with: the cluster admin by default, or e.g. its own ServiceAccount's. */
+  kubeconfigPath: string = cluster.kubeconfigPath,
 ): Promise<IdentityProcess> {
   const [port, adminPort] = [await freePort(), await freePort()];
   const process_ = group.start({
@@ -99,7 +101,7 @@ export async function startIdentityProcess(
       "tsx",
       "controlplane/main.ts",
       "identity",
-      `--kubeconfig=${cluster.kubeconfigPath}`,
+      `--kubeconfig=${kubeconfigPath}`,
       `--port=${port}`,
       "--host=127.0.0.1",
       `--admin-port=${adminPort}`,
