@@ -2,8 +2,8 @@
 // test plays the proxies' part by annotating their pods with what they report (the anchors they
 // trust, the anchor their leaf chains to), and checks that each phase waits for exactly that,
 // that the operator can be killed in any phase, and that the old anchor leaves only at the end.
-// (With real proxies the same rotation runs in test/e2e; the proxies report through the
-// identity service there.)
+// (With real proxies reporting through the identity service, the same rotation runs under mTLS
+// traffic in test/integration/proxy-trust-report.test.ts.)
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
