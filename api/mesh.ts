@@ -12,6 +12,7 @@ import {
   SecretReference,
   SemVer,
 } from "./common-schema.ts";
+import { DEFAULT_IMAGE_REGISTRY } from "./image-references.ts";
 
 const ControlPlaneSpec = Type.Object(
   {
@@ -26,7 +27,7 @@ const ControlPlaneSpec = Type.Object(
       description: "Spread replicas across nodes (anti-affinity) and protect them with PodDisruptionBudgets.",
     }),
     imageRegistry: Type.String({
-      default: "localhost/trellis",
+      default: DEFAULT_IMAGE_REGISTRY,
       maxLength: 253,
       description: "Registry and path prefix of the control-plane and proxy images.",
     }),

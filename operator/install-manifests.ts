@@ -4,11 +4,14 @@
 // rendered from these, so the two ways to install can never disagree.
 import type { V1PolicyRule } from "@kubernetes/client-node";
 import { COMPONENTS } from "./mesh/components.ts";
-import { OPERATOR_VERSION } from "./release.ts";
+import { DEFAULT_IMAGE_REGISTRY, OPERATOR_VERSION, releaseImageReferences } from "./release.ts";
 
 export const OPERATOR_NAME = "trellis-operator";
 export const OPERATOR_NAMESPACE = "trellis-operator";
-export const DEFAULT_OPERATOR_IMAGE = `localhost/trellis/operator:${OPERATOR_VERSION}`;
+export const DEFAULT_OPERATOR_IMAGE = releaseImageReferences(
+  DEFAULT_IMAGE_REGISTRY,
+  OPERATOR_VERSION,
+).operator;
 
 const CRUD = ["get", "list", "watch", "create", "update", "patch", "delete"];
 const READ = ["get", "list", "watch"];

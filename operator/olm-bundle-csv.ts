@@ -30,10 +30,10 @@ import {
   SHORT_DESCRIPTION,
   SUGGESTED_NAMESPACE,
 } from "./olm-bundle-listing.ts";
-import { meshImages } from "./release.ts";
+import { DEFAULT_IMAGE_REGISTRY, IMAGE_REPOSITORIES, releaseImageReferences } from "./release.ts";
 
 /** Where the images live: the generator's one image setting. */
-export const DEFAULT_IMAGE_REGISTRY = "localhost/trellis";
+export { DEFAULT_IMAGE_REGISTRY };
 
 export interface BundleRelease {
   /** Operator version (semver, no leading v). */
@@ -51,10 +51,11 @@ export const csvName = (version: string): string => `${PACKAGE_NAME}.v${version}
 /** The images a release names: the operator, its bundle, and the mesh it installs by default. */
 export function releaseImages(release: BundleRelease): Record<string, string> {
   const base = release.registry.replace(/\/+$/, "");
-  const mesh = meshImages(base, exampleMeshVersion());
+  const operator = releaseImageReferences(base, release.version).operator;
+  const mesh = releaseImageReferences(base, exampleMeshVersion());
   return {
-    operator: `${base}/operator:${release.version}`,
-    bundle: `${base}/operator-bundle:v${release.version}`,
+    operator,
+    bundle: `${base}/${IMAGE_REPOSITORIES.operatorBundle}:v${release.version}`,
     "control-plane": mesh.controlPlane,
     proxy: mesh.proxy,
   };

@@ -7,6 +7,7 @@
 // template (set by the rollout), so a pod that restarts for any reason keeps its wave's version;
 // pods without it get the fleet's current version from the Mesh status.
 import type { V1Container, V1Pod, V1Volume } from "@kubernetes/client-node";
+import { imageTag } from "../../api/image-references.ts";
 import { ANNOTATIONS, CONTROL_PLANE_NAMESPACE, IDENTITY_AUDIENCE, LABELS } from "../../api/index.ts";
 
 export const PROXY_CONTAINER = "trellis-proxy";
@@ -126,7 +127,7 @@ function proxyContainer(pod: V1Pod, config: InjectionConfig, version: string): V
   ];
   return {
     name: PROXY_CONTAINER,
-    image: `${config.proxyImage}:${version}`,
+    image: `${config.proxyImage}:${imageTag(version)}`,
     imagePullPolicy: "IfNotPresent",
     restartPolicy: "Always",
     env,

@@ -5,6 +5,7 @@
 import { parseArgs } from "node:util";
 import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { DEFAULT_IMAGE_REGISTRY, proxyRepository } from "../../api/image-references.ts";
 import { CONTROL_PLANE_NAMESPACE, fleetProxyVersion, type Mesh } from "../../api/index.ts";
 import type { Manager } from "../../kube/index.ts";
 import type { InjectionConfig } from "./inject.ts";
@@ -48,9 +49,11 @@ export function parseInjectorFlags(argv: string[]): InjectorFlags {
 
 export function injectionConfigOf(mesh: Mesh, flags: InjectorFlags): InjectionConfig {
   const spec = mesh.spec;
-  const registry = (spec.controlPlane?.imageRegistry ?? "localhost/trellis").replace(/\/+$/, "");
   return {
-    proxyImage: spec.proxy?.image ?? `${registry}/proxy`,
+    proxyImage: proxyRepository(
+      spec.controlPlane?.imageRegistry ?? DEFAULT_IMAGE_REGISTRY,
+      spec.proxy?.image,
+    ),
     defaultProxyVersion: fleetProxyVersion(mesh),
     logLevel: spec.proxy?.logLevel ?? "info",
     resources: (spec.proxy?.resources ?? {}) as InjectionConfig["resources"],
