@@ -10,6 +10,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 bash hack/install-debian-packages.sh
-bash hack/build-cluster-binaries.sh >/dev/null
+# The kubelet runs the local cluster's optional real node (test/cluster/real-node.ts).
+TRELLIS_K8S_EXTRA=kubelet bash hack/build-cluster-binaries.sh >/dev/null
 bash hack/build-argocd.sh >/dev/null
 bash hack/build-olm.sh >/dev/null

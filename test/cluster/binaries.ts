@@ -39,3 +39,21 @@ export function clusterBinaries(): ClusterBinaries {
   }
   return bins;
 }
+
+/** The kubelet (for the real node), built on first use like the other binaries. */
+export function kubeletBinary(): string {
+  const kubelet = join(cacheRoot, `k8s-${K8S_VERSION}`, "kubelet");
+  if (!existsSync(kubelet)) {
+    execFileSync("bash", [join(repoRoot, "hack/build-cluster-binaries.sh")], {
+      stdio: ["ignore", "ignore", "inherit"],
+      env: {
+        ...process.env,
+        K8S_VERSION,
+        KWOK_VERSION,
+        TRELLIS_CACHE: cacheRoot,
+        TRELLIS_K8S_EXTRA: "kubelet",
+      },
+    });
+  }
+  return kubelet;
+}

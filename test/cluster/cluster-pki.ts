@@ -67,7 +67,8 @@ function signWithCa(dir: string, name: string, subject: string, extensions: stri
   return { cert, key };
 }
 
-export function createClusterPki(dir: string): ClusterPki {
+/** `extraIpAddresses`: more API server SANs (the real node's gateway address, which it advertises). */
+export function createClusterPki(dir: string, extraIpAddresses: string[] = []): ClusterPki {
   newKey("ca.key", dir);
   openssl(
     [
@@ -92,7 +93,7 @@ export function createClusterPki(dir: string): ClusterPki {
   );
   const apiServer = issueServingCertificate(dir, "apiserver", {
     dnsNames: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-    ipAddresses: ["127.0.0.1", "10.0.0.1"],
+    ipAddresses: ["127.0.0.1", "10.0.0.1", ...extraIpAddresses],
   });
   const admin = issueClientCertificate(dir, "admin", "trellis-admin", ["system:masters"]);
   newKey("sa.key", dir);

@@ -6,7 +6,7 @@
 // SIGINT/SIGTERM, and — through PDEATHSIG — even when the owning process is killed.
 // Does not own: anything installed into the cluster (CRDs, the operator, workloads).
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -14,9 +14,18 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { CoreV1Api, KubeConfig, type V1Node } from "@kubernetes/client-node";
-import { type ClusterBinaries, clusterBinaries, repoRoot } from "./binaries.ts";
+import { type ClusterBinaries, clusterBinaries, kubeletBinary, repoRoot } from "./binaries.ts";
 import { type ClusterPki, createClusterPki, writeKubeconfig } from "./cluster-pki.ts";
+import { createNodeNetwork, type NodeNetwork } from "./node-network.ts";
 import { type ManagedProcess, ProcessGroup } from "./process-group.ts";
+import {
+  issueKubeletClientCertificate,
+  RealNode,
+  removeOrphanedNodeNetworks,
+  removeRealNodeLeftovers,
+} from "./real-node.ts";
+
+export { CLUSTER_DOMAIN, REAL_NODE_LABEL, REAL_NODE_NAME, REAL_NODE_TAINT, RealNode } from "./real-node.ts";
 
 const execFileAsync = promisify(execFile);
 
@@ -31,9 +40,16 @@ export interface LocalClusterOptions {
   clientQps?: number;
   /** Print progress lines to stderr. */
   verbose?: boolean;
+  /**
+   * Also start a real node (containerd, runc, CNI bridge, kubelet; see real-node.ts), labelled
+   * REAL_NODE_LABEL=true and tainted REAL_NODE_TAINT. Needs root. Default false.
+   */
+  realNode?: boolean;
 }
 
 export const SERVICE_CIDR = "10.0.0.0/24";
+/** The `kubernetes` Service's ClusterIP (the first address of SERVICE_CIDR). */
+export const KUBERNETES_SERVICE_IP = "10.0.0.1";
 export const FAKE_NODE_LABEL = "trellis.dev/fake-node";
 
 export function freePort(): Promise<number> {
@@ -53,6 +69,7 @@ export class LocalCluster {
   readonly kubeconfigPath: string;
   private apiServer: ManagedProcess | undefined;
   private stopped = false;
+  private node: RealNode | undefined;
 
   private constructor(
     readonly dir: string,
@@ -74,17 +91,24 @@ export class LocalCluster {
           process.stderr.write(`[cluster +${((Date.now() - started) / 1000).toFixed(1)}s] ${m}\n`)
       : () => {};
     const binaries = clusterBinaries();
-    removeStaleClusterDirs();
+    const kubelet = options.realNode ? kubeletBinary() : undefined;
+    removeStaleClusterDirs(Boolean(options.realNode));
     const dir = mkdtempSync(join(tmpdir(), "trellis-cluster-"));
     writeFileSync(join(dir, "owner.pid"), String(process.pid));
     const group = new ProcessGroup();
     let keepLogs = Boolean(process.env.TRELLIS_KEEP_LOGS);
+    let network: NodeNetwork | undefined;
     group.afterStop(() => {
+      // Containers, mounts and the bridge go first: removing the dir must never cross a mount.
+      if (network) removeRealNodeLeftovers(dir, SERVICE_CIDR);
       if (keepLogs) process.stderr.write(`cluster logs kept in ${dir}\n`);
       else rmSync(dir, { recursive: true, force: true });
     });
     try {
-      const pki = createClusterPki(dir);
+      if (options.realNode) network = createNodeNetwork(dir, SERVICE_CIDR);
+      const pki = createClusterPki(dir, network ? [network.gatewayIp] : []);
+      const extraApiServerArgs = [...(options.apiServerArgs ?? [])];
+      if (network) extraApiServerArgs.unshift(...realNodeApiServerFlags(pki, network));
       const [etcdPort, etcdPeerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
       const etcdUrl = `http://127.0.0.1:${etcdPort}`;
       group.start({
@@ -103,7 +127,7 @@ export class LocalCluster {
       });
       log(`etcd on ${etcdUrl}`);
       const server = `https://127.0.0.1:${apiPort}`;
-      const apiServerArgs = apiServerFlags(pki, dir, etcdUrl, apiPort, options.apiServerArgs ?? []);
+      const apiServerArgs = apiServerFlags(pki, dir, etcdUrl, apiPort, extraApiServerArgs);
       const cluster = new LocalCluster(dir, pki, binaries, server, apiPort, apiServerArgs, group, log);
       writeKubeconfig(cluster.kubeconfigPath, server, pki.caCert, {
         name: "admin",
@@ -119,6 +143,24 @@ export class LocalCluster {
         await cluster.addFakeNodes(nodes);
       }
       if (options.controllers !== false) await cluster.waitForDefaultServiceAccount();
+      if (network && kubelet) {
+        const nodeStarted = Date.now();
+        cluster.node = await RealNode.start({
+          clusterDir: dir,
+          pki,
+          group,
+          kubeConfig: cluster.kubeConfig(),
+          server,
+          apiServerPort: apiPort,
+          kubeletPort: await freePort(),
+          kubelet,
+          network,
+          serviceCidr: SERVICE_CIDR,
+          kubernetesServiceIp: KUBERNETES_SERVICE_IP,
+          log,
+        });
+        log(`real node ${cluster.node.name} Ready in ${((Date.now() - nodeStarted) / 1000).toFixed(1)} s`);
+      }
       log(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s; KUBECONFIG=${cluster.kubeconfigPath}`);
       return cluster;
     } catch (err) {
@@ -126,6 +168,12 @@ export class LocalCluster {
       await group.stop(2000);
       throw err;
     }
+  }
+
+  /** The real node, when started with `realNode: true`. */
+  get realNode(): RealNode {
+    if (!this.node) throw new Error("this cluster has no real node: start it with { realNode: true }");
+    return this.node;
   }
 
   kubeConfig(): KubeConfig {
@@ -212,6 +260,7 @@ export class LocalCluster {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.node?.drain();
     await this.group.stop();
   }
 
@@ -353,8 +402,11 @@ leaderElection:
   }
 }
 
-/** Removes the data of clusters whose owning process died without cleaning up (e.g. SIGKILL). */
-function removeStaleClusterDirs(): void {
+/**
+ * Removes the data of clusters whose owning process died without cleaning up (e.g. SIGKILL),
+ * and first what their real node left behind (containers, mounts, bridge, route).
+ */
+function removeStaleClusterDirs(realNode: boolean): void {
   for (const name of readdirSync(tmpdir())) {
     if (!name.startsWith("trellis-cluster-")) continue;
     const dir = join(tmpdir(), name);
@@ -362,9 +414,24 @@ function removeStaleClusterDirs(): void {
       const owner = Number(readFileSync(join(dir, "owner.pid"), "utf8"));
       process.kill(owner, 0);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ESRCH") rmSync(dir, { recursive: true, force: true });
+      if ((err as NodeJS.ErrnoException).code !== "ESRCH") continue;
+      if (existsSync(join(dir, "node"))) removeRealNodeLeftovers(dir, SERVICE_CIDR);
+      rmSync(dir, { recursive: true, force: true });
     }
   }
+  if (realNode) removeOrphanedNodeNetworks(SERVICE_CIDR);
+}
+
+/** The API server advertises the gateway address (pods reach it there) and can call the kubelet. */
+function realNodeApiServerFlags(pki: ClusterPki, network: NodeNetwork): string[] {
+  const client = issueKubeletClientCertificate(pki);
+  return [
+    `--advertise-address=${network.gatewayIp}`,
+    `--kubelet-client-certificate=${client.cert}`,
+    `--kubelet-client-key=${client.key}`,
+    `--kubelet-certificate-authority=${pki.caCert}`,
+    "--kubelet-preferred-address-types=InternalIP",
+  ];
 }
 
 function apiServerFlags(
@@ -377,6 +444,7 @@ function apiServerFlags(
   return [
     `--etcd-servers=${etcdUrl}`,
     "--bind-address=127.0.0.1",
+    // A real node's flags (in `extra`) replace this with the gateway address; the last one wins.
     "--advertise-address=127.0.0.1",
     `--secure-port=${port}`,
     `--tls-cert-file=${pki.apiServerCert}`,
