@@ -5,25 +5,53 @@
  * throughput (wrk -t1 -c32), requests per second per proxy core (from /proc CPU time),
  * latency at a moderate fixed rate (our open-loop client) and each proxy's RSS.
  *
+ * The Trellis proxies run as production runs them: the proxy bundled into one ES module
+ * (hack/bundle.ts, built into a temp dir at the start) under plain `node`, with the V8 flags
+ * of the proxy image (proxy/runtime-flags.ts). RSS is sampled idle (after start-up), as the
+ * peak under wrk and as the peak at the fixed rate.
+ *
  * Run: bash bench/proxy-setup.sh && node --import tsx bench/proxy-hop.bench.ts
  * Env: BENCH_SECONDS (wrk duration, default 8), BENCH_RATE (req/s, default 500),
- *      BENCH_RATE_SECONDS (default 5).
+ *      BENCH_RATE_SECONDS (default 5), BENCH_ROUNDS (the whole sequence again, default 1:
+ *      every round prints its own table and ratios), BENCH_ONLY (comma-separated: haproxy, trellis,
+ *      haproxy-mtls, trellis-mtls; direct always runs), BENCH_NODE_FLAGS (replaces the image's flags for the Trellis
+ *      proxies; "none" for none), BENCH_CPU_PROF (a directory: the Trellis proxies write
+ *      --cpu-prof profiles there), BENCH_BUNDLE (a proxy.mjs built elsewhere, e.g. from
+ *      another commit, instead of building one).
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { loadavg } from "node:os";
 import { join } from "node:path";
+import { bundle } from "../hack/bundle.ts";
 import { generateKeyPair, privateKeyToPem } from "../pki/index.ts";
+import { proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { FakeDestination, FakeIdentity } from "../proxy/test/control-plane-fakes.ts";
 import { createMeshCa, issueFor } from "../proxy/test/mesh-pki.ts";
-import { spawnProxy, tempDir } from "../proxy/test/proxy-process.ts";
+import { type SpawnOptions, spawnProxy, tempDir } from "../proxy/test/proxy-process.ts";
 import { cpuSeconds, rssMb, type Started, start, stop, wrk } from "./proxy-bench-processes.ts";
 import { plainHop, type TlsFiles, tlsClientHop, tlsServerHop } from "./proxy-haproxy.ts";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const rate = Number(process.env.BENCH_RATE ?? 500);
 const rateSeconds = Number(process.env.BENCH_RATE_SECONDS ?? 5);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 1);
 const dir = tempDir("bench");
+const only = process.env.BENCH_ONLY?.split(",").map((n) => n.trim());
+const flagsEnv = process.env.BENCH_NODE_FLAGS;
+const nodeFlags =
+  flagsEnv === undefined
+    ? [...proxyNodeFlags]
+    : flagsEnv === "none"
+      ? []
+      : flagsEnv.split(/\s+/).filter(Boolean);
+const cpuProfDir = process.env.BENCH_CPU_PROF;
+if (cpuProfDir) {
+  mkdirSync(cpuProfDir, { recursive: true });
+  nodeFlags.push("--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`);
+}
+/** How the Trellis proxies are started; `bundle` is set once the bundle is built. */
+const proxyRun: SpawnOptions = { nodeFlags };
 
 interface Path {
   name: string;
@@ -43,6 +71,8 @@ interface Row {
   p50Us: number;
   p99Us: number;
   rssMb: number[];
+  idleRssMb: number[];
+  rateRssMb: number[];
 }
 
 function freePort(): Promise<number> {
@@ -113,10 +143,12 @@ async function haproxyTls(upstream: number): Promise<Path> {
   };
 }
 
+// A CPU profile is written only on an orderly exit.
+const stopSignal: NodeJS.Signals = cpuProfDir ? "SIGTERM" : "SIGKILL";
 const quiet = { logLevel: "info", admin: { listen: "127.0.0.1:0" } };
 
 async function trellisPlain(upstream: number): Promise<Path> {
-  const p = await spawnProxy({ ...quiet, outbound: { listen: "127.0.0.1:0" } });
+  const p = await spawnProxy({ ...quiet, outbound: { listen: "127.0.0.1:0" } }, proxyRun);
   return {
     name: "Trellis",
     hops: 1,
@@ -124,7 +156,7 @@ async function trellisPlain(upstream: number): Promise<Path> {
     host: `127.0.0.1:${upstream}`,
     proxyPids: [p.pid],
     teardown: async () => {
-      await p.stop("SIGKILL");
+      await p.stop(stopSignal);
     },
   };
 }
@@ -150,20 +182,26 @@ async function trellisMtls(upstream: number): Promise<Path> {
     tokenPath: join(dir, `${who}.token`),
     trustBundlePath: bundle,
   });
-  const server = await spawnProxy({
-    ...quiet,
-    inbound: { listen: "127.0.0.1:0", app: `127.0.0.1:${upstream}` },
-    identity: id("server"),
-  });
+  const server = await spawnProxy(
+    {
+      ...quiet,
+      inbound: { listen: "127.0.0.1:0", app: `127.0.0.1:${upstream}` },
+      identity: id("server"),
+    },
+    proxyRun,
+  );
   destination.set("web.bench:80", {
     endpoints: [{ address: "127.0.0.1", port: server.ports.inbound!, identity: `${td}/server` }],
   });
-  const client = await spawnProxy({
-    ...quiet,
-    outbound: { listen: "127.0.0.1:0" },
-    identity: id("client"),
-    destination: { url: destination.url },
-  });
+  const client = await spawnProxy(
+    {
+      ...quiet,
+      outbound: { listen: "127.0.0.1:0" },
+      identity: id("client"),
+      destination: { url: destination.url },
+    },
+    proxyRun,
+  );
   return {
     name: "Trellis ×2, mTLS",
     hops: 2,
@@ -171,28 +209,63 @@ async function trellisMtls(upstream: number): Promise<Path> {
     host: "web.bench:80",
     proxyPids: [client.pid, server.pid],
     teardown: async () => {
-      await client.stop("SIGKILL");
-      await server.stop("SIGKILL");
+      await client.stop(stopSignal);
+      await server.stop(stopSignal);
       await identity.close();
       await destination.close();
     },
   };
 }
 
+/** Samples the peak RSS of `pids` while `work` runs. */
+async function peakRssDuring<T>(
+  pids: number[],
+  work: () => Promise<T>,
+): Promise<{ result: T; peak: number[] }> {
+  const peak = pids.map(() => 0);
+  const sample = () =>
+    pids.forEach((pid, i) => {
+      peak[i] = Math.max(peak[i]!, rssMb(pid));
+    });
+  const sampler = setInterval(sample, 100);
+  try {
+    const result = await work();
+    sample();
+    return { result, peak };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
 async function measure(path: Path): Promise<Row> {
   const url = `http://127.0.0.1:${path.port}/`;
+  const idleRss = path.proxyPids.map(rssMb);
+  // The latency run comes first, after a light warm-up (JIT, pools, TLS sessions), so RSS at
+  // the moderate rate is not inflated by the closed-loop run's peak.
+  await wrk(url, path.host, 1, 2);
+  const rated = await peakRssDuring(path.proxyPids, () => rateRun(path));
   await wrk(url, path.host, 1, 32);
   const cpu0 = path.proxyPids.map(cpuSeconds);
-  const peakRss = path.proxyPids.map(() => 0);
-  const sampler = setInterval(() => {
-    path.proxyPids.forEach((pid, i) => {
-      peakRss[i] = Math.max(peakRss[i]!, rssMb(pid));
-    });
-  }, 250);
-  const w = await wrk(url, path.host, seconds, 32);
-  clearInterval(sampler);
+  const closed = await peakRssDuring(path.proxyPids, () => wrk(url, path.host, seconds, 32));
+  const w = closed.result;
   const cpu = path.proxyPids.reduce((sum, pid, i) => sum + cpuSeconds(pid) - cpu0[i]!, 0);
-  const rateRun = await start(
+  const lat = rated.result;
+  return {
+    name: path.name,
+    hops: path.hops,
+    rps: w.rps,
+    perCore: cpu > 0 ? w.requests / cpu : 0,
+    wrkP99Ms: w.p99Ms,
+    p50Us: lat.p50Us,
+    p99Us: lat.p99Us,
+    rssMb: closed.peak,
+    idleRssMb: idleRss,
+    rateRssMb: rated.peak,
+  };
+}
+
+async function rateRun(path: Path): Promise<{ p50Us: number; p99Us: number; errors: number }> {
+  const run = await start(
     process.execPath,
     [
       "--import",
@@ -205,25 +278,17 @@ async function measure(path: Path): Promise<Row> {
     ],
     /p99Us/,
   );
-  const lat = JSON.parse(rateRun.line) as { p50Us: number; p99Us: number; errors: number };
-  return {
-    name: path.name,
-    hops: path.hops,
-    rps: w.rps,
-    perCore: cpu > 0 ? w.requests / cpu : 0,
-    wrkP99Ms: w.p99Ms,
-    p50Us: lat.p50Us,
-    p99Us: lat.p99Us,
-    rssMb: peakRss,
-  };
+  return JSON.parse(run.line) as { p50Us: number; p99Us: number; errors: number };
 }
 
+const mb = (list: number[]) => list.map((m) => m.toFixed(1)).join(" + ") || "—";
+
 function table(rows: Row[]): string {
-  const direct = rows[0]!;
+  const direct = rows.find((r) => r.hops === 0) ?? rows[0]!;
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
   const lines = [
-    `| path | wrk req/s | req/s per proxy core | wrk p99 ms | p50 µs @${rate}/s | p99 µs @${rate}/s | added p50 / hop | added p99 / hop | RSS MB per proxy |`,
-    "|---|---|---|---|---|---|---|---|---|",
+    `| path | wrk req/s | req/s per proxy core | wrk p99 ms | p50 µs @${rate}/s | p99 µs @${rate}/s | added p50 / hop | added p99 / hop | RSS MB idle | RSS MB @${rate}/s | RSS MB peak under wrk |`,
+    "|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of rows) {
     const hop = r.hops || 1;
@@ -233,7 +298,7 @@ function table(rows: Row[]): string {
       return `${d < 0 ? "−" : "+"}${fmt(Math.abs(d))} µs`;
     };
     lines.push(
-      `| ${r.name} | ${fmt(r.rps)} | ${r.hops ? fmt(r.perCore) : "—"} | ${r.wrkP99Ms.toFixed(2)} | ${fmt(r.p50Us)} | ${fmt(r.p99Us)} | ${added(r.p50Us, direct.p50Us)} | ${added(r.p99Us, direct.p99Us)} | ${r.rssMb.map((m) => m.toFixed(1)).join(" + ") || "—"} |`,
+      `| ${r.name} | ${fmt(r.rps)} | ${r.hops ? fmt(r.perCore) : "—"} | ${r.wrkP99Ms.toFixed(2)} | ${fmt(r.p50Us)} | ${fmt(r.p99Us)} | ${added(r.p50Us, direct.p50Us)} | ${added(r.p99Us, direct.p99Us)} | ${mb(r.idleRssMb)} | ${mb(r.rateRssMb)} | ${mb(r.rssMb)} |`,
     );
   }
   return lines.join("\n");
@@ -252,6 +317,7 @@ function ratios(rows: Row[]): string {
       if (!a || !b) return "";
       return `${t} / ${h}: throughput ${(a.rps / b.rps).toFixed(2)}×, per core ${(a.perCore / b.perCore).toFixed(2)}× (target ≥ 0.5×)`;
     })
+    .filter(Boolean)
     .join("\n");
 }
 
@@ -261,34 +327,53 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(1))
       .join(" ")}\n`,
   );
+  if (process.env.BENCH_BUNDLE) proxyRun.bundle = process.env.BENCH_BUNDLE;
+  else {
+    const dist = join(dir, "dist");
+    await bundle(dist);
+    proxyRun.bundle = join(dist, "proxy.mjs");
+  }
+  process.stderr.write(
+    `Trellis proxies: node ${[...nodeFlags, proxyRun.bundle].join(" ")}; ${rounds} round(s)\n`,
+  );
   const upstream = await start(process.execPath, ["--import", "tsx", "bench/proxy-upstream.ts"], /port/);
   const up = (JSON.parse(upstream.line) as { port: number }).port;
   // The upstream is itself a `node --import tsx` process: its idle RSS is the runtime's floor.
   const tsxFloorMb = rssMb(upstream.pid);
-  const rows: Row[] = [];
-  const paths: (() => Promise<Path>)[] = [
-    async () => ({
-      name: "direct",
-      hops: 0,
-      port: up,
-      host: `127.0.0.1:${up}`,
-      proxyPids: [],
-      teardown: async () => {},
-    }),
-    () => haproxyPlain(up),
-    () => trellisPlain(up),
-    () => haproxyTls(up),
-    () => trellisMtls(up),
+  const out: string[] = [];
+  const all: [string, () => Promise<Path>][] = [
+    [
+      "direct",
+      async () => ({
+        name: "direct",
+        hops: 0,
+        port: up,
+        host: `127.0.0.1:${up}`,
+        proxyPids: [],
+        teardown: async () => {},
+      }),
+    ],
+    ["haproxy", () => haproxyPlain(up)],
+    ["trellis", () => trellisPlain(up)],
+    ["haproxy-mtls", () => haproxyTls(up)],
+    ["trellis-mtls", () => trellisMtls(up)],
   ];
+  const chosen = all.filter(([name]) => name === "direct" || !only || only.includes(name));
   try {
-    for (const make of paths) {
-      const path = await make();
-      try {
-        process.stderr.write(`measuring ${path.name}…\n`);
-        rows.push(await measure(path));
-      } finally {
-        await path.teardown();
+    for (let round = 1; round <= rounds; round++) {
+      const rows: Row[] = [];
+      for (const [name, make] of chosen) {
+        process.stderr.write(`round ${round}: measuring ${name}…\n`);
+        const path = await make();
+        try {
+          rows.push(await measure(path));
+        } finally {
+          await path.teardown();
+        }
       }
+      const text = `round ${round}\n${table(rows)}\n\n${ratios(rows)}\n`;
+      process.stderr.write(text);
+      out.push(text);
     }
   } finally {
     await stop(upstream);
@@ -297,7 +382,7 @@ async function main(): Promise<void> {
     .map((l) => l.toFixed(1))
     .join(" ");
   process.stdout.write(
-    `\n${table(rows)}\n\n${ratios(rows)}\nload average at the end: ${load} (2 cores)\nRSS of an idle \`node --import tsx\` process (the upstream, before load): ${tsxFloorMb.toFixed(1)} MB\n`,
+    `\n${out.join("\n")}\nload average at the end: ${load} (2 cores)\nRSS of an idle \`node --import tsx\` process (the upstream, before load): ${tsxFloorMb.toFixed(1)} MB\n`,
   );
   process.exit(0);
 }

@@ -1,7 +1,8 @@
 /**
- * Test fixture: real proxy processes (`node --import tsx proxy/main.ts`) on loopback, with
- * their config in a temp file, their ports read from the start-up log line, and a guaranteed
- * kill by PID when the test file ends — even when a test fails.
+ * Test fixture: real proxy processes (`node --import tsx proxy/main.ts`, or a bundle under
+ * plain node) on loopback, with their config in a temp file, their ports read from the
+ * start-up log line, and a guaranteed kill by PID when the test file ends — even when a test
+ * fails.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -50,15 +51,22 @@ export function adminGet(port: number, path: string): Promise<{ status: number; 
   });
 }
 
+export interface SpawnOptions {
+  waitReady?: boolean;
+  env?: Record<string, string>;
+  /** A bundled proxy (dist/proxy.mjs) to run under plain node instead of the sources through tsx. */
+  bundle?: string;
+  /** Node/V8 flags put before the entry point (e.g. the image's heap flags). */
+  nodeFlags?: string[];
+}
+
 /** Starts a proxy with `config` (listen ports may be 0) and waits for it to be ready. */
-export async function spawnProxy(
-  config: object,
-  o: { waitReady?: boolean; env?: Record<string, string> } = {},
-): Promise<ProxyProcess> {
+export async function spawnProxy(config: object, o: SpawnOptions = {}): Promise<ProxyProcess> {
   const dir = tempDir("proxy");
   const file = join(dir, "config.json");
   writeFileSync(file, JSON.stringify({ logLevel: "info", ...config }));
-  const child = spawn(process.execPath, ["--import", "tsx", "proxy/main.ts"], {
+  const entry = o.bundle ? [o.bundle] : ["--import", "tsx", "proxy/main.ts"];
+  const child = spawn(process.execPath, [...(o.nodeFlags ?? []), ...entry], {
     cwd: repoRoot,
     env: { ...process.env, TRELLIS_PROXY_CONFIG: file, ...o.env },
     stdio: ["ignore", "pipe", "pipe"],
