@@ -87,6 +87,8 @@ export class RealNode {
   readonly name = REAL_NODE_NAME;
   readonly gatewayIp: string;
   readonly podCidr: string;
+  /** The Linux bridge of the node's pods (trellis<N>). */
+  readonly bridge: string;
   private drained = false;
 
   private constructor(
@@ -95,13 +97,17 @@ export class RealNode {
     private readonly kubelet: ManagedProcess,
     private readonly dns: ClusterDns,
     private readonly forwarder: Server,
+    /** Milliseconds from the start of containerd to the node's Ready condition. */
+    readonly readyAfterMs: number,
   ) {
+    this.bridge = ctx.network.bridge;
     this.gatewayIp = ctx.network.gatewayIp;
     this.podCidr = ctx.network.podCidr;
   }
 
   /** Starts containerd, imports the pause image, starts the kubelet and waits for the node to be Ready. */
   static async start(ctx: RealNodeContext): Promise<RealNode> {
+    const started = Date.now();
     const dir = nodeDir(ctx.clusterDir);
     const socket = containerdSocket(ctx.clusterDir);
     const forwarder = await startApiForwarder(ctx.network.gatewayIp, ctx.apiServerPort, ctx.apiServerPort);
@@ -146,12 +152,17 @@ export class RealNode {
       "the real node to be Ready",
       120_000,
     );
-    return new RealNode(ctx, socket, kubelet, dns, forwarder);
+    return new RealNode(ctx, socket, kubelet, dns, forwarder, Date.now() - started);
   }
 
   /** Imports an OCI image archive into the node's containerd (namespace k8s.io, where the CRI looks). */
   async importImage(archive: string): Promise<void> {
     await ctr(this.socket, ["images", "import", archive]);
+  }
+
+  /** PIDs of this node's containerd shims (each the parent of a pod's containers). */
+  shimPids(): number[] {
+    return shimPidsOf(this.ctx.clusterDir);
   }
 
   /** The network namespace (a path) of the pod with this IP, for `ip -n`/`nsenter` in tests. */
@@ -364,8 +375,8 @@ function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-function processTable(): Array<{ pid: number; ppid: number; args: string[] }> {
-  const table: Array<{ pid: number; ppid: number; args: string[] }> = [];
+function processTable(): ProcessEntry[] {
+  const table: ProcessEntry[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
@@ -380,6 +391,21 @@ function processTable(): Array<{ pid: number; ppid: number; args: string[] }> {
   return table;
 }
 
+type ProcessEntry = { pid: number; ppid: number; args: string[] };
+
+/** PIDs of the containerd shims of the cluster in `clusterDir`, found by their -address. */
+export function shimPidsOf(clusterDir: string): number[] {
+  return shimsOf(clusterDir, processTable()).map((p) => p.pid);
+}
+
+function shimsOf(clusterDir: string, table: ProcessEntry[]): ProcessEntry[] {
+  const socket = containerdSocket(clusterDir);
+  return table.filter((p) => {
+    const i = p.args.indexOf("-address");
+    return i >= 0 && p.args[i + 1] === socket;
+  });
+}
+
 /**
  * Kills the containerd shims of this cluster (found by their -address, under the cluster dir)
  * and every process below them (the containers), and removes the shims' sockets.
@@ -387,10 +413,7 @@ function processTable(): Array<{ pid: number; ppid: number; args: string[] }> {
 function killShims(clusterDir: string): number {
   const socket = containerdSocket(clusterDir);
   const table = processTable();
-  const shims = table.filter((p) => {
-    const i = p.args.indexOf("-address");
-    return i >= 0 && p.args[i + 1] === socket;
-  });
+  const shims = shimsOf(clusterDir, table);
   const victims = new Set<number>();
   const addTree = (pid: number) => {
     victims.add(pid);
@@ -436,7 +459,7 @@ function removeCgroups(ids: string[]): void {
 }
 
 /** Mount points under `dir` (rootfs overlays, shm, netns files, kubelet volumes), deepest first. */
-function mountsUnder(dir: string): string[] {
+export function mountsUnder(dir: string): string[] {
   const mounts: string[] = [];
   for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
     const point = line
