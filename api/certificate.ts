@@ -18,8 +18,15 @@ export const CertificateSpec = Type.Object({
       name: Type.String({
         minLength: 1,
         maxLength: 253,
-        description: "A Certificate of type TrustAnchor or Issuer in this namespace.",
+        description: "A Certificate of type TrustAnchor or Issuer in this namespace (or a Secret, see kind).",
       }),
+      kind: Type.Optional(
+        Type.Union([Type.Literal("Certificate"), Type.Literal("Secret")], {
+          default: "Certificate",
+          description:
+            "Certificate: another Certificate signs. Secret: a kubernetes.io/tls Secret in this namespace holding a CA (tls.crt, tls.key, ca.crt) and labeled app.kubernetes.io/managed-by=trellis, such as the copy of a user-provided trust anchor a Mesh keeps.",
+        }),
+      ),
     }),
   ),
   dnsNames: Type.Optional(Type.Array(Type.String({ maxLength: 253 }), { maxItems: 100 })),

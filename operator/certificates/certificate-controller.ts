@@ -1,7 +1,9 @@
 // The Certificate controller: issues each Certificate into its kubernetes.io/tls Secret and
 // renews it at its renewal time, or when its spec or its issuer's certificate changes (so an
-// issuer re-signed by a new anchor re-issues what it signed). Keys live only in the Secret:
-// never in status, logs or Events. A missing or unusable issuer is a condition, not a crash.
+// issuer re-signed by a new anchor re-issues what it signed). The issuer is another Certificate,
+// or (issuerRef.kind Secret) a Trellis-labeled CA Secret, e.g. a Mesh's copy of a user-provided
+// anchor. Keys live only in the Secret: never in status, logs or Events. A missing or unusable
+// issuer is a condition, not a crash.
 import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import {
   API_VERSION,
@@ -52,16 +54,55 @@ export class CertificateController {
       .watches(this.secrets, (s) => {
         const owner = s.metadata?.labels?.[CERTIFICATE_LABEL];
         const ns = s.metadata?.namespace;
-        return owner && ns ? [`${ns}/${owner}`, ...this.childrenOf(ns, owner)] : [];
+        const signed = this.childrenOf(ns, s.metadata?.name, "Secret");
+        return owner && ns ? [`${ns}/${owner}`, ...this.childrenOf(ns, owner), ...signed] : signed;
       });
   }
 
-  private childrenOf(namespace: string | undefined, name: string | undefined): string[] {
+  private childrenOf(
+    namespace: string | undefined,
+    name: string | undefined,
+    kind: "Certificate" | "Secret" = "Certificate",
+  ): string[] {
     if (!namespace || !name) return [];
     return this.certificates
       .list(namespace)
-      .filter((c) => c.spec?.issuerRef?.name === name)
+      .filter((c) => c.spec?.issuerRef?.name === name && (c.spec.issuerRef.kind ?? "Certificate") === kind)
       .map((c) => objectKey(c));
+  }
+
+  /** The Secret holding the issuer's key material, or why there is none to use. */
+  private issuerSecret(ref: { name: string; kind?: string | undefined }, ns: string): V1Secret | Verdict {
+    if (ref.kind === "Secret") {
+      const secret = this.secrets.get(`${ns}/${ref.name}`);
+      if (!secret) {
+        return {
+          ready: false,
+          reason: "IssuerNotFound",
+          message: `issuerRef names Secret ${ref.name}, which does not exist in namespace ${ns} with the label ${LABELS.managedBy}=${MANAGED_BY}`,
+        };
+      }
+      if (!issuerMaterial(secret)) {
+        return {
+          ready: false,
+          reason: "IssuerInvalid",
+          message: `issuerRef names Secret ${ref.name}, which lacks tls.crt, tls.key or ca.crt`,
+        };
+      }
+      return secret;
+    }
+    const issuer = this.certificates.get(`${ns}/${ref.name}`);
+    const blocked = this.checkIssuer(ref.name, ns, issuer);
+    if (blocked) return blocked;
+    const secret = this.secrets.get(`${ns}/${issuer?.spec.secretName}`);
+    if (!secret || !issuerMaterial(secret)) {
+      return {
+        ready: false,
+        reason: "IssuerNotReady",
+        message: `issuer ${ref.name} has not been issued yet`,
+      };
+    }
+    return secret;
   }
 
   async reconcile(request: ReconcileRequest): Promise<ReconcileResult> {
@@ -78,23 +119,11 @@ export class CertificateController {
       );
     }
     const spec = checked.value;
-    const issuer = spec.issuerRef ? this.certificates.get(`${ns}/${spec.issuerRef.name}`) : undefined;
     let issuerSecret: V1Secret | undefined;
     if (spec.issuerRef) {
-      const blocked = this.checkIssuer(spec.issuerRef.name, ns, issuer);
-      if (blocked) return this.writeStatus(cert, {}, blocked);
-      issuerSecret = this.secrets.get(`${ns}/${issuer?.spec.secretName}`);
-      if (!issuerSecret || !issuerMaterial(issuerSecret)) {
-        return this.writeStatus(
-          cert,
-          {},
-          {
-            ready: false,
-            reason: "IssuerNotReady",
-            message: `issuer ${spec.issuerRef.name} has not been issued yet`,
-          },
-        );
-      }
+      const found = this.issuerSecret(spec.issuerRef, ns);
+      if ("ready" in found) return this.writeStatus(cert, {}, found);
+      issuerSecret = found;
     }
     const secret = this.secrets.get(`${ns}/${spec.secretName}`);
     const now = this.now();

@@ -27,7 +27,8 @@ export function specHash(spec: CertificateSpec): string {
     type: spec.type,
     commonName: spec.commonName,
     duration: spec.duration,
-    issuerRef: spec.issuerRef?.name,
+    // A Secret issuer is named with its kind; a Certificate issuer as before (hashes stay stable).
+    issuerRef: spec.issuerRef?.kind === "Secret" ? `Secret/${spec.issuerRef.name}` : spec.issuerRef?.name,
     dnsNames: spec.dnsNames ?? [],
     ipAddresses: spec.ipAddresses ?? [],
   };

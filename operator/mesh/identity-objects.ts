@@ -2,6 +2,7 @@
 // the user brings one in a Secret), the issuer that signs workload leaves, and the injector's
 // webhook's and the destination service's serving certificates. The Certificate controller issues and renews them.
 import { API_VERSION, type Certificate, CONTROL_PLANE_NAMESPACE, type MeshSpec } from "../../api/index.ts";
+import { EXTERNAL_ANCHOR_SECRET } from "./external-anchor.ts";
 import type { KubeObject } from "./render.ts";
 
 export const ISSUER_CERTIFICATE = "trellis-identity-issuer";
@@ -62,7 +63,10 @@ export function renderIdentityCertificates(input: IdentityInput): KubeObject[] {
       secretName: ISSUER_CERTIFICATE,
       commonName: `identity.${spec.identity.trustDomain}`,
       duration: spec.identity.issuerLifetime,
-      issuerRef: { name: generated ? anchorCertificateName(signingAnchor) : "trellis-trust-anchor-external" },
+      // A user's anchor is the operator's copy of their Secret (external-anchor.ts).
+      issuerRef: generated
+        ? { name: anchorCertificateName(signingAnchor) }
+        : { kind: "Secret", name: EXTERNAL_ANCHOR_SECRET },
     }),
     certificate(INJECTOR_CERTIFICATE, {
       type: "Serving",

@@ -9,12 +9,14 @@ import {
   CONTROL_PLANE_NAMESPACE,
   FINALIZER,
   type Mesh,
+  type MeshSpec,
   validateMeshSpec,
 } from "../../api/index.ts";
 import {
   addFinalizer,
   type Informer,
   isBeingDeleted,
+  isNotFound,
   type Manager,
   type ReconcileRequest,
   type ReconcileResult,
@@ -51,9 +53,13 @@ export const OWNED_KINDS: ResourceName[] = [
   "configMap",
   "mutatingWebhook",
   "certificate",
+  // only the copy of a user-provided trust anchor carries the mesh label
+  "ownedSecret",
 ];
 
 type Obj = KubernetesObject & { spec?: unknown; status?: unknown };
+
+const USER_SECRET = { apiVersion: "v1", kind: "Secret", plural: "secrets", namespaced: true };
 
 export class MeshController {
   private readonly meshes: Informer<Mesh & KubernetesObject>;
@@ -118,7 +124,8 @@ export class MeshController {
     const state: ControlPlaneState = mesh.status?.controlPlane ?? {};
     const deployments = (this.owned.get("deployment")?.list() ?? []) as V1Deployment[];
     const plan = planControlPlane({ spec, state, health: (v) => versionHealth(deployments, v), now });
-    const identity = planIdentity(mesh, spec, this.identityCaches(), now);
+    const userAnchor = await this.readExternalAnchor(spec);
+    const identity = planIdentity(mesh, spec, this.identityCaches(userAnchor), now);
     const desired = [
       ...renderControlPlane({
         mesh: { name: mesh.metadata?.name ?? "", uid: mesh.metadata?.uid ?? "", spec },
@@ -167,9 +174,25 @@ export class MeshController {
     return waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : undefined;
   }
 
-  private identityCaches(): IdentityCaches {
+  /**
+   * The user's anchor Secret, read directly (it lives in any namespace and carries no Trellis
+   * label, so no informer holds it); undefined when there is none. Other errors are transient.
+   */
+  private async readExternalAnchor(spec: MeshSpec): Promise<V1Secret | undefined> {
+    const ref = spec.identity.trustAnchor.secretRef;
+    if (spec.identity.trustAnchor.source !== "Secret" || !ref) return undefined;
+    try {
+      return await this.manager.client.get<V1Secret & KubernetesObject>(USER_SECRET, ref.name, ref.namespace);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  private identityCaches(userAnchor: V1Secret | undefined): IdentityCaches {
     const certs = this.owned.get("certificate");
     return {
+      externalAnchorSecret: () => userAnchor,
       certificate: (name) => certs?.get(`${CONTROL_PLANE_NAMESPACE}/${name}`) as Certificate | undefined,
       secret: (name) => this.secrets.get(`${CONTROL_PLANE_NAMESPACE}/${name}`),
       injectedPods: () => this.pods.list(),
