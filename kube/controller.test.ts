@@ -56,6 +56,7 @@ describe("Controller and Manager", { timeout: 90_000 }, () => {
   let manager: Manager;
   const flakyCalls: number[] = [];
   let permanentCalls = 0;
+  const burstSeen: number[] = [];
 
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 0, controllers: false });
@@ -75,6 +76,7 @@ describe("Controller and Manager", { timeout: 90_000 }, () => {
     setUpWidgetController(manager);
     setUpFlakyController(manager, flakyCalls);
     setUpPermanentController(manager, () => permanentCalls++);
+    setUpCoalescingController(manager, burstSeen);
     await manager.start();
   });
   after(async () => {
@@ -244,6 +246,25 @@ describe("Controller and Manager", { timeout: 90_000 }, () => {
     const spec = { apiVersion: "test.trellis.dev/v1", kind: "Widget", plural: "widgets", namespaced: true };
     assert.equal(manager.informer(spec), manager.informer({ ...spec }));
     assert.notEqual(manager.informer(spec), manager.informer({ ...spec, namespace: NS }));
+    const view = (o: KubernetesObject) => ({ apiVersion: o.apiVersion, kind: o.kind, metadata: o.metadata });
+    assert.equal(
+      manager.informer({ ...spec, transform: view }),
+      manager.informer({ ...spec, transform: view }),
+    );
+    assert.notEqual(manager.informer(spec), manager.informer({ ...spec, transform: view }));
+  });
+
+  it("coalesces a burst of events from a source watched with coalesceMs into few reconciles", async () => {
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        core.createNamespacedConfigMap({
+          namespace: NS,
+          body: { metadata: { name: `burst-${i}`, labels: { test: "burst" } } },
+        }),
+      ),
+    );
+    await waitFor(async () => burstSeen.at(-1) === 20, 10_000, "a reconcile that sees all 20");
+    assert.ok(burstSeen.length <= 4, `20 creations cost ${burstSeen.length} reconciles: ${burstSeen}`);
   });
 
   it("serves health, readiness and Prometheus metrics", async () => {
@@ -370,4 +391,24 @@ function setUpPermanentController(manager: Manager, count: () => void): void {
       },
     })
     .watches(broken);
+}
+
+/** One key for every ConfigMap labelled test=burst, its events coalesced over 300 ms. */
+function setUpCoalescingController(manager: Manager, seen: number[]): void {
+  const burst = manager.informer<V1ConfigMap>({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    plural: "configmaps",
+    namespaced: true,
+    namespace: NS,
+    labelSelector: "test=burst",
+  });
+  manager
+    .controller({
+      name: "coalescing",
+      reconcile: async () => {
+        seen.push(burst.list().length);
+      },
+    })
+    .watches(burst, () => ["all"], { coalesceMs: 300 });
 }

@@ -46,6 +46,15 @@ export interface ControllerDependencies {
   metrics: ControllerMetrics;
 }
 
+export interface WatchOptions {
+  /**
+   * Events of this source queue their keys this much later, so a burst of events (thousands of
+   * pods changing during a rollout) costs one reconcile per interval instead of one per event.
+   * For sources whose changes a reconcile reads in bulk and need not see at once (default 0).
+   */
+  coalesceMs?: number;
+}
+
 interface Source {
   informer: Informer<KubernetesObject>;
   map: (obj: KubernetesObject) => string[];
@@ -76,13 +85,18 @@ export class Controller {
    * key is used and the informer is this controller's primary resource; with it, each object is
    * mapped to the keys to reconcile (an owned object to its owner's key, say).
    */
-  watches<T extends KubernetesObject>(informer: Informer<T>, map?: (obj: T) => string[]): this {
+  watches<T extends KubernetesObject>(
+    informer: Informer<T>,
+    map?: (obj: T) => string[],
+    options: WatchOptions = {},
+  ): this {
     const source = informer as unknown as Informer<KubernetesObject>;
     const mapper = (map ?? ((obj: T) => [objectKey(obj)])) as (obj: KubernetesObject) => string[];
     if (!map) this.primary ??= source;
     this.sources.push({ informer: source, map: mapper });
+    const delayMs = options.coalesceMs ?? 0;
     const enqueue = (...objs: KubernetesObject[]) => {
-      for (const key of new Set(objs.flatMap(mapper))) this.enqueue(key);
+      for (const key of new Set(objs.flatMap(mapper))) this.enqueue(key, delayMs);
     };
     source.addEventHandler({
       onAdd: (obj) => enqueue(obj),
@@ -97,10 +111,11 @@ export class Controller {
     return this.sources.map((s) => s.informer);
   }
 
-  enqueue(key: string): void {
+  /** Queues `key` now, or in `delayMs` (a key already waiting keeps its earlier time). */
+  enqueue(key: string, delayMs = 0): void {
     if (this.queue.isShuttingDown) return;
     this.deps.metrics.workQueueAdds.inc({ name: this.name });
-    this.queue.add(key);
+    this.queue.addAfter(key, delayMs);
   }
 
   start(): void {

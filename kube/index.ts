@@ -16,6 +16,7 @@ export {
   type Reconcile,
   type ReconcileRequest,
   type ReconcileResult,
+  type WatchOptions,
 } from "./controller.ts";
 export { ControllerMetrics } from "./controller-metrics.ts";
 export { errorMessage, isPermanentError, PermanentError } from "./errors.ts";

@@ -3,7 +3,7 @@
 // resourceVersion is gone), without losing a creation or a deletion.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { CoreV1Api, type V1ConfigMap } from "@kubernetes/client-node";
+import { CoreV1Api, type KubernetesObject, type V1ConfigMap } from "@kubernetes/client-node";
 import { pino } from "pino";
 import { LocalCluster, waitFor } from "../test/cluster/local-cluster.ts";
 import { Informer, type InformerOptions, type InformerSpec } from "./informer.ts";
@@ -91,6 +91,41 @@ describe("Informer", { timeout: 90_000 }, () => {
       "delete before-start",
     ]);
     assert.deepEqual(informer.keys(), ["informer/after-start"]);
+    await informer.stop();
+  });
+
+  it("caches a transform's view without managedFields, and skips updates the view does not show", async () => {
+    await create("viewed", { v: "1", noise: "a" }, { app: "view" });
+    const keepV = (o: KubernetesObject): KubernetesObject =>
+      ({
+        apiVersion: o.apiVersion,
+        kind: o.kind,
+        metadata: o.metadata,
+        data: { v: (o as V1ConfigMap).data?.v ?? "" },
+      }) as V1ConfigMap;
+    const informer = informerFor({
+      ...configMaps,
+      namespace: "informer",
+      labelSelector: "app=view",
+      transform: keepV,
+    });
+    const updates: string[] = [];
+    informer.addEventHandler({ onUpdate: (_, b) => updates.push(b.data?.v ?? "") });
+    informer.start();
+    await informer.waitForSync();
+    const cached = informer.get("informer/viewed");
+    assert.deepEqual(cached?.data, { v: "1" });
+    assert.equal(cached?.metadata?.managedFields, undefined);
+    const patch = (key: string, value: string) =>
+      core.patchNamespacedConfigMap({
+        namespace: "informer",
+        name: "viewed",
+        body: [{ op: "replace", path: `/data/${key}`, value }],
+      });
+    await patch("noise", "b");
+    await patch("v", "2");
+    await waitFor(async () => informer.get("informer/viewed")?.data?.v === "2", 10_000, "v=2 in the cache");
+    assert.deepEqual(updates, ["2"], "the change of a dropped field delivered no update");
     await informer.stop();
   });
 

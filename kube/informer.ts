@@ -5,6 +5,9 @@
 // restarts or compactions; any other failure is retried with back-off, forever. Owns the cache
 // (keyed `namespace/name`, or `name` for cluster-scoped objects) and event delivery; does not
 // own what handlers do with events (controller.ts) or the HTTP client (rest-client.ts, client-node's Watch).
+// What is cached is a view: managedFields are always dropped (no reader uses them, and they are
+// often a third of an object), and a spec's `transform` may keep only the fields its readers
+// read — at 10,000 pods the difference between ~100 MB of cache and ~10 MB.
 import { setTimeout as sleep } from "node:timers/promises";
 import { type KubeConfig, type KubernetesObject, Watch } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -16,6 +19,12 @@ export interface InformerSpec extends ResourceType {
   /** Watch one namespace only (namespaced resources). */
   namespace?: string;
   labelSelector?: string;
+  /**
+   * Reduces each object to what this informer's readers read, before it is cached and handed to
+   * handlers. Pure; it must keep metadata.name, namespace and resourceVersion. The function is part
+   * of the informer's identity (Manager shares an informer only between specs with the same one).
+   */
+  transform?: (obj: KubernetesObject) => KubernetesObject;
 }
 
 export interface InformerOptions {
@@ -205,7 +214,8 @@ export class Informer<T extends KubernetesObject> {
         continue: next,
         signal: this.stopSignal.signal,
       });
-      items.push(...page.items);
+      // Transform page by page: the full objects of a large list are never all held at once.
+      for (const item of page.items) items.push(this.view(item));
       next = page.metadata?.continue || undefined;
       resourceVersion = page.metadata?.resourceVersion ?? "";
     } while (next);
@@ -224,7 +234,6 @@ export class Informer<T extends KubernetesObject> {
   private replace(items: T[]): void {
     const seen = new Set<string>();
     for (const item of items) {
-      withTypeMeta(item, this.spec);
       const key = objectKey(item);
       seen.add(key);
       this.upsert(key, item);
@@ -240,8 +249,9 @@ export class Informer<T extends KubernetesObject> {
     const old = this.store.get(key);
     this.store.set(key, obj);
     if (!old) this.emit((h) => h.onAdd?.(obj));
-    else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
-      this.emit((h) => h.onUpdate?.(old, obj));
+    else if (old.metadata?.resourceVersion === obj.metadata?.resourceVersion) return;
+    // A change only in fields the transform dropped is no change to this informer's readers.
+    else if (!this.spec.transform || !sameBesidesVersion(old, obj)) this.emit((h) => h.onUpdate?.(old, obj));
   }
 
   private watchOnce(resourceVersion: string): Promise<WatchEnd> {
@@ -301,15 +311,22 @@ export class Informer<T extends KubernetesObject> {
       if (rv) this.resourceVersion = rv;
       return;
     }
-    withTypeMeta(obj, this.spec);
-    const key = objectKey(obj);
-    if (phase === "ADDED" || phase === "MODIFIED") this.upsert(key, obj);
+    const view = this.view(obj);
+    const key = objectKey(view);
+    if (phase === "ADDED" || phase === "MODIFIED") this.upsert(key, view);
     else if (phase === "DELETED") {
       const old = this.store.get(key);
       this.store.delete(key);
-      this.emit((h) => h.onDelete?.(old ?? obj));
+      this.emit((h) => h.onDelete?.(old ?? view));
     }
     if (rv) this.resourceVersion = rv;
+  }
+
+  /** What the cache keeps of an object from the API server. */
+  private view(obj: T): T {
+    withTypeMeta(obj, this.spec);
+    if (obj.metadata?.managedFields) delete obj.metadata.managedFields;
+    return this.spec.transform ? (this.spec.transform(obj) as T) : obj;
   }
 
   private emit(call: (handler: EventHandler<T>) => void): void {
@@ -330,6 +347,12 @@ function httpStatusOf(err: unknown): number | undefined {
   if (typeof err !== "object" || err === null) return undefined;
   const code = (err as { statusCode?: unknown }).statusCode;
   return typeof code === "number" ? code : undefined;
+}
+
+function sameBesidesVersion(a: KubernetesObject, b: KubernetesObject): boolean {
+  const unversioned = (o: KubernetesObject) =>
+    JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return unversioned(a) === unversioned(b);
 }
 
 /** List items come without apiVersion and kind; put them back so cached objects are complete. */

@@ -186,7 +186,16 @@ export class Manager {
   }
 }
 
+const transformIds = new WeakMap<NonNullable<InformerSpec["transform"]>, number>();
+let nextTransformId = 1;
+
+/** A spec's identity: same resource, scope, selector and transform function → the same informer. */
 function informerKey(spec: InformerSpec): string {
-  const { apiVersion, kind, plural, namespaced, namespace, labelSelector } = spec;
-  return JSON.stringify([apiVersion, kind, plural, namespaced, namespace ?? "", labelSelector ?? ""]);
+  const { apiVersion, kind, plural, namespaced, namespace, labelSelector, transform } = spec;
+  let view = 0;
+  if (transform) {
+    view = transformIds.get(transform) ?? nextTransformId++;
+    transformIds.set(transform, view);
+  }
+  return JSON.stringify([apiVersion, kind, plural, namespaced, namespace ?? "", labelSelector ?? "", view]);
 }
