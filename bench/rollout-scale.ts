@@ -101,16 +101,16 @@ export function histogramP99(text: string, name: string, labels: Record<string, 
 
 async function meshProxies(
   cluster: LocalCluster,
-): Promise<{ summary?: string; version?: string; state?: string }> {
+): Promise<{ summary?: string; version?: string; state?: string; step?: string }> {
   const out = await cluster.kubectlAsync([
     "get",
     "mesh",
     "default",
     "-o",
-    "jsonpath={.status.proxies.summary} {.status.proxies.version} {.status.rollout.state}",
+    "jsonpath={.status.proxies.summary} {.status.proxies.version} {.status.rollout.state} {.status.rollout.step}",
   ]);
-  const [summary, version, state] = out.split(" ");
-  return { summary, version, state };
+  const [summary, version, state, step] = out.split(" ");
+  return { summary, version, state, step };
 }
 
 export async function runRolloutScale(p: ScaleParams): Promise<ScaleFigures> {
@@ -200,9 +200,16 @@ spec:
       "-p",
       '{"spec":{"proxy":{"version":"1.1.0"}}}',
     ]);
+    // Where the time goes: each change of step or state, with the time since the rollout began.
+    let phase = "";
     await waitFor(
       async () => {
         const m = await meshProxies(cluster);
+        const now = `step ${m.step} ${m.state}`;
+        if (now !== phase) {
+          phase = now;
+          p.log(`+${((Date.now() - started) / 1000).toFixed(1)} s: ${now} (${m.summary})`);
+        }
         return m.state === "Complete" && m.version === "1.1.0" && m.summary === `${injected}/${injected}`;
       },
       120 * 60_000,

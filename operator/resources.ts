@@ -1,8 +1,107 @@
 // The resources the operator reads through informers, each described once: group/version,
-// kind, plural, scope. Label-filtered where the operator only cares about what it owns.
+// kind, plural, scope. Label-filtered where the operator only cares about what it owns; reduced
+// to a view (the fields some reader reads) where the cache would otherwise hold thousands of
+// whole objects: injected pods and every workload of the cluster.
+import type { KubernetesObject, V1ObjectMeta, V1OwnerReference } from "@kubernetes/client-node";
 import type { InformerSpec } from "../kube/index.ts";
 
 const OWNED = "app.kubernetes.io/managed-by=trellis";
+const TRELLIS_PREFIX = "trellis.dev/";
+
+/**
+ * What the operator reads of an injected pod, and all the pod cache keeps: the rollout reads
+ * labels (proxy version, pod-template-hash, PodDisruptionBudget selectors), the controlling
+ * owner, deletion, the Ready condition and container restart counts; the trust-anchor rotation
+ * reads the proxies' trellis.dev/ report annotations and the phase. No spec at all.
+ */
+export interface PodView extends KubernetesObject {
+  metadata?: Pick<
+    V1ObjectMeta,
+    "name" | "namespace" | "uid" | "resourceVersion" | "labels" | "annotations" | "deletionTimestamp"
+  > & { ownerReferences?: V1OwnerReference[] };
+  status?: {
+    phase?: string;
+    conditions?: Array<{ type: string; status: string }>;
+    initContainerStatuses?: Array<{ restartCount: number }>;
+    containerStatuses?: Array<{ restartCount: number }>;
+  };
+}
+
+/** What the rollout reads of a Deployment, StatefulSet or DaemonSet. */
+export interface WorkloadObjectView extends KubernetesObject {
+  metadata?: Pick<V1ObjectMeta, "name" | "namespace" | "uid" | "resourceVersion" | "generation" | "labels">;
+  spec?: { replicas?: number; template?: { metadata?: { annotations?: Record<string, string> } } };
+  status?: { desiredNumberScheduled?: number };
+}
+
+/** Only the trellis.dev/ annotations (the operator reads no others; some tools write large ones). */
+function trellisAnnotations(all: Record<string, string> | undefined): Record<string, string> | undefined {
+  if (!all) return undefined;
+  const kept = Object.entries(all).filter(([k]) => k.startsWith(TRELLIS_PREFIX));
+  return kept.length > 0 ? Object.fromEntries(kept) : undefined;
+}
+
+type Raw = KubernetesObject & { spec?: Record<string, unknown>; status?: Record<string, unknown> };
+
+export function podView(obj: KubernetesObject): PodView {
+  const m = obj.metadata ?? {};
+  const status = ((obj as Raw).status ?? {}) as {
+    phase?: string;
+    conditions?: Array<{ type: string; status: string }>;
+    initContainerStatuses?: Array<{ restartCount: number }>;
+    containerStatuses?: Array<{ restartCount: number }>;
+  };
+  const restarts = (list: Array<{ restartCount: number }> | undefined) =>
+    list?.map((c) => ({ restartCount: c.restartCount }));
+  return {
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      labels: m.labels,
+      annotations: trellisAnnotations(m.annotations),
+      ownerReferences: m.ownerReferences?.map(({ apiVersion, kind, name, uid, controller }) => ({
+        apiVersion,
+        kind,
+        name,
+        uid,
+        controller,
+      })),
+      deletionTimestamp: m.deletionTimestamp,
+    },
+    status: {
+      phase: status.phase,
+      conditions: status.conditions
+        ?.filter((c) => c.type === "Ready")
+        .map(({ type, status }) => ({ type, status })),
+      initContainerStatuses: restarts(status.initContainerStatuses),
+      containerStatuses: restarts(status.containerStatuses),
+    },
+  };
+}
+
+export function workloadObjectView(obj: KubernetesObject): WorkloadObjectView {
+  const m = obj.metadata ?? {};
+  const raw = obj as Raw & WorkloadObjectView;
+  const annotations = trellisAnnotations(raw.spec?.template?.metadata?.annotations);
+  return {
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      resourceVersion: m.resourceVersion,
+      generation: m.generation,
+      labels: m.labels,
+    },
+    spec: { replicas: raw.spec?.replicas, template: { metadata: { annotations } } },
+    status: { desiredNumberScheduled: raw.status?.desiredNumberScheduled },
+  };
+}
 
 export const RESOURCES = {
   mesh: { apiVersion: "trellis.dev/v1alpha1", kind: "Mesh", plural: "meshes", namespaced: false },
@@ -24,6 +123,7 @@ export const RESOURCES = {
     plural: "pods",
     namespaced: true,
     labelSelector: "trellis.dev/proxy-version",
+    transform: podView,
   },
   anyNamespace: { apiVersion: "v1", kind: "Namespace", plural: "namespaces", namespaced: false },
   ownedSecret: {
@@ -61,6 +161,33 @@ export const RESOURCES = {
     plural: "deployments",
     namespaced: true,
     labelSelector: OWNED,
+  },
+  anyDeployment: {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    plural: "deployments",
+    namespaced: true,
+    transform: workloadObjectView,
+  },
+  anyStatefulSet: {
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    plural: "statefulsets",
+    namespaced: true,
+    transform: workloadObjectView,
+  },
+  anyDaemonSet: {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    plural: "daemonsets",
+    namespaced: true,
+    transform: workloadObjectView,
+  },
+  anyPodDisruptionBudget: {
+    apiVersion: "policy/v1",
+    kind: "PodDisruptionBudget",
+    plural: "poddisruptionbudgets",
+    namespaced: true,
   },
   podDisruptionBudget: {
     apiVersion: "policy/v1",

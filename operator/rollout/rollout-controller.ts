@@ -3,7 +3,7 @@
 // from caches; it writes one template patch per workload restart (the trellis.dev/proxy-version
 // and restarted-at annotations, as `kubectl rollout restart` does with its own) and the Mesh's
 // status.rollout and status.proxies, under its own field manager.
-import type { KubernetesObject, V1Pod, V1PodDisruptionBudget } from "@kubernetes/client-node";
+import type { KubernetesObject, V1PodDisruptionBudget } from "@kubernetes/client-node";
 import {
   ANNOTATIONS,
   type Mesh,
@@ -18,7 +18,7 @@ import {
   type ReconcileRequest,
   type ReconcileResult,
 } from "../../kube/index.ts";
-import { RESOURCES } from "../resources.ts";
+import { type PodView, RESOURCES, type WorkloadObjectView } from "../resources.ts";
 import { sameJson, writeStatusIfChanged } from "../status-write.ts";
 import { combine, metricsVerdict, type PrometheusFigures, podVerdict, queryFigures } from "./analysis.ts";
 import { planRollout } from "./rollout-plan.ts";
@@ -27,6 +27,17 @@ import { inventory, type WorkloadKind, type WorkloadObject, type WorkloadView } 
 export const ROLLOUT_FIELD_MANAGER = "trellis-operator-rollout";
 const ROLLOUT_STATUS_KEYS = ["rollout", "proxies"] as const;
 const PROGRESS_WRITE_MS = 5000;
+/**
+ * Pod and workload events reach the rollout at most this often. Every reconcile reads all pods
+ * and workloads (O(pods)); per event, 10,000 restarting pods kept the operator's one thread
+ * busy and took CPU from the API server it waits on. Costs at most this much per step.
+ */
+const CACHE_COALESCE_MS = 500;
+/**
+ * Template patches in flight at once. One at a time, a wave of 500 workloads took ~80 s of
+ * round trips on a loaded API server before the last workload even began to restart.
+ */
+const PATCH_CONCURRENCY = 16;
 
 const WORKLOADS = {
   Deployment: { apiVersion: "apps/v1", kind: "Deployment", plural: "deployments", namespaced: true },
@@ -34,10 +45,17 @@ const WORKLOADS = {
   DaemonSet: { apiVersion: "apps/v1", kind: "DaemonSet", plural: "daemonsets", namespaced: true },
 } as const;
 
+/** The caches of every workload of the cluster, as views (metadata, replicas, template annotations). */
+const WORKLOAD_CACHES = {
+  Deployment: RESOURCES.anyDeployment,
+  StatefulSet: RESOURCES.anyStatefulSet,
+  DaemonSet: RESOURCES.anyDaemonSet,
+} as const;
+
 export class RolloutController {
   private readonly meshes: Informer<Mesh & KubernetesObject>;
-  private readonly pods: Informer<V1Pod & KubernetesObject>;
-  private readonly workloads = new Map<WorkloadKind, Informer<KubernetesObject>>();
+  private readonly pods: Informer<PodView>;
+  private readonly workloads = new Map<WorkloadKind, Informer<WorkloadObjectView>>();
   private readonly budgets: Informer<V1PodDisruptionBudget & KubernetesObject>;
   private readonly writer: ObjectWriter;
   private readonly lastWrite = new Map<string, number>();
@@ -51,32 +69,22 @@ export class RolloutController {
   ) {
     this.writer = new ObjectWriter(manager.client, ROLLOUT_FIELD_MANAGER);
     this.meshes = manager.informer(RESOURCES.mesh);
-    this.pods = manager.informer({
-      apiVersion: "v1",
-      kind: "Pod",
-      plural: "pods",
-      namespaced: true,
-      labelSelector: "trellis.dev/proxy-version",
-    });
-    this.budgets = manager.informer({
-      apiVersion: "policy/v1",
-      kind: "PodDisruptionBudget",
-      plural: "poddisruptionbudgets",
-      namespaced: true,
-    });
+    this.pods = manager.informer(RESOURCES.injectedPod);
+    this.budgets = manager.informer(RESOURCES.anyPodDisruptionBudget);
     const controller = manager.controller({
       name: "rollout",
       reconcile: (r) => this.reconcile(r),
       resyncMs: 60_000,
     });
     controller.watches(this.meshes);
-    controller.watches(this.pods, () => this.meshes.keys());
-    for (const [kind, spec] of Object.entries(WORKLOADS) as Array<
-      [WorkloadKind, (typeof WORKLOADS)[WorkloadKind]]
+    // A rollout reads pods and workloads in bulk; one reconcile per interval sees every change.
+    controller.watches(this.pods, () => this.meshes.keys(), { coalesceMs: CACHE_COALESCE_MS });
+    for (const [kind, spec] of Object.entries(WORKLOAD_CACHES) as Array<
+      [WorkloadKind, (typeof WORKLOAD_CACHES)[WorkloadKind]]
     >) {
-      const informer = manager.informer<KubernetesObject>(spec);
+      const informer = manager.informer<WorkloadObjectView>(spec);
       this.workloads.set(kind, informer);
-      controller.watches(informer, () => this.meshes.keys());
+      controller.watches(informer, () => this.meshes.keys(), { coalesceMs: CACHE_COALESCE_MS });
     }
   }
 
@@ -109,8 +117,7 @@ export class RolloutController {
       now: this.now(),
     });
     const restartedAt = decision.rollout?.stepStartedAt ?? this.now().toISOString();
-    for (const { workload, version } of decision.restart)
-      await this.restart(workload, version, restartedAt, request);
+    await this.restartAll(decision.restart, restartedAt, request);
     for (const e of decision.events) await this.manager.events.event(mesh, e.type, e.reason, e.message);
     const counted = decision.rollout?.toVersion ?? decision.fleetVersion;
     const updated = pods.filter(
@@ -151,8 +158,7 @@ export class RolloutController {
 
   private workloadObjects(): WorkloadObject[] {
     const out: WorkloadObject[] = [];
-    for (const [kind, informer] of this.workloads)
-      for (const o of informer.list()) out.push({ ...(o as WorkloadObject), kind });
+    for (const [kind, informer] of this.workloads) for (const o of informer.list()) out.push({ ...o, kind });
     return out;
   }
 
@@ -185,7 +191,7 @@ export class RolloutController {
   }
 
   /** A workload is not restarted while a PodDisruptionBudget selecting its pods allows no disruption. */
-  private disruptionBlocked(w: WorkloadView, pods: V1Pod[]): boolean {
+  private disruptionBlocked(w: WorkloadView, pods: PodView[]): boolean {
     const budgets = this.budgets.list(w.namespace);
     if (budgets.length === 0) return false;
     const mine = pods.filter((p) => p.metadata?.namespace === w.namespace && p.metadata?.labels);
@@ -212,6 +218,29 @@ export class RolloutController {
       else v.templateVersion = expected;
     }
     return views;
+  }
+
+  /**
+   * Patches the workloads PATCH_CONCURRENCY at a time. Every patch is awaited before returning,
+   * even after a failure, so that the next reconcile sees all expectations of this one; the
+   * first error is then thrown (the reconcile is retried; a repeated patch carries the same
+   * restartedAt, so it changes nothing and restarts nothing twice).
+   */
+  private async restartAll(
+    restarts: Array<{ workload: WorkloadView; version: string }>,
+    at: string,
+    request: ReconcileRequest,
+  ): Promise<void> {
+    let next = 0;
+    const errors: unknown[] = [];
+    const worker = async () => {
+      while (next < restarts.length) {
+        const { workload, version } = restarts[next++] as (typeof restarts)[number];
+        await this.restart(workload, version, at, request).catch((err: unknown) => errors.push(err));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PATCH_CONCURRENCY, restarts.length) }, worker));
+    if (errors.length > 0) throw errors[0];
   }
 
   private async restart(

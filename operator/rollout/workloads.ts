@@ -2,8 +2,8 @@
 // trellis.dev/proxy-version label) is attributed to its Deployment, StatefulSet or DaemonSet, and
 // each workload is summarised — how many pods run which proxy version, how many are Ready, how
 // often they restarted. Pure over the pods and workloads read from the caches.
-import type { V1Pod } from "@kubernetes/client-node";
 import { ANNOTATIONS, LABELS } from "../../api/index.ts";
+import type { PodView } from "../resources.ts";
 
 export type WorkloadKind = "Deployment" | "StatefulSet" | "DaemonSet";
 
@@ -29,7 +29,7 @@ export function workloadKey(ref: WorkloadRef): string {
 }
 
 /** The workload that owns a pod, following a ReplicaSet to its Deployment by the pod-template-hash. */
-export function ownerWorkload(pod: V1Pod): WorkloadRef | undefined {
+export function ownerWorkload(pod: PodView): WorkloadRef | undefined {
   const owner = pod.metadata?.ownerReferences?.find((o) => o.controller);
   const namespace = pod.metadata?.namespace ?? "default";
   if (!owner) return undefined;
@@ -48,17 +48,17 @@ export interface WorkloadObject {
   status?: { desiredNumberScheduled?: number };
 }
 
-function isReady(pod: V1Pod): boolean {
+function isReady(pod: PodView): boolean {
   return pod.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
 }
 
-function restartsOf(pod: V1Pod): number {
+function restartsOf(pod: PodView): number {
   const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
   return statuses.reduce((n, s) => n + (s.restartCount ?? 0), 0);
 }
 
 /** Workloads with at least one injected pod (or a rollout annotation), sorted by key. */
-export function inventory(pods: V1Pod[], workloads: WorkloadObject[]): WorkloadView[] {
+export function inventory(pods: PodView[], workloads: WorkloadObject[]): WorkloadView[] {
   const byKey = new Map<string, WorkloadView>();
   const objects = new Map(
     workloads.map((w) => [
