@@ -94,7 +94,8 @@ export class MeshController {
       controller.watches(informer, toMesh);
     }
     // Proxy reports and opted-in namespaces feed the rotation and the trust-bundle ConfigMaps.
-    controller.watches(this.pods, () => this.meshes.keys());
+    // Pod events are coalesced: during a proxy rollout thousands of pods change every minute.
+    controller.watches(this.pods, () => this.meshes.keys(), { coalesceMs: 2000 });
     controller.watches(this.namespaces, () => this.meshes.keys());
     controller.watches(this.secrets, (s) =>
       s.metadata?.namespace === CONTROL_PLANE_NAMESPACE ? this.meshes.keys() : [],
