@@ -257,7 +257,7 @@ describe("proxies report their trust through the identity service", { timeout: 6
     const metrics = await (await fetch(`http://127.0.0.1:${identity.adminPort}/metrics`)).text();
     assert.ok(metricValue(metrics, "trellis_identity_reports_total", { result: "Patched" }) >= 2);
 
-    // Refusals: a token bound to no pod, and a report that is not a real state.
+    // Refusals: a token bound to no pod, a report that is not a real state, a re-created pod.
     const bundlePem = readFileSync(workloads[0]!.bundlePath, "utf8");
     assert.equal(fingerprint(pemBlocks(bundlePem, "CERTIFICATE")[0] as Buffer), fp);
     const session = connect(identity.url, bundlePem);
@@ -279,6 +279,48 @@ describe("proxies report their trust through the identity service", { timeout: 6
       });
       assert.equal(invalid.status, 400, invalid.text);
       assert.equal(invalid.json.error, "InvalidReport");
+
+      // A pod re-created under the same name is not the pod a (still cached) token is bound to.
+      const run = () =>
+        cluster.kubectl([
+          "-n",
+          "shop",
+          "run",
+          "probe-0",
+          "--image=localhost/app:1",
+          `--overrides={"spec":{"serviceAccountName":"client"}}`,
+        ]);
+      run();
+      const probeToken = token("client", "probe-0");
+      const first = await send(probeToken, { trustBundleFingerprints: [fp] });
+      assert.equal(first.status, 200, first.text);
+      assert.deepEqual(first.json, { pod: "shop/probe-0", result: "Patched" });
+      assert.equal(annotations("probe-0")["trellis.dev/trust-bundle-fingerprints"], fp);
+      cluster.kubectl([
+        "-n",
+        "shop",
+        "delete",
+        "pod",
+        "probe-0",
+        "--grace-period=0",
+        "--force",
+        "--wait=true",
+      ]);
+      run();
+      const replaced = await send(probeToken, { trustBundleFingerprints: [fp, stranger] });
+      assert.equal(replaced.status, 409, replaced.text);
+      assert.equal(replaced.json.error, "PodReplaced");
+      assert.equal(annotations("probe-0")["trellis.dev/trust-bundle-fingerprints"], undefined);
+      cluster.kubectl([
+        "-n",
+        "shop",
+        "delete",
+        "pod",
+        "probe-0",
+        "--grace-period=0",
+        "--force",
+        "--wait=true",
+      ]);
     } finally {
       session.close();
     }
