@@ -186,7 +186,10 @@ async function report(
   const token = checkHeaders(headers, "report", handler.limits);
   const body = await readBody(stream, handler.limits.maxBodyBytes, deadlines);
   const pod = reportedPod(await handler.authenticate(token));
-  const result = await annotatePod(pod, reportAnnotations(parseReport(body)));
+  const annotations = reportAnnotations(parseReport(body));
+  const result = await annotatePod(pod, annotations);
+  if (result === "Patched")
+    handler.logger.info({ pod: `${pod.namespace}/${pod.name}`, ...annotations }, "trust report written");
   return { body: JSON.stringify({ pod: `${pod.namespace}/${pod.name}`, result }), result };
 }
 
