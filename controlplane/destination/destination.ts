@@ -1,7 +1,8 @@
 // `trellis-controlplane destination`: the discovery service proxies watch. Reads Services,
 // EndpointSlices, Pods and ServiceProfiles through shared informers and streams each watched
-// authority's state (docs/destination.md). Health and metrics on the admin port.
-import { readFileSync } from "node:fs";
+// authority's state (docs/destination.md). Serves mutual TLS: its certificate and the trust
+// bundle proxies are verified against are reloaded from their files in place. Health and
+// metrics on the admin port.
 import { parseArgs } from "node:util";
 import type { KubernetesObject, V1EndpointSlice, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -9,6 +10,7 @@ import type { ServiceProfile } from "../../api/index.ts";
 import type { Manager } from "../../kube/index.ts";
 import { parseAuthority } from "./authority.ts";
 import { startDestinationServer } from "./destination-server.ts";
+import { ServingTls } from "./serving-tls.ts";
 import { type ClusterView, WatchHub } from "./watch-hub.ts";
 
 const SERVICE = { apiVersion: "v1", kind: "Service", plural: "services", namespaced: true };
@@ -35,6 +37,10 @@ export interface DestinationFlags {
   plaintext: boolean;
   tlsCertFile: string | undefined;
   tlsKeyFile: string | undefined;
+  /** PEM trust anchors client proxies' chains must verify against (the mesh trust bundle). */
+  trustBundleFile: string;
+  /** How often the certificate, key and bundle files are checked for changes. */
+  tlsReloadMs: number;
   maxStreams: number;
   maxAuthorities: number;
   maxBufferedBytes: number;
@@ -52,6 +58,8 @@ export function parseDestinationFlags(argv: string[]): DestinationFlags {
       plaintext: { type: "boolean", default: false },
       "tls-cert-file": { type: "string" },
       "tls-key-file": { type: "string" },
+      "trust-bundle-file": { type: "string", default: "/var/run/trellis/trust/ca-bundle.crt" },
+      "tls-reload-ms": { type: "string", default: "1000" },
       "max-streams": { type: "string", default: "10000" },
       "max-authorities": { type: "string", default: "5000" },
       "max-buffered-bytes": { type: "string", default: String(1024 * 1024) },
@@ -67,6 +75,8 @@ export function parseDestinationFlags(argv: string[]): DestinationFlags {
     plaintext: values.plaintext === true,
     tlsCertFile: values["tls-cert-file"] as string | undefined,
     tlsKeyFile: values["tls-key-file"] as string | undefined,
+    trustBundleFile: String(values["trust-bundle-file"]),
+    tlsReloadMs: Number(values["tls-reload-ms"]),
     maxStreams: Number(values["max-streams"]),
     maxAuthorities: Number(values["max-authorities"]),
     maxBufferedBytes: Number(values["max-buffered-bytes"]),
@@ -127,15 +137,35 @@ export async function runDestination(
     "trellis_destination_requests_total",
     "Watch requests by result.",
   );
-  await manager.start();
-  const tls =
+  const registry = manager.metrics.registry;
+  const clients = registry.counter(
+    "trellis_destination_client_connections_total",
+    "Client connections by result: Accepted, or why the client was refused.",
+  );
+  // Read before the informers start: a missing or broken file should fail fast.
+  const serving =
     flags.plaintext || !flags.tlsCertFile || !flags.tlsKeyFile
       ? undefined
-      : { cert: readFileSync(flags.tlsCertFile, "utf8"), key: readFileSync(flags.tlsKeyFile, "utf8") };
+      : new ServingTls(
+          { certFile: flags.tlsCertFile, keyFile: flags.tlsKeyFile, trustBundleFile: flags.trustBundleFile },
+          {
+            reloads: registry.counter(
+              "trellis_destination_tls_reloads_total",
+              "Reloads of the serving certificate and trust bundle, by result.",
+            ),
+            expiry: registry.gauge(
+              "trellis_destination_serving_certificate_expiration_timestamp_seconds",
+              "When the destination service's serving certificate expires (Unix seconds).",
+            ),
+          },
+          logger,
+        );
+  await manager.start();
   const server = await startDestinationServer({
     port: flags.port,
     host: flags.host,
-    tls,
+    tls: serving?.material,
+    trustDomain: flags.trustDomain,
     clusterDomain: flags.clusterDomain,
     maxStreams: flags.maxStreams,
     maxBufferedBytes: flags.maxBufferedBytes,
@@ -143,8 +173,11 @@ export async function runDestination(
     logger,
     streams,
     requests,
+    clients,
   });
+  serving?.watch(flags.tlsReloadMs, (material) => server.setTls(material));
   return async () => {
+    serving?.stop();
     hub.close();
     await server.close();
     await manager.stop();
