@@ -19,8 +19,8 @@ import { type ClusterPki, createClusterPki, writeKubeconfig } from "./cluster-pk
 import { createNodeNetwork, type NodeNetwork } from "./node-network.ts";
 import { type ManagedProcess, ProcessGroup } from "./process-group.ts";
 import {
-  issueKubeletClientCertificate,
   RealNode,
+  realNodeApiServerFlags,
   removeOrphanedNodeNetworks,
   removeRealNodeLeftovers,
 } from "./real-node.ts";
@@ -420,18 +420,6 @@ function removeStaleClusterDirs(realNode: boolean): void {
     }
   }
   if (realNode) removeOrphanedNodeNetworks(SERVICE_CIDR);
-}
-
-/** The API server advertises the gateway address (pods reach it there) and can call the kubelet. */
-function realNodeApiServerFlags(pki: ClusterPki, network: NodeNetwork): string[] {
-  const client = issueKubeletClientCertificate(pki);
-  return [
-    `--advertise-address=${network.gatewayIp}`,
-    `--kubelet-client-certificate=${client.cert}`,
-    `--kubelet-client-key=${client.key}`,
-    `--kubelet-certificate-authority=${pki.caCert}`,
-    "--kubelet-preferred-address-types=InternalIP",
-  ];
 }
 
 function apiServerFlags(

@@ -22,7 +22,7 @@ import {
   waitFor,
 } from "./local-cluster.ts";
 import { nodeRuntimeImageArchive, PAUSE_IMAGE } from "./node-images.ts";
-import { mountsUnder, shimPidsOf } from "./real-node.ts";
+import { mountsUnder, shimPidsOf } from "./node-leftovers.ts";
 
 const IMAGE = "localhost/trellis-real-node-test:1";
 const testdata = join(repoRoot, "test/cluster/testdata");
