@@ -30,6 +30,8 @@ export interface ScaleParams {
   maxConcurrentRestarts: number;
   /** Also time the peer (kubectl rollout restart of everything). */
   peer: boolean;
+  /** Run the operator as shipped (this path: a trellis.mjs from hack/bundle.ts) rather than from the sources under tsx. */
+  operatorBundle?: string;
   log: (line: string) => void;
 }
 
@@ -113,6 +115,28 @@ async function meshProxies(
   return { summary, version, state, step };
 }
 
+/**
+ * Every Deployment has seen its latest spec and has all its replicas updated, available and no
+ * others: the cluster has settled (KWOK has run every pod). A rollout timed from an unsettled
+ * cluster would measure KWOK's backlog of pod creations too.
+ */
+async function deploymentsSettled(cluster: LocalCluster): Promise<boolean> {
+  const out = await cluster.kubectlAsync([
+    "get",
+    "deployments",
+    "-A",
+    "-o",
+    "jsonpath={range .items[*]}{.status.updatedReplicas}/{.status.availableReplicas}/{.spec.replicas}/{.status.replicas}/{.metadata.generation}/{.status.observedGeneration} {end}",
+  ]);
+  return out
+    .trim()
+    .split(" ")
+    .every((s) => {
+      const [u, a, r, t, g, o] = s.split("/");
+      return u === r && a === r && t === r && g === o;
+    });
+}
+
 export async function runRolloutScale(p: ScaleParams): Promise<ScaleFigures> {
   const cluster = await LocalCluster.start({ nodes: p.nodes, clientQps: 400, verbose: false });
   const group = new ProcessGroup();
@@ -129,7 +153,7 @@ export async function runRolloutScale(p: ScaleParams): Promise<ScaleFigures> {
     ]);
     const port = await freePort();
     const injectorUrl = `--injector-url=https://127.0.0.1:${port}/inject`;
-    operator = await startOperator(cluster, ["--no-leader-elect", injectorUrl]);
+    operator = await startOperator(cluster, ["--no-leader-elect", injectorUrl], {}, p.operatorBundle);
     const waves = `[${p.waves.join(", ")}]`;
     cluster.kubectl(
       ["apply", "-f", "-"],
@@ -185,9 +209,9 @@ spec:
       1000,
     );
     const injected = Number(last.split("/")[1]);
-    p.log(
-      `${injected} of ${pods} pods meshed and running after ${((Date.now() - created) / 1000).toFixed(0)} s`,
-    );
+    p.log(`${injected} of ${pods} pods meshed after ${((Date.now() - created) / 1000).toFixed(0)} s`);
+    await waitFor(() => deploymentsSettled(cluster), 60 * 60_000, "every pod to run", 2000);
+    p.log(`every Deployment available after ${((Date.now() - created) / 1000).toFixed(0)} s`);
 
     const before = (await operatorHttp(operator, "/metrics")).body;
     const usageBefore = processUsage(operator.process.child.pid as number);
@@ -252,27 +276,7 @@ spec:
           cluster.kubectlAsync(["-n", `app-${n}`, "rollout", "restart", "deployment"]),
         ),
       );
-      await waitFor(
-        async () => {
-          const out = await cluster.kubectlAsync([
-            "get",
-            "deployments",
-            "-A",
-            "-o",
-            "jsonpath={range .items[*]}{.status.updatedReplicas}/{.status.availableReplicas}/{.spec.replicas}/{.status.replicas} {end}",
-          ]);
-          return out
-            .trim()
-            .split(" ")
-            .every((s) => {
-              const [u, a, r, t] = s.split("/");
-              return u === r && a === r && t === r;
-            });
-        },
-        120 * 60_000,
-        "the peer restart",
-        1000,
-      );
+      await waitFor(() => deploymentsSettled(cluster), 120 * 60_000, "the peer restart", 1000);
       peerWallS = (Date.now() - peerStart) / 1000;
     }
     return {

@@ -25,6 +25,8 @@ export async function startOperator(
   cluster: LocalCluster,
   args: string[] = [],
   env: NodeJS.ProcessEnv = {},
+  /** A bundled operator (hack/bundle.ts's trellis.mjs) to run under plain node instead of the sources under tsx. */
+  bundle?: string,
 ): Promise<OperatorProcess> {
   const group = new ProcessGroup();
   const logFile = join(cluster.dir, `operator-${++counter}.log`);
@@ -32,9 +34,7 @@ export async function startOperator(
     name: "trellis-operator",
     command: process.execPath,
     args: [
-      "--import",
-      "tsx",
-      join(repoRoot, "bin/trellis.ts"),
+      ...(bundle ? [bundle] : ["--import", "tsx", join(repoRoot, "bin/trellis.ts")]),
       "operator",
       `--kubeconfig=${cluster.kubeconfigPath}`,
       "--metrics-port=0",
