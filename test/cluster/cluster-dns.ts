@@ -141,7 +141,7 @@ export async function startClusterDns(
   informer.on("delete", (s) => endpoints.remove(s));
   let stopped = false;
   informer.on("error", () => {
-    if (!stopped) setTimeout(() => void informer.start().catch(() => {}), 1000);
+    if (!stopped) setTimeout(() => void informer.start().catch(() => {}), 1000).unref();
   });
   await informer.start();
 

@@ -93,48 +93,19 @@ export class RealNode {
     const dir = nodeDir(ctx.clusterDir);
     const socket = containerdSocket(ctx.clusterDir);
     const forwarder = await startApiForwarder(ctx.network.gatewayIp, ctx.apiServerPort, ctx.apiServerPort);
-    const dns = await startClusterDns(ctx.kubeConfig, ctx.network.gatewayIp, CLUSTER_DOMAIN);
-    const containerdConfig = writeContainerdConfig(dir, ctx);
-    const containerd = ctx.group.start({
-      name: "containerd",
-      command: "/usr/bin/containerd",
-      args: ["--config", containerdConfig],
-      logFile: join(ctx.clusterDir, "containerd.log"),
+    const dns = await startClusterDns(ctx.kubeConfig, ctx.network.gatewayIp, CLUSTER_DOMAIN).catch((err) => {
+      forwarder.close();
+      throw err;
     });
-    await waitUntil(async () => {
-      if (containerd.exitCode() !== undefined)
-        throw new Error(`containerd exited (${containerd.exitCode()})`);
-      await ctr(socket, ["version"]);
-      return true;
-    }, "containerd");
-    await ctr(socket, ["images", "import", pauseImageArchive()]);
-    const kubeletConfig = writeKubeletConfig(dir, ctx, socket);
-    const kubelet = ctx.group.start({
-      name: "kubelet",
-      command: ctx.kubelet,
-      args: [
-        `--config=${kubeletConfig}`,
-        `--kubeconfig=${join(dir, "kubelet", "kubeconfig")}`,
-        `--hostname-override=${REAL_NODE_NAME}`,
-        `--node-ip=${ctx.network.gatewayIp}`,
-        `--node-labels=${REAL_NODE_LABEL}=true`,
-        `--root-dir=${join(dir, "kubelet", "root")}`,
-        `--cert-dir=${join(dir, "kubelet", "certs")}`,
-        "--v=1",
-      ],
-      logFile: join(ctx.clusterDir, "kubelet.log"),
-    });
-    const api = ctx.kubeConfig.makeApiClient(CoreV1Api);
-    await waitUntil(
-      async () => {
-        if (kubelet.exitCode() !== undefined) throw new Error(`kubelet exited (${kubelet.exitCode()})`);
-        const node = await api.readNode({ name: REAL_NODE_NAME });
-        return node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
-      },
-      "the real node to be Ready",
-      120_000,
-    );
-    return new RealNode(ctx, socket, kubelet, dns, forwarder, Date.now() - started);
+    try {
+      const kubelet = await startProcesses(ctx, dir, socket);
+      return new RealNode(ctx, socket, kubelet, dns, forwarder, Date.now() - started);
+    } catch (err) {
+      // The processes are the cluster group's to stop; the in-process servers are ours.
+      forwarder.close();
+      await dns.stop();
+      throw err;
+    }
   }
 
   /** Imports an OCI image archive into the node's containerd (namespace k8s.io, where the CRI looks). */
@@ -192,6 +163,50 @@ export class RealNode {
     this.forwarder.close();
     await this.dns.stop();
   }
+}
+
+/** containerd (waited for), the pause image import, then the kubelet, waited for until the node is Ready. */
+async function startProcesses(ctx: RealNodeContext, dir: string, socket: string): Promise<ManagedProcess> {
+  const containerdConfig = writeContainerdConfig(dir, ctx);
+  const containerd = ctx.group.start({
+    name: "containerd",
+    command: "/usr/bin/containerd",
+    args: ["--config", containerdConfig],
+    logFile: join(ctx.clusterDir, "containerd.log"),
+  });
+  await waitUntil(async () => {
+    if (containerd.exitCode() !== undefined) throw new Error(`containerd exited (${containerd.exitCode()})`);
+    await ctr(socket, ["version"]);
+    return true;
+  }, "containerd");
+  await ctr(socket, ["images", "import", pauseImageArchive()]);
+  const kubeletConfig = writeKubeletConfig(dir, ctx, socket);
+  const kubelet = ctx.group.start({
+    name: "kubelet",
+    command: ctx.kubelet,
+    args: [
+      `--config=${kubeletConfig}`,
+      `--kubeconfig=${join(dir, "kubelet", "kubeconfig")}`,
+      `--hostname-override=${REAL_NODE_NAME}`,
+      `--node-ip=${ctx.network.gatewayIp}`,
+      `--node-labels=${REAL_NODE_LABEL}=true`,
+      `--root-dir=${join(dir, "kubelet", "root")}`,
+      `--cert-dir=${join(dir, "kubelet", "certs")}`,
+      "--v=1",
+    ],
+    logFile: join(ctx.clusterDir, "kubelet.log"),
+  });
+  const api = ctx.kubeConfig.makeApiClient(CoreV1Api);
+  await waitUntil(
+    async () => {
+      if (kubelet.exitCode() !== undefined) throw new Error(`kubelet exited (${kubelet.exitCode()})`);
+      const node = await api.readNode({ name: REAL_NODE_NAME });
+      return node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+    },
+    "the real node to be Ready",
+    120_000,
+  );
+  return kubelet;
 }
 
 async function ctr(socket: string, args: string[]): Promise<string> {
