@@ -1,0 +1,119 @@
+// The root filesystems of Trellis's images, assembled as folders: one runtime shared by every
+// image (Node and only the shared libraries it links, users, licenses) and one app folder per
+// image (the bundled program and the npm packages inside it). No shell, no package manager, no
+// compiler, no CA store: the operator trusts the API server's CA from its service account, the
+// proxy and control plane trust the mesh's bundle, and Node carries its own root store anyway.
+// Owns what goes into the images; the image format is hack/oci-image.ts's.
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+
+/** UID/GID of the operator and control-plane processes (the Deployments run as it too). */
+export const NONROOT_UID = 65532;
+
+export interface RuntimeComponent {
+  name: string;
+  version: string;
+  files: string[];
+  /** Where its license text is, inside the image. */
+  license: string;
+}
+
+/** The shared libraries `ldd` lists for a binary, as [path it is looked up at, file to copy]. */
+export function sharedLibraries(binary: string): Array<[string, string]> {
+  const out = execFileSync("ldd", [binary], { encoding: "utf8" });
+  const libs: Array<[string, string]> = [];
+  for (const line of out.split("\n")) {
+    const m = /=>\s*(\/\S+)\s*\(/.exec(line) ?? /^\s*(\/\S+)\s*\(/.exec(line);
+    if (m?.[1]) libs.push([m[1], realpathSync(m[1])]);
+  }
+  if (!libs.some(([p]) => /\/libc\.so/.test(p))) throw new Error(`ldd ${binary}: no libc found in\n${out}`);
+  return libs;
+}
+
+/** The Debian package that owns a file, and its version; undefined off Debian. */
+function debianPackage(path: string): { name: string; version: string } | undefined {
+  for (const candidate of [path, realpathSync(path)]) {
+    const r = spawnSync("dpkg", ["-S", candidate], { encoding: "utf8" });
+    const name = r.status === 0 ? r.stdout.split(":")[0] : undefined;
+    if (!name) continue;
+    const version =
+      execFileSync("dpkg-query", ["-W", name], { encoding: "utf8" }).trim().split("\t")[1] ?? "";
+    return { name, version };
+  }
+  return undefined;
+}
+
+function copyInto(root: string, path: string, from: string, mode?: number): void {
+  const to = join(root, path);
+  mkdirSync(dirname(to), { recursive: true });
+  copyFileSync(from, to);
+  if (mode !== undefined) chmodSync(to, mode);
+}
+
+function writeInto(root: string, path: string, content: string): void {
+  mkdirSync(dirname(join(root, path)), { recursive: true });
+  writeFileSync(join(root, path), content);
+}
+
+/** Node's own license file beside the binary's installation, as nodejs.org and Debian lay it out. */
+function nodeLicense(node: string): string {
+  for (const p of ["/usr/share/doc/nodejs/LICENSE", join(dirname(realpathSync(node)), "..", "LICENSE")])
+    if (existsSync(p)) return p;
+  throw new Error(`no LICENSE found for ${node}`);
+}
+
+export interface RuntimeOptions {
+  node: string;
+  /** Strip the symbol table and debug info from the Node binary (about 12 MB less; stack traces of JS are unaffected). */
+  strip: boolean;
+}
+
+/**
+ * Assembles the runtime folder: /usr/bin/node, the libraries ldd lists (at the paths the dynamic
+ * loader looks them up), /etc/passwd and /etc/group with nonroot (65532) and the proxy's user,
+ * /etc/nsswitch.conf (files before DNS), /tmp, and the license texts; returns what it holds.
+ */
+export function assembleRuntime(root: string, options: RuntimeOptions, proxyUid: number): RuntimeComponent[] {
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(join(root, "usr/bin"), { recursive: true });
+  if (options.strip) execFileSync("strip", ["--strip-all", "-o", join(root, "usr/bin/node"), options.node]);
+  else copyInto(root, "usr/bin/node", options.node);
+  chmodSync(join(root, "usr/bin/node"), 0o755);
+  const nodeVersion = execFileSync(options.node, ["-p", "process.versions.node"], {
+    encoding: "utf8",
+  }).trim();
+  copyInto(root, "usr/share/doc/node/LICENSE", nodeLicense(options.node), 0o644);
+  const components: RuntimeComponent[] = [
+    { name: "node", version: nodeVersion, files: ["/usr/bin/node"], license: "/usr/share/doc/node/LICENSE" },
+  ];
+  const byPackage = new Map<string, RuntimeComponent>();
+  for (const [path, file] of sharedLibraries(options.node)) {
+    copyInto(root, path.slice(1), file, 0o755);
+    const pkg = debianPackage(path) ?? { name: path.split("/").pop()!, version: "unknown" };
+    const license = `/usr/share/doc/${pkg.name}/copyright`;
+    const c = byPackage.get(pkg.name) ?? { name: pkg.name, version: pkg.version, files: [], license };
+    c.files.push(path);
+    byPackage.set(pkg.name, c);
+    if (pkg.version !== "unknown") copyInto(root, license.slice(1), license, 0o644);
+  }
+  components.push(...[...byPackage.values()].sort((a, b) => a.name.localeCompare(b.name)));
+  writeInto(
+    root,
+    "etc/passwd",
+    `root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:${NONROOT_UID}:${NONROOT_UID}:nonroot:/home/nonroot:/sbin/nologin\ntrellis-proxy:x:${proxyUid}:${proxyUid}:trellis-proxy:/:/sbin/nologin\n`,
+  );
+  writeInto(root, "etc/group", `root:x:0:\nnonroot:x:${NONROOT_UID}:\ntrellis-proxy:x:${proxyUid}:\n`);
+  writeInto(root, "etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\n");
+  mkdirSync(join(root, "tmp"));
+  chmodSync(join(root, "tmp"), 0o1777);
+  writeInto(root, "usr/share/doc/runtime.json", `${JSON.stringify(components, null, 2)}\n`);
+  return components;
+}
+
+/** Assembles an app folder: /app/<program>.mjs and /app/packages.json (the npm packages inside it). */
+export function assembleApp(root: string, program: { file: string; as: string }, packagesJson: string): void {
+  rmSync(root, { recursive: true, force: true });
+  copyInto(root, `app/${program.as}`, program.file, 0o644);
+  copyInto(root, "app/packages.json", packagesJson, 0o644);
+}
