@@ -31,7 +31,17 @@ export interface PodView extends KubernetesObject {
 export interface WorkloadObjectView extends KubernetesObject {
   metadata?: Pick<V1ObjectMeta, "name" | "namespace" | "uid" | "resourceVersion" | "generation" | "labels">;
   spec?: { replicas?: number; template?: { metadata?: { annotations?: Record<string, string> } } };
-  status?: { desiredNumberScheduled?: number };
+  /** Rollout progress as the workload's own controller reports it (what `kubectl rollout status` reads). */
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    updatedReplicas?: number;
+    availableReplicas?: number;
+    readyReplicas?: number;
+    desiredNumberScheduled?: number;
+    updatedNumberScheduled?: number;
+    numberAvailable?: number;
+  };
 }
 
 /** Only the trellis.dev/ annotations (the operator reads no others; some tools write large ones). */
@@ -99,7 +109,16 @@ export function workloadObjectView(obj: KubernetesObject): WorkloadObjectView {
       labels: m.labels,
     },
     spec: { replicas: raw.spec?.replicas, template: { metadata: { annotations } } },
-    status: { desiredNumberScheduled: raw.status?.desiredNumberScheduled },
+    status: {
+      observedGeneration: raw.status?.observedGeneration,
+      replicas: raw.status?.replicas,
+      updatedReplicas: raw.status?.updatedReplicas,
+      availableReplicas: raw.status?.availableReplicas,
+      readyReplicas: raw.status?.readyReplicas,
+      desiredNumberScheduled: raw.status?.desiredNumberScheduled,
+      updatedNumberScheduled: raw.status?.updatedNumberScheduled,
+      numberAvailable: raw.status?.numberAvailable,
+    },
   };
 }
 

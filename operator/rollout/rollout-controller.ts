@@ -215,7 +215,10 @@ export class RolloutController {
       const expected = this.expected.get(v.key);
       if (expected === undefined) continue;
       if (v.templateVersion === expected) this.expected.delete(v.key);
-      else v.templateVersion = expected;
+      else {
+        v.templateVersion = expected;
+        v.rolledOut = false; // the cached status is of the template before the patch
+      }
     }
     return views;
   }

@@ -22,6 +22,11 @@ export interface WorkloadView extends WorkloadRef {
   pods: Map<string, { total: number; ready: number; restarts: number }>;
   /** Desired replicas as the workload states them (DaemonSets: desired scheduled). */
   replicas: number;
+  /**
+   * The workload's controller reports its current template on every replica, all available
+   * (what `kubectl rollout status` waits for). False while the cache lags a patch just sent.
+   */
+  rolledOut?: boolean;
 }
 
 export function workloadKey(ref: WorkloadRef): string {
@@ -43,9 +48,31 @@ export function ownerWorkload(pod: PodView): WorkloadRef | undefined {
 
 export interface WorkloadObject {
   kind: WorkloadKind;
-  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
+  metadata?: { name?: string; namespace?: string; generation?: number; labels?: Record<string, string> };
   spec?: { replicas?: number; template?: { metadata?: { annotations?: Record<string, string> } } };
-  status?: { desiredNumberScheduled?: number };
+  status?: {
+    observedGeneration?: number;
+    replicas?: number;
+    updatedReplicas?: number;
+    availableReplicas?: number;
+    readyReplicas?: number;
+    desiredNumberScheduled?: number;
+    updatedNumberScheduled?: number;
+    numberAvailable?: number;
+  };
+}
+
+/** The workload's own status says its latest template runs on every replica, all available. */
+export function isRolledOut(w: WorkloadObject): boolean {
+  const s = w.status ?? {};
+  if ((s.observedGeneration ?? 0) < (w.metadata?.generation ?? 1)) return false;
+  if (w.kind === "DaemonSet") {
+    const desired = s.desiredNumberScheduled ?? 0;
+    return (s.updatedNumberScheduled ?? 0) >= desired && (s.numberAvailable ?? 0) >= desired;
+  }
+  const want = w.spec?.replicas ?? 1;
+  const available = w.kind === "StatefulSet" ? s.readyReplicas : s.availableReplicas;
+  return (s.updatedReplicas ?? 0) >= want && (available ?? 0) >= want && (s.replicas ?? 0) <= want;
 }
 
 function isReady(pod: PodView): boolean {
@@ -80,6 +107,7 @@ export function inventory(pods: PodView[], workloads: WorkloadObject[]): Workloa
         pods: new Map(),
         replicas:
           obj.kind === "DaemonSet" ? (obj.status?.desiredNumberScheduled ?? 0) : (obj.spec?.replicas ?? 1),
+        rolledOut: isRolledOut(obj),
       };
       byKey.set(key, v);
     }
@@ -105,10 +133,17 @@ export function inventory(pods: PodView[], workloads: WorkloadObject[]): Workloa
   return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
-/** A workload runs `version` everywhere: its template asks for it and every pod has it and is Ready. */
+/**
+ * A workload runs `version` everywhere: its template asks for it, no injected pod runs another
+ * version, and either every replica is an injected Ready pod of it or the workload's controller
+ * reports the template rolled out. The second case is a pod the fail-open webhook created
+ * without a proxy (the injector did not answer in time): it is not in the pod cache, and
+ * without that case its workload could never finish and the step would fail at its deadline.
+ */
 export function isDoneAt(w: WorkloadView, version: string): boolean {
   if (w.templateVersion !== version) return false;
   const at = w.pods.get(version);
   const others = [...w.pods.entries()].filter(([v]) => v !== version).reduce((n, [, c]) => n + c.total, 0);
-  return others === 0 && (at?.total ?? 0) >= w.replicas && (at?.ready ?? 0) >= w.replicas;
+  if (others > 0) return false;
+  return ((at?.total ?? 0) >= w.replicas && (at?.ready ?? 0) >= w.replicas) || w.rolledOut === true;
 }
