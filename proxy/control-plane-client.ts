@@ -15,6 +15,11 @@ export interface ControlPlaneTls {
   caPem: () => string | undefined;
   /** Our own client context once we have a leaf; optional for the identity service. */
   clientContext?: () => SecureContext | undefined;
+  /**
+   * The service requires our leaf (the destination service does): do not connect before we
+   * have one, since the handshake would only be refused; the caller retries.
+   */
+  requireClientCertificate?: boolean;
 }
 
 /** A checkServerIdentity accepting `expected` as SPIFFE ID, DNS name or IP, else the URL host. */
@@ -43,6 +48,9 @@ export function connectControlPlane(
     const ca = security.caPem();
     if (ca === undefined) throw new Error("no trust bundle loaded to verify the control plane");
     const ctx = security.clientContext?.();
+    if (!ctx && security.requireClientCertificate) {
+      throw new Error(`no leaf yet to present to ${url}`);
+    }
     session = http2.connect(url, {
       ...(ctx ? { secureContext: ctx } : { ca }),
       ALPNProtocols: ["h2"],

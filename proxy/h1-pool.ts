@@ -1,7 +1,8 @@
 /**
  * Keep-alive connection pools for the HTTP/1.1 client: one pool per upstream (and, for mTLS,
- * per TLS generation), plaintext or mTLS connect with a deadline, idle expiry, and retirement
- * of pools whose TLS material was replaced (idle sockets close now, busy ones when released).
+ * per TLS generation), plaintext or mTLS connect with a deadline and TLS session resumption,
+ * idle expiry, and retirement of pools whose TLS material was replaced (idle sockets close
+ * now, busy ones when released).
  *
  * Owns: socket lifetimes between exchanges. Does not speak HTTP (client-h1.ts, h1-codec.ts).
  */
@@ -11,6 +12,8 @@ import { ProxyError } from "./handler.ts";
 import { type ClientLimits, type ClientTls, targetKey, type UpstreamTarget } from "./upstream.ts";
 
 const maxIdlePerPool = 256;
+/** Peers whose last TLS session we keep for resumption. */
+const maxTlsSessions = 1024;
 
 class Pool {
   readonly idle: Socket[] = [];
@@ -28,6 +31,12 @@ export interface Lease {
 
 export class H1Pools {
   private readonly pools = new Map<string, Pool>();
+  /**
+   * The newest TLS session ticket per pool key (peer, identity and TLS generation): a new
+   * connection to a peer resumes instead of a full handshake with two signatures and chain
+   * checks. Keyed by generation, so a renewed leaf or bundle always starts afresh.
+   */
+  private readonly tlsSessions = new Map<string, Buffer>();
 
   constructor(
     private readonly tls: ClientTls | undefined,
@@ -52,7 +61,7 @@ export class H1Pools {
       s.setTimeout(0);
       return Promise.resolve({ socket: s, reused: true, release: (ok) => this.release(key, p, s, ok) });
     }
-    return this.connect(target).then((s) => {
+    return this.connect(target, key).then((s) => {
       s.on("error", () => {});
       s.on("timeout", () => s.destroy());
       s.on("close", () => {
@@ -88,6 +97,14 @@ export class H1Pools {
     if (pool.busy === 0 && pool.idle.length === 0 && this.pools.get(key) === pool) this.pools.delete(key);
   }
 
+  private keepTlsSession(key: string, ticket: Buffer): void {
+    this.tlsSessions.delete(key);
+    if (this.tlsSessions.size >= maxTlsSessions) {
+      this.tlsSessions.delete(this.tlsSessions.keys().next().value as string);
+    }
+    this.tlsSessions.set(key, ticket);
+  }
+
   private retireOlder(target: UpstreamTarget, currentKey: string): void {
     const prefix = `${target.host}:${target.port}#${target.identity}@`;
     for (const [key, pool] of this.pools) {
@@ -95,10 +112,11 @@ export class H1Pools {
       pool.retired = true;
       for (const s of pool.idle.splice(0)) s.destroy();
       this.pools.delete(key);
+      this.tlsSessions.delete(key);
     }
   }
 
-  private connect(target: UpstreamTarget): Promise<Socket> {
+  private connect(target: UpstreamTarget, key: string): Promise<Socket> {
     return new Promise((resolve, reject) => {
       let socket: Socket;
       if (target.identity === undefined) {
@@ -116,8 +134,10 @@ export class H1Pools {
           ALPNProtocols: ["http/1.1"],
           rejectUnauthorized: true,
           checkServerIdentity: this.tls.verifierFor(target.identity),
+          session: this.tlsSessions.get(key),
         });
         socket.setNoDelay(true);
+        socket.on("session", (ticket: Buffer) => this.keepTlsSession(key, ticket));
       }
       const fail = (err: Error) => {
         clearTimeout(timer);

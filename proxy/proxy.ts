@@ -55,7 +55,12 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
         {
           url: config.destination.url,
           serverIdentity: config.destination.serverIdentity,
-          security: { caPem: () => bundle?.pem, clientContext: () => identity?.clientContext() },
+          // The destination service verifies proxies: it gets our leaf, so we wait for one.
+          security: {
+            caPem: () => bundle?.pem,
+            clientContext: () => identity?.clientContext(),
+            requireClientCertificate: identity !== undefined,
+          },
           maxServices: limits.maxServices,
           timeoutMs: limits.discoveryTimeoutMs,
           connectTimeoutMs: limits.connectTimeoutMs,

@@ -5,8 +5,10 @@
  */
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { parseCsr } from "../../pki/index.ts";
 import type { DiscoveryUpdate } from "../discovery-protocol.ts";
+import { peerSpiffeId } from "../peer-certificate.ts";
 import { issueFor, type MeshCa, serverCredentials } from "./mesh-pki.ts";
 
 function listen(server: http2.Http2Server | http2.Http2SecureServer): Promise<number> {
@@ -17,7 +19,31 @@ function listen(server: http2.Http2Server | http2.Http2SecureServer): Promise<nu
 
 export class FakeDestination {
   port = 0;
-  private readonly server = http2.createServer();
+  /** SPIFFE IDs of the clients that connected (mutual TLS only). */
+  readonly clients = new Set<string>();
+  private readonly server: http2.Http2Server | http2.Http2SecureServer;
+  private readonly secure: boolean;
+
+  /** With `ca`: mutual TLS like the real service, client certificates required. */
+  constructor(o: { ca?: MeshCa } = {}) {
+    this.secure = o.ca !== undefined;
+    if (!o.ca) {
+      this.server = http2.createServer();
+      return;
+    }
+    const server = http2.createSecureServer({
+      ...serverCredentials(o.ca),
+      ca: o.ca.anchor.pem,
+      requestCert: true,
+      rejectUnauthorized: true,
+      allowHTTP1: false,
+    });
+    server.on("session", (session) => {
+      const id = peerSpiffeId((session.socket as TLSSocket).getPeerCertificate());
+      if (id) this.clients.add(id);
+    });
+    this.server = server;
+  }
   private readonly state = new Map<string, DiscoveryUpdate>();
   private readonly watchers = new Map<string, Set<http2.ServerHttp2Stream>>();
 
@@ -28,7 +54,7 @@ export class FakeDestination {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.secure ? "https" : "http"}://127.0.0.1:${this.port}`;
   }
 
   /** Sets (and pushes to watchers) the state of an authority. */

@@ -48,7 +48,7 @@ describe("mesh: outbound → mTLS → inbound", () => {
       ["tok-intruder", intruderId],
     ]);
     identity = await new FakeIdentity(ca, tokens, 3_600_000).start();
-    destination = await new FakeDestination().start();
+    destination = await new FakeDestination({ ca }).start();
     app = await startDualApp(
       (req, res, body) => {
         res.writeHead(200, { "content-type": "text/plain", "x-app": "h1" });
@@ -157,6 +157,10 @@ describe("mesh: outbound → mTLS → inbound", () => {
       }) >= 2,
     );
     assert.match(outbound, /response_latency_ms_bucket\{direction="outbound",authority="web\.default/);
+  });
+
+  it("presents its leaf to the destination service, which requires one", () => {
+    assert.ok(destination.clients.has(clientId), [...destination.clients].join(", "));
   });
 
   it("reports its identity and the trust anchors it holds", async () => {
