@@ -66,6 +66,16 @@ export function rssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : 0;
 }
 
+/**
+ * The anonymous part of the RSS (heap, stacks, malloc): what the process itself holds. The
+ * rest is file-backed, mostly the pages of the node binary it runs (~31 MB for an empty node
+ * 20), shared with every process mapping the same file and reclaimable under pressure.
+ */
+export function rssAnonMb(pid: number): number {
+  const m = /RssAnon:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
 export function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { maxBuffer: 1 << 20 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));

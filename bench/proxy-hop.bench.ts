@@ -29,7 +29,7 @@ import { proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { FakeDestination, FakeIdentity } from "../proxy/test/control-plane-fakes.ts";
 import { createMeshCa, issueFor } from "../proxy/test/mesh-pki.ts";
 import { type SpawnOptions, spawnProxy, tempDir } from "../proxy/test/proxy-process.ts";
-import { cpuSeconds, rssMb, type Started, start, stop, wrk } from "./proxy-bench-processes.ts";
+import { cpuSeconds, rssAnonMb, rssMb, type Started, start, stop, wrk } from "./proxy-bench-processes.ts";
 import { plainHop, type TlsFiles, tlsClientHop, tlsServerHop } from "./proxy-haproxy.ts";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
@@ -73,6 +73,8 @@ interface Row {
   rssMb: number[];
   idleRssMb: number[];
   rateRssMb: number[];
+  /** Anonymous RSS at the end of the fixed-rate run (without the node binary's pages). */
+  rateAnonMb: number[];
 }
 
 function freePort(): Promise<number> {
@@ -244,6 +246,7 @@ async function measure(path: Path): Promise<Row> {
   // the moderate rate is not inflated by the closed-loop run's peak.
   await wrk(url, path.host, 1, 2);
   const rated = await peakRssDuring(path.proxyPids, () => rateRun(path));
+  const rateAnon = path.proxyPids.map(rssAnonMb);
   await wrk(url, path.host, 1, 32);
   const cpu0 = path.proxyPids.map(cpuSeconds);
   const closed = await peakRssDuring(path.proxyPids, () => wrk(url, path.host, seconds, 32));
@@ -261,6 +264,7 @@ async function measure(path: Path): Promise<Row> {
     rssMb: closed.peak,
     idleRssMb: idleRss,
     rateRssMb: rated.peak,
+    rateAnonMb: rateAnon,
   };
 }
 
@@ -287,8 +291,8 @@ function table(rows: Row[]): string {
   const direct = rows.find((r) => r.hops === 0) ?? rows[0]!;
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
   const lines = [
-    `| path | wrk req/s | req/s per proxy core | wrk p99 ms | p50 µs @${rate}/s | p99 µs @${rate}/s | added p50 / hop | added p99 / hop | RSS MB idle | RSS MB @${rate}/s | RSS MB peak under wrk |`,
-    "|---|---|---|---|---|---|---|---|---|---|---|",
+    `| path | wrk req/s | req/s per proxy core | wrk p99 ms | p50 µs @${rate}/s | p99 µs @${rate}/s | added p50 / hop | added p99 / hop | RSS MB idle | RSS MB @${rate}/s | of it anonymous | RSS MB peak under wrk |`,
+    "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of rows) {
     const hop = r.hops || 1;
@@ -298,7 +302,7 @@ function table(rows: Row[]): string {
       return `${d < 0 ? "−" : "+"}${fmt(Math.abs(d))} µs`;
     };
     lines.push(
-      `| ${r.name} | ${fmt(r.rps)} | ${r.hops ? fmt(r.perCore) : "—"} | ${r.wrkP99Ms.toFixed(2)} | ${fmt(r.p50Us)} | ${fmt(r.p99Us)} | ${added(r.p50Us, direct.p50Us)} | ${added(r.p99Us, direct.p99Us)} | ${mb(r.idleRssMb)} | ${mb(r.rateRssMb)} | ${mb(r.rssMb)} |`,
+      `| ${r.name} | ${fmt(r.rps)} | ${r.hops ? fmt(r.perCore) : "—"} | ${r.wrkP99Ms.toFixed(2)} | ${fmt(r.p50Us)} | ${fmt(r.p99Us)} | ${added(r.p50Us, direct.p50Us)} | ${added(r.p99Us, direct.p99Us)} | ${mb(r.idleRssMb)} | ${mb(r.rateRssMb)} | ${mb(r.rateAnonMb)} | ${mb(r.rssMb)} |`,
     );
   }
   return lines.join("\n");
