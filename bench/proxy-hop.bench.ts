@@ -239,12 +239,30 @@ async function peakRssDuring<T>(
   }
 }
 
+/** Waits until `port` accepts connections (a loaded machine starts HAProxy slowly). */
+async function listening(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, "127.0.0.1", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
 async function measure(path: Path): Promise<Row> {
   const url = `http://127.0.0.1:${path.port}/`;
+  await listening(path.port);
   const idleRss = path.proxyPids.map(rssMb);
-  // The latency run comes first, after a light warm-up (JIT, pools, TLS sessions), so RSS at
-  // the moderate rate is not inflated by the closed-loop run's peak.
-  await wrk(url, path.host, 1, 2);
+  // The latency run comes first, after a warm-up (JIT, pools, TLS sessions) lighter than the
+  // closed-loop run, so RSS at the moderate rate is not inflated by that run's peak. A cold
+  // proxy on a loaded machine otherwise starts the fixed rate behind and never catches up.
+  await wrk(url, path.host, 3, 8);
   const rated = await peakRssDuring(path.proxyPids, () => rateRun(path));
   const rateAnon = path.proxyPids.map(rssAnonMb);
   await wrk(url, path.host, 1, 32);
