@@ -234,7 +234,12 @@ spec:
           phase = now;
           p.log(`+${((Date.now() - started) / 1000).toFixed(1)} s: ${now} (${m.summary})`);
         }
-        return m.state === "Complete" && m.version === "1.1.0" && m.summary === `${injected}/${injected}`;
+        // Every proxy on the new version. Not `${injected}/${injected}`: a pod the webhook left
+        // without a proxy before is injected when the rollout replaces it, so the count may grow.
+        const [updated, total] = (m.summary ?? "").split("/");
+        return (
+          m.state === "Complete" && m.version === "1.1.0" && updated === total && Number(total) >= injected
+        );
       },
       120 * 60_000,
       "the rollout to finish",
