@@ -18,6 +18,7 @@ import { type ClusterBinaries, clusterBinaries, kubeletBinary, repoRoot } from "
 import { type ClusterPki, createClusterPki, writeKubeconfig } from "./cluster-pki.ts";
 import { createNodeNetwork, type NodeNetwork } from "./node-network.ts";
 import { type ManagedProcess, ProcessGroup } from "./process-group.ts";
+import { isRunning } from "./processes.ts";
 import {
   RealNode,
   realNodeApiServerFlags,
@@ -410,14 +411,15 @@ function removeStaleClusterDirs(realNode: boolean): void {
   for (const name of readdirSync(tmpdir())) {
     if (!name.startsWith("trellis-cluster-")) continue;
     const dir = join(tmpdir(), name);
+    let owner: number;
     try {
-      const owner = Number(readFileSync(join(dir, "owner.pid"), "utf8"));
-      process.kill(owner, 0);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ESRCH") continue;
-      if (existsSync(join(dir, "node"))) removeRealNodeLeftovers(dir, SERVICE_CIDR);
-      rmSync(dir, { recursive: true, force: true });
+      owner = Number(readFileSync(join(dir, "owner.pid"), "utf8"));
+    } catch {
+      continue; // being created, or not ours to judge
     }
+    if (isRunning(owner)) continue;
+    if (existsSync(join(dir, "node"))) removeRealNodeLeftovers(dir, SERVICE_CIDR);
+    rmSync(dir, { recursive: true, force: true });
   }
   if (realNode) removeOrphanedNodeNetworks(SERVICE_CIDR);
 }

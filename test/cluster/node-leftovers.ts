@@ -9,6 +9,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync 
 import { join } from "node:path";
 import { containerdSocket, nodeDir } from "./node-config.ts";
 import { harnessBridges, removeNodeNetwork } from "./node-network.ts";
+import { isRunning } from "./processes.ts";
 
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
@@ -66,7 +67,7 @@ function killShims(clusterDir: string): number {
       // already gone
     }
   }
-  for (let i = 0; i < 50 && [...victims].some((pid) => existsSync(`/proc/${pid}`)); i++) sleepSync(100);
+  for (let i = 0; i < 50 && [...victims].some(isRunning); i++) sleepSync(100);
   for (const shim of shims) {
     // containerd 1.6 names a shim's socket sha256(<address>/<namespace>/<id>) under /run/containerd/s.
     const ns = shim.args[shim.args.indexOf("-namespace") + 1];

@@ -14,6 +14,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server } from "node:net";
 import { join } from "node:path";
+import { isRunning } from "./processes.ts";
 
 export interface NodeNetwork {
   /** Index N of this cluster's subnet 10.253.N.0/24. */
@@ -125,13 +126,7 @@ export function harnessBridges(): Array<{ bridge: string; dir: string; ownerAliv
   for (const link of links) {
     const match = link.ifalias?.match(new RegExp(`^${ALIAS_PREFIX} pid=(\\d+) dir=(\\S+)$`));
     if (!match?.[1] || !match[2]) continue;
-    let ownerAlive = true;
-    try {
-      process.kill(Number(match[1]), 0);
-    } catch (err) {
-      ownerAlive = (err as NodeJS.ErrnoException).code !== "ESRCH";
-    }
-    bridges.push({ bridge: link.ifname, dir: match[2], ownerAlive });
+    bridges.push({ bridge: link.ifname, dir: match[2], ownerAlive: isRunning(Number(match[1])) });
   }
   return bridges;
 }

@@ -23,6 +23,7 @@ import {
 } from "./local-cluster.ts";
 import { nodeRuntimeImageArchive, PAUSE_IMAGE } from "./node-images.ts";
 import { mountsUnder, shimPidsOf } from "./node-leftovers.ts";
+import { isRunning } from "./processes.ts";
 
 const IMAGE = "localhost/trellis-real-node-test:1";
 const testdata = join(repoRoot, "test/cluster/testdata");
@@ -81,15 +82,6 @@ function httpGet(url: string): Promise<string> {
         this.destroy(new Error(`timeout: ${url}`));
       });
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function linkExists(name: string): boolean {
@@ -285,7 +277,7 @@ describe("local cluster: real node", { timeout: 900_000 }, () => {
       "pods have netns mounts",
     );
     await cluster.stop();
-    assert.deepEqual([...shims, ...pids].filter(alive), []);
+    assert.deepEqual([...shims, ...pids].filter(isRunning), []);
     assert.deepEqual(mountsUnder(cluster.dir), []);
     assert.equal(existsSync(cluster.dir), false);
     assert.equal(linkExists(bridge), false, `bridge ${bridge} removed`);
@@ -341,14 +333,14 @@ spec:${onRealNode}
     assert.ok(shims.length >= 1, "the pod has a shim");
     owner.kill("SIGKILL");
     await waitFor(
-      async () => pids.every((p) => !alive(p)),
+      async () => pids.every((p) => !isRunning(p)),
       30_000,
       "the owner's processes to die (PDEATHSIG)",
     );
     // Shims outlive containerd by design; the next start must find and remove them.
     const next = await LocalCluster.start({ nodes: 0, controllers: false });
     try {
-      assert.deepEqual(shims.filter(alive), []);
+      assert.deepEqual(shims.filter(isRunning), []);
       assert.deepEqual(mountsUnder(dir), []);
       assert.equal(existsSync(dir), false);
       assert.equal(linkExists(bridge), false, `bridge ${bridge} removed`);

@@ -7,20 +7,12 @@ import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { repoRoot } from "./binaries.ts";
 import { waitFor } from "./local-cluster.ts";
+import { isRunning } from "./processes.ts";
 
 interface Started {
   pids: number[];
   dir: string;
   owner: number;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function startOwner(): Promise<Started> {
@@ -41,15 +33,19 @@ describe("local cluster teardown", { timeout: 180_000 }, () => {
   it("SIGTERM to the owner stops every cluster process and removes its data", async () => {
     const { pids, dir, owner } = await startOwner();
     assert.ok(pids.length >= 5, `expected etcd, apiserver, controllers and kwok, got ${pids.length} pids`);
-    assert.ok(pids.every(alive));
+    assert.ok(pids.every(isRunning));
     process.kill(owner, "SIGTERM");
-    await waitFor(async () => !alive(owner) && pids.every((p) => !alive(p)), 30_000, "processes to exit");
+    await waitFor(
+      async () => !isRunning(owner) && pids.every((p) => !isRunning(p)),
+      30_000,
+      "processes to exit",
+    );
     assert.equal(existsSync(dir), false, "temporary data removed");
   });
 
   it("SIGKILL to the owner still leaves no cluster process behind", async () => {
     const { pids, owner } = await startOwner();
     process.kill(owner, "SIGKILL");
-    await waitFor(async () => pids.every((p) => !alive(p)), 15_000, "orphans to be killed by PDEATHSIG");
+    await waitFor(async () => pids.every((p) => !isRunning(p)), 15_000, "orphans to be killed by PDEATHSIG");
   });
 });
