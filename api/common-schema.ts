@@ -76,6 +76,18 @@ const ResourceRequirements = Type.Object({
 });
 export type ResourceRequirements = Static<typeof ResourceRequirements>;
 
+/** A pod toleration, as in core/v1. */
+export const Toleration = Type.Object({
+  key: Type.Optional(Type.String({ maxLength: 316 })),
+  operator: Type.Optional(Type.Union([Type.Literal("Exists"), Type.Literal("Equal")])),
+  value: Type.Optional(Type.String({ maxLength: 63 })),
+  effect: Type.Optional(
+    Type.Union([Type.Literal("NoSchedule"), Type.Literal("PreferNoSchedule"), Type.Literal("NoExecute")]),
+  ),
+  tolerationSeconds: Type.Optional(Type.Integer()),
+});
+export type Toleration = Static<typeof Toleration>;
+
 export const SecretReference = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 253 }),
   namespace: Type.String({ minLength: 1, maxLength: 63 }),

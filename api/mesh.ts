@@ -11,6 +11,7 @@ import {
   Resources,
   SecretReference,
   SemVer,
+  Toleration,
 } from "./common-schema.ts";
 import { DEFAULT_IMAGE_REGISTRY } from "./image-references.ts";
 
@@ -35,6 +36,14 @@ const ControlPlaneSpec = Type.Object(
       requests: { cpu: "100m", memory: "64Mi" },
       limits: { memory: "256Mi" },
     }),
+    nodeSelector: Type.Optional(
+      Type.Record(Type.String(), Type.String({ maxLength: 63 }), {
+        description: "Nodes the control-plane pods may run on (pod nodeSelector).",
+      }),
+    ),
+    tolerations: Type.Optional(
+      Type.Array(Toleration, { maxItems: 32, description: "Taints the control-plane pods tolerate." }),
+    ),
   },
   {
     default: {},

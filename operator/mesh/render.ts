@@ -130,6 +130,8 @@ function deployment(input: RenderInput, c: ComponentDefinition, version: string)
             seccompProfile: { type: "RuntimeDefault" },
           },
           ...(ha ? { affinity: antiAffinity(c, version) } : {}),
+          ...(spec.controlPlane.nodeSelector ? { nodeSelector: spec.controlPlane.nodeSelector } : {}),
+          ...(spec.controlPlane.tolerations ? { tolerations: spec.controlPlane.tolerations } : {}),
           containers: [
             {
               name: c.name,
