@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_IMAGE_REGISTRY, imageTag, releaseImageReferences } from "../api/image-references.ts";
 import { PROXY_UID } from "../controlplane/injector/inject.ts";
 import pkg from "../package.json" with { type: "json" };
+import { proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { bundle } from "./bundle.ts";
 import { importIntoContainerd } from "./containerd-import.ts";
 import { assembleApp, assembleRuntime, NONROOT_UID, type RuntimeComponent } from "./image-rootfs.ts";
@@ -24,8 +25,8 @@ import { entriesOfDir } from "./tar-archive.ts";
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 
-/** Node flags of the proxy image; see docs/images.md for the measurements behind them. */
-export const PROXY_NODE_FLAGS: string[] = [];
+/** Node flags of the proxy image: the ones the proxy benchmark measured (proxy/runtime-flags.ts). */
+export const PROXY_NODE_FLAGS: readonly string[] = proxyNodeFlags;
 
 export interface BuildOptions {
   version: string;

@@ -180,6 +180,9 @@ export function writeKubeletConfig(dir: string, ctx: RealNodeContext, socket: st
     evictionHard: { "memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%" },
     serializeImagePulls: false,
     maxPods: 30,
+    // Pods' ConfigMap and Secret volumes are refreshed on each pod sync; a real cluster's 1m
+    // makes every trust-bundle change in a test wait a minute.
+    syncFrequency: "10s",
   };
   const path = join(base, "config.yaml");
   writeFileSync(path, JSON.stringify(config, null, 2));

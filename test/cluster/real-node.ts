@@ -63,6 +63,9 @@ export function realNodeApiServerFlags(pki: ClusterPki, network: NodeNetwork): s
     `--kubelet-client-key=${client.key}`,
     `--kubelet-certificate-authority=${pki.caCert}`,
     "--kubelet-preferred-address-types=InternalIP",
+    // No kube-proxy, and the host has no route to ClusterIPs: the API server calls webhook and
+    // aggregated-API Services at their endpoints' pod IPs, which the host reaches on the bridge.
+    "--enable-aggregator-routing=true",
   ];
 }
 export class RealNode {
