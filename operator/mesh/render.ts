@@ -158,7 +158,7 @@ function deployment(input: RenderInput, c: ComponentDefinition, version: string)
               ],
               readinessProbe: { httpGet: { path: "/readyz", port: "admin" }, periodSeconds: 5 },
               livenessProbe: {
-                httpGet: { path: "/live", port: "admin" },
+                httpGet: { path: "/healthz", port: "admin" },
                 periodSeconds: 10,
                 failureThreshold: 3,
               },
