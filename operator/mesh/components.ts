@@ -1,6 +1,7 @@
 // The control-plane components and exactly the permissions each one needs (least privilege).
 // Changing a component's access is a change here, reviewed in the golden files and the CSV.
 import type { V1PolicyRule } from "@kubernetes/client-node";
+import type { MeshSpec } from "../../api/index.ts";
 import { DESTINATION_SECRET } from "./identity-objects.ts";
 
 export interface ComponentDefinition {
@@ -18,6 +19,8 @@ export interface ComponentDefinition {
    * --tls-key-file; the kubelet refreshes the files when the Certificate is renewed.
    */
   servingSecret?: string;
+  /** Flags of this component taken from the Mesh spec. */
+  args?: (spec: MeshSpec) => string[];
 }
 
 export const SERVING_CERT_DIR = "/var/run/trellis/tls";
@@ -43,6 +46,7 @@ export const COMPONENTS: readonly ComponentDefinition[] = [
     description: "Certificate authority of the mesh: signs proxy CSRs after a TokenReview.",
     port: 8080,
     portName: "https",
+    args: (spec) => [`--leaf-lifetime=${spec.identity.leafLifetime}`],
     clusterRules: [
       { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
       // Proxies' trust reports: two annotations on the pod a token is bound to (docs/identity.md).

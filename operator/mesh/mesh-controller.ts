@@ -28,7 +28,7 @@ import { writeStatusIfChanged } from "../status-write.ts";
 import { type ControlPlaneState, planControlPlane } from "./control-plane-plan.ts";
 import { type IdentityCaches, planIdentity } from "./mesh-identity.ts";
 import { removeMesh } from "./mesh-removal.ts";
-import { MESH_STATUS_KEYS, meshOwnedStatus, meshStatus, rolloutBlocker } from "./mesh-status.ts";
+import { MESH_STATUS_KEYS, meshOwnedStatus, meshStatus, pickBlocker, rolloutBlocker } from "./mesh-status.ts";
 import { observeComponents, versionHealth } from "./observe.ts";
 import { renderControlPlane } from "./render.ts";
 
@@ -157,7 +157,7 @@ export class MeshController {
       await this.manager.events.event(mesh, e.type, e.reason, e.message);
     }
     const components = plan.versions.flatMap((v) => observeComponents(deployments, v));
-    const blocker = identity.blocker ?? rolloutBlocker(mesh.status?.rollout);
+    const blocker = pickBlocker(identity.blocker, rolloutBlocker(mesh.status?.rollout));
     const status = meshStatus({
       previous: mesh.status,
       generation,

@@ -68,6 +68,16 @@ export function rolloutBlocker(rollout: MeshStatus["rollout"]): Blocker | undefi
   }
 }
 
+/**
+ * The blocker the conditions show when several hold the mesh back (identity, rollout): a failure
+ * first, so a rolled-back proxy rollout is Degraded even while a trust-anchor rotation goes on;
+ * otherwise the first given.
+ */
+export function pickBlocker(...blockers: Array<Blocker | undefined>): Blocker | undefined {
+  const present = blockers.filter((b): b is Blocker => b !== undefined);
+  return present.find((b) => b.degraded) ?? present[0];
+}
+
 export function meshStatus(input: StatusInput): MeshStatus {
   const { plan, generation, now, blocker } = input;
   const ready = plan.phase === "Ready" && (blocker === undefined || blocker.keepsReady === true);

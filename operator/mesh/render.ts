@@ -142,6 +142,7 @@ function deployment(input: RenderInput, c: ComponentDefinition, version: string)
                 `--port=${c.port}`,
                 `--admin-port=${ADMIN_PORT}`,
                 `--trust-domain=${spec.identity.trustDomain}`,
+                ...(c.args?.(spec) ?? []),
                 ...(c.servingSecret
                   ? [
                       `--tls-cert-file=${SERVING_CERT_DIR}/tls.crt`,

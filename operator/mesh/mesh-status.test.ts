@@ -1,0 +1,60 @@
+// The Mesh conditions when a proxy rollout and a trust-anchor rotation overlap: a failed rollout
+// must show as Degraded even while the rotation holds the mesh in progress.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { MeshStatus } from "../../api/index.ts";
+import type { ControlPlanePlan } from "./control-plane-plan.ts";
+import { type Blocker, meshStatus, pickBlocker, rolloutBlocker } from "./mesh-status.ts";
+
+const rotating: Blocker = {
+  reason: "TrustAnchorRotation",
+  message: "IssuerSwitched: 1/4 proxies hold a leaf from the new anchor",
+  degraded: false,
+  phase: "RotatingTrustAnchor",
+  keepsReady: true,
+};
+
+const rollout = (state: string): MeshStatus["rollout"] => ({
+  fromVersion: "0.1.1",
+  toVersion: "0.1.2",
+  step: 0,
+  steps: 2,
+  state,
+  message: "canary: pods not ready after 45s",
+});
+
+const readyPlan: ControlPlanePlan = {
+  versions: ["0.1.0"],
+  state: { version: "0.1.0" },
+  phase: "Ready",
+  reason: "Available",
+  message: "control plane 0.1.0 is available",
+  events: [],
+};
+
+const condition = (status: MeshStatus, type: string) => status.conditions?.find((c) => c.type === type);
+
+describe("pickBlocker", () => {
+  it("shows a failed rollout as Degraded during a trust-anchor rotation", () => {
+    const blocker = pickBlocker(rotating, rolloutBlocker(rollout("RolledBack")));
+    assert.equal(blocker?.reason, "RolloutFailed");
+    const status = meshStatus({
+      previous: undefined,
+      plan: readyPlan,
+      generation: 3,
+      components: [],
+      operatorVersion: "0.1.0",
+      ...(blocker ? { blocker } : {}),
+      now: new Date("2026-11-26T00:00:00Z"),
+    });
+    assert.equal(condition(status, "Degraded")?.status, "True");
+    assert.equal(condition(status, "Degraded")?.reason, "RolloutFailed");
+    assert.match(condition(status, "Degraded")?.message ?? "", /pods not ready after 45s/);
+  });
+
+  it("keeps the rotation first while the rollout is healthy, and nothing when neither blocks", () => {
+    assert.equal(pickBlocker(rotating, rolloutBlocker(rollout("Restarting")))?.reason, "TrustAnchorRotation");
+    assert.equal(pickBlocker(undefined, rolloutBlocker(rollout("Analysing")))?.reason, "RollingOutProxy");
+    assert.equal(pickBlocker(undefined, rolloutBlocker(rollout("Complete"))), undefined);
+  });
+});
