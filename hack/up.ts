@@ -1,44 +1,135 @@
-// The main job on the embedded local cluster: start it, install Trellis's CRDs, and keep it
-// running until Ctrl-C, printing how to point kubectl at it. `--exit-when-ready` stops after
-// set-up (used by the tests of this command).
+// The main job on the embedded local cluster: start it (KWOK nodes and, as root, a real node),
+// install Trellis's CRDs and operator and a Mesh, and keep it running until Ctrl-C, printing how
+// to point kubectl at it. On the real node the control plane runs as pods from the Trellis
+// images (built here) and a meshed demo app (client and server with injected proxies) sends
+// real traffic. `--no-real-node` starts KWOK nodes only; `--exit-when-ready` stops after set-up
+// (hack/up.test.ts).
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { LocalCluster } from "../test/cluster/local-cluster.ts";
-import { startOperator } from "../test/operator-process.ts";
+import pkg from "../package.json" with { type: "json" };
+import { LocalCluster, waitFor } from "../test/cluster/local-cluster.ts";
+import {
+  buildAppImage,
+  buildTrellisImages,
+  controlPlaneOnRealNode,
+  demoWorkloads,
+  meshedNamespace,
+} from "../test/e2e/mesh-demo.ts";
+import { type OperatorProcess, startOperator } from "../test/operator-process.ts";
 
 const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 const exitWhenReady = process.argv.includes("--exit-when-ready");
+const isRoot = process.getuid?.() === 0;
+const realNode = !process.argv.includes("--no-real-node") && isRoot;
+if (!realNode && !process.argv.includes("--no-real-node"))
+  process.stderr.write("not root: starting KWOK nodes only (the real node needs root; docs/real-node.md)\n");
+const DEMO = "demo";
 
-const cluster = await LocalCluster.start({ nodes: Number(process.env.TRELLIS_NODES ?? 3), verbose: true });
-const crds = readdirSync(join(repoRoot, "crds")).filter((f) => f.endsWith(".yaml"));
-for (const file of crds) cluster.kubectl(["apply", "--server-side", "-f", join(repoRoot, "crds", file)]);
-cluster.kubectl([
-  "wait",
-  "--for=condition=Established",
-  "--timeout=60s",
-  "crd",
-  "-l",
-  "app.kubernetes.io/part-of=trellis",
-]);
+let archives: string[] = [];
+if (realNode) {
+  process.stderr.write(`building the Trellis ${pkg.version} images and the demo app image\n`);
+  const { images } = await buildTrellisImages({ version: pkg.version }, ["controlplane", "proxy"]);
+  archives = [...images.map((i) => i.archive), await buildAppImage()];
+}
 
-const operator = await startOperator(cluster, ["--no-leader-elect"]);
-const example = join(repoRoot, "docs/examples/mesh.yaml");
-cluster.kubectl(["apply", "-f", example]);
-cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=120s", "mesh/default"]);
-process.stdout.write(cluster.kubectl(["get", "meshes"]));
+const cluster = await LocalCluster.start({
+  nodes: Number(process.env.TRELLIS_NODES ?? 3),
+  verbose: true,
+  realNode,
+});
+let operator: OperatorProcess | undefined;
+try {
+  operator = await setUp();
+} catch (err) {
+  process.stderr.write(`set-up failed: ${(err as Error).stack ?? err}\n`);
+  await operator?.stop();
+  await cluster.stop();
+  process.exit(1);
+}
 
-const kubectl = cluster.binaries.kubectl;
-process.stdout.write(`
+async function setUp(): Promise<OperatorProcess> {
+  for (const archive of archives) await cluster.realNode.importImage(archive);
+  const crds = readdirSync(join(repoRoot, "crds")).filter((f) => f.endsWith(".yaml"));
+  for (const file of crds) cluster.kubectl(["apply", "--server-side", "-f", join(repoRoot, "crds", file)]);
+  await cluster.kubectlAsync([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "crd",
+    "-l",
+    "app.kubernetes.io/part-of=trellis",
+  ]);
+
+  operator = await startOperator(cluster, ["--no-leader-elect"]);
+  const example = join(repoRoot, "docs/examples/mesh.yaml");
+  if (realNode) {
+    // The example's defaults, with the version of the images built above and the control plane
+    // placed on the real node.
+    cluster.kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: trellis.dev/v1alpha1
+kind: Mesh
+metadata: { name: default }
+spec:
+  version: ${pkg.version}
+  controlPlane:${controlPlaneOnRealNode}
+`,
+    );
+  } else {
+    cluster.kubectl(["apply", "-f", example]);
+  }
+  await cluster.kubectlAsync(["wait", "--for=condition=Ready", "--timeout=180s", "mesh/default"]);
+  process.stdout.write(cluster.kubectl(["get", "meshes"]));
+  if (realNode) {
+    await meshedNamespace(cluster, DEMO);
+    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(DEMO, 2));
+    await waitFor(
+      async () => {
+        const ready = cluster.kubectl([
+          "-n",
+          DEMO,
+          "get",
+          "pods",
+          "-o",
+          "jsonpath={range .items[*]}{.status.containerStatuses[0].ready}{.status.initContainerStatuses[0].ready}{' '}{end}",
+        ]);
+        return (
+          ready
+            .trim()
+            .split(" ")
+            .filter((r) => r === "truetrue").length === 4
+        );
+      },
+      180_000,
+      "the demo pods (app and proxy) Ready",
+    );
+    process.stdout.write(cluster.kubectl(["-n", DEMO, "get", "pods", "-o", "wide"]));
+  }
+
+  const kubectl = cluster.binaries.kubectl;
+  process.stdout.write(`
 Trellis local cluster is up (${cluster.server}).
   export KUBECONFIG=${cluster.kubeconfigPath}
   ${kubectl} get nodes
   ${kubectl} get trellis        # meshes, serviceprofiles and certificates
   ${kubectl} get meshes -w      # the example Mesh (docs/examples/mesh.yaml) becoming Ready
 Installed CRDs: ${crds.join(", ")}
+${
+  realNode
+    ? `The control plane runs as pods on the real node (${kubectl} -n trellis-system get pods).
+The demo app in namespace ${DEMO} sends HTTP/1.1 and HTTP/2 through its proxies, with mutual TLS:
+  ${kubectl} -n ${DEMO} get pods -o wide
+  curl http://<client pod IP>:9000/stats     # the client's counters (pod IPs are on this host's bridge)
+  curl http://<any demo pod IP>:4191/metrics # its proxy's metrics`
+    : "No real node: control-plane pods are scheduled on KWOK nodes and do not run."
+}
 The operator runs on this host (pid ${operator.process.child.pid}, metrics on 127.0.0.1:${operator.port}, log ${operator.logFile}).
 Press Ctrl-C to stop; everything started here stops with it.
 `);
+  return operator;
+}
+
 if (exitWhenReady) {
   await operator.stop();
   await cluster.stop();

@@ -183,7 +183,11 @@ export class LocalCluster {
     return kc;
   }
 
-  /** Runs the real kubectl against this cluster and returns stdout; throws with stderr on failure. */
+  /**
+   * Runs the real kubectl against this cluster and returns stdout; throws with stderr on failure.
+   * Synchronous: it blocks this process, where a real node's API forwarder and DNS server run, so
+   * anything that waits (`kubectl wait`, `rollout status`) belongs in kubectlAsync.
+   */
   kubectl(args: string[], input?: string): string {
     try {
       return execFileSync(this.binaries.kubectl, args, {

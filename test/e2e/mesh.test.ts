@@ -19,91 +19,23 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { CoreV1Api } from "@kubernetes/client-node";
-import { build } from "esbuild";
-import { type BuiltImage, buildImages, defaultOptions } from "../../hack/build-images.ts";
-import { cacheRoot } from "../cluster/binaries.ts";
-import { LocalCluster, REAL_NODE_LABEL, waitFor } from "../cluster/local-cluster.ts";
-import { nodeRuntimeImageArchive } from "../cluster/node-images.ts";
+import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { type OperatorProcess, startOperator } from "../operator-process.ts";
+import {
+  buildAppImage,
+  buildTrellisImages,
+  controlPlaneOnRealNode,
+  demoWorkloads,
+  meshedNamespace,
+} from "./mesh-demo.ts";
 import { formatTable, TrafficCollector } from "./traffic.ts";
 
 const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
-const APP_IMAGE = "localhost/trellis-mesh-app:1";
 const NS = "demo";
 const TD = "spiffe://cluster.local";
 const V0 = "0.1.0";
 const V1 = "0.1.1";
 const BROKEN = "0.1.2-broken";
-
-const onRealNode = `
-      nodeSelector: { ${REAL_NODE_LABEL}: "true" }
-      tolerations: [{ key: ${REAL_NODE_LABEL}, operator: Exists, effect: NoSchedule }]`;
-
-const workloads = `
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: server, namespace: ${NS} }
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: { name: client, namespace: ${NS} }
----
-apiVersion: v1
-kind: Service
-metadata: { name: server, namespace: ${NS} }
-spec:
-  selector: { app: server }
-  ports: [{ name: http, port: 8080, targetPort: 8080 }]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: server, namespace: ${NS}, labels: { app: server } }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: server } }
-  template:
-    metadata: { labels: { app: server } }
-    spec:${onRealNode}
-      serviceAccountName: server
-      terminationGracePeriodSeconds: 30
-      containers:
-      - name: server
-        image: ${APP_IMAGE}
-        imagePullPolicy: Never
-        args: ["/app/mesh-app.mjs"]
-        env:
-        - { name: MESH_APP_ROLE, value: server }
-        - { name: PORT, value: "8080" }
-        - { name: DRAIN_MS, value: "6000" }
-        ports: [{ name: http, containerPort: 8080 }]
-        readinessProbe: { httpGet: { path: /ready, port: 8080 }, periodSeconds: 2 }
-        securityContext: { runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: client, namespace: ${NS}, labels: { app: client } }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: client } }
-  template:
-    metadata: { labels: { app: client } }
-    spec:${onRealNode}
-      serviceAccountName: client
-      terminationGracePeriodSeconds: 30
-      containers:
-      - name: client
-        image: ${APP_IMAGE}
-        imagePullPolicy: Never
-        args: ["/app/mesh-app.mjs"]
-        env:
-        - { name: MESH_APP_ROLE, value: client }
-        - { name: TARGET, value: "server.${NS}.svc.cluster.local:8080" }
-        - { name: RATE, value: "10" }
-        - { name: PROTOCOLS, value: "h1,h2" }
-        - { name: DRAIN_MS, value: "10000" }
-        ports: [{ name: stats, containerPort: 9000 }]
-        securityContext: { runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true }
-`;
 
 interface MeshView {
   status?: {
@@ -196,34 +128,14 @@ describe("the mesh end to end on a real node", { timeout: 1_500_000 }, () => {
     const started = Date.now();
     // Two builds: the release (operator, control plane, proxy 0.1.0), then the next proxy
     // version and a broken one. Same inputs, so the shared layers are identical.
-    const release = await buildImages(
-      defaultOptions({ version: V0, out: join(cacheRoot, "e2e-images", V0) }),
-    );
-    const next = await buildImages(
-      defaultOptions({
-        version: V0,
-        proxyVersion: V1,
-        brokenProxy: BROKEN,
-        out: join(cacheRoot, "e2e-images", V1),
-      }),
-    );
-    const wanted = (images: BuiltImage[], names: string[]) => images.filter((i) => names.includes(i.name));
-    const archives = [
-      ...wanted(release.images, ["controlplane", "proxy"]),
-      ...wanted(next.images, ["proxy", "proxy-never-ready"]),
-    ];
-    operatorBundle = join(cacheRoot, "e2e-images", V0, "dist", "trellis.mjs");
-    const app = await build({
-      entryPoints: [fileURLToPath(new URL("./mesh-app.ts", import.meta.url))],
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node20",
-      write: false,
-    });
-    const appArchive = nodeRuntimeImageArchive(APP_IMAGE, {
-      "/app/mesh-app.mjs": app.outputFiles[0]?.text ?? "",
-    });
+    const release = await buildTrellisImages({ version: V0 }, ["controlplane", "proxy"]);
+    const next = await buildTrellisImages({ version: V0, proxyVersion: V1, brokenProxy: BROKEN }, [
+      "proxy",
+      "proxy-never-ready",
+    ]);
+    const archives = [...release.images, ...next.images];
+    operatorBundle = join(release.out, "dist", "trellis.mjs");
+    const appArchive = await buildAppImage();
     note(`images built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
     cluster = await LocalCluster.start({ nodes: 1, realNode: true });
@@ -250,9 +162,7 @@ metadata: { name: default }
 spec:
   version: ${V0}
   controlPlane:
-    imageRegistry: localhost/trellis
-    nodeSelector: { ${REAL_NODE_LABEL}: "true" }
-    tolerations: [{ key: ${REAL_NODE_LABEL}, operator: Exists, effect: NoSchedule }]
+    imageRegistry: localhost/trellis${controlPlaneOnRealNode}
     resources: { requests: { cpu: 10m, memory: 32Mi }, limits: { memory: 256Mi } }
   proxy: { resources: { requests: { cpu: 10m, memory: 20Mi }, limits: { memory: 128Mi } } }
   # Proxies renew at ~70% of this, which is what moves a rotation past IssuerSwitched.
@@ -273,32 +183,11 @@ spec:
     );
     note(`control plane Ready in pods ${((Date.now() - installStarted) / 1000).toFixed(1)} s after the Mesh`);
 
-    cluster.kubectl(["create", "namespace", NS]);
-    cluster.kubectl(["annotate", "namespace", NS, "trellis.dev/inject=enabled"]);
-    // The injector learns of the namespace from its watch: wait until the API server's admission
-    // chain injects a probe pod (a server-side dry run, so nothing is created).
-    const probe = JSON.stringify({
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: { name: "probe", namespace: NS },
-      spec: { containers: [{ name: "probe", image: APP_IMAGE }] },
-    });
-    const waitStarted = Date.now();
-    await waitFor(
-      async () =>
-        cluster
-          .kubectl(["create", "--dry-run=server", "-o", "json", "-f", "-"], probe)
-          .includes('"trellis-proxy"'),
-      60_000,
-      "the injector to inject a dry-run pod in the namespace",
-      1000,
-    ).catch(async (e) => {
+    const injecting = await meshedNamespace(cluster, NS).catch(async (e) => {
       throw await diagnose(e);
     });
-    note(
-      `injection effective ${((Date.now() - waitStarted) / 1000).toFixed(1)} s after the namespace was annotated`,
-    );
-    cluster.kubectl(["apply", "-f", "-"], workloads);
+    note(`injection effective ${injecting.toFixed(1)} s after the namespace was annotated`);
+    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(NS, 10));
     await waitFor(async () => settled(V0), 180_000, "client and server pods Ready with proxy 0.1.0").catch(
       async (e) => {
         throw await diagnose(e);

@@ -1,0 +1,145 @@
+// The meshed demo application on the real node, shared by the end-to-end test and the run
+// command (hack/up.ts): the Trellis images built and imported, the app image (mesh-app.ts on a
+// Node runtime), a Mesh that places the control plane on the real node, and a client and a
+// server Deployment (2 replicas each) in a namespace the injector meshes.
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { type BuildOptions, type BuiltImage, buildImages, defaultOptions } from "../../hack/build-images.ts";
+import { cacheRoot } from "../cluster/binaries.ts";
+import { type LocalCluster, REAL_NODE_LABEL, waitFor } from "../cluster/local-cluster.ts";
+import { nodeRuntimeImageArchive } from "../cluster/node-images.ts";
+
+export const APP_IMAGE = "localhost/trellis-mesh-app:1";
+
+/** Builds the Trellis images (hack/build-images.ts) into the cache; the archives of `names`. */
+export async function buildTrellisImages(
+  options: Partial<BuildOptions> & { version: string },
+  names: string[],
+): Promise<{ images: BuiltImage[]; out: string }> {
+  const out = join(cacheRoot, "e2e-images", options.proxyVersion ?? options.version);
+  const built = await buildImages(defaultOptions({ ...options, out }));
+  return { images: built.images.filter((i) => names.includes(i.name)), out };
+}
+
+/** The demo app (mesh-app.ts, bundled) on a Node runtime image; returns the archive. */
+export async function buildAppImage(): Promise<string> {
+  const app = await build({
+    entryPoints: [fileURLToPath(new URL("./mesh-app.ts", import.meta.url))],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    write: false,
+  });
+  return nodeRuntimeImageArchive(APP_IMAGE, { "/app/mesh-app.mjs": app.outputFiles[0]?.text ?? "" });
+}
+
+const placement = `
+      nodeSelector: { ${REAL_NODE_LABEL}: "true" }
+      tolerations: [{ key: ${REAL_NODE_LABEL}, operator: Exists, effect: NoSchedule }]`;
+
+/** The Mesh's control-plane placement on the real node (spec.controlPlane fields). */
+export const controlPlaneOnRealNode = `
+    nodeSelector: { ${REAL_NODE_LABEL}: "true" }
+    tolerations: [{ key: ${REAL_NODE_LABEL}, operator: Exists, effect: NoSchedule }]`;
+
+/**
+ * Client and server Deployments in `namespace`. The client sends `rate` requests per second per
+ * protocol (HTTP/1.1 and HTTP/2) to the server's Service name through its outbound proxy.
+ */
+export function demoWorkloads(namespace: string, rate: number): string {
+  return `
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: server, namespace: ${namespace} }
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: { name: client, namespace: ${namespace} }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: server, namespace: ${namespace} }
+spec:
+  selector: { app: server }
+  ports: [{ name: http, port: 8080, targetPort: 8080 }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: server, namespace: ${namespace}, labels: { app: server } }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: server } }
+  template:
+    metadata: { labels: { app: server } }
+    spec:${placement}
+      serviceAccountName: server
+      terminationGracePeriodSeconds: 30
+      containers:
+      - name: server
+        image: ${APP_IMAGE}
+        imagePullPolicy: Never
+        args: ["/app/mesh-app.mjs"]
+        env:
+        - { name: MESH_APP_ROLE, value: server }
+        - { name: PORT, value: "8080" }
+        - { name: DRAIN_MS, value: "6000" }
+        ports: [{ name: http, containerPort: 8080 }]
+        readinessProbe: { httpGet: { path: /ready, port: 8080 }, periodSeconds: 2 }
+        securityContext: { runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: client, namespace: ${namespace}, labels: { app: client } }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: client } }
+  template:
+    metadata: { labels: { app: client } }
+    spec:${placement}
+      serviceAccountName: client
+      terminationGracePeriodSeconds: 30
+      containers:
+      - name: client
+        image: ${APP_IMAGE}
+        imagePullPolicy: Never
+        args: ["/app/mesh-app.mjs"]
+        env:
+        - { name: MESH_APP_ROLE, value: client }
+        - { name: TARGET, value: "server.${namespace}.svc.cluster.local:8080" }
+        - { name: RATE, value: "${rate}" }
+        - { name: PROTOCOLS, value: "h1,h2" }
+        - { name: DRAIN_MS, value: "10000" }
+        ports: [{ name: stats, containerPort: 9000 }]
+        securityContext: { runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true }
+`;
+}
+
+/**
+ * Creates `namespace` opted in to injection and waits until the API server's admission chain
+ * injects a probe pod there (a server-side dry run: nothing is created). The injector learns of
+ * the namespace from its watch; pods created before it has are not meshed (failurePolicy Ignore).
+ * Returns the seconds that took.
+ */
+export async function meshedNamespace(cluster: LocalCluster, namespace: string): Promise<number> {
+  cluster.kubectl(["create", "namespace", namespace]);
+  cluster.kubectl(["annotate", "namespace", namespace, "trellis.dev/inject=enabled"]);
+  const probe = JSON.stringify({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: "probe", namespace },
+    spec: { containers: [{ name: "probe", image: APP_IMAGE }] },
+  });
+  const started = Date.now();
+  await waitFor(
+    async () =>
+      cluster
+        .kubectl(["create", "--dry-run=server", "-o", "json", "-f", "-"], probe)
+        .includes('"trellis-proxy"'),
+    60_000,
+    `the injector to inject a dry-run pod in ${namespace}`,
+    1000,
+  );
+  return (Date.now() - started) / 1000;
+}
