@@ -134,3 +134,16 @@ export async function startInjector(
   );
   return injector;
 }
+
+/** Applies Trellis's CRDs (crds/) server-side and waits until the API server serves them. */
+export async function installCrds(cluster: LocalCluster): Promise<void> {
+  cluster.kubectl(["apply", "--server-side", "-f", join(repoRoot, "crds")]);
+  await cluster.kubectlAsync([
+    "wait",
+    "--for=condition=Established",
+    "--timeout=30s",
+    "crd",
+    "-l",
+    "app.kubernetes.io/part-of=trellis",
+  ]);
+}

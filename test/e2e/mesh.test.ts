@@ -17,10 +17,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
-import { type OperatorProcess, startOperator } from "../operator-process.ts";
+import { installCrds, type OperatorProcess, startOperator } from "../operator-process.ts";
 import {
   buildAppImage,
   buildTrellisImages,
@@ -30,7 +29,6 @@ import {
 } from "./mesh-demo.ts";
 import { formatTable, TrafficCollector } from "./traffic.ts";
 
-const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
 const NS = "demo";
 const TD = "spiffe://cluster.local";
 const V0 = "0.1.0";
@@ -144,15 +142,7 @@ describe("the mesh end to end on a real node", { timeout: 1_500_000 }, () => {
     await cluster.realNode.importImage(appArchive);
     core = cluster.kubeConfig().makeApiClient(CoreV1Api);
 
-    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
-    cluster.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=30s",
-      "crd",
-      "-l",
-      "app.kubernetes.io/part-of=trellis",
-    ]);
+    await installCrds(cluster);
     operator = await startOperator(cluster, ["--no-leader-elect"], {}, operatorBundle);
     cluster.kubectl(
       ["apply", "-f", "-"],

@@ -7,11 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
-import { type OperatorProcess, startOperator } from "../operator-process.ts";
-
-const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
+import { installCrds, type OperatorProcess, startOperator } from "../operator-process.ts";
 
 const cert = (name: string, spec: string) => `
 apiVersion: trellis.dev/v1alpha1
@@ -39,15 +36,7 @@ describe("Certificate controller", { timeout: 180_000 }, () => {
 
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 0 });
-    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
-    cluster.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=30s",
-      "crd",
-      "-l",
-      "app.kubernetes.io/part-of=trellis",
-    ]);
+    await installCrds(cluster);
     operator = await startOperator(cluster, ["--no-leader-elect"]);
   });
   after(async () => {

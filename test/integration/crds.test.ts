@@ -3,11 +3,9 @@
 // that names the problem, `kubectl get trellis` lists all three kinds with their columns.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { validateMeshSpec } from "../../api/index.ts";
 import { LocalCluster } from "../cluster/local-cluster.ts";
-
-const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
+import { installCrds } from "../operator-process.ts";
 
 const mesh = (spec: string) => `
 apiVersion: trellis.dev/v1alpha1
@@ -21,15 +19,7 @@ describe("CRDs on a real API server", { timeout: 120_000 }, () => {
   let cluster: LocalCluster;
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 0, controllers: false });
-    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
-    cluster.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=30s",
-      "crd",
-      "-l",
-      "app.kubernetes.io/part-of=trellis",
-    ]);
+    await installCrds(cluster);
   });
   after(async () => cluster?.stop());
 

@@ -5,13 +5,11 @@
 // ca.crt), and Trellis never starts a rotation of its own.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { fingerprint, pemBlocks, privateKeyToPem, verifyChain } from "../../pki/index.ts";
 import { DAY, fromNow, trustAnchor } from "../../pki/testing/hierarchy.ts";
 import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
-import { type OperatorProcess, startOperator } from "../operator-process.ts";
+import { installCrds, type OperatorProcess, startOperator } from "../operator-process.ts";
 
-const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
 type Authority = ReturnType<typeof trustAnchor>;
 
 describe("user-provided trust anchor", { timeout: 300_000 }, () => {
@@ -88,15 +86,7 @@ describe("user-provided trust anchor", { timeout: 300_000 }, () => {
 
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 1 });
-    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
-    cluster.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=30s",
-      "crd",
-      "-l",
-      "app.kubernetes.io/part-of=trellis",
-    ]);
+    await installCrds(cluster);
     cluster.kubectl(["create", "namespace", "security"]);
     cluster.kubectl(["create", "namespace", "shop"]);
     cluster.kubectl(["annotate", "namespace", "shop", "trellis.dev/inject=enabled"]);

@@ -4,14 +4,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import type { V1Pod } from "@kubernetes/client-node";
 import { repoRoot } from "../cluster/binaries.ts";
-import { freePort, LocalCluster, waitFor } from "../cluster/local-cluster.ts";
+import { freePort, LocalCluster } from "../cluster/local-cluster.ts";
 import { ProcessGroup } from "../cluster/process-group.ts";
-import { type OperatorProcess, startOperator } from "../operator-process.ts";
-
-const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
+import { installCrds, type OperatorProcess, startInjector, startOperator } from "../operator-process.ts";
 
 describe("sidecar injection through the API server", { timeout: 180_000 }, () => {
   let cluster: LocalCluster;
@@ -20,15 +17,7 @@ describe("sidecar injection through the API server", { timeout: 180_000 }, () =>
 
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 2 });
-    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
-    cluster.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=30s",
-      "crd",
-      "-l",
-      "app.kubernetes.io/part-of=trellis",
-    ]);
+    await installCrds(cluster);
     const port = await freePort();
     operator = await startOperator(cluster, [
       "--no-leader-elect",
@@ -36,31 +25,7 @@ describe("sidecar injection through the API server", { timeout: 180_000 }, () =>
     ]);
     cluster.kubectl(["apply", "-f", join(repoRoot, "docs/examples/mesh.yaml")]);
     cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=90s", "mesh/default"]);
-    const injector = group.start({
-      name: "injector",
-      command: process.execPath,
-      args: [
-        "--import",
-        "tsx",
-        "controlplane/main.ts",
-        "injector",
-        `--kubeconfig=${cluster.kubeconfigPath}`,
-        `--port=${port}`,
-        "--host=127.0.0.1",
-        "--admin-port=0",
-      ],
-      logFile: join(cluster.dir, "injector.log"),
-      cwd: repoRoot,
-    });
-    await waitFor(
-      async () => {
-        if (injector.exitCode() !== undefined)
-          throw new Error(`injector exited: ${cluster.logTail("injector")}`);
-        return cluster.logTail("injector", 50).includes("injector serving");
-      },
-      30_000,
-      "the injector to serve",
-    );
+    await startInjector(cluster, group, port);
   });
   after(async () => {
     await group.stop();

@@ -5,11 +5,8 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
-import { type OperatorProcess, startOperator } from "../operator-process.ts";
-
-const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
+import { installCrds, type OperatorProcess, startOperator } from "../operator-process.ts";
 
 interface MeshView {
   metadata: { generation: number; finalizers?: string[] };
@@ -68,15 +65,7 @@ describe("Mesh lifecycle", { timeout: 300_000 }, () => {
 
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 2 });
-    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
-    cluster.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=30s",
-      "crd",
-      "-l",
-      "app.kubernetes.io/part-of=trellis",
-    ]);
+    await installCrds(cluster);
     operator = await startOperator(cluster, ["--no-leader-elect"]);
   });
   after(async () => {

@@ -5,11 +5,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
-import { metricValue, type OperatorProcess, operatorHttp, startOperator } from "../operator-process.ts";
-
-const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
+import {
+  installCrds,
+  metricValue,
+  type OperatorProcess,
+  operatorHttp,
+  startOperator,
+} from "../operator-process.ts";
 
 const profile = (name: string, regex: string) => `
 apiVersion: trellis.dev/v1alpha1
@@ -35,15 +38,7 @@ describe("operator core on a real cluster", { timeout: 240_000 }, () => {
 
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 0 });
-    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
-    cluster.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=30s",
-      "crd",
-      "-l",
-      "app.kubernetes.io/part-of=trellis",
-    ]);
+    await installCrds(cluster);
     operators.push(await startOperator(cluster, ["--namespace=default"]));
   });
   after(async () => {

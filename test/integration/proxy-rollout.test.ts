@@ -5,12 +5,10 @@
 // pods runs in bench/rollout-scale.bench.ts.)
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { freePort, LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { ProcessGroup } from "../cluster/process-group.ts";
-import { type OperatorProcess, startInjector, startOperator } from "../operator-process.ts";
+import { installCrds, type OperatorProcess, startInjector, startOperator } from "../operator-process.ts";
 
-const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
 const WORKLOADS = 10;
 
 interface RolloutView {
@@ -77,15 +75,7 @@ describe("canaried proxy rollout", { timeout: 420_000 }, () => {
 
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 3 });
-    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
-    cluster.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=30s",
-      "crd",
-      "-l",
-      "app.kubernetes.io/part-of=trellis",
-    ]);
+    await installCrds(cluster);
     const port = await freePort();
     injectorUrl = `--injector-url=https://127.0.0.1:${port}/inject`;
     operator = await startOperator(cluster, ["--no-leader-elect", injectorUrl]);

@@ -11,7 +11,6 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { parse, stringify } from "yaml";
 import {
   connect,
@@ -27,9 +26,8 @@ import { type ProxyProcess, spawnProxy } from "../../proxy/test/proxy-process.ts
 import { type App, h1Request, startH1App } from "../../proxy/test/test-apps.ts";
 import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { ProcessGroup } from "../cluster/process-group.ts";
-import { type OperatorProcess, startOperator } from "../operator-process.ts";
+import { installCrds, type OperatorProcess, startOperator } from "../operator-process.ts";
 
-const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
 const TD = "spiffe://cluster.local/ns/shop/sa";
 const AUTHORITY = "server.shop.svc:80";
 
@@ -127,15 +125,7 @@ describe("proxies report their trust through the identity service", { timeout: 6
 
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 1 });
-    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
-    cluster.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=30s",
-      "crd",
-      "-l",
-      "app.kubernetes.io/part-of=trellis",
-    ]);
+    await installCrds(cluster);
     operator = await startOperator(cluster, ["--no-leader-elect"]);
     // leafLifetime 1h: the rotation's fallback ("the longest leaf lifetime has passed") cannot
     // fire within this test, so every step past a wait is a proxy's report.

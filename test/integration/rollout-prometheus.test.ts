@@ -7,13 +7,10 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { repoRoot } from "../cluster/binaries.ts";
 import { freePort, LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { ProcessGroup } from "../cluster/process-group.ts";
-import { type OperatorProcess, startInjector, startOperator } from "../operator-process.ts";
-
-const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
+import { installCrds, type OperatorProcess, startInjector, startOperator } from "../operator-process.ts";
 
 /** An application answering 500 to a share of requests. */
 const APP = `const share = Number(process.argv[2]); let n = 0;
@@ -92,15 +89,7 @@ scrape_configs:
           .then((r) => r.arrayBuffer())
           .catch(() => {});
     }, 20);
-    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
-    cluster.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=30s",
-      "crd",
-      "-l",
-      "app.kubernetes.io/part-of=trellis",
-    ]);
+    await installCrds(cluster);
     const port = await freePort();
     operator = await startOperator(cluster, [
       "--no-leader-elect",

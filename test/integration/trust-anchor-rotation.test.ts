@@ -6,12 +6,9 @@
 // traffic in test/integration/proxy-trust-report.test.ts.)
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { fingerprint, pemBlocks } from "../../pki/index.ts";
 import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
-import { type OperatorProcess, startOperator } from "../operator-process.ts";
-
-const crdDir = fileURLToPath(new URL("../../crds", import.meta.url));
+import { installCrds, type OperatorProcess, startOperator } from "../operator-process.ts";
 
 interface Anchor {
   rotationPhase?: string;
@@ -67,15 +64,7 @@ describe("trust-anchor rotation", { timeout: 300_000 }, () => {
 
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 1 });
-    cluster.kubectl(["apply", "--server-side", "-f", crdDir]);
-    cluster.kubectl([
-      "wait",
-      "--for=condition=Established",
-      "--timeout=30s",
-      "crd",
-      "-l",
-      "app.kubernetes.io/part-of=trellis",
-    ]);
+    await installCrds(cluster);
     operator = await startOperator(cluster, ["--no-leader-elect"]);
     cluster.kubectl(
       ["apply", "-f", "-"],
