@@ -421,7 +421,8 @@ function removeStaleClusterDirs(realNode: boolean): void {
     } catch {
       continue; // being created, or not ours to judge
     }
-    if (isRunning(owner)) continue;
+    // An empty or half-written pid file is a cluster being created: not ours to judge.
+    if (!Number.isInteger(owner) || owner <= 0 || isRunning(owner)) continue;
     if (existsSync(join(dir, "node"))) removeRealNodeLeftovers(dir, SERVICE_CIDR);
     rmSync(dir, { recursive: true, force: true });
   }
