@@ -63,6 +63,11 @@ describe("CRDs on a real API server", { timeout: 120_000 }, () => {
       /spec.proxy.logLevel.*Unsupported value/,
     ],
     [
+      "a control-plane toleration with an unknown effect",
+      "  version: 1.0.0\n  controlPlane: { tolerations: [{ key: infra, operator: Exists, effect: Sometimes }] }",
+      /spec.controlPlane.tolerations\[0\].effect.*Unsupported value/,
+    ],
+    [
       "a malformed duration",
       "  version: 1.0.0\n  identity: { leafLifetime: 1day }",
       /spec.identity.leafLifetime/,
