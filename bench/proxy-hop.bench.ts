@@ -1,7 +1,8 @@
 /**
  * One-hop proxy benchmark on loopback, every peer measured in the same run (see
  * shared/TARGETS.md "Proxy"): direct client → upstream; HAProxy and Trellis as one plain hop;
- * HAProxy and Trellis as two hops with mutual TLS between them. For each: closed-loop
+ * HAProxy and Trellis as two hops with mutual TLS between them; and a Node byte relay with no
+ * HTTP work, the floor any Node proxy starts from. For each: closed-loop
  * throughput (wrk -t1 -c32), requests per second per proxy core (from /proc CPU time),
  * latency at a moderate fixed rate (our open-loop client) and each proxy's RSS.
  *
@@ -14,7 +15,7 @@
  * Env: BENCH_SECONDS (wrk duration, default 8), BENCH_RATE (req/s, default 500),
  *      BENCH_RATE_SECONDS (default 5), BENCH_ROUNDS (the whole sequence again, default 1:
  *      every round prints its own table and ratios), BENCH_ONLY (comma-separated: haproxy, trellis,
- *      haproxy-mtls, trellis-mtls; direct always runs), BENCH_NODE_FLAGS (replaces the image's flags for the Trellis
+ *      node-relay, haproxy-mtls, trellis-mtls; direct always runs), BENCH_NODE_FLAGS (replaces the image's flags for the Trellis
  *      proxies; "none" for none), BENCH_CPU_PROF (a directory: the Trellis proxies write
  *      --cpu-prof profiles there), BENCH_BUNDLE (a proxy.mjs built elsewhere, e.g. from
  *      another commit, instead of building one).
@@ -148,6 +149,23 @@ async function haproxyTls(upstream: number): Promise<Path> {
 // A CPU profile is written only on an orderly exit.
 const stopSignal: NodeJS.Signals = cpuProfDir ? "SIGTERM" : "SIGKILL";
 const quiet = { logLevel: "info", admin: { listen: "127.0.0.1:0" } };
+
+/** The floor for any Node proxy: a byte relay with no HTTP work (bench/proxy-node-relay.mjs). */
+async function nodeRelay(upstream: number): Promise<Path> {
+  const relay = await start(
+    process.execPath,
+    [...nodeFlags.filter((f) => !f.startsWith("--cpu-prof")), "bench/proxy-node-relay.mjs", String(upstream)],
+    /port/,
+  );
+  return {
+    name: "Node byte relay (floor)",
+    hops: 1,
+    port: (JSON.parse(relay.line) as { port: number }).port,
+    host: `127.0.0.1:${upstream}`,
+    proxyPids: [relay.pid],
+    teardown: () => stop(relay),
+  };
+}
 
 async function trellisPlain(upstream: number): Promise<Path> {
   const p = await spawnProxy({ ...quiet, outbound: { listen: "127.0.0.1:0" } }, proxyRun);
@@ -330,6 +348,8 @@ function ratios(rows: Row[]): string {
   const by = (n: string) => rows.find((r) => r.name === n);
   const pairs: [string, string][] = [
     ["Trellis", "HAProxy"],
+    ["Node byte relay (floor)", "HAProxy"],
+    ["Trellis", "Node byte relay (floor)"],
     ["Trellis ×2, mTLS", "HAProxy ×2, mTLS"],
   ];
   return pairs
@@ -337,7 +357,8 @@ function ratios(rows: Row[]): string {
       const a = by(t);
       const b = by(h);
       if (!a || !b) return "";
-      return `${t} / ${h}: throughput ${(a.rps / b.rps).toFixed(2)}×, per core ${(a.perCore / b.perCore).toFixed(2)}× (target ≥ 0.5×)`;
+      const target = h === "HAProxy" || h === "HAProxy ×2, mTLS" ? " (target ≥ 0.5×)" : "";
+      return `${t} / ${h}: throughput ${(a.rps / b.rps).toFixed(2)}×, per core ${(a.perCore / b.perCore).toFixed(2)}×${target}`;
     })
     .filter(Boolean)
     .join("\n");
@@ -377,6 +398,7 @@ async function main(): Promise<void> {
     ],
     ["haproxy", () => haproxyPlain(up)],
     ["trellis", () => trellisPlain(up)],
+    ["node-relay", () => nodeRelay(up)],
     ["haproxy-mtls", () => haproxyTls(up)],
     ["trellis-mtls", () => trellisMtls(up)],
   ];

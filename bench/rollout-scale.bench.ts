@@ -70,5 +70,6 @@ const rows: Array<[string, string, string]> = [
     `${figures.restartedTwice} / ${figures.notRestarted}`,
     "target 0 / 0",
   ],
+  ["pods without a proxy at the end", String(figures.podsWithoutProxy), "webhook failed open; target 0"],
 ];
 for (const [k, v, note] of rows) process.stdout.write(`${k.padEnd(44)} ${v.padEnd(22)} ${note}\n`);

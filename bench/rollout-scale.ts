@@ -51,6 +51,8 @@ export interface ScaleFigures {
   reconcileP99S: number | undefined;
   restartedTwice: number;
   notRestarted: number;
+  /** Pods running without a proxy when the rollout ended (the webhook failed open for them). */
+  podsWithoutProxy: number;
   peerWallS: number | undefined;
 }
 
@@ -226,6 +228,7 @@ spec:
     ]);
     // Where the time goes: each change of step or state, with the time since the rollout began.
     let phase = "";
+    let meshedAtEnd = 0;
     await waitFor(
       async () => {
         const m = await meshProxies(cluster);
@@ -234,12 +237,15 @@ spec:
           phase = now;
           p.log(`+${((Date.now() - started) / 1000).toFixed(1)} s: ${now} (${m.summary})`);
         }
-        // Every proxy on the new version. Not `${injected}/${injected}`: a pod the webhook left
-        // without a proxy before is injected when the rollout replaces it, so the count may grow.
+        // Every proxy on the new version. Not `${injected}/${injected}`: the count of pods with
+        // a proxy may change when pods are replaced (a pod the webhook failed open for has none);
+        // those are counted below instead of waited for.
         const [updated, total] = (m.summary ?? "").split("/");
-        return (
-          m.state === "Complete" && m.version === "1.1.0" && updated === total && Number(total) >= injected
-        );
+        if (m.state === "Complete" && m.version === "1.1.0" && updated === total) {
+          meshedAtEnd = Number(total);
+          return true;
+        }
+        return false;
       },
       120 * 60_000,
       "the rollout to finish",
@@ -302,6 +308,7 @@ spec:
       }),
       restartedTwice: [...perWorkload.values()].filter((n) => n > 2).length,
       notRestarted: [...perWorkload.values()].filter((n) => n < 2).length,
+      podsWithoutProxy: pods - meshedAtEnd,
       peerWallS,
     };
   } finally {
