@@ -4,7 +4,9 @@
  * HAProxy and Trellis as two hops with mutual TLS between them; and a Node byte relay with no
  * HTTP work, the floor any Node proxy starts from. For each: closed-loop
  * throughput (wrk -t1 -c32), requests per second per proxy core (from /proc CPU time),
- * latency at a moderate fixed rate (our open-loop client) and each proxy's RSS.
+ * latency at a moderate fixed rate (our open-loop client; through a proxy, each request is
+ * paired with a direct one sent at the same moment, and the per-pair difference is the latency
+ * the proxy added) and each proxy's RSS.
  *
  * The Trellis proxies run as production runs them: the proxy bundled into one ES module
  * (hack/bundle.ts, built into a temp dir at the start) under plain `node`, with the V8 flags
@@ -51,6 +53,8 @@ if (cpuProfDir) {
   mkdirSync(cpuProfDir, { recursive: true });
   nodeFlags.push("--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`);
 }
+/** The upstream's port, for the direct half of the paired fixed-rate runs. */
+let upstreamPort = 0;
 /** How the Trellis proxies are started; `bundle` is set once the bundle is built. */
 const proxyRun: SpawnOptions = { nodeFlags };
 
@@ -71,6 +75,9 @@ interface Row {
   wrkP99Ms: number;
   p50Us: number;
   p99Us: number;
+  /** Paired with direct requests sent at the same moments (proxy-rate-client.ts): added µs per hop. */
+  pairedP50Us: number | undefined;
+  pairedP99Us: number | undefined;
   rssMb: number[];
   idleRssMb: number[];
   rateRssMb: number[];
@@ -297,6 +304,8 @@ async function measure(path: Path): Promise<Row> {
     wrkP99Ms: w.p99Ms,
     p50Us: lat.p50Us,
     p99Us: lat.p99Us,
+    pairedP50Us: lat.addedP50Us === undefined ? undefined : lat.addedP50Us / path.hops,
+    pairedP99Us: lat.addedP99Us === undefined ? undefined : lat.addedP99Us / path.hops,
     rssMb: closed.peak,
     idleRssMb: idleRss,
     rateRssMb: rated.peak,
@@ -304,7 +313,16 @@ async function measure(path: Path): Promise<Row> {
   };
 }
 
-async function rateRun(path: Path): Promise<{ p50Us: number; p99Us: number; errors: number }> {
+interface RateResult {
+  p50Us: number;
+  p99Us: number;
+  errors: number;
+  addedP50Us?: number;
+  addedP99Us?: number;
+}
+
+/** The fixed-rate run; through a proxy it is paired with direct requests to the upstream. */
+async function rateRun(path: Path): Promise<RateResult> {
   const run = await start(
     process.execPath,
     [
@@ -315,20 +333,27 @@ async function rateRun(path: Path): Promise<{ p50Us: number; p99Us: number; erro
       path.host,
       String(rate),
       String(rateSeconds),
+      ...(path.hops > 0 ? [String(upstreamPort)] : []),
     ],
     /p99Us/,
   );
-  return JSON.parse(run.line) as { p50Us: number; p99Us: number; errors: number };
+  return JSON.parse(run.line) as RateResult;
 }
 
 const mb = (list: number[]) => list.map((m) => m.toFixed(1)).join(" + ") || "—";
+
+function paired(r: Row): string {
+  if (r.pairedP50Us === undefined || r.pairedP99Us === undefined) return "—";
+  const us = (v: number) => `${v < 0 ? "−" : "+"}${Math.round(Math.abs(v)).toLocaleString("en-US")}`;
+  return `${us(r.pairedP50Us)} / ${us(r.pairedP99Us)} µs`;
+}
 
 function table(rows: Row[]): string {
   const direct = rows.find((r) => r.hops === 0) ?? rows[0]!;
   const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
   const lines = [
-    `| path | wrk req/s | req/s per proxy core | wrk p99 ms | p50 µs @${rate}/s | p99 µs @${rate}/s | added p50 / hop | added p99 / hop | RSS MB idle | RSS MB @${rate}/s | of it anonymous | RSS MB peak under wrk |`,
-    "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    `| path | wrk req/s | req/s per proxy core | wrk p99 ms | p50 µs @${rate}/s | p99 µs @${rate}/s | added p50 / hop | added p99 / hop | paired: added p50 / p99 per hop | RSS MB idle | RSS MB @${rate}/s | of it anonymous | RSS MB peak under wrk |`,
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
   ];
   for (const r of rows) {
     const hop = r.hops || 1;
@@ -338,7 +363,7 @@ function table(rows: Row[]): string {
       return `${d < 0 ? "−" : "+"}${fmt(Math.abs(d))} µs`;
     };
     lines.push(
-      `| ${r.name} | ${fmt(r.rps)} | ${r.hops ? fmt(r.perCore) : "—"} | ${r.wrkP99Ms.toFixed(2)} | ${fmt(r.p50Us)} | ${fmt(r.p99Us)} | ${added(r.p50Us, direct.p50Us)} | ${added(r.p99Us, direct.p99Us)} | ${mb(r.idleRssMb)} | ${mb(r.rateRssMb)} | ${mb(r.rateAnonMb)} | ${mb(r.rssMb)} |`,
+      `| ${r.name} | ${fmt(r.rps)} | ${r.hops ? fmt(r.perCore) : "—"} | ${r.wrkP99Ms.toFixed(2)} | ${fmt(r.p50Us)} | ${fmt(r.p99Us)} | ${added(r.p50Us, direct.p50Us)} | ${added(r.p99Us, direct.p99Us)} | ${paired(r)} | ${mb(r.idleRssMb)} | ${mb(r.rateRssMb)} | ${mb(r.rateAnonMb)} | ${mb(r.rssMb)} |`,
     );
   }
   return lines.join("\n");
@@ -381,6 +406,7 @@ async function main(): Promise<void> {
   );
   const upstream = await start(process.execPath, ["--import", "tsx", "bench/proxy-upstream.ts"], /port/);
   const up = (JSON.parse(upstream.line) as { port: number }).port;
+  upstreamPort = up;
   // The upstream is itself a `node --import tsx` process: its idle RSS is the runtime's floor.
   const tsxFloorMb = rssMb(upstream.pid);
   const out: string[] = [];

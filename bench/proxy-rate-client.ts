@@ -4,7 +4,14 @@
  * its scheduled start, so a stall is charged to every request it delays (no coordinated
  * omission). Prints {sent, ok, errors, p50Us, p90Us, p99Us, maxUs} as JSON.
  *
- * Usage: node --import tsx bench/proxy-rate-client.ts <port> <host-header> <rate> <seconds>
+ * Paired mode (a fifth argument, the upstream's own port): every scheduled request is sent at
+ * the same moment twice, through the proxy and directly, the order alternating, and the report
+ * adds the direct path's percentiles and those of the per-pair difference (`addedP50Us`,
+ * `addedP99Us`): the latency the proxy added to that request. What both requests share — this
+ * client's timer and GC stalls, the upstream's — cancels out of the difference, which
+ * otherwise swamps a sub-millisecond figure when two separate runs' p99s are subtracted.
+ *
+ * Usage: node --import tsx bench/proxy-rate-client.ts <port> <host-header> <rate> <seconds> [direct-port]
  */
 import http from "node:http";
 
@@ -14,29 +21,56 @@ const [port, host, rate, seconds] = [
   Number(process.argv[4]),
   Number(process.argv[5]),
 ];
+const directPort = process.argv[6] === undefined ? undefined : Number(process.argv[6]);
+const directHost = `127.0.0.1:${directPort}`;
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-const latencies: number[] = [];
+const directAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const total = Math.round(rate * seconds);
+/** Latency in µs of request i through the proxy (and directly, paired mode); NaN = failed. */
+const through = new Float64Array(total).fill(Number.NaN);
+const direct = new Float64Array(total).fill(Number.NaN);
+const expected = directPort === undefined ? total : 2 * total;
+let done = 0;
 let errors = 0;
 let sent = 0;
-const total = Math.round(rate * seconds);
 const intervalMs = 1000 / rate;
 let start = 0;
 
-function fire(scheduledAt: number): void {
-  sent++;
-  const req = http.request({ host: "127.0.0.1", port, path: "/", headers: { host }, agent }, (res) => {
-    res.resume();
-    res.on("end", () => {
-      if (res.statusCode === 200) latencies.push((performance.now() - scheduledAt) * 1000);
-      else errors++;
-      if (latencies.length + errors === total) report();
-    });
-  });
-  req.on("error", () => {
-    errors++;
-    if (latencies.length + errors === total) report();
-  });
+function send(
+  toPort: number,
+  hostHeader: string,
+  via: http.Agent,
+  into: Float64Array,
+  i: number,
+  scheduledAt: number,
+): void {
+  const finish = (ok: boolean) => {
+    if (ok) into[i] = (performance.now() - scheduledAt) * 1000;
+    else errors++;
+    if (++done === expected) report();
+  };
+  const req = http.request(
+    { host: "127.0.0.1", port: toPort, path: "/", headers: { host: hostHeader }, agent: via },
+    (res) => {
+      res.resume();
+      res.on("end", () => finish(res.statusCode === 200));
+    },
+  );
+  req.on("error", () => finish(false));
   req.end();
+}
+
+function fire(scheduledAt: number): void {
+  const i = sent++;
+  if (directPort === undefined) {
+    send(port, host, agent, through, i, scheduledAt);
+  } else if (i % 2 === 0) {
+    send(port, host, agent, through, i, scheduledAt);
+    send(directPort, directHost, directAgent, direct, i, scheduledAt);
+  } else {
+    send(directPort, directHost, directAgent, direct, i, scheduledAt);
+    send(port, host, agent, through, i, scheduledAt);
+  }
 }
 
 function tick(): void {
@@ -50,9 +84,11 @@ function pct(sorted: number[], p: number): number {
   return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? 0);
 }
 
+const ok = (list: Iterable<number>) => [...list].filter((v) => !Number.isNaN(v)).sort((a, b) => a - b);
+
 function report(): void {
-  const sorted = latencies.sort((a, b) => a - b);
-  const out = {
+  const sorted = ok(through);
+  const out: Record<string, number> = {
     sent,
     ok: sorted.length,
     errors,
@@ -61,22 +97,41 @@ function report(): void {
     p99Us: pct(sorted, 99),
     maxUs: Math.round(sorted.at(-1) ?? 0),
   };
+  if (directPort !== undefined) {
+    const d = ok(direct);
+    const added = ok(Array.from(through, (t, i) => t - direct[i]!));
+    Object.assign(out, {
+      directP50Us: pct(d, 50),
+      directP99Us: pct(d, 99),
+      pairs: added.length,
+      addedP50Us: pct(added, 50),
+      addedP99Us: pct(added, 99),
+    });
+  }
   process.stdout.write(`${JSON.stringify(out)}\n`);
   agent.destroy();
+  directAgent.destroy();
   process.exit(0);
 }
 
-// Warm the pool so connection set-up is not in the figures.
+// Warm the pools so connection set-up is not in the figures.
+const warm: [number, string, http.Agent][] = [[port, host, agent]];
+if (directPort !== undefined) warm.push([directPort, directHost, directAgent]);
 let warmed = 0;
-for (let i = 0; i < 8; i++) {
-  http.get({ host: "127.0.0.1", port, path: "/", headers: { host }, agent }, (res) => {
-    res.resume();
-    res.on("end", () => {
-      if (++warmed === 8) {
-        start = performance.now();
-        tick();
-      }
-    });
-  });
+for (const [toPort, hostHeader, via] of warm) {
+  for (let i = 0; i < 8; i++) {
+    http.get(
+      { host: "127.0.0.1", port: toPort, path: "/", headers: { host: hostHeader }, agent: via },
+      (res) => {
+        res.resume();
+        res.on("end", () => {
+          if (++warmed === 8 * warm.length) {
+            start = performance.now();
+            tick();
+          }
+        });
+      },
+    );
+  }
 }
 setTimeout(() => report(), (seconds + 10) * 1000);

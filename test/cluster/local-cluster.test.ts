@@ -81,6 +81,31 @@ describe("local cluster", { timeout: 240_000 }, () => {
     );
   });
 
+  it("a running pod marked not Ready (as the node controller does after a missed heartbeat) is Ready again", async () => {
+    const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+    const live = (
+      await core.listNamespacedPod({ namespace: "default", labelSelector: "app=web" })
+    ).items.filter((p) => !p.metadata?.deletionTimestamp && p.status?.phase === "Running");
+    const name = live[0]?.metadata?.name;
+    assert.ok(name, "a running web pod");
+    const ready = async () =>
+      (await core.readNamespacedPod({ name, namespace: "default" })).status?.conditions?.find(
+        (c) => c.type === "Ready",
+      )?.status;
+    cluster.kubectl([
+      "patch",
+      "pod",
+      name,
+      "--subresource=status",
+      "--type=strategic",
+      "-p",
+      JSON.stringify({
+        status: { conditions: [{ type: "Ready", status: "False", reason: "NodeNotReady" }] },
+      }),
+    ]);
+    await waitFor(async () => (await ready()) === "True", 30_000, `pod ${name} Ready again`);
+  });
+
   it("the API server calls a mutating webhook served on loopback", async () => {
     const cert = issueServingCertificate(cluster.pki.dir, "test-webhook", { ipAddresses: ["127.0.0.1"] });
     const calls: string[] = [];
