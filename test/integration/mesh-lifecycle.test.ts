@@ -177,9 +177,20 @@ describe("Mesh lifecycle", { timeout: 300_000 }, () => {
   });
 
   it("resumes an upgrade after the operator is killed in the middle of it", async () => {
-    cluster.kubectl(["patch", "mesh", "default", "--type=merge", "-p", '{"spec":{"version":"1.2.0"}}']);
-    await waitForMesh("upgrade started", (m) => m.status?.controlPlane?.targetVersion === "1.2.0", 30_000);
-    await operator.kill();
+    // KWOK readies pods within one poll of this test, so the whole upgrade could finish before
+    // the test saw it start (it did once in CI). Tainted nodes hold the new revision's pods
+    // Pending: the upgrade is surely in its middle when the operator is killed. The taint goes
+    // before the successor starts, well inside the Mesh's 20 s upgrade deadline.
+    const hold = "trellis.test/hold=true:NoSchedule";
+    cluster.kubectl(["taint", "nodes", "--all", hold]);
+    try {
+      cluster.kubectl(["patch", "mesh", "default", "--type=merge", "-p", '{"spec":{"version":"1.2.0"}}']);
+      await waitForMesh("upgrade started", (m) => m.status?.controlPlane?.targetVersion === "1.2.0", 30_000);
+      await operator.kill();
+      assert.notEqual(mesh().status?.version, "1.2.0", "the upgrade was still in progress at the kill");
+    } finally {
+      cluster.kubectl(["taint", "nodes", "--all", `${hold}-`]);
+    }
     operator = await startOperator(cluster, ["--no-leader-elect"]);
     await waitForMesh(
       "upgrade finished",
