@@ -33,7 +33,9 @@ export class H1Connection {
   private closed = false;
   private closeAfter = false;
   private awaitingHead = true;
-  private readonly headerTimer: NodeJS.Timeout;
+  /** The head deadline (headerTimeoutMs from its first byte) or, between requests, the keep-alive idle wait. */
+  private timer: NodeJS.Timeout;
+  private idleWait = false;
   private body: Readable | undefined;
   private bodyDone = true;
   private remaining = 0;
@@ -45,7 +47,8 @@ export class H1Connection {
     private readonly socket: Socket,
     private readonly conn: ConnectionContext,
   ) {
-    this.headerTimer = setTimeout(() => this.onHeaderTimeout(), shared.limits.headerTimeoutMs);
+    // Detection has read the first bytes of the first head: its deadline runs from now.
+    this.timer = setTimeout(() => this.onTimer(), shared.limits.headerTimeoutMs);
   }
 
   start(prefix: Buffer | undefined): void {
@@ -66,6 +69,7 @@ export class H1Connection {
     let rest: Buffer | undefined = chunk;
     if (!this.bodyDone) rest = this.feedBody(chunk);
     if (rest === undefined || rest.length === 0) return;
+    if (this.idleWait) this.arm(false);
     this.pending = this.pending === undefined ? rest : Buffer.concat([this.pending, rest]);
     if (this.inFlight) {
       // Pipelined bytes wait for the current response; stop reading past one head's worth.
@@ -260,7 +264,7 @@ export class H1Connection {
       return;
     }
     this.awaitingHead = true;
-    this.headerTimer.refresh();
+    this.arm(this.pending === undefined);
     this.socket.resume();
     if (this.pending !== undefined) this.parseNext();
   }
@@ -273,9 +277,22 @@ export class H1Connection {
     );
   }
 
-  private onHeaderTimeout(): void {
+  /**
+   * Between requests the connection may sit idle for idleTimeoutMs (announced to clients as
+   * `keep-alive: timeout=N`), longer than the pools of most clients keep an idle connection, so
+   * they close first: a server closing an idle connection races the client's next request on
+   * it, which the client sees as a reset. The next head's first byte starts its own deadline.
+   */
+  private arm(idle: boolean): void {
+    this.idleWait = idle;
+    clearTimeout(this.timer);
+    const { idleTimeoutMs, headerTimeoutMs } = this.shared.limits;
+    this.timer = setTimeout(() => this.onTimer(), idle ? idleTimeoutMs : headerTimeoutMs);
+  }
+
+  private onTimer(): void {
     if (!this.awaitingHead || this.inFlight || this.closed) return;
-    this.shared.metrics.protocolErrors.inc([this.shared.direction, "header_timeout"]);
+    if (!this.idleWait) this.shared.metrics.protocolErrors.inc([this.shared.direction, "header_timeout"]);
     this.close();
   }
 
@@ -286,7 +303,7 @@ export class H1Connection {
 
   private onClose(): void {
     this.closed = true;
-    clearTimeout(this.headerTimer);
+    clearTimeout(this.timer);
     this.cancel?.abort();
     if (!this.bodyDone) this.body?.destroy();
   }

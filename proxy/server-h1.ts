@@ -29,7 +29,8 @@ export interface H1ServerShared {
   draining: boolean;
   /**
    * `keep-alive: timeout=N` telling clients when an idle connection will be closed (the
-   * header timer), so their pools drop it first instead of racing the close.
+   * keep-alive idle wait, idleTimeoutMs), so their pools drop it first instead of racing the
+   * close.
    */
   keepAliveHint: string;
 }
@@ -43,7 +44,7 @@ export class H1Server {
   private readonly shared: H1ServerShared;
 
   constructor(handler: Handler, limits: ServerLimits, metrics: ProxyMetrics, direction: string) {
-    const seconds = Math.floor(limits.headerTimeoutMs / 1000);
+    const seconds = Math.floor(limits.idleTimeoutMs / 1000);
     const keepAliveHint = seconds >= 2 ? `keep-alive: timeout=${seconds}\r\n` : "";
     this.shared = { handler, limits, metrics, direction, draining: false, keepAliveHint };
   }

@@ -10,6 +10,16 @@ import { decideInjection, type InjectionConfig } from "./inject.ts";
 
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
 
+/**
+ * How long an idle keep-alive connection from the API server stays open. The API server's
+ * webhook client (Go net/http) keeps idle connections for 90 s and does not resend a POST
+ * whose connection the server closed under it: with Node's default of 5 s, a pod created just
+ * as the server closed an idle connection failed with "use of closed network connection" and,
+ * the webhook failing open, ran without a proxy (seen in a 2,000-pod rollout). Longer than the
+ * client's timeout, the client always closes first.
+ */
+export const KEEP_ALIVE_TIMEOUT_MS = 120_000;
+
 export interface WebhookContext {
   /** The injection settings now (from the Mesh), or undefined when there is no Mesh. */
   config(): InjectionConfig | undefined;
@@ -61,7 +71,13 @@ export function startWebhookServer(opts: {
   ctx: WebhookContext;
 }): Promise<{ server: Server; port: number; setCertificate(tls: { cert: string; key: string }): void }> {
   const server = createServer(
-    { cert: opts.tls.cert, key: opts.tls.key, requestTimeout: 10_000, headersTimeout: 5_000 },
+    {
+      cert: opts.tls.cert,
+      key: opts.tls.key,
+      requestTimeout: 10_000,
+      headersTimeout: 5_000,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    },
     (req, res) => {
       if (req.method !== "POST" || !req.url?.startsWith("/inject")) {
         res.writeHead(404).end();

@@ -21,6 +21,7 @@ describe("rollout at (small) scale", { timeout: 600_000 }, () => {
     });
     assert.equal(f.pods, 120);
     assert.deepEqual([f.restartedTwice, f.notRestarted], [0, 0]);
+    assert.equal(f.podsWithoutProxy, 0, "every pod replaced by the rollout has a proxy");
     assert.ok(f.writesPerWorkload <= 3, `${f.writesPerWorkload} writes per workload`);
     assert.ok(f.rolloutWallS >= f.sumOfWaitsS, "every step waited its analysis interval");
   });
