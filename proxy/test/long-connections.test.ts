@@ -15,15 +15,12 @@
  * byte. A server that closes idle connections early races the client's next request on them.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import net from "node:net";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FakeDestination, FakeIdentity } from "./control-plane-fakes.ts";
-import { createMeshCa } from "./mesh-pki.ts";
-import { metricValue, type ProxyProcess, spawnProxy, tempDir, waitFor } from "./proxy-process.ts";
+import { type MeshFixture, startMeshFixture } from "./mesh-fixture.ts";
+import { metricValue, type ProxyProcess, spawnProxy, waitFor } from "./proxy-process.ts";
 import { type App, h2Request, startDualApp } from "./test-apps.ts";
 
 const td = "spiffe://cluster.local/ns/default/sa";
@@ -34,29 +31,13 @@ const IDLE_MS = 2_000;
 const limits = { idleTimeoutMs: IDLE_MS, headerTimeoutMs: 500, detectTimeoutMs: 500 };
 
 describe("long-lived HTTP/2 connections and the idle timeout", () => {
-  const ca = createMeshCa("long");
-  const dir = tempDir("long");
-  const bundlePath = join(dir, "bundle.pem");
-  let destination: FakeDestination;
-  let identity: FakeIdentity;
+  let mesh: MeshFixture;
   let app: App;
   let server: ProxyProcess;
   let client: ProxyProcess;
 
-  const identityConfig = (token: string, spiffeId: string) => {
-    const tokenPath = join(dir, `${token}.token`);
-    writeFileSync(tokenPath, token);
-    return { url: identity.url, tokenPath, trustBundlePath: bundlePath, spiffeId };
-  };
-
   before(async () => {
-    writeFileSync(bundlePath, ca.anchor.pem);
-    const tokens = new Map([
-      ["tok-client", clientId],
-      ["tok-server", serverId],
-    ]);
-    identity = await new FakeIdentity(ca, tokens, 3_600_000).start();
-    destination = await new FakeDestination({ ca }).start();
+    mesh = await startMeshFixture("long", { client: clientId, server: serverId });
     app = await startDualApp(
       (_req, res) => res.end("h1"),
       (stream) => {
@@ -67,24 +48,24 @@ describe("long-lived HTTP/2 connections and the idle timeout", () => {
     server = await spawnProxy({
       inbound: { listen: "127.0.0.1:0", app: `127.0.0.1:${app.port}`, authorizedIdentities: [clientId] },
       admin: { listen: "127.0.0.1:0" },
-      identity: identityConfig("tok-server", serverId),
+      identity: mesh.identityConfig("server"),
       limits,
     });
-    destination.set(web, {
+    mesh.destination.set(web, {
       endpoints: [{ address: "127.0.0.1", port: server.ports.inbound!, identity: serverId }],
     });
     client = await spawnProxy({
       outbound: { listen: "127.0.0.1:0" },
       admin: { listen: "127.0.0.1:0" },
-      identity: identityConfig("tok-client", clientId),
-      destination: { url: destination.url },
+      identity: mesh.identityConfig("client"),
+      destination: { url: mesh.destination.url },
       limits,
     });
   });
 
   after(async () => {
     await Promise.all([client, server].map((p) => p?.stop("SIGKILL")));
-    await Promise.all([app?.close(), destination?.close(), identity?.close()]);
+    await Promise.all([app?.close(), mesh?.close()]);
   });
 
   it("keeps a busy HTTP/2 session open past the idle timeout on both hops, then closes it once idle", async () => {

@@ -4,16 +4,14 @@
  * TCP; peer identities in headers, metrics and policy; plaintext refused where not allowed.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import net from "node:net";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
 import { fingerprint } from "../../pki/index.ts";
-import { FakeDestination, FakeIdentity } from "./control-plane-fakes.ts";
+import { type MeshFixture, startMeshFixture } from "./mesh-fixture.ts";
 import { createMeshCa, serverCredentials } from "./mesh-pki.ts";
-import { metricValue, type ProxyProcess, spawnProxy, tempDir } from "./proxy-process.ts";
+import { metricValue, type ProxyProcess, spawnProxy } from "./proxy-process.ts";
 import { type App, h1Request, h2Request, startDualApp } from "./test-apps.ts";
 
 const td = "spiffe://cluster.local/ns/default/sa";
@@ -24,31 +22,14 @@ const web = "web.default.svc.cluster.local:80";
 const db = "db.default.svc.cluster.local:5432";
 
 describe("mesh: outbound → mTLS → inbound", () => {
-  const ca = createMeshCa("mesh");
-  const dir = tempDir("mesh");
-  const bundlePath = join(dir, "bundle.pem");
-  let destination: FakeDestination;
-  let identity: FakeIdentity;
+  let mesh: MeshFixture;
   let app: App;
   let server: ProxyProcess;
   let client: ProxyProcess;
   let intruder: ProxyProcess;
 
-  const identityConfig = (token: string, spiffeId: string) => {
-    const tokenPath = join(dir, `${token}.token`);
-    writeFileSync(tokenPath, token);
-    return { url: identity.url, tokenPath, trustBundlePath: bundlePath, spiffeId };
-  };
-
   before(async () => {
-    writeFileSync(bundlePath, ca.anchor.pem);
-    const tokens = new Map([
-      ["tok-client", clientId],
-      ["tok-server", serverId],
-      ["tok-intruder", intruderId],
-    ]);
-    identity = await new FakeIdentity(ca, tokens, 3_600_000).start();
-    destination = await new FakeDestination({ ca }).start();
+    mesh = await startMeshFixture("mesh", { client: clientId, server: serverId, intruder: intruderId });
     app = await startDualApp(
       (req, res, body) => {
         res.writeHead(200, { "content-type": "text/plain", "x-app": "h1" });
@@ -68,24 +49,24 @@ describe("mesh: outbound → mTLS → inbound", () => {
         authorizedIdentities: [clientId],
       },
       admin: { listen: "127.0.0.1:0" },
-      identity: identityConfig("tok-server", serverId),
+      identity: mesh.identityConfig("server"),
     });
     const endpoint = { address: "127.0.0.1", port: server.ports.inbound!, identity: serverId };
-    destination.set(web, { endpoints: [endpoint] });
-    destination.set(db, { endpoints: [endpoint] });
-    const outbound = (token: string, id: string) => ({
+    mesh.destination.set(web, { endpoints: [endpoint] });
+    mesh.destination.set(db, { endpoints: [endpoint] });
+    const outbound = (workload: string) => ({
       outbound: { listen: "127.0.0.1:0", opaqueAuthority: db },
       admin: { listen: "127.0.0.1:0" },
-      identity: identityConfig(token, id),
-      destination: { url: destination.url },
+      identity: mesh.identityConfig(workload),
+      destination: { url: mesh.destination.url },
     });
-    client = await spawnProxy(outbound("tok-client", clientId));
-    intruder = await spawnProxy(outbound("tok-intruder", intruderId));
+    client = await spawnProxy(outbound("client"));
+    intruder = await spawnProxy(outbound("intruder"));
   });
 
   after(async () => {
     await Promise.all([client, server, intruder].map((p) => p?.stop("SIGKILL")));
-    await Promise.all([app?.close(), destination?.close(), identity?.close()]);
+    await Promise.all([app?.close(), mesh?.close()]);
   });
 
   it("carries HTTP/1.1 with the verified client identity", async () => {
@@ -160,13 +141,13 @@ describe("mesh: outbound → mTLS → inbound", () => {
   });
 
   it("presents its leaf to the destination service, which requires one", () => {
-    assert.ok(destination.clients.has(clientId), [...destination.clients].join(", "));
+    assert.ok(mesh.destination.clients.has(clientId), [...mesh.destination.clients].join(", "));
   });
 
   it("reports its identity and the trust anchors it holds", async () => {
     const status = JSON.parse((await client.admin("/identity")).body) as Record<string, unknown>;
     assert.equal(status.spiffeId, clientId);
-    assert.deepEqual(status.trustBundleFingerprints, [fingerprint(ca.anchor.der)]);
+    assert.deepEqual(status.trustBundleFingerprints, [fingerprint(mesh.ca.anchor.der)]);
     assert.equal(typeof status.leafFingerprint, "string");
     assert.ok(Date.parse(String(status.leafNotAfter)) > Date.now());
   });

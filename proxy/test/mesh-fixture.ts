@@ -1,0 +1,53 @@
+/**
+ * Test fixture: the control plane a pair of real proxy processes needs — a mesh CA, a trust
+ * bundle file holding its anchor, the fake identity service issuing leaves to the named
+ * workloads (token `tok-<name>`), and the fake destination service speaking mutual TLS.
+ */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { FakeDestination, FakeIdentity } from "./control-plane-fakes.ts";
+import { createMeshCa, type MeshCa } from "./mesh-pki.ts";
+import { tempDir } from "./proxy-process.ts";
+
+export interface MeshFixture {
+  readonly ca: MeshCa;
+  readonly dir: string;
+  readonly bundlePath: string;
+  readonly identity: FakeIdentity;
+  readonly destination: FakeDestination;
+  /** A proxy's `identity` configuration for workload `name` (its token file written). */
+  identityConfig(name: string): { url: string; tokenPath: string; trustBundlePath: string; spiffeId: string };
+  close(): Promise<void>;
+}
+
+/** `workloads` maps a workload's name to its SPIFFE ID. */
+export async function startMeshFixture(
+  name: string,
+  workloads: Record<string, string>,
+  leafLifetimeMs = 3_600_000,
+): Promise<MeshFixture> {
+  const ca = createMeshCa(name);
+  const dir = tempDir(name);
+  const bundlePath = join(dir, "bundle.pem");
+  writeFileSync(bundlePath, ca.anchor.pem);
+  const tokens = new Map(Object.entries(workloads).map(([w, id]) => [`tok-${w}`, id]));
+  const identity = await new FakeIdentity(ca, tokens, leafLifetimeMs).start();
+  const destination = await new FakeDestination({ ca }).start();
+  return {
+    ca,
+    dir,
+    bundlePath,
+    identity,
+    destination,
+    identityConfig(workload: string) {
+      const spiffeId = workloads[workload];
+      if (spiffeId === undefined) throw new Error(`no workload ${workload} in this mesh fixture`);
+      const tokenPath = join(dir, `tok-${workload}.token`);
+      writeFileSync(tokenPath, `tok-${workload}`);
+      return { url: identity.url, tokenPath, trustBundlePath: bundlePath, spiffeId };
+    },
+    close: async () => {
+      await Promise.all([destination.close(), identity.close()]);
+    },
+  };
+}
