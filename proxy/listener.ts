@@ -100,8 +100,6 @@ export class Listener {
       this.sockets.delete(socket);
       metrics.tcpOpenConnections.add([direction], -1);
     });
-    // Until the protocol is known; dispatch() then leaves idleness to the protocol's own timer.
-    socket.setTimeout(limits.idleTimeoutMs, () => socket.destroy());
     void detect(socket, limits.detectTimeoutMs).then((found) => {
       if (!found || socket.destroyed) {
         socket.destroy();
@@ -142,14 +140,17 @@ export class Listener {
     conn: ConnectionContext,
     prefix: Buffer | undefined,
   ): void {
-    // node:http2 reads the socket natively and never refreshes a socket's idle timer: a timer
-    // on it would destroy every HTTP/2 connection one idle timeout after it was accepted, busy
-    // or not, failing the requests in flight. The HTTP/2 server's session timer counts frames
-    // (server-h2.ts); HTTP/1.1 and opaque relays read in JavaScript, which refreshes this one.
-    if (protocol === "h2") socket.setTimeout(0);
-    else socket.setTimeout(this.deps.limits.idleTimeoutMs, () => socket.destroy());
-    if (protocol === "h2") this.deps.h2.accept(socket, conn, prefix);
-    else if (protocol === "http/1.1") this.deps.h1.accept(socket, conn, prefix);
+    // Detection and the TLS handshake have their own deadlines; idleness starts here. node:http2
+    // reads the socket natively and never refreshes a socket timer, which would destroy every
+    // HTTP/2 connection one idle timeout after it was accepted, busy or not: the HTTP/2 server's
+    // session timer counts frames instead (server-h2.ts). HTTP/1.1 and opaque relays read in
+    // JavaScript, which refreshes the socket timer (the TLS socket's, under mTLS).
+    if (protocol === "h2") {
+      this.deps.h2.accept(socket, conn, prefix);
+      return;
+    }
+    socket.setTimeout(this.deps.limits.idleTimeoutMs, () => socket.destroy());
+    if (protocol === "http/1.1") this.deps.h1.accept(socket, conn, prefix);
     else if (this.deps.opaque) void this.deps.opaque(socket, prefix ?? Buffer.alloc(0));
     else {
       this.deps.metrics.tcpRejected.inc([this.deps.direction, "opaque_not_configured"]);
@@ -175,9 +176,6 @@ export class Listener {
       server.setSecureContext(options);
       this.tlsGeneration = serverTls!.generation;
     }
-    // The handshake has its own timeout (handshakeTimeout); after it, the TLS socket gets the
-    // idle timer in dispatch(). This one is not refreshed once HTTP/2 reads the TLS stream.
-    socket.setTimeout(0);
     socket.unshift(prefix);
     server.emit("connection", socket);
   }

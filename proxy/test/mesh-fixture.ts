@@ -11,8 +11,6 @@ import { tempDir } from "./proxy-process.ts";
 
 export interface MeshFixture {
   readonly ca: MeshCa;
-  readonly dir: string;
-  readonly bundlePath: string;
   readonly identity: FakeIdentity;
   readonly destination: FakeDestination;
   /** A proxy's `identity` configuration for workload `name` (its token file written). */
@@ -35,8 +33,6 @@ export async function startMeshFixture(
   const destination = await new FakeDestination({ ca }).start();
   return {
     ca,
-    dir,
-    bundlePath,
     identity,
     destination,
     identityConfig(workload: string) {
