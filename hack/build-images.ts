@@ -20,6 +20,7 @@ import { proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { bundle } from "./bundle.ts";
 import { importIntoContainerd } from "./containerd-import.ts";
 import { assembleApp, assembleRuntime, NONROOT_UID, type RuntimeComponent } from "./image-rootfs.ts";
+import { ensureNode } from "./node-runtime.ts";
 import { type ImageConfig, type Layer, layerOf, ociArchive, ociImage, sourceDateEpoch } from "./oci-image.ts";
 import { entriesOfDir } from "./tar-archive.ts";
 
@@ -39,6 +40,7 @@ export interface BuildOptions {
   revision: string;
   source?: string;
   strip: boolean;
+  /** The Node binary the images carry: the pinned runtime (hack/node-runtime.json) by default. */
   node: string;
 }
 
@@ -78,7 +80,7 @@ export function defaultOptions(overrides: Partial<BuildOptions> = {}): BuildOpti
     revision: git("rev-parse", "HEAD").stdout.trim() || "unknown",
     ...(origin.status === 0 && origin.stdout.trim() ? { source: origin.stdout.trim() } : {}),
     strip: spawnSync("strip", ["--version"]).status === 0,
-    node: process.execPath,
+    node: ensureNode(),
     ...overrides,
   };
 }

@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
+import { pinnedRuntime } from "./node-runtime.ts";
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 
@@ -57,7 +58,8 @@ export async function bundle(outdir: string, minify = true): Promise<void> {
       outfile: join(outdir, `${program.name}.mjs`),
       bundle: true,
       platform: "node",
-      target: "node20",
+      // The runtime the images carry, so esbuild lowers nothing it supports.
+      target: `node${pinnedRuntime.version}`,
       format: "esm",
       minify,
       // Names stay readable in stack traces and logs.
