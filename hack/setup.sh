@@ -9,7 +9,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "== npm ci"
   npm ci --no-audit --no-fund
 fi
-node --import tsx hack/node-runtime.ts bin-dir >/dev/null
+# From here on (and in hack/test.sh, hack/up.sh) everything runs on the pinned Node.
+source hack/node-env.sh
 
 bash hack/install-debian-packages.sh
 # The kubelet runs the local cluster's optional real node (test/cluster/real-node.ts).
