@@ -18,7 +18,7 @@
  *      BENCH_RATE_SECONDS (default 5), BENCH_ROUNDS (the whole sequence again, default 1:
  *      every round prints its own table and ratios), BENCH_ONLY (comma-separated: haproxy, trellis,
  *      node-relay, haproxy-mtls, trellis-mtls; direct always runs), BENCH_NODE_FLAGS (replaces the image's flags for the Trellis
- *      proxies; "none" for none), BENCH_CPU_PROF (a directory: the Trellis proxies write
+ *      proxies; "none" for none), BENCH_NODE_ENV (replaces the image's variables for them, "K=V …" or "none"), BENCH_CPU_PROF (a directory: the Trellis proxies write
  *      --cpu-prof profiles there), BENCH_BUNDLE (a proxy.mjs built elsewhere, e.g. from
  *      another commit, instead of building one), BENCH_HEAP_REPORT=1 (the Node processes report
  *      their V8 heap spaces and RSS split after the fixed rate: bench/proxy-hop-figures.ts).
@@ -31,7 +31,7 @@ import { join } from "node:path";
 import { bundle } from "../hack/bundle.ts";
 import { ensureNode } from "../hack/node-runtime.ts";
 import { generateKeyPair, privateKeyToPem } from "../pki/index.ts";
-import { proxyNodeFlags } from "../proxy/runtime-flags.ts";
+import { proxyNodeEnvironment, proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { FakeDestination, FakeIdentity } from "../proxy/test/control-plane-fakes.ts";
 import { createMeshCa, issueFor } from "../proxy/test/mesh-pki.ts";
 import { type SpawnOptions, spawnProxy, tempDir } from "../proxy/test/proxy-process.ts";
@@ -66,7 +66,17 @@ const peerNode = ensureNode();
 /** The upstream's port, for the direct half of the paired fixed-rate runs. */
 let upstreamPort = 0;
 /** How the Trellis proxies are started; `bundle` is set once the bundle is built. */
-const proxyRun: SpawnOptions = { nodeFlags };
+const envSetting = process.env.BENCH_NODE_ENV;
+/** The environment the image sets for the proxy (proxy/runtime-flags.ts), or BENCH_NODE_ENV's. */
+const proxyEnv: Record<string, string> =
+  envSetting === undefined
+    ? { ...proxyNodeEnvironment }
+    : Object.fromEntries(
+        (envSetting === "none" ? [] : envSetting.split(/\s+/).filter(Boolean)).map(
+          (kv) => kv.split("=", 2) as [string, string],
+        ),
+      );
+const proxyRun: SpawnOptions = { nodeFlags, env: proxyEnv };
 
 interface Path {
   name: string;
@@ -175,6 +185,7 @@ async function nodeRelay(upstream: number): Promise<Path> {
     process.execPath,
     [...nodeFlags.filter((f) => !f.startsWith("--cpu-prof")), "bench/proxy-node-relay.mjs", String(upstream)],
     /port/,
+    { ...process.env, ...proxyEnv },
   );
   return {
     name: "Node byte relay (floor)",
@@ -417,7 +428,11 @@ async function main(): Promise<void> {
     proxyRun.bundle = join(dist, "proxy.mjs");
   }
   process.stderr.write(
-    `Trellis proxies: ${process.execPath} ${[...nodeFlags, proxyRun.bundle].join(" ")}; ${rounds} round(s); upstream and client: ${peerNode}\n`,
+    `Trellis proxies: ${Object.entries(proxyEnv)
+      .map(([k, v]) => `${k}=${v} `)
+      .join(
+        "",
+      )}${process.execPath} ${[...nodeFlags, proxyRun.bundle].join(" ")}; ${rounds} round(s); upstream and client: ${peerNode}\n`,
   );
   const upstream = await start(peerNode, ["--import", "tsx", "bench/proxy-upstream.ts"], /port/);
   const up = (JSON.parse(upstream.line) as { port: number }).port;

@@ -80,7 +80,11 @@ test("proxy 0.1.0 and 0.1.1 differ only in their version label and variable", ()
   const [a, b] = [open(image(0, "proxy").archive), open(image(1, "proxy").archive)];
   assert.equal(image(1, "proxy").reference, "localhost/trellis/proxy:0.1.1");
   assert.deepEqual(a.manifest.layers, b.manifest.layers);
-  assert.deepEqual(b.config.config.Env, ["PATH=/usr/bin", "TRELLIS_PROXY_VERSION=0.1.1"]);
+  assert.deepEqual(b.config.config.Env, [
+    "PATH=/usr/bin",
+    "TRELLIS_PROXY_VERSION=0.1.1",
+    "MALLOC_ARENA_MAX=1",
+  ]);
   assert.equal(b.config.config.Labels["org.opencontainers.image.version"], "0.1.1");
   const same = (c: Opened["config"]) => ({
     ...c.config,

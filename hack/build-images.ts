@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_IMAGE_REGISTRY, imageTag, releaseImageReferences } from "../api/image-references.ts";
 import { PROXY_UID } from "../controlplane/injector/inject.ts";
 import pkg from "../package.json" with { type: "json" };
-import { proxyNodeFlags } from "../proxy/runtime-flags.ts";
+import { proxyNodeEnvironment, proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { bundle } from "./bundle.ts";
 import { importIntoContainerd } from "./containerd-import.ts";
 import { assembleApp, assembleRuntime, NONROOT_UID, type RuntimeComponent } from "./image-rootfs.ts";
@@ -26,8 +26,9 @@ import { entriesOfDir } from "./tar-archive.ts";
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 
-/** Node flags of the proxy image: the ones the proxy benchmark measured (proxy/runtime-flags.ts). */
+/** Node flags and variables of the proxy image: the ones the proxy benchmark measured (proxy/runtime-flags.ts). */
 export const PROXY_NODE_FLAGS: readonly string[] = proxyNodeFlags;
+const PROXY_NODE_ENV = Object.entries(proxyNodeEnvironment).map(([k, v]) => `${k}=${v}`);
 
 export interface BuildOptions {
   version: string;
@@ -134,7 +135,7 @@ function definitions(o: BuildOptions, dist: string): ImageDefinition[] {
       config: {
         User: `${PROXY_UID}:${PROXY_UID}`,
         Entrypoint: [node, ...PROXY_NODE_FLAGS, "/app/proxy.mjs"],
-        Env: env("TRELLIS_PROXY_VERSION", o.proxyVersion),
+        Env: [...env("TRELLIS_PROXY_VERSION", o.proxyVersion), ...PROXY_NODE_ENV],
         WorkingDir: "/app",
       },
     },
