@@ -31,6 +31,11 @@ describe("the pinned Node runtime", () => {
       semver.satisfies(pinnedRuntime.version, pkg.engines.node),
       `engines.node ${pkg.engines.node} excludes the pinned ${pinnedRuntime.version}`,
     );
+    assert.equal(
+      semver.minVersion(pkg.engines.node)?.major,
+      semver.major(pinnedRuntime.version),
+      `engines.node ${pkg.engines.node} admits an older major than the pinned ${pinnedRuntime.version}`,
+    );
     assert.equal(lock.packages[""].engines.node, pkg.engines.node, "package-lock.json is stale: npm install");
     assert.equal(
       semver.major(pkg.devDependencies["@types/node"]),
