@@ -6,10 +6,19 @@
  * stream cancellation. Does not choose the target (layers/balance.ts).
  */
 import http2 from "node:http2";
+import tls from "node:tls";
 import { sendBody } from "./body.ts";
 import { type Headers, ProxyError, type ProxyRequest, type ProxyResponse } from "./handler.ts";
 import { forwardableHeaders, forwardableTrailers } from "./headers.ts";
-import { type ClientLimits, type ClientTls, targetKey, type UpstreamTarget } from "./upstream.ts";
+import {
+  alpnFor,
+  type ClientLimits,
+  type ClientTls,
+  startSession,
+  targetKey,
+  targetPrefix,
+  type UpstreamTarget,
+} from "./upstream.ts";
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, HTTP2_FLAG_END_STREAM } = {
   ...http2.constants,
@@ -110,11 +119,25 @@ export class H2Client {
     } else {
       const context = this.tls?.clientContext();
       if (!this.tls || !context) throw new ProxyError("NoIdentity", "no local identity yet for mTLS", true);
+      const checkServerIdentity = this.tls.verifierFor(target.identity);
       session = http2.connect(`https://${host}:${target.port}`, {
-        secureContext: context,
-        ALPNProtocols: ["h2"],
-        rejectUnauthorized: true,
-        checkServerIdentity: this.tls.verifierFor(target.identity),
+        // Our own TLS socket, so that the transport header goes out before the HTTP/2 preface:
+        // this listener is registered before the session's own.
+        createConnection: () => {
+          const socket = tls.connect({
+            host: target.host,
+            port: target.port,
+            secureContext: context,
+            ALPNProtocols: alpnFor(target, "h2"),
+            rejectUnauthorized: true,
+            checkServerIdentity,
+          });
+          socket.once("secureConnect", () => {
+            if (!startSession(socket, target, "h2", "h2"))
+              socket.destroy(new Error("peer selected no usable ALPN"));
+          });
+          return socket;
+        },
       });
     }
     const pooled: PooledSession = { session, connected: false };
@@ -134,7 +157,7 @@ export class H2Client {
 
   /** Sessions made with older TLS material get GOAWAY: in-flight streams finish, no new ones start. */
   private retireOlderGenerations(target: UpstreamTarget, currentKey: string): void {
-    const prefix = `${target.host}:${target.port}#${target.identity}@`;
+    const prefix = targetPrefix(target);
     for (const [key, pooled] of this.sessions) {
       if (key === currentKey || !key.startsWith(prefix)) continue;
       this.sessions.delete(key);
