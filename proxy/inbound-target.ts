@@ -30,10 +30,12 @@ export interface InboundTargetOptions {
 export class InboundTargets {
   constructor(private readonly o: InboundTargetOptions) {}
 
-  /** The target for `port` on the address `socket` arrived on; undefined `port` means "none named". */
+  /**
+   * The target for `port` on the address `socket` arrived on; undefined `port` means none was
+   * named (a peer without the header, plaintext sent to the inbound port itself): the fallback.
+   */
   resolve(socket: Socket, port: number | undefined): TargetDecision {
-    if (port === undefined || (this.o.proxyPorts.has(port) && port === socket.localPort)) {
-      // Not redirected (sent to the inbound port itself) or no header: the fallback, if any.
+    if (port === undefined) {
       return this.o.fallback
         ? { ok: true, target: this.o.fallback }
         : { ok: false, reason: "no_target_port" };

@@ -61,11 +61,15 @@ export function startSession(
   t: UpstreamTarget,
   protocol: SessionProtocol,
   legacy: string,
+  /** Called once the header (if any) is written out; HTTP/2 must not take the socket before. */
+  written?: () => void,
 ): boolean {
   const selected = socket.alpnProtocol;
   if (selected === transportAlpn && t.targetPort !== undefined) {
-    socket.write(encodeTransportHeader({ protocol, targetPort: t.targetPort }));
+    socket.write(encodeTransportHeader({ protocol, targetPort: t.targetPort }), written && (() => written()));
     return true;
   }
-  return selected === legacy;
+  if (selected !== legacy) return false;
+  written?.();
+  return true;
 }

@@ -89,8 +89,12 @@ describe("inbound targets", () => {
       ok: false,
       reason: "no_target_port",
     });
-    const r = withFallback.resolve(socket("10.1.0.7", 4143), 4143);
+    const r = withFallback.resolve(socket("10.1.0.7", 4143), undefined);
     assert.deepEqual(r, { ok: true, target: { host: "127.0.0.1", port: 8080 } });
+    assert.deepEqual(withFallback.resolve(socket("10.1.0.7", 4143), 4143), {
+      ok: false,
+      reason: "bad_target_port",
+    });
   });
 });
 
