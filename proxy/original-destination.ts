@@ -13,8 +13,8 @@ import { fileURLToPath } from "node:url";
 import type { HostPort } from "./config.ts";
 
 interface Addon {
-  /** `{address, port}`, or the errno when the kernel has no original destination. */
-  originalDestination(fd: number): { address: string; port: number } | number;
+  /** Writes the address's bytes (4 or 16) into `out`; returns the port, or -errno. */
+  originalDestination(fd: number, ipv4: boolean, out: Buffer): number;
 }
 
 /** Where the addon is looked for, relative to this module: the bundle's folder, then the sources' build. */
@@ -48,13 +48,48 @@ function descriptorOf(socket: Socket): number | undefined {
   return typeof fd === "number" && fd >= 0 ? fd : undefined;
 }
 
+const scratch = Buffer.alloc(16);
+
+/** RFC 5952 text of 16 address bytes: lower-case hex, the longest run of zero groups as `::`. */
+export function formatIpv6(b: Uint8Array): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((b[i]! << 8) | b[i + 1]!);
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number) =>
+    groups
+      .slice(from, to)
+      .map((g) => g.toString(16))
+      .join(":");
+  if (bestStart === -1) return hex(0, 8);
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLength, 8)}`;
+}
+
 /**
  * The address and port the client connected to before redirection; undefined when the
- * kernel has none (the connection was not redirected, or is already closed).
+ * kernel has none (the connection was not redirected, or is already closed). IPv4 peers on a
+ * dual-stack socket (`::ffff:a.b.c.d`) are read with the IPv4 option, as the kernel tracks them.
  */
 export function originalDestination(addon: Addon, socket: Socket): HostPort | undefined {
   const fd = descriptorOf(socket);
-  if (fd === undefined) return undefined;
-  const r = addon.originalDestination(fd);
-  return typeof r === "number" ? undefined : { host: r.address, port: r.port };
+  const local = socket.localAddress;
+  if (fd === undefined || local === undefined) return undefined;
+  const ipv4 = local.includes(".");
+  const port = addon.originalDestination(fd, ipv4, scratch);
+  if (port <= 0) return undefined;
+  const host = ipv4 ? `${scratch[0]}.${scratch[1]}.${scratch[2]}.${scratch[3]}` : formatIpv6(scratch);
+  return { host, port };
 }

@@ -1,19 +1,20 @@
 /*
  * trellis original-dst: the one system call the proxy needs that Node does not offer.
  *
- * originalDestination(fd) reads the destination a connection had before a nat REDIRECT rule
- * sent it to the proxy: getsockopt(SOL_IP, SO_ORIGINAL_DST) for IPv4 sockets and for IPv4
- * peers on a dual-stack (IPv6) socket, getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST) for IPv6.
- * It returns { address, port } or, when the kernel has no answer, the errno as a number
- * (ENOENT: the connection was not redirected and conntrack does not know it).
+ * originalDestination(fd, ipv4, out) reads the destination a connection had before a nat
+ * REDIRECT rule sent it to the proxy: getsockopt(SOL_IP, SO_ORIGINAL_DST) when `ipv4` (IPv4
+ * sockets, and IPv4 peers on a dual-stack socket), getsockopt(SOL_IPV6, IP6T_SO_ORIGINAL_DST)
+ * otherwise. It writes the address's bytes into `out` (4 or 16 bytes) and returns the port, or
+ * returns -errno when the kernel has no answer (ENOENT: not redirected, conntrack does not know
+ * it). The caller formats the address: no object or string is made here, which is most of what
+ * a Node-API call costs.
  *
  * Node-API only (ABI-stable: one build runs on every Node release with Node-API 8, so on 20
- * and 24). No allocation beyond the answer, no state, no other entry point.
+ * and 24). No state, no other entry point.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -29,46 +30,34 @@ static napi_value number(napi_env env, int n) {
   return v;
 }
 
-static napi_value answer(napi_env env, const char *address, int port) {
-  napi_value out, a, p;
-  napi_create_object(env, &out);
-  napi_create_string_latin1(env, address, NAPI_AUTO_LENGTH, &a);
-  napi_create_int32(env, port, &p);
-  napi_set_named_property(env, out, "address", a);
-  napi_set_named_property(env, out, "port", p);
-  return out;
-}
-
 static napi_value original_destination(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 3;
+  napi_value argv[3];
   int32_t fd = -1;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
-      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, NULL, "originalDestination(fd): fd must be a non-negative integer");
+  bool ipv4 = true;
+  void *out = NULL;
+  size_t out_len = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_bool(env, argv[1], &ipv4) != napi_ok ||
+      napi_get_buffer_info(env, argv[2], &out, &out_len) != napi_ok || out_len < 16) {
+    napi_throw_type_error(env, NULL, "originalDestination(fd, ipv4, out): a descriptor, a boolean, a 16-byte Buffer");
     return NULL;
   }
-  struct sockaddr_in6 local;
-  socklen_t len = sizeof(local);
-  if (getsockname(fd, (struct sockaddr *)&local, &len) != 0) return number(env, errno);
-  char text[INET6_ADDRSTRLEN];
-  int v4 = local.sin6_family == AF_INET ||
-           (local.sin6_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&local.sin6_addr));
-  if (v4) {
+  if (ipv4) {
     struct sockaddr_in dst;
-    socklen_t dlen = sizeof(dst);
+    socklen_t len = sizeof(dst);
     memset(&dst, 0, sizeof(dst));
-    if (getsockopt(fd, SOL_IP, TRELLIS_SO_ORIGINAL_DST, &dst, &dlen) != 0) return number(env, errno);
-    if (inet_ntop(AF_INET, &dst.sin_addr, text, sizeof(text)) == NULL) return number(env, errno);
-    return answer(env, text, ntohs(dst.sin_port));
+    if (getsockopt(fd, SOL_IP, TRELLIS_SO_ORIGINAL_DST, &dst, &len) != 0) return number(env, -errno);
+    memcpy(out, &dst.sin_addr, 4);
+    return number(env, ntohs(dst.sin_port));
   }
-  if (local.sin6_family != AF_INET6) return number(env, EAFNOSUPPORT);
   struct sockaddr_in6 dst6;
-  socklen_t dlen6 = sizeof(dst6);
+  socklen_t len6 = sizeof(dst6);
   memset(&dst6, 0, sizeof(dst6));
-  if (getsockopt(fd, SOL_IPV6, TRELLIS_IP6T_SO_ORIGINAL_DST, &dst6, &dlen6) != 0) return number(env, errno);
-  if (inet_ntop(AF_INET6, &dst6.sin6_addr, text, sizeof(text)) == NULL) return number(env, errno);
-  return answer(env, text, ntohs(dst6.sin6_port));
+  if (getsockopt(fd, SOL_IPV6, TRELLIS_IP6T_SO_ORIGINAL_DST, &dst6, &len6) != 0) return number(env, -errno);
+  memcpy(out, &dst6.sin6_addr, 16);
+  return number(env, ntohs(dst6.sin6_port));
 }
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {

@@ -9,6 +9,7 @@ import { describe, it } from "node:test";
 import { parseConfig } from "../config.ts";
 import { InboundTargets } from "../inbound-target.ts";
 import { canonicalAuthority } from "../layers/discover.ts";
+import { formatIpv6 } from "../original-destination.ts";
 import { authorityOf, ProxyAddresses, unmapAddress } from "../outbound-destination.ts";
 import { defaultOpaquePorts, parsePortSet } from "../port-set.ts";
 import { decodeTransportHeader, encodeTransportHeader } from "../transport-header.ts";
@@ -48,6 +49,30 @@ describe("capture configuration", () => {
     assert.ok(bad.errors.some((e) => e.includes("loopback")));
     assert.ok(bad.errors.some((e) => e.startsWith("config.opaquePorts")));
     assert.ok(!parseConfig({ inbound: { listen: "0.0.0.0:4143", allowPlaintext: true } }).ok);
+  });
+});
+
+describe("original destination", () => {
+  it("writes IPv6 addresses as RFC 5952 does (WHATWG URL parsing is the reference)", () => {
+    const samples = [
+      "::1",
+      "::",
+      "fd00::7",
+      "2001:db8:0:0:1:0:0:1",
+      "2001:db8::1:0:0:0",
+      "1:0:0:2:0:0:0:3",
+      "fe80::1:2:3:4:5:6",
+    ];
+    for (const text of samples) {
+      const canonical = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+      const bytes = Buffer.alloc(16);
+      const parts = canonical.split("::");
+      const head = parts[0] ? parts[0].split(":") : [];
+      const tail = parts.length > 1 && parts[1] ? parts[1].split(":") : [];
+      const groups = [...head, ...Array(8 - head.length - tail.length).fill("0"), ...tail];
+      for (const [i, g] of groups.entries()) bytes.writeUInt16BE(Number.parseInt(g, 16), i * 2);
+      assert.equal(formatIpv6(bytes), canonical, text);
+    }
   });
 });
 
