@@ -121,7 +121,10 @@ export class Listener {
     });
     const capture = this.deps.capture;
     if (capture?.direction === "outbound") {
-      void capture.decide(socket).then((d) => this.onOutboundDecision(socket, d));
+      void capture.decide(socket).then(
+        (d) => this.onOutboundDecision(socket, d),
+        () => socket.destroy(),
+      );
       return;
     }
     if (capture?.direction === "inbound") {
