@@ -82,10 +82,11 @@ export class Listener {
     }
   }
 
-  listen(at: HostPort): Promise<number> {
+  /** `ipv6Only`: a `::` socket beside an IPv4 one on the same port (capture's IPv6 twin). */
+  listen(at: HostPort, ipv6Only = false): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen({ host: at.host, port: at.port, backlog: 1024 }, () => {
+      this.server.listen({ host: at.host, port: at.port, backlog: 1024, ipv6Only }, () => {
         this.server.off("error", reject);
         resolve((this.server.address() as net.AddressInfo).port);
       });

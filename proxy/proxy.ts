@@ -10,10 +10,10 @@ import type { Logger } from "pino";
 import { createAdminServer, listenAdmin } from "./admin.ts";
 import { H1Client } from "./client-h1.ts";
 import { H2Client } from "./client-h2.ts";
-import { type ProxyConfig, parseHostPort } from "./config.ts";
+import { type HostPort, type ProxyConfig, parseHostPort } from "./config.ts";
 import { Discovery } from "./discovery-client.ts";
 import { InboundTargets } from "./inbound-target.ts";
-import { type Capture, Listener } from "./listener.ts";
+import { type Capture, Listener, type ListenerDeps } from "./listener.ts";
 import { LocalIdentity } from "./local-identity.ts";
 import { type OutboundRelayDeps, relayOutbound, relayToApp } from "./opaque.ts";
 import { loadOriginalDestinationAddon, originalDestination } from "./original-destination.ts";
@@ -35,6 +35,25 @@ interface Side {
   listener: Listener;
   h1: H1Server;
   h2: H2Server;
+}
+
+/**
+ * Capture's IPv6 twin of a listener: nat REDIRECT sends IPv6 connections to `::1` (outbound) or
+ * the pod's IPv6 address (inbound), which an IPv4 socket never sees. 127.0.0.1 gets `::1`,
+ * 0.0.0.0 gets `::` (IPv6 only, beside the IPv4 socket); any other address has no twin. A pod
+ * without IPv6 simply gets none.
+ */
+async function listenIpv6Twin(deps: ListenerDeps, at: HostPort, log: Logger): Promise<Listener | undefined> {
+  const host = at.host === "127.0.0.1" ? "::1" : at.host === "0.0.0.0" ? "::" : undefined;
+  if (!host) return undefined;
+  const twin = new Listener(deps);
+  try {
+    await twin.listen({ host, port: at.port }, host === "::");
+    return twin;
+  } catch (err) {
+    log.info({ direction: deps.direction, host, err: (err as Error).message }, "no IPv6 listener");
+    return undefined;
+  }
 }
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
@@ -102,7 +121,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     };
     const h1 = new H1Server(handler, limits, metrics, "inbound");
     const h2 = new H2Server(handler, limits, metrics, "inbound");
-    const listener = new Listener({
+    const deps: ListenerDeps = {
       direction: "inbound",
       limits,
       metrics,
@@ -112,10 +131,15 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       allowPlaintext: config.inbound.allowPlaintext,
       opaque: relayToApp(config.inbound.app, limits.connectTimeoutMs),
       capture,
-    });
+    };
+    const listener = new Listener(deps);
     ports.inbound = await listener.listen(config.inbound.listen);
     proxyPorts.add(ports.inbound);
     sides.push({ listener, h1, h2 });
+    if (capture) {
+      const twin = await listenIpv6Twin(deps, { ...config.inbound.listen, port: ports.inbound }, log);
+      if (twin) sides.push({ listener: twin, h1, h2 });
+    }
   }
   if (config.outbound) {
     const handler = outboundStack(config, metrics, discovery, meshClients, self);
@@ -139,7 +163,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
           discovery,
         }),
     };
-    const listener = new Listener({
+    const deps: ListenerDeps = {
       direction: "outbound",
       limits,
       metrics,
@@ -158,10 +182,15 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
         socket.destroy();
       },
       capture,
-    });
+    };
+    const listener = new Listener(deps);
     ports.outbound = await listener.listen(config.outbound.listen);
     proxyPorts.add(ports.outbound);
     sides.push({ listener, h1, h2 });
+    if (capture) {
+      const twin = await listenIpv6Twin(deps, { ...config.outbound.listen, port: ports.outbound }, log);
+      if (twin) sides.push({ listener: twin, h1, h2 });
+    }
   }
 
   let draining = false;

@@ -4,7 +4,7 @@
  * ClusterIP, a pod IP, an unmeshed pod and a server-first protocol; real proxy processes (UID
  * 2102, capture mode) read each connection's original destination and carry it across mTLS.
  *
- * Pods: a (meshed client), b (meshed server: two "containers" on 8080 and 9090, a server-first
+ * Pods (IPv4 and IPv6): a (meshed client), b (meshed server: two "containers" on 8080 and 9090, a server-first
  * protocol on 6379, a loopback-only listener on 7070), c (unmeshed client), d (unmeshed server).
  */
 import assert from "node:assert/strict";
@@ -93,6 +93,9 @@ describe("transparent capture through nat rules", { skip }, () => {
       mesh.destination.set(`${b.ip}:9090`, { endpoints: meshed(9090) });
       mesh.destination.set(`${b.ip}:7070`, { endpoints: meshed(7070) });
       mesh.destination.set(`${redisIp}:6379`, { endpoints: meshed(6379) });
+      mesh.destination.set(`[${b.ipv6}]:8080`, {
+        endpoints: [{ address: b.ipv6, port: 4143, identity: serverId, targetPort: 8080 }],
+      });
       await startProxy(a, "client", { id: 17001, dest: 17002 });
       await startProxy(b, "server", { id: 17001, dest: 17002 });
       for (const agent of [inA, inB]) {
@@ -140,6 +143,17 @@ describe("transparent capture through nat rules", { skip }, () => {
     assert.equal(r.status, 200);
     assert.equal(r.app.port, 9090);
     assert.equal(r.app.clientId, clientId);
+  });
+
+  it("captures IPv6 too: a pod's IPv6 address is reached over mTLS on both sides", async () => {
+    const r = await fetchJson(inA, `http://[${b.ipv6}]:8080/`);
+    assert.equal(r.status, 200);
+    assert.equal(r.app.clientId, clientId);
+    assert.equal(r.app.remote, b.ipv6, "the inbound proxy dialled the pod's own IPv6 address");
+    const unknown = await fetchJson(inA, `http://[${d.ipv6}]:8080/`);
+    assert.equal(unknown.status, 200);
+    assert.equal(unknown.app.clientId, null);
+    assert.equal(unknown.app.remote, a.ipv6);
   });
 
   it("forwards a destination the mesh does not know as it is, in plaintext, counted tls=none", async () => {

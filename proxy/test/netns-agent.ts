@@ -4,7 +4,7 @@
  * playing the applications of one pod — which know nothing of the mesh — and acting for the
  * test inside that namespace:
  *
- *   --http <port>         an HTTP/1.1 + h2c server on 0.0.0.0:<port> answering JSON
+ *   --http <port>         an HTTP/1.1 + h2c server on [::]:<port> (IPv4 too) answering JSON
  *                         {port, clientId, host, remote} (what reached the application)
  *   --loopback-http <p>   the same, bound to 127.0.0.1 only
  *   --greet <port>        a server-first TCP server: "+HELLO <port>\r\n", then echoes upper-cased
@@ -37,7 +37,7 @@ function appAnswer(port: number, headers: http.IncomingHttpHeaders, remote: stri
     port,
     clientId: headers["trellis-client-id"] ?? null,
     host: headers.host ?? headers[":authority"] ?? null,
-    remote: remote ?? null,
+    remote: remote?.replace(/^::ffff:(?=\d)/, "") ?? null,
   });
 }
 
@@ -190,7 +190,7 @@ function tcp(c: TcpCommand): Promise<unknown> {
   });
 }
 
-for (const p of values.http ?? []) serveHttp(Number(p), "0.0.0.0");
+for (const p of values.http ?? []) serveHttp(Number(p), "::");
 for (const p of values["loopback-http"] ?? []) serveHttp(Number(p), "127.0.0.1");
 for (const p of values.greet ?? []) serveGreeting(Number(p));
 for (const r of values.relay ?? []) relay(r);

@@ -1,9 +1,10 @@
 /**
  * Test fixture: a small node made of network namespaces, for transparent capture through real
  * nat REDIRECT rules. One namespace holds a bridge; each "pod" is a namespace with a veth on it,
- * an address in 198.18.<n>.0/24 (RFC 2544's benchmarking range; the namespaces are wired only
- * to each other, so no packet can reach the host or a real network) and a route for the
- * "Service" range 198.19.<n>.0/24 that goes nowhere — only capture makes a ClusterIP reachable.
+ * an address in 198.18.<n>.0/24 (RFC 2544's benchmarking range) and one in fd16:<n>::/64 (a
+ * unique local range) — the namespaces are wired only to each other, so no packet can reach the
+ * host or a real network — and a route for the "Service" range 198.19.<n>.0/24 that goes
+ * nowhere: only capture makes a ClusterIP reachable.
  *
  * Meshed pods get the rules the injector's init container installs (inbound → 4143 except the
  * proxy's ports; outbound → 4140 except the proxy's UID and loopback); their proxy runs as UID
@@ -33,7 +34,7 @@ function ip(...args: string[]): void {
 /** Undefined when capture tests can run here; otherwise why not. */
 export function unavailable(): string | undefined {
   if (process.getuid?.() !== 0) return "needs root (network namespaces and nat rules)";
-  for (const tool of ["ip", "iptables-restore", "setpriv"]) {
+  for (const tool of ["ip", "iptables-restore", "ip6tables-restore", "setpriv"]) {
     try {
       execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
     } catch {
@@ -120,6 +121,7 @@ export interface Pod {
   name: string;
   ns: string;
   ip: string;
+  ipv6: string;
   /** Runs the agent (netns-agent.ts) with `args`; returns a function sending it commands. */
   agent(args: string[]): Promise<(path: string, command: object) => Promise<Record<string, unknown>>>;
 }
@@ -128,6 +130,7 @@ export class NetnsLab {
   readonly dir = tempDir("netns");
   readonly subnet: string;
   readonly serviceNet: string;
+  readonly subnet6: string;
   private readonly prefix: string;
   private readonly namespaces: string[] = [];
   private readonly processes: LabProcess[] = [];
@@ -140,6 +143,7 @@ export class NetnsLab {
     const n = 1 + (process.pid % 250);
     this.subnet = `198.18.${n}`;
     this.serviceNet = `198.19.${n}`;
+    this.subnet6 = `fd16:${n.toString(16)}:`;
     this.prefix = `trl16-${process.pid}`;
     const node = `${this.prefix}-node`;
     ip("netns", "add", node);
@@ -153,6 +157,7 @@ export class NetnsLab {
     const ns = `${this.prefix}-${name}`;
     const index = ++this.pods;
     const address = `${this.subnet}.${index + 1}`;
+    const address6 = `${this.subnet6}:${(index + 1).toString(16)}`;
     const node = this.namespaces[0]!;
     ip("netns", "add", ns);
     this.namespaces.push(ns);
@@ -160,15 +165,19 @@ export class NetnsLab {
     ip("-n", node, "link", "set", `v${index}`, "master", "br0", "up");
     ip("-n", ns, "link", "set", "lo", "up");
     ip("-n", ns, "addr", "add", `${address}/24`, "dev", "eth0");
+    ip("-n", ns, "-6", "addr", "add", `${address6}/64`, "dev", "eth0", "nodad");
     ip("-n", ns, "link", "set", "eth0", "up");
     ip("-n", ns, "route", "add", `${this.serviceNet}.0/24`, "dev", "eth0");
     if (meshed) {
-      execFileSync("ip", ["netns", "exec", ns, "iptables-restore"], { input: meshRules() });
+      for (const tool of ["iptables-restore", "ip6tables-restore"]) {
+        execFileSync("ip", ["netns", "exec", ns, tool], { input: meshRules() });
+      }
     }
     const pod: Pod = {
       name,
       ns,
       ip: address,
+      ipv6: address6,
       agent: async (args) => {
         const control = join(this.dir, `${name}-${this.processes.length}.sock`);
         const p = await startIn(
