@@ -2,11 +2,13 @@
  * Layer (outbound): resolves where a request goes and attaches the `Service` (endpoints,
  * routes, budget).
  *
- * - Capture mode: by the connection's original destination, never by a header. A Service's
- *   ClusterIP:port resolves to that Service's endpoints, profile and budget; a pod IP:port to
- *   that pod; anything the destination service does not know (404) goes to the original
- *   destination itself, in plaintext, as linkerd does for non-mesh destinations. A request can
- *   so reach only what the address the application dialled names.
+ * - Capture mode: by the connection's original destination. A Service's ClusterIP:port
+ *   resolves to that Service's endpoints, profile and budget; a pod IP:port to that pod — with
+ *   the profile and budget of the Service `Host` names when that pod is one of its endpoints (a
+ *   headless Service); anything the destination service does not know (404) goes to the
+ *   original destination itself, in plaintext, as linkerd does for non-mesh destinations. A
+ *   header never chooses the endpoint: a request reaches only what the address the application
+ *   dialled names.
  * - Explicit use (the application dialled the outbound port): by `Host`/`:authority`; a short
  *   Service name (`web:8080`) resolves in the pod's own namespace.
  *
@@ -65,6 +67,33 @@ export function canonicalAuthority(authority: string, names: NameContext): strin
   return `${host}.${names.podNamespace}.svc.${names.clusterDomain}:${port}`;
 }
 
+/** Views of a named Service pinned to one pod's endpoint: its routes and budget, that balancer. */
+const pinnedViews = new WeakMap<Service, WeakMap<Service, Service>>();
+
+/**
+ * The Service `named`, reached only through `pod`'s endpoint: routes, budget and authority are
+ * read live from `named`, endpoints from `pod`.
+ */
+function pinned(named: Service, pod: Service): Service {
+  let byPod = pinnedViews.get(named);
+  if (!byPod) {
+    byPod = new WeakMap();
+    pinnedViews.set(named, byPod);
+  }
+  let view = byPod.get(pod);
+  if (!view) {
+    view = Object.create(named, { balancer: { value: pod.balancer } }) as Service;
+    byPod.set(pod, view);
+  }
+  return view;
+}
+
+/** A discovery answer that is the pod at `address` alone (not a Service's ClusterIP). */
+function isPodAnswer(service: Service, address: string): boolean {
+  const endpoints = service.balancer.list();
+  return endpoints.length === 1 && endpoints[0]!.address === address;
+}
+
 export function discoverService(
   discovery: Discovery | undefined,
   ewma: PeakEwmaParams,
@@ -84,8 +113,16 @@ export function discoverService(
       throw new ProxyError("DiscoveryUnavailable", `no discovery answer for ${key}`, true);
     }
     // Unknown names go where the client's own authority says, unchanged.
-    const service = resolved === "direct" ? direct.get(destination ? key : req.authority) : resolved;
+    let service = resolved === "direct" ? direct.get(destination ? key : req.authority) : resolved;
     if (!service) throw new ProxyError("BadRequest", `authority ${req.authority} is not host:port`);
+    if (discovery && destination && service !== undefined && resolved !== "direct" && req.authority !== "") {
+      if (isPodAnswer(service, destination.host)) {
+        const named = await discovery.resolve(canonicalAuthority(req.authority, names));
+        const owns =
+          named && named !== "direct" && named.balancer.list().some((e) => e.address === destination.host);
+        if (owns) service = pinned(named, service);
+      }
+    }
     req.service = service;
     return next(req);
   };

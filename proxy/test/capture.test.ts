@@ -24,7 +24,8 @@ const clientId = "spiffe://cluster.local/ns/demo/sa/client";
 const serverId = "spiffe://cluster.local/ns/demo/sa/server";
 type Agent = (path: string, command: object) => Promise<Record<string, unknown>>;
 
-describe("transparent capture through nat rules", { skip }, () => {
+// Bounded, so that nothing here can hold a CI run: every step waits for a condition, not a time.
+describe("transparent capture through nat rules", { skip, timeout: 240_000 }, () => {
   let mesh: MeshFixture;
   let lab: NetnsLab;
   let a: Pod;
@@ -93,6 +94,12 @@ describe("transparent capture through nat rules", { skip }, () => {
       mesh.destination.set(`${b.ip}:9090`, { endpoints: meshed(9090) });
       mesh.destination.set(`${b.ip}:7070`, { endpoints: meshed(7070) });
       mesh.destination.set(`${redisIp}:6379`, { endpoints: meshed(6379) });
+      // Service "server" (by name: a headless Service's pods are b) and its profile.
+      mesh.destination.set("server.demo.svc.cluster.local:8080", {
+        endpoints: meshed(8080),
+        routes: [{ name: "GET any", condition: { method: "GET", pathRegex: "/.*" } }],
+      });
+      mesh.destination.set(`${b.ip}:8080`, { endpoints: meshed(8080) });
       mesh.destination.set(`[${b.ipv6}]:8080`, {
         endpoints: [{ address: b.ipv6, port: 4143, identity: serverId, targetPort: 8080 }],
       });
@@ -154,6 +161,36 @@ describe("transparent capture through nat rules", { skip }, () => {
     assert.equal(unknown.status, 200);
     assert.equal(unknown.app.clientId, null);
     assert.equal(unknown.app.remote, a.ipv6);
+  });
+
+  it("takes the profile of the Service Host names for one of its pods, never its endpoints", async () => {
+    const r = (await inA("/fetch", { url: `http://${b.ip}:8080/`, headers: { host: "server:8080" } })) as {
+      status: number;
+      body: string;
+    };
+    assert.equal(r.status, 200);
+    assert.equal((JSON.parse(r.body) as { clientId: string }).clientId, clientId);
+    const m = await metrics(inA);
+    assert.ok(
+      metricValue(m, "request_total", { authority: "server:8080", route: "GET any", tls: "mtls" }) >= 1,
+    );
+    // The same Host sent to an address outside that Service goes to that address, as it is.
+    const elsewhere = (await inA("/fetch", {
+      url: `http://${d.ip}:8080/`,
+      headers: { host: "server:8080" },
+    })) as {
+      status: number;
+      body: string;
+    };
+    assert.equal(elsewhere.status, 200);
+    assert.equal((JSON.parse(elsewhere.body) as { clientId: string | null }).clientId, null);
+    assert.ok(
+      metricValue(await metrics(inA), "request_total", {
+        authority: "server:8080",
+        route: "default",
+        tls: "none",
+      }) >= 1,
+    );
   });
 
   it("forwards a destination the mesh does not know as it is, in plaintext, counted tls=none", async () => {

@@ -135,6 +135,8 @@ export class NetnsLab {
   private readonly namespaces: string[] = [];
   private readonly processes: LabProcess[] = [];
   private readonly servers: net.Server[] = [];
+  /** Both ends of every bridged connection, destroyed on close so the control plane's servers can stop. */
+  private readonly bridged = new Set<net.Socket>();
   private pods = 0;
 
   constructor() {
@@ -199,8 +201,14 @@ export class NetnsLab {
     const path = join(this.dir, `bridge-${port}.sock`);
     const server = net.createServer((c) => {
       const upstream = net.connect(port, "127.0.0.1");
+      for (const s of [c, upstream]) {
+        this.bridged.add(s);
+        s.once("close", () => this.bridged.delete(s));
+      }
       c.on("error", () => upstream.destroy());
       upstream.on("error", () => c.destroy());
+      c.once("close", () => upstream.destroy());
+      upstream.once("close", () => c.destroy());
       c.pipe(upstream).pipe(c);
     });
     this.servers.push(server);
@@ -221,6 +229,7 @@ export class NetnsLab {
     if (process.env.TRELLIS_TEST_VERBOSE) for (const p of this.processes) process.stderr.write(p.output());
     await Promise.all(this.processes.map((p) => p.stop()));
     for (const s of this.servers) s.close();
+    for (const s of this.bridged) s.destroy();
     for (const ns of this.namespaces.reverse()) {
       try {
         ip("netns", "del", ns);
