@@ -137,11 +137,13 @@ describe("transparent capture through nat rules", { skip, timeout: 240_000 }, ()
         tls: "mtls",
         peer_identity: serverId,
       }) >= 2,
+      "the client's outbound proxy counted both requests over mTLS with the server's identity",
     );
     const inbound = await metrics(inB);
     assert.ok(
       metricValue(inbound, "request_total", { direction: "inbound", tls: "mtls", peer_identity: clientId }) >=
         2,
+      "the server's inbound proxy counted both requests over mTLS with the client's identity",
     );
   });
 
@@ -173,6 +175,7 @@ describe("transparent capture through nat rules", { skip, timeout: 240_000 }, ()
     const m = await metrics(inA);
     assert.ok(
       metricValue(m, "request_total", { authority: "server:8080", route: "GET any", tls: "mtls" }) >= 1,
+      "the request took the named Service's route",
     );
     // The same Host sent to an address outside that Service goes to that address, as it is.
     const elsewhere = (await inA("/fetch", {
@@ -190,6 +193,7 @@ describe("transparent capture through nat rules", { skip, timeout: 240_000 }, ()
         route: "default",
         tls: "none",
       }) >= 1,
+      "the request to an address outside the Service went there as it is, without its profile",
     );
   });
 
@@ -198,7 +202,8 @@ describe("transparent capture through nat rules", { skip, timeout: 240_000 }, ()
     assert.equal(r.status, 200);
     assert.equal(r.app.clientId, null);
     assert.equal(r.app.remote, a.ip);
-    assert.ok(metricValue(await metrics(inA), "request_total", { direction: "outbound", tls: "none" }) >= 1);
+    const none = metricValue(await metrics(inA), "request_total", { direction: "outbound", tls: "none" });
+    assert.ok(none >= 1, `outbound requests counted tls="none": ${none}`);
   });
 
   it("admits an unmeshed client in plaintext to the port it dialled, counted as plaintext", async () => {
@@ -208,6 +213,7 @@ describe("transparent capture through nat rules", { skip, timeout: 240_000 }, ()
     assert.equal(r.app.clientId, null);
     assert.ok(
       metricValue(await metrics(inB), "request_total", { direction: "inbound", tls: "plaintext" }) >= 1,
+      'the inbound proxy counted the unmeshed client as tls="plaintext"',
     );
   });
 
@@ -223,6 +229,7 @@ describe("transparent capture through nat rules", { skip, timeout: 240_000 }, ()
     assert.match(String(r.received), /^\+HELLO 6379\r\nPING/);
     assert.ok(
       metricValue(await metrics(inA), "tcp_forward_total", { tls: "mtls", peer_identity: serverId }) >= 1,
+      "the opaque connection was relayed over mTLS to the server",
     );
   });
 
@@ -260,6 +267,7 @@ describe("transparent capture through nat rules", { skip, timeout: 240_000 }, ()
       const r = await attempt(port);
       assert.equal(r.received, "", `port ${port} answered: ${r.received}`);
     }
-    assert.ok(metricValue(await metrics(inB), "tcp_rejected_total", { reason: "bad_target_port" }) >= 3);
+    const refused = metricValue(await metrics(inB), "tcp_rejected_total", { reason: "bad_target_port" });
+    assert.ok(refused >= 3, `headers naming proxy ports refused: ${refused}`);
   });
 });
