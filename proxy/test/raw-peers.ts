@@ -82,6 +82,8 @@ const forged = "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged";
 export const hostileResponses: Readonly<Record<string, string>> = {
   // Both framings: a Content-Length: 0 response whose chunked body is a second response.
   "/te-cl": `HTTP/1.1 200 OK\r\ncontent-length: 0\r\ntransfer-encoding: chunked\r\n\r\n${forged.length.toString(16)}\r\n${forged}\r\n0\r\n\r\n`,
+  // A whole response, then bytes that answer nothing (a second, unasked-for response).
+  "/extra-bytes": `HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi${forged}`,
   "/lf-head": "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\nhi",
   "/ctrl-value": "HTTP/1.1 200 OK\r\nx-evil: a\u0001b\r\ncontent-length: 2\r\n\r\nhi",
   "/unsolicited-101": `HTTP/1.1 101 Switching Protocols\r\nupgrade: evil\r\nconnection: upgrade\r\n\r\n${forged}`,

@@ -250,6 +250,12 @@ describe("the proxy's trust boundary", () => {
         );
         assert.deepEqual(statusLines(r.text), ["HTTP/1.1 502", "HTTP/1.1 200"], r.text);
         assert.ok(!r.text.includes("forged"), r.text);
+        // Bytes after a whole response: that upstream connection is not used again.
+        const extra = await exchange(port, get("/extra-bytes", host) + get("/next", host), (t) =>
+          t.includes("GET /next"),
+        );
+        assert.deepEqual(statusLines(extra.text), ["HTTP/1.1 200", "HTTP/1.1 200"], extra.text);
+        assert.ok(!extra.text.includes("forged"), extra.text);
       }
     });
 
