@@ -66,8 +66,9 @@ const seenContentLength = 2;
 
 /**
  * Reads field lines `lines[from..]` (each without its CRLF) into `headers` with lower-case names.
- * Throws H1SyntaxError on a malformed line, obs-fold, a control character in a value, or a
- * repeated `Host` or `Content-Length` (RFC 9112 §3.2, §6.3: refused rather than picked from).
+ * Throws H1SyntaxError on a malformed line, obs-fold, a control character in a value, a tab
+ * after a `Content-Length` or `Transfer-Encoding` value, or a repeated `Host` or
+ * `Content-Length` (RFC 9112 §3.2, §6.3: refused rather than picked from).
  */
 export function parseFieldLines(lines: readonly string[], from: number, headers: Headers): void {
   let seen = 0;
@@ -84,6 +85,11 @@ export function parseFieldLines(lines: readonly string[], from: number, headers:
     const value = line.slice(start, end);
     if (hasControlCharacter(value)) throw new H1SyntaxError(`control character in field ${name}`);
     const lower = name.toLowerCase();
+    // RFC 9110 lets a tab end a value as OWS; llhttp refuses one after these two, and a framing
+    // field two parsers read differently is how requests are smuggled: refused.
+    if (end < line.length && (lower === "content-length" || lower === "transfer-encoding")) {
+      if (line.indexOf("\t", end) !== -1) throw new H1SyntaxError(`a tab after the value of ${lower}`);
+    }
     const bit = lower === "host" ? seenHost : lower === "content-length" ? seenContentLength : 0;
     if (bit !== 0) {
       if ((seen & bit) !== 0) throw new H1SyntaxError(`more than one ${lower} field`);

@@ -110,6 +110,11 @@ export class H1Connection {
         const after = this.bodyDone ? rest : this.feedBody(rest);
         if (after !== undefined && after.length > 0) this.pending = after;
       }
+      // A pipelined request begun after the client's FIN: what its body lacks will never come.
+      if (this.ended && !this.bodyDone && !this.closed) {
+        this.cutShort();
+        return;
+      }
     }
     // Half-closed and nothing more to answer: an incomplete head can never complete.
     if (this.ended && !this.inFlight && !this.closed) this.endConnection();
@@ -342,13 +347,15 @@ export class H1Connection {
   private onEnd(): void {
     this.ended = true;
     if (this.closed) return;
-    if (!this.bodyDone) {
-      this.body?.destroy(new H1SyntaxError("request body cut short"));
-      this.cancel?.abort();
-      this.close();
-      return;
-    }
-    if (!this.inFlight) this.parseNext();
+    if (!this.bodyDone) this.cutShort();
+    else if (!this.inFlight) this.parseNext();
+  }
+
+  /** The request body in flight can no longer complete: the exchange is abandoned. */
+  private cutShort(): void {
+    this.body?.destroy(new H1SyntaxError("request body cut short"));
+    this.cancel?.abort();
+    this.close();
   }
 
   /** Ends our side after what was written; the socket closes once both sides are done. */

@@ -60,6 +60,10 @@ const baselines: FramingCase[] = [
   { name: "leading zeros in Content-Length", text: post(["Content-Length: 005"], "hello") + tail },
   { name: "a body cut short by the end of input", text: post(["Content-Length: 10"], "abc") },
   { name: "a chunked body cut short", text: post(["Transfer-Encoding: chunked"], "5\r\nab") },
+  {
+    name: "a pipelined request whose body the end of input cuts short",
+    text: `GET /first HTTP/1.1${crlf}Host: {H}${crlf}${crlf}${post(["Content-Length: 5"], "")}`,
+  },
 ];
 
 /** Issue 18's request-side findings. */
@@ -194,6 +198,15 @@ function clVariants(): FramingCase[] {
       name: "Content-Length with NEL after the name",
       text: post(["Content-Length\x85: 6"], "0\r\n\r\nG") + tail,
     },
+    {
+      name: "Transfer-Encoding alone, a tab after it",
+      text: post(["Transfer-Encoding: chunked\t"], "0\r\n\r\nG") + tail,
+    },
+    {
+      name: "Transfer-Encoding alone, a space after it",
+      text: post(["Transfer-Encoding: chunked "], "0\r\n\r\n") + tail,
+    },
+    { name: "Content-Length, a tab after it", text: post(["Content-Length: 6\t"], "0\r\n\r\nG") + tail },
     {
       name: "Content-Length with a tab before the name (first field)",
       text: `POST /p HTTP/1.1\r\n\tContent-Length: 1\r\nHost: {H}\r\n\r\nX${tail}`,

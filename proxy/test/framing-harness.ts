@@ -47,12 +47,18 @@ const knownMethods = new Set(http.METHODS);
 export class RecordingServer {
   readonly server: http.Server;
   private items: (Message | { error: string; method: string | undefined })[] = [];
+  /** performance.now() of the last thing that happened here. */
+  private lastActivity = 0;
 
   constructor() {
-    this.server = http.createServer((req, res) => {
+    // requireHostHeader off: node would answer a request without Host 400 yet read on, and
+    // report the next one as if the first had not been there. Host is compared instead.
+    this.server = http.createServer({ requireHostHeader: false }, (req, res) => {
+      this.touch();
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
+        this.touch();
         this.items.push(message(req, Buffer.concat(chunks)));
         res.writeHead(200, { "content-length": "2" });
         res.end("ok");
@@ -60,6 +66,7 @@ export class RecordingServer {
       req.on("error", () => {});
     });
     this.server.on("clientError", (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket) => {
+      this.touch();
       // A message cut short by the end of input is not a refusal of what was sent.
       if (err.code !== "HPE_INVALID_EOF_STATE") {
         this.items.push({ error: err.code ?? "unknown", method: firstToken(err.rawPacket) });
@@ -70,6 +77,23 @@ export class RecordingServer {
       else socket.destroy();
     });
     this.server.on("connect", (_req, socket: net.Socket) => socket.destroy());
+    this.server.on("connection", (socket: net.Socket) => {
+      this.touch();
+      socket.on("data", () => this.touch());
+      socket.on("close", () => this.touch());
+    });
+  }
+
+  private touch(): void {
+    this.lastActivity = performance.now();
+  }
+
+  /** Resolves once nothing has happened here for `ms` (or after `maxMs`). */
+  async quiet(ms: number, maxMs = 3_000): Promise<void> {
+    const deadline = performance.now() + maxMs;
+    while (performance.now() - this.lastActivity < ms && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, ms));
+    }
   }
 
   async listen(): Promise<number> {
@@ -104,8 +128,9 @@ function message(req: http.IncomingMessage, body: Buffer): Message {
 /** The request-line method the proxy forwarded (its output starts each head on a fresh read). */
 function firstToken(raw: Buffer | undefined): string | undefined {
   if (!raw) return undefined;
-  const m = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?= )/.exec(raw.toString("latin1", 0, 64));
-  return m?.[0];
+  const space = raw.indexOf(0x20);
+  const token = raw.toString("latin1", 0, space === -1 ? 0 : space);
+  return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(token) ? token : undefined;
 }
 
 /** Writes `input`, half-closes, and returns everything answered once the peer closes. */

@@ -86,6 +86,11 @@ describe("HTTP/1.1 codec", () => {
     ["obs-text in the target", "GET /\xe9 HTTP/1.1\r\nhost: x\r\n\r\n"],
     ["two Host lines", "GET / HTTP/1.1\r\nhost: a\r\nHost: b\r\n\r\n"],
     [
+      "a tab after a Transfer-Encoding value",
+      "POST / HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\t\r\n\r\n",
+    ],
+    ["a tab after a Content-Length value", "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1 \t\r\n\r\n"],
+    [
       "two Content-Length lines, even equal",
       "POST / HTTP/1.1\r\nhost: a\r\ncontent-length: 1\r\ncontent-length: 1\r\n\r\n",
     ],
