@@ -210,9 +210,12 @@ export function requestTarget(head: RequestHead): { authority: string; path: str
     return { authority: checkedAuthority(head.headers.host), path: target };
   }
   if (target.length > 7 && target.slice(0, 7).toLowerCase() === "http://") {
-    const slash = target.indexOf("/", 7);
-    const authority = checkedAuthority(target.slice(7, slash === -1 ? undefined : slash));
-    return { authority, path: slash === -1 ? "/" : target.slice(slash) };
+    // The authority ends at the path or, without one, at the query (RFC 3986 §3.2).
+    let end = 7;
+    while (end < target.length && target[end] !== "/" && target[end] !== "?") end++;
+    const authority = checkedAuthority(target.slice(7, end));
+    const rest = target.slice(end);
+    return { authority, path: rest === "" ? "/" : rest.charCodeAt(0) === 63 /* "?" */ ? `/${rest}` : rest };
   }
   throw new H1SyntaxError("unsupported request target");
 }

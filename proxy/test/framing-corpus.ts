@@ -102,7 +102,7 @@ const clTe = (gadget: string) => post(["Content-Length: 6", gadget], "0\r\n\r\nG
 /** TE.CL: a chunk-reader sees `tail` next; a length-reader sees "SMUGGLED…" as the next request. */
 const teCl = (gadget: string) => post(["Content-Length: 3", gadget], "8\r\nSMUGGLED\r\n0\r\n\r\n") + tail;
 
-const teGadgets: [string, string][] = [
+export const teGadgets: [string, string][] = [
   ["plain", "Transfer-Encoding: chunked"],
   ["space before the name", " Transfer-Encoding: chunked"],
   ["tab before the name", "\tTransfer-Encoding: chunked"],
@@ -300,6 +300,10 @@ const oddities: FramingCase[] = [
   { name: "an empty Host", text: `GET /eh HTTP/1.1\r\nHost:\r\n\r\n${tail}` },
   { name: "a Host with a space", text: `GET /hs HTTP/1.1\r\nHost: a b\r\n\r\n${tail}` },
   { name: "a Host with userinfo", text: `GET /hu HTTP/1.1\r\nHost: u@{H}\r\n\r\n${tail}` },
+  {
+    name: "absolute-form with a query and no path",
+    text: `GET http://{H}?q=1 HTTP/1.1\r\nHost: {H}\r\n\r\n${tail}`,
+  },
   {
     name: "absolute-form with another Host",
     text: `GET http://{H}/x HTTP/1.1\r\nHost: elsewhere\r\n\r\n${tail}`,

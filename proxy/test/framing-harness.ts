@@ -13,7 +13,9 @@
  * random mutations of it).
  */
 import http from "node:http";
-import net, { type AddressInfo } from "node:net";
+import type net from "node:net";
+import type { AddressInfo } from "node:net";
+import { rawExchange } from "./raw-peers.ts";
 
 /** A request as a parser read it. */
 export interface Message {
@@ -117,10 +119,10 @@ export class RecordingServer {
 function message(req: http.IncomingMessage, body: Buffer): Message {
   let path = req.url ?? "";
   let host = req.headers.host ?? "";
-  const m = /^http:\/\/([^/]*)(.*)$/i.exec(path);
+  const m = /^http:\/\/([^/?]*)(.*)$/i.exec(path);
   if (m) {
     host = m[1]!;
-    path = m[2] || "/";
+    path = m[2]!.startsWith("?") ? `/${m[2]}` : m[2] || "/";
   }
   return { method: req.method ?? "", path, host, body: body.toString("latin1") };
 }
@@ -134,28 +136,9 @@ function firstToken(raw: Buffer | undefined): string | undefined {
 }
 
 /** Writes `input`, half-closes, and returns everything answered once the peer closes. */
-export function sendAndClose(
-  port: number,
-  input: Buffer,
-  timeoutMs = 15_000,
-): Promise<{ text: string; timedOut: boolean }> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, "127.0.0.1", () => s.end(input));
-    let text = "";
-    s.setEncoding("latin1");
-    s.on("data", (d: string) => {
-      text += d;
-    });
-    s.on("error", () => {});
-    const timer = setTimeout(() => {
-      s.destroy();
-      resolve({ text, timedOut: true });
-    }, timeoutMs);
-    s.on("close", () => {
-      clearTimeout(timer);
-      resolve({ text, timedOut: false });
-    });
-  });
+async function sendAndClose(port: number, input: Buffer): Promise<{ text: string; timedOut: boolean }> {
+  const r = await rawExchange(port, input, { end: true, waitMs: 15_000 });
+  return { text: r.text, timedOut: !r.closed };
 }
 
 /** What `server` (listening on `port`) reads from `input`. */

@@ -140,6 +140,7 @@ describe("HTTP/1.1 codec", () => {
     assert.deepEqual(requestTarget(head("/p?q", { host: "a:80" })), { authority: "a:80", path: "/p?q" });
     assert.deepEqual(requestTarget(head("HTTP://b:81/p", { host: "a" })), { authority: "b:81", path: "/p" });
     assert.deepEqual(requestTarget(head("http://[::1]:81", {})), { authority: "[::1]:81", path: "/" });
+    assert.deepEqual(requestTarget(head("http://b?q=1", {})), { authority: "b", path: "/?q=1" });
     assert.deepEqual(requestTarget(head("*", { host: "a" }, "OPTIONS")), { authority: "a", path: "*" });
     for (const [target, headers] of [
       ["/", {}],

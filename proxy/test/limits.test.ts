@@ -15,33 +15,11 @@ import {
   spawnProxy,
   waitFor,
 } from "./proxy-process.ts";
+import { rawExchange } from "./raw-peers.ts";
 import { type App, h1Request, startReplyingApp } from "./test-apps.ts";
 
 /** Writes raw bytes and collects what comes back until the proxy closes (or `waitMs`). */
-function raw(
-  port: number,
-  data: string | Buffer,
-  waitMs = 3_000,
-): Promise<{ text: string; closed: boolean; ms: number }> {
-  return new Promise((resolve) => {
-    const started = Date.now();
-    const s = net.connect(port, "127.0.0.1", () => s.write(data));
-    let text = "";
-    s.setEncoding("latin1");
-    s.on("data", (d: string) => {
-      text += d;
-    });
-    s.on("error", () => {});
-    const timer = setTimeout(() => {
-      s.destroy();
-      resolve({ text, closed: false, ms: Date.now() - started });
-    }, waitMs);
-    s.on("close", () => {
-      clearTimeout(timer);
-      resolve({ text, closed: true, ms: Date.now() - started });
-    });
-  });
-}
+const raw = (port: number, data: string | Buffer, waitMs = 3_000) => rawExchange(port, data, { waitMs });
 
 describe("limits and bad input", () => {
   let app: App;
