@@ -9,8 +9,7 @@
  */
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
-import { type MeshFixture, startMeshFixture } from "./mesh-fixture.ts";
-import { type ProxyProcess, spawnProxy } from "./proxy-process.ts";
+import { startMeshPair } from "./mesh-pair.ts";
 
 export type Outcome = { status: number; body: string } | { error: string };
 
@@ -153,78 +152,50 @@ export interface ResponseRig {
   close(): Promise<void>;
 }
 
-const td = "spiffe://cluster.local/ns/default/sa";
-
 export async function startResponseRig(): Promise<ResponseRig> {
   const upstream = new ScriptedUpstream();
   const upstreamPort = await upstream.listen();
-  const mesh: MeshFixture = await startMeshFixture("responses", {
-    client: `${td}/client`,
-    server: `${td}/server`,
-  });
-  const admin = { listen: "127.0.0.1:0" };
-  const processes: ProxyProcess[] = [];
-  const close = async () => {
-    await Promise.all(processes.map((p) => p.stop("SIGKILL")));
-    await Promise.all([upstream.close(), mesh.close()]);
-  };
-  try {
-    const [edge, server] = await Promise.all([
-      spawnProxy({ outbound: { listen: "127.0.0.1:0" }, admin }),
-      spawnProxy({
-        inbound: { listen: "127.0.0.1:0", app: `127.0.0.1:${upstreamPort}` },
-        admin,
-        identity: mesh.identityConfig("server"),
-      }),
-    ]);
-    processes.push(edge, server);
-    mesh.destination.fallback = {
-      endpoints: [{ address: "127.0.0.1", port: server.ports.inbound!, identity: `${td}/server` }],
-      routes: [],
-      retryBudget: undefined,
-    };
-    const client = await spawnProxy({
-      outbound: { listen: "127.0.0.1:0" },
-      admin,
-      identity: mesh.identityConfig("client"),
-      destination: { url: mesh.destination.url },
-    });
-    processes.push(client);
-    const routes = [
-      {
-        name: "outbound to an unmeshed upstream",
-        port: edge.ports.outbound!,
-        host: `127.0.0.1:${upstreamPort}`,
-      },
-      { name: "mTLS pair", port: client.ports.outbound!, host: "web.default.svc.cluster.local:80" },
-    ];
-    return {
-      routes: routes.map((r) => r.name),
-      async check(response) {
-        // The reference and the routes read at once, each on its own connections; a response
-        // delimited by the close makes every reader wait out its timeout, so it is short, and a
-        // failure is judged again with a long one: a slow machine, not a framing bug, makes a
-        // reader time out.
-        const run = async (timeoutMs: number) => {
-          upstream.current = response;
-          upstream.reset();
-          const [[reference], ...read] = await Promise.all([
-            readPair(upstreamPort, "upstream", timeoutMs),
-            ...routes.map((r) => readPair(r.port, r.host, timeoutMs)),
-          ]);
-          const verdicts = routes.map((r, i): [string, ResponseVerdict] => {
-            const [first, next] = read[i]!;
-            return [r.name, compareResponses(reference, first, next)];
-          });
-          return { reference, verdicts };
-        };
-        const quick = await run(300);
-        return quick.verdicts.some(([, v]) => v.kind === "fail") ? run(5_000) : quick;
-      },
-      close,
-    };
-  } catch (err) {
-    await close();
+  const pair = await startMeshPair("responses", `127.0.0.1:${upstreamPort}`, {
+    outbound: { listen: "127.0.0.1:0" },
+  }).catch(async (err) => {
+    await upstream.close();
     throw err;
-  }
+  });
+  const close = async () => {
+    await pair.close();
+    await upstream.close();
+  };
+  const routes = [
+    {
+      name: "outbound to an unmeshed upstream",
+      port: pair.beside.ports.outbound!,
+      host: `127.0.0.1:${upstreamPort}`,
+    },
+    { name: "mTLS pair", port: pair.outboundPort, host: "web.default.svc.cluster.local:80" },
+  ];
+  return {
+    routes: routes.map((r) => r.name),
+    async check(response) {
+      // The reference and the routes read at once, each on its own connections; a response
+      // delimited by the close makes every reader wait out its timeout, so it is short, and a
+      // failure is judged again with a long one: a slow machine, not a framing bug, makes a
+      // reader time out.
+      const run = async (timeoutMs: number) => {
+        upstream.current = response;
+        upstream.reset();
+        const [[reference], ...read] = await Promise.all([
+          readPair(upstreamPort, "upstream", timeoutMs),
+          ...routes.map((r) => readPair(r.port, r.host, timeoutMs)),
+        ]);
+        const verdicts = routes.map((r, i): [string, ResponseVerdict] => {
+          const [first, next] = read[i]!;
+          return [r.name, compareResponses(reference, first, next)];
+        });
+        return { reference, verdicts };
+      };
+      const quick = await run(300);
+      return quick.verdicts.some(([, v]) => v.kind === "fail") ? run(5_000) : quick;
+    },
+    close,
+  };
 }
