@@ -3,7 +3,8 @@
  * (server side) and response bodies (client side). Strict, as llhttp is: every line ends in
  * CRLF (a bare LF or CR is refused, in the size line, the chunk extension, after the data and in
  * trailers), the size is hex digits only, extensions are `;name[=token|"quoted"]` with no
- * whitespace, and trailers follow the field-line rules of h1-fields.ts. Extensions are
+ * whitespace, and trailers follow the field-line rules of h1-fields.ts and may not carry
+ * `Transfer-Encoding` or `Content-Length`. Extensions are
  * validated and dropped; the proxy re-frames what it forwards.
  *
  * Owns: the decoder state machine and its bounds. Does not touch sockets.
@@ -106,6 +107,11 @@ export class ChunkedDecoder {
     if (this.trailerLines) {
       this.trailers = {};
       parseFieldLines(this.trailerLines, 0, this.trailers);
+      // Framing cannot change after the body (RFC 9110 §6.5.1); llhttp refuses these too.
+      const t = this.trailers;
+      if (t["transfer-encoding"] !== undefined || t["content-length"] !== undefined) {
+        throw new H1SyntaxError("a framing field in trailers");
+      }
     }
     this.state = finished;
   }

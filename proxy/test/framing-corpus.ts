@@ -239,6 +239,9 @@ const chunkSizes: [string, string][] = [
   ["a bare LF ending the body", "0\r\n\n"],
   ["a bare LF ending a trailer", "0\r\nX: y\n\r\n"],
   ["a trailer without a colon", "0\r\nX y\r\n\r\n"],
+  ["Transfer-Encoding in trailers", "0\r\nTransfer-Encoding: gzip\r\n\r\n"],
+  ["Content-Length in trailers", "0\r\nContent-Length: 5\r\n\r\n"],
+  ["Host in trailers (allowed)", "0\r\nHost: other\r\n\r\n"],
   ["invalid size Z", "Z\r\nZZ\r\nZZZ\r\n\r\n"],
 ];
 

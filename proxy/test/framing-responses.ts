@@ -65,6 +65,14 @@ const findings: ResponseCase[] = [
   },
   { name: "bytes after a whole response", text: `${head(["Content-Length: 2"])}ok${forged}` },
   { name: "bytes after a 204", text: `HTTP/1.1 204 No Content\r\n\r\n${forged}` },
+  {
+    name: "Transfer-Encoding in trailers",
+    text: `${head(["Transfer-Encoding: chunked"])}${chunk("ok")}0\r\nTransfer-Encoding: gzip\r\n\r\n`,
+  },
+  {
+    name: "Content-Length in trailers",
+    text: `${head(["Transfer-Encoding: chunked"])}${chunk("ok")}0\r\nContent-Length: 9\r\n\r\n`,
+  },
 ];
 
 const contentLengths = ["+2", "2 ", "2\t", "2,2", "2, 2", "0x2", "", "-1", "2a"];

@@ -235,6 +235,8 @@ describe("HTTP/1.1 codec", () => {
     ["a bare LF ending a trailer", "0\r\nx: y\n\r\n"],
     ["a bare LF ending the body", "0\r\n\n"],
     ["a malformed trailer", "0\r\nx y\r\n\r\n"],
+    ["Transfer-Encoding in trailers", "0\r\nTransfer-Encoding: chunked\r\n\r\n"],
+    ["Content-Length in trailers", "0\r\nContent-Length: 5\r\n\r\n"],
     ["a size past 12 hex digits", "1000000000000\r\n"],
   ];
   for (const [name, text] of badChunks) {
