@@ -12,15 +12,10 @@
 import type { MeshSpec, MeshStatus } from "../../api/index.ts";
 import { parseDuration } from "../../api/index.ts";
 import { matchesLabelSelector } from "../../kube/index.ts";
-import { describeFailure, pastGrace } from "./pod-failures.ts";
 import { heldList, othersOffVersion, pendingSummary } from "./rollout-report.ts";
-import {
-  type DisruptionBudgetView,
-  describeWorkload,
-  type PlannedWorkload,
-  planWorkloads,
-} from "./workload-plan.ts";
-import { describeProgress, isDoneAt, type OtherPods, type WorkloadView } from "./workloads.ts";
+import { blockedText, certainFailure, lateRestarts } from "./step-failures.ts";
+import { type DisruptionBudgetView, type PlannedWorkload, planWorkloads } from "./workload-plan.ts";
+import { isDoneAt, type OtherPods, type WorkloadView } from "./workloads.ts";
 
 export type Rollout = NonNullable<MeshStatus["rollout"]>;
 
@@ -256,7 +251,13 @@ function advance(ctx: Ctx, current: Rollout): RolloutDecision {
       : { healthy: true as const, detail: "nothing upgraded yet" };
   if (!verdict.healthy) return fail(ctx, rollout, `${where}: ${verdict.detail}`);
   const mine = eligible.filter((p) => inStep.has(p.workload));
-  const late = lateRestarts(ctx, rollout, mine);
+  const late = lateRestarts(
+    mine.map((p) => p.workload),
+    target,
+    spec.upgrade.stepDeadline,
+    rollout.stepStartedAt,
+    now,
+  );
   if (late) return fail(ctx, rollout, `${where}: ${late}`);
   const blocked = mine.filter((p) => p.action.action === "Blocked");
   if (blocked.length > 0 && spec.upgrade.onBlocked === "Fail")
@@ -264,43 +265,6 @@ function advance(ctx: Ctx, current: Rollout): RolloutDecision {
   const restarting = restartStep(ctx, { ...rollout, ...status }, mine, blocked);
   if (restarting) return restarting;
   return analyse(ctx, { ...rollout, ...status }, mine.length, verdict.detail, targets.length);
-}
-
-/** A pod of the new version in a certain failure past its grace: the step cannot succeed. */
-function certainFailure(upgraded: WorkloadView[], version: string, now: Date): string | undefined {
-  const failures = upgraded.flatMap((w) => (w.failures ?? []).filter((f) => f.version === version));
-  const certain = failures.filter((f) => pastGrace(f, now));
-  const first = certain[0];
-  if (!first) return undefined;
-  const more = certain.length > 1 ? ` (and ${certain.length - 1} more pods)` : "";
-  return `${describeFailure(first)}${more}`;
-}
-
-/** In-flight restarts not done within stepDeadline of their restart (or of the step's start). */
-function lateRestarts(ctx: Ctx, rollout: Rollout, mine: PlannedWorkload[]): string | undefined {
-  const { spec, target, now } = ctx.input;
-  const deadline = parseDuration(spec.upgrade.stepDeadline);
-  const stepStart = rollout.stepStartedAt ?? now.toISOString();
-  const late = mine
-    .map((p) => p.workload)
-    .filter((w) => w.templateVersion === target && !isDoneAt(w, target))
-    .filter((w) => {
-      const since = [w.restartedAt ?? stepStart, stepStart].sort().at(-1) as string;
-      return now.getTime() - Date.parse(since) > deadline;
-    });
-  if (late.length === 0) return undefined;
-  const names = late.slice(0, 3).map((w) => `${describeWorkload(w)} (${describeProgress(w, target)})`);
-  const more = late.length > 3 ? ` and ${late.length - 3} more` : "";
-  return `${late.length} workloads not ready ${spec.upgrade.stepDeadline} after their restart: ${names.join(", ")}${more}`;
-}
-
-function blockedText(blocked: PlannedWorkload[]): string {
-  const names = blocked.slice(0, 3).map((p) => {
-    const why = p.action.action === "Blocked" ? p.action.message : "";
-    return `${describeWorkload(p.workload)}: ${why}`;
-  });
-  const more = blocked.length > 3 ? `; and ${blocked.length - 3} more` : "";
-  return `${blocked.length} workloads blocked by a PodDisruptionBudget (${names.join("; ")}${more})`;
 }
 
 /**
