@@ -12,6 +12,7 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
 import { buildNativeAddon } from "./build-native.ts";
+import { pinnedRuntime } from "./node-runtime.ts";
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 
@@ -59,7 +60,8 @@ export async function bundle(outdir: string, minify = true): Promise<void> {
       outfile: join(outdir, `${program.name}.mjs`),
       bundle: true,
       platform: "node",
-      target: "node20",
+      // The runtime the images carry, so esbuild lowers nothing it supports.
+      target: `node${pinnedRuntime.version}`,
       format: "esm",
       minify,
       // Names stay readable in stack traces and logs.
