@@ -9,6 +9,7 @@
 import net, { type Socket } from "node:net";
 import tls from "node:tls";
 import { ProxyError } from "./handler.ts";
+import { SessionTickets } from "./tls-session-bounds.ts";
 import { type ClientLimits, type ClientTls, targetKey, type UpstreamTarget } from "./upstream.ts";
 
 const maxIdlePerPool = 256;
@@ -34,9 +35,10 @@ export class H1Pools {
   /**
    * The newest TLS session ticket per pool key (peer, identity and TLS generation): a new
    * connection to a peer resumes instead of a full handshake with two signatures and chain
-   * checks. Keyed by generation, so a renewed leaf or bundle always starts afresh.
+   * checks. Keyed by generation, so a renewed leaf or bundle always starts afresh; never
+   * offered past the notAfter of either certificate of the session (tls-session-bounds.ts).
    */
-  private readonly tlsSessions = new Map<string, Buffer>();
+  private readonly tlsSessions = new SessionTickets(maxTlsSessions);
 
   constructor(
     private readonly tls: ClientTls | undefined,
@@ -97,14 +99,6 @@ export class H1Pools {
     if (pool.busy === 0 && pool.idle.length === 0 && this.pools.get(key) === pool) this.pools.delete(key);
   }
 
-  private keepTlsSession(key: string, ticket: Buffer): void {
-    this.tlsSessions.delete(key);
-    if (this.tlsSessions.size >= maxTlsSessions) {
-      this.tlsSessions.delete(this.tlsSessions.keys().next().value as string);
-    }
-    this.tlsSessions.set(key, ticket);
-  }
-
   private retireOlder(target: UpstreamTarget, currentKey: string): void {
     const prefix = `${target.host}:${target.port}#${target.identity}@`;
     for (const [key, pool] of this.pools) {
@@ -127,7 +121,7 @@ export class H1Pools {
           reject(new ProxyError("NoIdentity", "no local identity yet for mTLS", true));
           return;
         }
-        socket = tls.connect({
+        const tlsSocket = tls.connect({
           host: target.host,
           port: target.port,
           secureContext: context,
@@ -136,8 +130,9 @@ export class H1Pools {
           checkServerIdentity: this.tls.verifierFor(target.identity),
           session: this.tlsSessions.get(key),
         });
-        socket.setNoDelay(true);
-        socket.on("session", (ticket: Buffer) => this.keepTlsSession(key, ticket));
+        tlsSocket.setNoDelay(true);
+        tlsSocket.on("session", (ticket: Buffer) => this.tlsSessions.keep(key, ticket, tlsSocket));
+        socket = tlsSocket;
       }
       const fail = (err: Error) => {
         clearTimeout(timer);
