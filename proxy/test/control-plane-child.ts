@@ -21,7 +21,8 @@ export type ChildCommand =
   | { op: "set"; authority: string; update: Partial<DiscoveryUpdate> }
   | { op: "hold" | "release"; authority: string }
   | { op: "mode"; mode: IdentityMode }
-  | { op: "lifetime"; spiffeId: string; lifetimeMs: number };
+  | { op: "lifetime"; spiffeId: string; lifetimeMs: number }
+  | { op: "requests" };
 
 const config = JSON.parse(process.env.FAKE_CONTROL_PLANE ?? "{}") as ChildConfig;
 const ca = importMeshCa(config.ca);
@@ -45,7 +46,7 @@ if (config.kind === "destination") {
   process.on("message", (m: ChildCommand) => {
     if (m.op === "mode") identity.mode = m.mode;
     else if (m.op === "lifetime") identity.lifetimes.set(m.spiffeId, m.lifetimeMs);
-    send({ ack: true });
+    send({ ack: true, requests: Object.fromEntries(identity.requests) });
   });
   send({ port: identity.port });
 }

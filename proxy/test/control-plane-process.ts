@@ -70,6 +70,12 @@ export class ControlPlaneProcess {
     return this.command({ op: "lifetime", spiffeId, lifetimeMs }, true);
   }
 
+  /** Identity: when each certify request arrived, by SPIFFE ID (this life of the process only). */
+  async requests(): Promise<Record<string, number[]>> {
+    const reply = await this.ask({ op: "requests" });
+    return (reply.requests ?? {}) as Record<string, number[]>;
+  }
+
   kill(): Promise<void> {
     this.signal("SIGKILL");
     return this.exited;
@@ -117,12 +123,16 @@ export class ControlPlaneProcess {
     });
   }
 
-  private command(c: ChildCommand, keep: boolean): Promise<void> {
+  private async command(c: ChildCommand, keep: boolean): Promise<void> {
     if (keep) this.replay.push(c);
+    await this.ask(c);
+  }
+
+  private ask(c: ChildCommand): Promise<{ requests?: unknown }> {
     const child = this.child;
-    if (!child?.connected) return Promise.resolve();
+    if (!child?.connected) return Promise.resolve({});
     return new Promise((resolve) => {
-      child.once("message", () => resolve());
+      child.once("message", (m: { requests?: unknown }) => resolve(m));
       child.send(c);
     });
   }
