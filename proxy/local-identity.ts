@@ -110,7 +110,7 @@ export class LocalIdentity implements ClientTls {
       this.reportTrust();
     });
     metrics.identityLeafTimeLeft.sample = () =>
-      this.leaf ? Math.round((this.leaf.notAfter.getTime() - Date.now()) / 1000) : undefined;
+      this.leaf ? Math.round((this.leaf.notAfter.getTime() - Date.now()) / 100) / 10 : undefined;
   }
 
   /** A leaf has been installed (it may have expired since: see degradation()). */

@@ -43,16 +43,27 @@ export function retryCapMs(leaf: LeafTimes | undefined, now: number): number {
   if (leaf === undefined || now >= leaf.notAfter) return noLeafCapMs;
   const { lifetime } = lifetimeOf(leaf);
   const left = leaf.notAfter - now;
-  if (left >= lifetime * 0.1) return renewalCapMs;
+  if (left > lifetime * 0.1) return renewalCapMs;
   return Math.min(nearExpiryCapMs, Math.max(noLeafCapMs, left / 10));
 }
 
-/** Delay before retry number `failures` (≥ 1): jittered exponential back-off under the cap above. */
+/**
+ * Delay before retry number `failures` (≥ 1): jittered exponential back-off under the cap above.
+ * A retry scheduled before the last tenth of the lifetime (or before expiry) lands no later than
+ * that point plus the cap that holds there, so a long step cannot carry it past the boundary.
+ */
 export function renewalRetryDelayMs(
   leaf: LeafTimes | undefined,
   failures: number,
   now: number,
   random: () => number = Math.random,
 ): number {
-  return backoffDelayMs({ baseMs: renewalBaseMs, capMs: retryCapMs(leaf, now) }, failures, random);
+  const delay = backoffDelayMs({ baseMs: renewalBaseMs, capMs: retryCapMs(leaf, now) }, failures, random);
+  if (leaf === undefined) return delay;
+  const nearExpiry = leaf.notAfter - lifetimeOf(leaf).lifetime * 0.1;
+  let bound = delay;
+  for (const boundary of [nearExpiry, leaf.notAfter]) {
+    if (now < boundary) bound = Math.min(bound, boundary - now + retryCapMs(leaf, boundary + 1));
+  }
+  return Math.round(bound);
 }

@@ -87,6 +87,19 @@ describe("renewal schedule", () => {
     }
   });
 
+  it("does not let a long step carry a retry past the last tenth of the lifetime, or past expiry", () => {
+    const leaf = { notBefore: t0, notAfter: t0 + 12_000, receivedAt: t0 };
+    // At 10.5 s a fifth failure would wait 4–8 s; the last tenth starts at 10.8 s.
+    assert.ok(renewalRetryDelayMs(leaf, 5, t0 + 10_500, () => 1) <= 300 + 1_000);
+    // A lifetime that is not a round number (notAfter is whole seconds, receipt is not).
+    const odd = { notBefore: t0 - 2_000, notAfter: t0 + 11_437, receivedAt: t0 };
+    assert.ok(renewalRetryDelayMs(odd, 5, odd.notAfter - 2_659, () => 1) <= 2_659 - 1_144 + 1_000);
+    const atDay = t0 + 0.85 * 24 * hour;
+    assert.ok(renewalRetryDelayMs(day, 30, atDay, () => 1) <= 30_000);
+    const justBefore = day.notAfter - 0.1 * (day.notAfter - t0) - 5_000;
+    assert.ok(renewalRetryDelayMs(day, 30, justBefore, () => 1) <= 5_000 + 10_000);
+  });
+
   it("starts retrying fast after the first failure", () => {
     assert.ok(renewalRetryDelayMs(day, 1, t0 + 0.7 * 24 * hour, () => 1) <= 500);
   });
