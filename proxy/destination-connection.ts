@@ -6,7 +6,7 @@
  * would hold every watch on stale state for ever. No server support is needed: every HTTP/2
  * server acknowledges PINGs, and a stopped process cannot.
  *
- * Also owns the outage as a state: `discovery_connected`, one warning when the destination
+ * Also owns the outage as a state: `connected`, one warning when the destination
  * becomes unreachable and one when it is reachable again (with how long it was not), not one per
  * retry. A graceful GOAWAY (a destination pod restarting) is a reconnect, not an outage.
  *
@@ -31,14 +31,14 @@ export class DestinationConnection {
   /** Start of the current outage, and what caused it; undefined while reachable. */
   private down: { since: number; reason: string } | undefined;
   private closing = false;
+  /** A session is up, has heard from the destination, and answers PINGs. */
+  connected = false;
 
   constructor(
     private readonly options: ConnectionOptions,
     private readonly metrics: ProxyMetrics,
     private readonly log: BundleLog,
-  ) {
-    metrics.discoveryConnected.set([], 0);
-  }
+  ) {}
 
   /** Whether the destination is unreachable now, since when and why. */
   outage(): { since: number; reason: string } | undefined {
@@ -86,7 +86,7 @@ export class DestinationConnection {
     fresh.once("close", () => {
       if (this.current === fresh) this.current = undefined;
       if (this.closing || graceful) {
-        if (this.current === undefined) this.metrics.discoveryConnected.set([], 0);
+        if (this.current === undefined) this.connected = false;
         return;
       }
       const reason = pingTimedOut ? "ping_timeout" : fresh.connecting ? "connect_failed" : "closed";
@@ -129,7 +129,7 @@ export class DestinationConnection {
   }
 
   private reachable(): void {
-    this.metrics.discoveryConnected.set([], 1);
+    this.connected = true;
     const d = this.down;
     if (!d) return;
     this.down = undefined;
@@ -144,7 +144,7 @@ export class DestinationConnection {
   }
 
   private lost(reason: string, detail: string): void {
-    this.metrics.discoveryConnected.set([], 0);
+    this.connected = false;
     if (this.closing) return;
     this.metrics.discoveryReconnects.inc([reason]);
     if (this.down) return;

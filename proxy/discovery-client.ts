@@ -200,6 +200,8 @@ export class Discovery {
     readonly log: BundleLog,
   ) {
     this.connection = new DestinationConnection(options, metrics, log);
+    metrics.discoveryConnected.sample = () =>
+      this.watches.size === 0 ? undefined : this.connection.connected ? 1 : 0;
     metrics.discoveryUpdateAge.sample = () =>
       this.lastUpdateAt === undefined ? undefined : Math.round((Date.now() - this.lastUpdateAt) / 1000);
   }

@@ -28,7 +28,7 @@ export interface ProxyMetrics {
   trustBundleAnchors: Gauge;
   trustBundleRejectedBlocks: Gauge;
   discoveryUpdates: Counter;
-  discoveryConnected: Gauge;
+  discoveryConnected: SampledGauge;
   discoveryUpdateAge: SampledGauge;
   discoveryReconnects: Counter;
   discoveryUnresolved: Gauge;
@@ -104,10 +104,9 @@ export function createProxyMetrics(): ProxyMetrics {
       [],
     ),
     discoveryUpdates: r.counter("discovery_update_total", "Discovery updates, by result.", ["result"]),
-    discoveryConnected: r.gauge(
+    discoveryConnected: r.sampledGauge(
       "discovery_connected",
-      "1 while the connection to the destination service is up and answers pings in time.",
-      [],
+      "1 while the connection to the destination service is up and answers PINGs in time; absent while nothing is watched.",
     ),
     discoveryUpdateAge: r.sampledGauge(
       "discovery_update_age_seconds",

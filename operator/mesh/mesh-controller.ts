@@ -124,7 +124,14 @@ export class MeshController {
     const now = this.now();
     const state: ControlPlaneState = mesh.status?.controlPlane ?? {};
     const deployments = (this.owned.get("deployment")?.list() ?? []) as V1Deployment[];
-    const plan = planControlPlane({ spec, state, health: (v) => versionHealth(deployments, v), now });
+    const previousReason = mesh.status?.conditions?.find((c) => c.type === "Ready")?.reason;
+    const plan = planControlPlane({
+      spec,
+      state,
+      health: (v) => versionHealth(deployments, v),
+      now,
+      ...(previousReason ? { previousReason } : {}),
+    });
     const userAnchor = await this.readExternalAnchor(spec);
     const identity = planIdentity(mesh, spec, this.identityCaches(userAnchor), now);
     const desired = [
