@@ -2,11 +2,17 @@
  * HTTP/2 client side of the proxy: one multiplexed session per upstream (h2c or mTLS with
  * ALPN h2), streams forwarded with their trailers.
  *
+ * Make before break (issue 23): a session made with a new TLS generation replaces the older
+ * sessions to its peer once it is connected (or `olderGenerationGraceMs` after it appeared);
+ * until then, and while it cannot be made at all (this proxy's leaf expired, the peer refuses
+ * the new one), an older connected session keeps carrying requests.
+ *
  * Owns: the session pool, session health (GOAWAY, errors, idle timeout), connect timeouts and
  * stream cancellation. Does not choose the target (layers/balance.ts).
  */
 import http2 from "node:http2";
 import { sendBody } from "./body.ts";
+import { olderGenerationGraceMs } from "./h1-pool.ts";
 import { type Headers, ProxyError, type ProxyRequest, type ProxyResponse } from "./handler.ts";
 import { forwardableHeaders, forwardableTrailers } from "./headers.ts";
 import { type ClientLimits, type ClientTls, targetKey, type UpstreamTarget } from "./upstream.ts";
@@ -19,10 +25,17 @@ const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, HTTP2_FLAG_END_STREAM } = {
 interface PooledSession {
   session: http2.ClientHttp2Session;
   connected: boolean;
+  generation: number;
+}
+
+function usable(p: PooledSession | undefined): PooledSession | undefined {
+  return p && !p.session.closed && !p.session.destroyed ? p : undefined;
 }
 
 export class H2Client {
   private readonly sessions = new Map<string, PooledSession>();
+  /** When the last session of a pool key failed before connecting (throttles new attempts). */
+  private readonly failedAt = new Map<string, number>();
 
   constructor(
     private readonly tls: ClientTls | undefined,
@@ -88,21 +101,58 @@ export class H2Client {
   private sessionFor(target: UpstreamTarget): PooledSession {
     const generation = this.tls?.generation ?? 0;
     const key = targetKey(target, generation);
-    const existing = this.sessions.get(key);
-    if (existing && !existing.session.closed && !existing.session.destroyed) return existing;
-    const pooled = this.connect(target);
+    const existing = usable(this.sessions.get(key));
+    if (existing?.connected || target.identity === undefined)
+      return existing ?? this.open(target, key, generation);
+    // mTLS, and no connected session of the current generation yet: an older one serves meanwhile.
+    const older = this.olderConnected(target, generation);
+    if (existing) return older ?? existing;
+    if (older && (this.failedAt.get(key) ?? 0) > Date.now() - this.limits.connectTimeoutMs) return older;
+    try {
+      const fresh = this.open(target, key, generation);
+      return older ?? fresh;
+    } catch (err) {
+      if (older) return older;
+      throw err;
+    }
+  }
+
+  private open(target: UpstreamTarget, key: string, generation: number): PooledSession {
+    const pooled = this.connect(target, generation);
     this.sessions.set(key, pooled);
     const forget = () => {
       if (this.sessions.get(key) === pooled) this.sessions.delete(key);
+      if (!pooled.connected) {
+        if (this.failedAt.size >= 1024) this.failedAt.clear();
+        this.failedAt.set(key, Date.now());
+      }
     };
     pooled.session.on("close", forget);
     pooled.session.on("goaway", forget);
     pooled.session.on("error", forget);
-    if (target.identity !== undefined) this.retireOlderGenerations(target, key);
+    if (target.identity !== undefined) {
+      pooled.session.once("connect", () => {
+        this.failedAt.delete(key);
+        this.retireOlderGenerations(target, generation);
+      });
+      if (this.olderConnected(target, generation)) {
+        setTimeout(() => this.retireOlderGenerations(target, generation), olderGenerationGraceMs).unref();
+      }
+    }
     return pooled;
   }
 
-  private connect(target: UpstreamTarget): PooledSession {
+  /** A connected session to `target` made with an older TLS generation, if one is still open. */
+  private olderConnected(target: UpstreamTarget, generation: number): PooledSession | undefined {
+    const prefix = `${target.host}:${target.port}#${target.identity}@`;
+    for (const [key, pooled] of this.sessions) {
+      if (key.startsWith(prefix) && pooled.generation < generation && usable(pooled)?.connected)
+        return pooled;
+    }
+    return undefined;
+  }
+
+  private connect(target: UpstreamTarget, generation: number): PooledSession {
     const host = target.host.includes(":") ? `[${target.host}]` : target.host;
     let session: http2.ClientHttp2Session;
     if (target.identity === undefined) {
@@ -117,7 +167,7 @@ export class H2Client {
         checkServerIdentity: this.tls.verifierFor(target.identity),
       });
     }
-    const pooled: PooledSession = { session, connected: false };
+    const pooled: PooledSession = { session, connected: false, generation };
     const timer = setTimeout(
       () => session.destroy(new Error("connect timed out")),
       this.limits.connectTimeoutMs,
@@ -133,10 +183,10 @@ export class H2Client {
   }
 
   /** Sessions made with older TLS material get GOAWAY: in-flight streams finish, no new ones start. */
-  private retireOlderGenerations(target: UpstreamTarget, currentKey: string): void {
+  private retireOlderGenerations(target: UpstreamTarget, generation: number): void {
     const prefix = `${target.host}:${target.port}#${target.identity}@`;
     for (const [key, pooled] of this.sessions) {
-      if (key === currentKey || !key.startsWith(prefix)) continue;
+      if (!key.startsWith(prefix) || pooled.generation >= generation) continue;
       this.sessions.delete(key);
       pooled.session.close();
     }

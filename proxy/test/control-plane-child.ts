@@ -20,7 +20,7 @@ export interface ChildConfig {
 export type ChildCommand =
   | { op: "set"; authority: string; update: Partial<DiscoveryUpdate> }
   | { op: "hold" | "release"; authority: string }
-  | { op: "mode"; mode: IdentityMode }
+  | { op: "mode"; mode: IdentityMode; spiffeId?: string }
   | { op: "lifetime"; spiffeId: string; lifetimeMs: number }
   | { op: "requests" };
 
@@ -44,7 +44,8 @@ if (config.kind === "destination") {
     config.lifetimeMs ?? 3_600_000,
   ).start(config.port);
   process.on("message", (m: ChildCommand) => {
-    if (m.op === "mode") identity.mode = m.mode;
+    if (m.op === "mode" && m.spiffeId) identity.modes.set(m.spiffeId, m.mode);
+    else if (m.op === "mode") identity.mode = m.mode;
     else if (m.op === "lifetime") identity.lifetimes.set(m.spiffeId, m.lifetimeMs);
     send({ ack: true, requests: Object.fromEntries(identity.requests) });
   });

@@ -132,6 +132,8 @@ export class FakeIdentity {
   mode: IdentityMode = "issue";
   /** Leaf lifetimes for particular SPIFFE IDs, instead of `lifetimeMs`. */
   readonly lifetimes = new Map<string, number>();
+  /** Modes for particular SPIFFE IDs, instead of `mode`. */
+  readonly modes = new Map<string, IdentityMode>();
   private server: http2.Http2SecureServer;
 
   constructor(
@@ -174,13 +176,14 @@ export class FakeIdentity {
     const chunks: Buffer[] = [];
     stream.on("data", (c: Buffer) => chunks.push(c));
     stream.on("end", () => {
-      if (this.mode === "hang") return;
-      if (this.mode === "fail") {
+      const mode = this.modes.get(spiffeId) ?? this.mode;
+      if (mode === "hang") return;
+      if (mode === "fail") {
         stream.respond({ ":status": 503, "content-type": "application/json" });
         stream.end(JSON.stringify({ error: "NoIssuer", message: "failing on purpose" }));
         return;
       }
-      if (this.mode === "garbage") {
+      if (mode === "garbage") {
         stream.respond({ ":status": 200, "content-type": "application/json" });
         stream.end(
           '{"certificateChainPem":"-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n"}',

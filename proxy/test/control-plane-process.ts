@@ -60,9 +60,9 @@ export class ControlPlaneProcess {
     return this.command({ op: "hold", authority }, true);
   }
 
-  /** Identity: how certify requests are answered from now on. */
-  mode(mode: IdentityMode): Promise<void> {
-    return this.command({ op: "mode", mode }, true);
+  /** Identity: how certify requests are answered from now on (those of `spiffeId` only, if given). */
+  mode(mode: IdentityMode, spiffeId?: string): Promise<void> {
+    return this.command({ op: "mode", mode, ...(spiffeId ? { spiffeId } : {}) }, true);
   }
 
   /** Identity: the lifetime of the leaves issued to `spiffeId`. */
