@@ -11,15 +11,11 @@
  *   (make before break).
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
 import http from "node:http";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { FakeDestination } from "./control-plane-fakes.ts";
-import { ControlPlaneProcess } from "./control-plane-process.ts";
-import { createMeshCa } from "./mesh-pki.ts";
-import { type ProxyProcess, spawnProxy, tempDir, waitFor } from "./proxy-process.ts";
-import { type App, h1Request, startDualApp } from "./test-apps.ts";
+import { type ProcessMeshFixture, startProcessMeshFixture } from "./mesh-fixture.ts";
+import { type ProxyProcess, spawnProxy, waitFor } from "./proxy-process.ts";
+import { type App, h1Request, startOkApp } from "./test-apps.ts";
 import { TrafficLoop } from "./traffic-loop.ts";
 
 const td = "spiffe://cluster.local/ns/default/sa";
@@ -37,10 +33,7 @@ async function untilExpired(...views: IdentityView[]): Promise<void> {
 }
 
 describe("after every leaf expired at once", () => {
-  const ca = createMeshCa("fleet-expiry");
-  const dir = tempDir("fleet-expiry");
-  let identity: ControlPlaneProcess;
-  let destination: FakeDestination;
+  let mesh: ProcessMeshFixture;
   let app: App;
   let server: ProxyProcess;
   let client: ProxyProcess;
@@ -48,47 +41,27 @@ describe("after every leaf expired at once", () => {
   const view = async (p: ProxyProcess) => JSON.parse((await p.admin("/identity")).body) as IdentityView;
 
   before(async () => {
-    writeFileSync(join(dir, "bundle.pem"), ca.anchor.pem);
-    const tokens: Record<string, string> = {};
-    for (const who of ["server", "client"]) {
-      writeFileSync(join(dir, `${who}.token`), `tok-${who}`);
-      tokens[`tok-${who}`] = `${td}/${who}`;
-    }
-    identity = await ControlPlaneProcess.start("identity", ca, { tokens, lifetimeMs: 8_000 });
-    destination = await new FakeDestination({ ca }).start();
-    app = await startDualApp(
-      (_req, res) => res.end("ok"),
-      (stream) => {
-        stream.respond({ ":status": 200 });
-        stream.end("ok");
-      },
-    );
-    const identityConfig = (who: string) => ({
-      url: identity.url,
-      tokenPath: join(dir, `${who}.token`),
-      trustBundlePath: join(dir, "bundle.pem"),
-      renewFraction: 0.5,
-    });
+    mesh = await startProcessMeshFixture("fleet-expiry", td, ["server", "client"], 8_000);
+    app = await startOkApp();
     server = await spawnProxy({
       inbound: { listen: "127.0.0.1:0", app: `127.0.0.1:${app.port}` },
-      identity: identityConfig("server"),
+      identity: mesh.identityConfig("server", 0.5),
       admin: { listen: "127.0.0.1:0" },
     });
-    destination.set(web, {
+    mesh.destination.set(web, {
       endpoints: [{ address: "127.0.0.1", port: server.ports.inbound!, identity: `${td}/server` }],
     });
     client = await spawnProxy({
       outbound: { listen: "127.0.0.1:0" },
-      identity: identityConfig("client"),
-      destination: { url: destination.url },
+      identity: mesh.identityConfig("client", 0.5),
+      destination: { url: mesh.destination.url },
       admin: { listen: "127.0.0.1:0" },
     });
   });
 
   after(async () => {
     await Promise.all([client?.stop("SIGKILL"), server?.stop("SIGKILL")]);
-    await identity?.kill();
-    await Promise.all([app?.close(), destination?.close()]);
+    await Promise.all([app?.close(), mesh?.close()]);
   });
 
   it("carries the traffic on the open connections through the expiry and a staggered renewal", async () => {
@@ -96,7 +69,7 @@ describe("after every leaf expired at once", () => {
     const burstFailures: string[] = [];
     try {
       await waitFor(() => traffic.ok > 20, 10_000);
-      await identity.mode("fail");
+      await mesh.identity.mode("fail");
       await untilExpired(await view(client), await view(server));
 
       // More concurrent requests than open connections: they queue for the open ones.
@@ -113,14 +86,14 @@ describe("after every leaf expired at once", () => {
       for (const r of burst) if (r.status !== 200) burstFailures.push(`${r.status} ${r.body.trim()}`);
 
       // The client renews; the server's leaf stays expired for 3 s more.
-      await identity.mode("fail", `${td}/server`);
+      await mesh.identity.mode("fail", `${td}/server`);
       const renewals = [(await view(client)).renewals, (await view(server)).renewals];
-      await identity.mode("issue");
+      await mesh.identity.mode("issue");
       await waitFor(async () => (await view(client)).renewals > renewals[0]!, 10_000);
       await new Promise((r) => setTimeout(r, 3_000));
       assert.equal((await view(server)).renewals, renewals[1], "the server was still expired meanwhile");
 
-      await identity.mode("issue", `${td}/server`);
+      await mesh.identity.mode("issue", `${td}/server`);
       await waitFor(async () => (await view(server)).renewals > renewals[1]!, 10_000);
       const ok = traffic.ok;
       await waitFor(() => traffic.ok > ok + 50, 10_000);

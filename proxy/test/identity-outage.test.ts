@@ -11,14 +11,11 @@
  * - and connections opened before the expiry carry their traffic through it without a failure.
  */
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { FakeDestination } from "./control-plane-fakes.ts";
-import { ControlPlaneProcess } from "./control-plane-process.ts";
-import { createMeshCa } from "./mesh-pki.ts";
-import { metricValue, type ProxyProcess, spawnProxy, tempDir, waitFor } from "./proxy-process.ts";
-import { type App, h1Request, startDualApp } from "./test-apps.ts";
+import type { ControlPlaneProcess } from "./control-plane-process.ts";
+import { type ProcessMeshFixture, startProcessMeshFixture } from "./mesh-fixture.ts";
+import { metricValue, type ProxyProcess, spawnProxy, waitFor } from "./proxy-process.ts";
+import { type App, h1Request, startOkApp } from "./test-apps.ts";
 import { TrafficLoop } from "./traffic-loop.ts";
 
 const td = "spiffe://cluster.local/ns/default/sa";
@@ -33,10 +30,8 @@ interface IdentityView {
 }
 
 describe("the identity service failing under traffic", () => {
-  const ca = createMeshCa("identity-outage");
-  const dir = tempDir("identity-outage");
+  let mesh: ProcessMeshFixture;
   let identity: ControlPlaneProcess;
-  let destination: FakeDestination;
   let app: App;
   let server: ProxyProcess;
   let quiet: ProxyProcess;
@@ -52,41 +47,24 @@ describe("the identity service failing under traffic", () => {
     metricValue((await p.admin("/metrics")).body, name, labels);
 
   before(async () => {
-    writeFileSync(join(dir, "bundle.pem"), ca.anchor.pem);
-    const tokens: Record<string, string> = {};
-    for (const who of ["server", "quiet", "busy"]) {
-      writeFileSync(join(dir, `${who}.token`), `tok-${who}`);
-      tokens[`tok-${who}`] = `${td}/${who}`;
-    }
-    identity = await ControlPlaneProcess.start("identity", ca, { tokens, lifetimeMs: 3_600_000 });
+    mesh = await startProcessMeshFixture("identity-outage", td, ["server", "quiet", "busy"], 3_600_000);
+    identity = mesh.identity;
     await identity.lifetime(`${td}/quiet`, leafMs);
     await identity.lifetime(`${td}/busy`, leafMs);
-    destination = await new FakeDestination({ ca }).start();
-    app = await startDualApp(
-      (_req, res) => res.end("ok"),
-      (stream) => {
-        stream.respond({ ":status": 200 });
-        stream.end("ok");
-      },
-    );
+    app = await startOkApp();
     const config = (who: string, side: object, idleTimeoutMs = 60_000) => ({
       ...side,
-      identity: {
-        url: identity.url,
-        tokenPath: join(dir, `${who}.token`),
-        trustBundlePath: join(dir, "bundle.pem"),
-        renewFraction: 0.25,
-      },
+      identity: mesh.identityConfig(who, 0.25),
       admin: { listen: "127.0.0.1:0" },
       limits: { discoveryTimeoutMs: 1_500, idleTimeoutMs },
     });
     server = await spawnProxy(
       config("server", { inbound: { listen: "127.0.0.1:0", app: `127.0.0.1:${app.port}` } }),
     );
-    destination.set(web, {
+    mesh.destination.set(web, {
       endpoints: [{ address: "127.0.0.1", port: server.ports.inbound!, identity: `${td}/server` }],
     });
-    const outbound = { outbound: { listen: "127.0.0.1:0" }, destination: { url: destination.url } };
+    const outbound = { outbound: { listen: "127.0.0.1:0" }, destination: { url: mesh.destination.url } };
     // The quiet proxy's idle connections close after 1 s, so it holds none when its leaf expires.
     [quiet, busy] = await Promise.all([
       spawnProxy(config("quiet", outbound, 1_000)),
@@ -97,8 +75,7 @@ describe("the identity service failing under traffic", () => {
 
   after(async () => {
     await Promise.all([quiet, busy, server].map((p) => p?.stop("SIGKILL")));
-    await identity?.kill();
-    await Promise.all([app?.close(), destination?.close()]);
+    await Promise.all([app?.close(), mesh?.close()]);
   });
 
   it("findings 5 and 9: jittered retries, fast near and after expiry, an expired leaf shown, renewal at once on return", async () => {

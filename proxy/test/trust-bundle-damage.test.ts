@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { toPem } from "../../pki/index.ts";
 import { type MeshFixture, startMeshFixture } from "./mesh-fixture.ts";
 import { metricValue, type ProxyProcess, spawnProxy, waitFor } from "./proxy-process.ts";
-import { type App, startDualApp } from "./test-apps.ts";
+import { type App, startOkApp } from "./test-apps.ts";
 import { TrafficLoop } from "./traffic-loop.ts";
 
 const td = "spiffe://cluster.local/ns/default/sa";
@@ -52,13 +52,7 @@ describe("a damaged trust bundle under traffic", () => {
 
   before(async () => {
     mesh = await startMeshFixture("bundle-damage", { client: `${td}/client`, server: `${td}/server` });
-    app = await startDualApp(
-      (_req, res) => res.end("ok"),
-      (stream) => {
-        stream.respond({ ":status": 200 });
-        stream.end("ok");
-      },
-    );
+    app = await startOkApp();
     const identity = (who: string) => ({ ...mesh.identityConfig(who), trustBundlePollMs: 100 });
     bundlePath = mesh.identityConfig("client").trustBundlePath;
     server = await spawnProxy({
