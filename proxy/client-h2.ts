@@ -26,6 +26,10 @@ interface PooledSession {
   session: http2.ClientHttp2Session;
   connected: boolean;
   generation: number;
+  /** Streams opened and not yet closed. */
+  inflight: number;
+  /** Takes no new streams; closed once its last stream is. */
+  retired: boolean;
 }
 
 function usable(p: PooledSession | undefined): PooledSession | undefined {
@@ -60,6 +64,12 @@ export class H2Client {
         reject(new ProxyError("ConnectFailed", (err as Error).message, true));
         return;
       }
+      pooled.inflight++;
+      stream.once("close", () => {
+        // A retired session is closed only now: closing it under a stream not yet on the wire
+        // would refuse that stream (REFUSED_STREAM).
+        if (--pooled.inflight === 0 && pooled.retired) pooled.session.close();
+      });
       let settled = false;
       let trailers: Headers | undefined;
       stream.on("trailers", (t) => {
@@ -167,7 +177,7 @@ export class H2Client {
         checkServerIdentity: this.tls.verifierFor(target.identity),
       });
     }
-    const pooled: PooledSession = { session, connected: false, generation };
+    const pooled: PooledSession = { session, connected: false, generation, inflight: 0, retired: false };
     const timer = setTimeout(
       () => session.destroy(new Error("connect timed out")),
       this.limits.connectTimeoutMs,
@@ -182,13 +192,17 @@ export class H2Client {
     return pooled;
   }
 
-  /** Sessions made with older TLS material get GOAWAY: in-flight streams finish, no new ones start. */
+  /**
+   * Sessions made with older TLS material take no new streams, and get GOAWAY once their streams
+   * are done.
+   */
   private retireOlderGenerations(target: UpstreamTarget, generation: number): void {
     const prefix = `${target.host}:${target.port}#${target.identity}@`;
     for (const [key, pooled] of this.sessions) {
       if (!key.startsWith(prefix) || pooled.generation >= generation) continue;
       this.sessions.delete(key);
-      pooled.session.close();
+      pooled.retired = true;
+      if (pooled.inflight === 0) pooled.session.close();
     }
   }
 
