@@ -65,11 +65,6 @@ export class H2Client {
         return;
       }
       pooled.inflight++;
-      stream.once("close", () => {
-        // A retired session is closed only now: closing it under a stream not yet on the wire
-        // would refuse that stream (REFUSED_STREAM).
-        if (--pooled.inflight === 0 && pooled.retired) pooled.session.close();
-      });
       let settled = false;
       let trailers: Headers | undefined;
       stream.on("trailers", (t) => {
@@ -83,6 +78,9 @@ export class H2Client {
         reject(new ProxyError(beforeSend ? "ConnectFailed" : "UpstreamReset", err.message, beforeSend));
       });
       stream.on("close", () => {
+        // A retired session is closed only now: closing it under a stream not yet on the wire
+        // would refuse that stream (REFUSED_STREAM).
+        if (--pooled.inflight === 0 && pooled.retired) pooled.session.close();
         if (settled) return;
         settled = true;
         reject(
