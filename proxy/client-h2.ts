@@ -11,11 +11,20 @@
  * stream cancellation. Does not choose the target (layers/balance.ts).
  */
 import http2 from "node:http2";
+import tls from "node:tls";
 import { sendBody } from "./body.ts";
 import { olderGenerationGraceMs } from "./h1-pool.ts";
 import { type Headers, ProxyError, type ProxyRequest, type ProxyResponse } from "./handler.ts";
-import { forwardableHeaders, forwardableTrailers } from "./headers.ts";
-import { type ClientLimits, type ClientTls, targetKey, type UpstreamTarget } from "./upstream.ts";
+import { forwardableResponseHeaders, forwardableTrailers } from "./headers.ts";
+import {
+  alpnFor,
+  type ClientLimits,
+  type ClientTls,
+  startSession,
+  targetKey,
+  targetPrefix,
+  type UpstreamTarget,
+} from "./upstream.ts";
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, HTTP2_FLAG_END_STREAM } = {
   ...http2.constants,
@@ -23,17 +32,22 @@ const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, HTTP2_FLAG_END_STREAM } = {
 };
 
 interface PooledSession {
-  session: http2.ClientHttp2Session;
+  /** Undefined while a transport-header connection is still being set up (`ready`). */
+  session: http2.ClientHttp2Session | undefined;
+  ready: Promise<http2.ClientHttp2Session>;
   connected: boolean;
+  failed: boolean;
   generation: number;
   /** Streams opened and not yet closed. */
   inflight: number;
   /** Takes no new streams; closed once its last stream is. */
   retired: boolean;
+  /** Called once the session is connected. */
+  onConnect?: () => void;
 }
 
 function usable(p: PooledSession | undefined): PooledSession | undefined {
-  return p && !p.session.closed && !p.session.destroyed ? p : undefined;
+  return p && !p.failed && (!p.session || (!p.session.closed && !p.session.destroyed)) ? p : undefined;
 }
 
 export class H2Client {
@@ -46,8 +60,14 @@ export class H2Client {
     private readonly limits: ClientLimits,
   ) {}
 
-  forward(req: ProxyRequest, target: UpstreamTarget): Promise<ProxyResponse> {
+  async forward(req: ProxyRequest, target: UpstreamTarget): Promise<ProxyResponse> {
     const pooled = this.sessionFor(target);
+    let session: http2.ClientHttp2Session;
+    try {
+      session = pooled.session ?? (await pooled.ready);
+    } catch (err) {
+      throw new ProxyError("ConnectFailed", (err as Error).message, true);
+    }
     return new Promise<ProxyResponse>((resolve, reject) => {
       const headers: http2.OutgoingHttpHeaders = {
         ...req.headers,
@@ -59,7 +79,7 @@ export class H2Client {
       if (req.body.kind === "buffered") headers["content-length"] = String(req.body.data.length);
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = pooled.session.request(headers, { endStream: req.body.kind === "empty" });
+        stream = session.request(headers, { endStream: req.body.kind === "empty" });
       } catch (err) {
         reject(new ProxyError("ConnectFailed", (err as Error).message, true));
         return;
@@ -80,7 +100,7 @@ export class H2Client {
       stream.on("close", () => {
         // A retired session is closed only now: closing it under a stream not yet on the wire
         // would refuse that stream (REFUSED_STREAM).
-        if (--pooled.inflight === 0 && pooled.retired) pooled.session.close();
+        if (--pooled.inflight === 0 && pooled.retired) session.close();
         if (settled) return;
         settled = true;
         reject(
@@ -93,7 +113,7 @@ export class H2Client {
         if (ended) stream.resume();
         resolve({
           status: Number(h[":status"] ?? 502),
-          headers: forwardableHeaders(h),
+          headers: forwardableResponseHeaders(h),
           body: ended ? null : stream,
           trailers: () => trailers,
         });
@@ -109,12 +129,12 @@ export class H2Client {
   private sessionFor(target: UpstreamTarget): PooledSession {
     const generation = this.tls?.generation ?? 0;
     const key = targetKey(target, generation);
-    const existing = usable(this.sessions.get(key));
-    if (existing?.connected || target.identity === undefined)
-      return existing ?? this.open(target, key, generation);
+    const current = usable(this.sessions.get(key));
+    if (current?.connected || target.identity === undefined)
+      return current ?? this.open(target, key, generation);
     // mTLS, and no connected session of the current generation yet: an older one serves meanwhile.
     const older = this.olderConnected(target, generation);
-    if (existing) return older ?? existing;
+    if (current) return older ?? current;
     if (older && (this.failedAt.get(key) ?? 0) > Date.now() - this.limits.connectTimeoutMs) return older;
     try {
       const fresh = this.open(target, key, generation);
@@ -135,14 +155,22 @@ export class H2Client {
         this.failedAt.set(key, Date.now());
       }
     };
-    pooled.session.on("close", forget);
-    pooled.session.on("goaway", forget);
-    pooled.session.on("error", forget);
+    pooled.ready.then(
+      (session) => {
+        session.on("close", forget);
+        session.on("goaway", forget);
+        session.on("error", forget);
+      },
+      () => {
+        pooled.failed = true;
+        forget();
+      },
+    );
     if (target.identity !== undefined) {
-      pooled.session.once("connect", () => {
+      pooled.onConnect = () => {
         this.failedAt.delete(key);
         this.retireOlderGenerations(target, generation);
-      });
+      };
       if (this.olderConnected(target, generation)) {
         setTimeout(() => this.retireOlderGenerations(target, generation), olderGenerationGraceMs).unref();
       }
@@ -152,42 +180,96 @@ export class H2Client {
 
   /** A connected session to `target` made with an older TLS generation, if one is still open. */
   private olderConnected(target: UpstreamTarget, generation: number): PooledSession | undefined {
-    const prefix = `${target.host}:${target.port}#${target.identity}@`;
+    const prefix = targetPrefix(target);
     for (const [key, pooled] of this.sessions) {
-      if (key.startsWith(prefix) && pooled.generation < generation && usable(pooled)?.connected)
-        return pooled;
+      if (!key.startsWith(prefix) || pooled.generation >= generation || pooled.retired) continue;
+      if (usable(pooled)?.connected) return pooled;
     }
     return undefined;
   }
 
   private connect(target: UpstreamTarget, generation: number): PooledSession {
     const host = target.host.includes(":") ? `[${target.host}]` : target.host;
-    let session: http2.ClientHttp2Session;
-    if (target.identity === undefined) {
-      session = http2.connect(`http://${host}:${target.port}`);
-    } else {
-      const context = this.tls?.clientContext();
-      if (!this.tls || !context) throw new ProxyError("NoIdentity", "no local identity yet for mTLS", true);
-      session = http2.connect(`https://${host}:${target.port}`, {
-        secureContext: context,
-        ALPNProtocols: ["h2"],
-        rejectUnauthorized: true,
-        checkServerIdentity: this.tls.verifierFor(target.identity),
+    if (target.identity === undefined)
+      return this.pooled(http2.connect(`http://${host}:${target.port}`), generation);
+    const context = this.tls?.clientContext();
+    if (!this.tls || !context) throw new ProxyError("NoIdentity", "no local identity yet for mTLS", true);
+    const socket = tls.connect({
+      host: target.host,
+      port: target.port,
+      secureContext: context,
+      ALPNProtocols: alpnFor(target, "h2"),
+      rejectUnauthorized: true,
+      checkServerIdentity: this.tls.verifierFor(target.identity),
+    });
+    const url = `https://${host}:${target.port}`;
+    if (target.targetPort === undefined)
+      return this.pooled(http2.connect(url, { createConnection: () => socket }), generation);
+    // The transport header must be written, and its write finished, before node:http2 takes
+    // the socket over (a write still in flight then trips an assertion inside Node).
+    const pooled: PooledSession = {
+      session: undefined,
+      ready: Promise.resolve(undefined as never),
+      connected: false,
+      failed: false,
+      generation,
+      inflight: 0,
+      retired: false,
+    };
+    pooled.ready = new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+      const timer = setTimeout(
+        () => socket.destroy(new Error("connect timed out")),
+        this.limits.connectTimeoutMs,
+      );
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err);
+      };
+      socket.once("error", fail);
+      socket.once("secureConnect", () => {
+        const attach = () => {
+          clearTimeout(timer);
+          socket.off("error", fail);
+          const session = http2.connect(url, { createConnection: () => socket });
+          this.watch(pooled, session, false);
+          pooled.session = session;
+          resolve(session);
+        };
+        if (!startSession(socket, target, "h2", "h2", attach))
+          fail(new Error("peer selected no usable ALPN"));
       });
-    }
-    const pooled: PooledSession = { session, connected: false, generation, inflight: 0, retired: false };
-    const timer = setTimeout(
-      () => session.destroy(new Error("connect timed out")),
-      this.limits.connectTimeoutMs,
-    );
+    });
+    return pooled;
+  }
+
+  /** A pool entry for a session that node:http2 connects itself. */
+  private pooled(session: http2.ClientHttp2Session, generation: number): PooledSession {
+    const pooled: PooledSession = {
+      session,
+      ready: Promise.resolve(session),
+      connected: false,
+      failed: false,
+      generation,
+      inflight: 0,
+      retired: false,
+    };
+    this.watch(pooled, session, true);
+    return pooled;
+  }
+
+  private watch(pooled: PooledSession, session: http2.ClientHttp2Session, connecting: boolean): void {
+    const timer = connecting
+      ? setTimeout(() => session.destroy(new Error("connect timed out")), this.limits.connectTimeoutMs)
+      : undefined;
     session.once("connect", () => {
       pooled.connected = true;
       clearTimeout(timer);
+      pooled.onConnect?.();
     });
     session.once("close", () => clearTimeout(timer));
     session.on("error", () => {});
     session.setTimeout(this.limits.idleTimeoutMs, () => session.close());
-    return pooled;
   }
 
   /**
@@ -195,17 +277,28 @@ export class H2Client {
    * are done.
    */
   private retireOlderGenerations(target: UpstreamTarget, generation: number): void {
-    const prefix = `${target.host}:${target.port}#${target.identity}@`;
+    const prefix = targetPrefix(target);
     for (const [key, pooled] of this.sessions) {
       if (!key.startsWith(prefix) || pooled.generation >= generation) continue;
       this.sessions.delete(key);
       pooled.retired = true;
-      if (pooled.inflight === 0) pooled.session.close();
+      void pooled.ready.then(
+        (s) => {
+          if (pooled.inflight === 0) s.close();
+        },
+        () => {},
+      );
     }
   }
 
   close(): void {
-    for (const pooled of this.sessions.values()) pooled.session.close();
+    for (const pooled of this.sessions.values()) {
+      pooled.session?.close();
+      void pooled.ready.then(
+        (s) => s.close(),
+        () => {},
+      );
+    }
     this.sessions.clear();
   }
 }

@@ -18,7 +18,15 @@ import net, { type Socket } from "node:net";
 import tls from "node:tls";
 import { ProxyError } from "./handler.ts";
 import { SessionTickets } from "./tls-session-bounds.ts";
-import { type ClientLimits, type ClientTls, targetKey, type UpstreamTarget } from "./upstream.ts";
+import {
+  alpnFor,
+  type ClientLimits,
+  type ClientTls,
+  startSession,
+  targetKey,
+  targetPrefix,
+  type UpstreamTarget,
+} from "./upstream.ts";
 
 const maxIdlePerPool = 256;
 /** How long older-generation connections may still serve new requests after a new generation appears. */
@@ -160,7 +168,7 @@ export class H1Pools {
   }
 
   private hasOlder(target: UpstreamTarget, currentKey: string): boolean {
-    const prefix = `${target.host}:${target.port}#${target.identity}@`;
+    const prefix = targetPrefix(target);
     const current = generationOf(currentKey);
     for (const key of this.pools.keys())
       if (key.startsWith(prefix) && generationOf(key) < current) return true;
@@ -169,7 +177,7 @@ export class H1Pools {
 
   /** An idle connection of an older generation of `target` (not yet retired). */
   private olderIdle(target: UpstreamTarget, currentKey: string): Lease | undefined {
-    const prefix = `${target.host}:${target.port}#${target.identity}@`;
+    const prefix = targetPrefix(target);
     const current = generationOf(currentKey);
     for (const [key, pool] of this.pools) {
       if (!key.startsWith(prefix) || generationOf(key) >= current || pool.retired) continue;
@@ -204,7 +212,7 @@ export class H1Pools {
    * (any generation not retired), waiting up to the connect timeout; else the connect error.
    */
   private waitForRelease(target: UpstreamTarget, err: unknown): Promise<Lease> {
-    const prefix = targetKey(target, 0).replace(/@0$/, "@");
+    const prefix = target.identity === undefined ? targetKey(target, 0) : targetPrefix(target);
     const busy = [...this.pools].some(
       ([key, pool]) => prefixOf(key) === prefix && pool.busy > 0 && !pool.retired,
     );
@@ -228,7 +236,7 @@ export class H1Pools {
 
   /** Retires the pools of `target` from generations before `currentKey`'s (never newer ones). */
   private retireOlder(target: UpstreamTarget, currentKey: string): void {
-    const prefix = `${target.host}:${target.port}#${target.identity}@`;
+    const prefix = targetPrefix(target);
     const current = generationOf(currentKey);
     for (const [key, pool] of this.pools) {
       if (!key.startsWith(prefix) || generationOf(key) >= current) continue;
@@ -254,7 +262,7 @@ export class H1Pools {
           host: target.host,
           port: target.port,
           secureContext: context,
-          ALPNProtocols: ["http/1.1"],
+          ALPNProtocols: alpnFor(target, "http/1.1"),
           rejectUnauthorized: true,
           checkServerIdentity: this.tls.verifierFor(target.identity),
           session: this.tlsSessions.get(key),
@@ -274,6 +282,17 @@ export class H1Pools {
       );
       socket.once("error", fail);
       socket.once(target.identity === undefined ? "connect" : "secureConnect", () => {
+        if (
+          target.identity !== undefined &&
+          !startSession(socket as tls.TLSSocket, target, "http/1.1", "http/1.1")
+        ) {
+          fail(
+            new Error(
+              `${target.host}:${target.port} selected ALPN ${(socket as tls.TLSSocket).alpnProtocol}`,
+            ),
+          );
+          return;
+        }
         clearTimeout(timer);
         socket.off("error", fail);
         resolve(socket);

@@ -5,7 +5,7 @@
  * `startProcessMeshFixture` runs the identity service as a child process instead, so a test
  * can fail, freeze or kill it (control-plane-process.ts).
  */
-import { writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FakeDestination, FakeIdentity } from "./control-plane-fakes.ts";
 import { ControlPlaneProcess } from "./control-plane-process.ts";
@@ -29,6 +29,8 @@ export async function startMeshFixture(
 ): Promise<MeshFixture> {
   const ca = createMeshCa(name);
   const dir = tempDir(name);
+  // Readable by proxies that run under their own UID (the capture tests).
+  chmodSync(dir, 0o755);
   const bundlePath = join(dir, "bundle.pem");
   writeFileSync(bundlePath, ca.anchor.pem);
   const tokens = new Map(Object.entries(workloads).map(([w, id]) => [`tok-${w}`, id]));
