@@ -1,0 +1,314 @@
+// `upgrade plan` as a pure function: what the operator would do if the Mesh's spec became
+// `desired`, computed by the operator's own functions over what the cluster shows now —
+// planControlPlane and its skew policy for the control plane, inventory and stepTargets for the
+// proxy rollout's steps — never a second copy of their rules. Adds only what a person needs
+// before approving: the workloads of each step, the gate of each step, what is left out and why,
+// and an estimate of the duration.
+import type { V1Pod } from "@kubernetes/client-node";
+import {
+  fleetProxyVersion,
+  LABELS,
+  type Mesh,
+  type MeshSpec,
+  parseDuration,
+  targetProxyVersion,
+} from "../../api/index.ts";
+import { decideInjection, type InjectionConfig } from "../../controlplane/injector/inject.ts";
+import { type ControlPlaneState, planControlPlane } from "../../operator/mesh/control-plane-plan.ts";
+import { revisionName } from "../../operator/mesh/revision.ts";
+import { proxySkew } from "../../operator/mesh/version-skew.ts";
+import type { PodView } from "../../operator/resources.ts";
+import { MAX_RESTARTS } from "../../operator/rollout/analysis.ts";
+import { stepName, stepTargets } from "../../operator/rollout/rollout-plan.ts";
+import { ownerWorkload, type WorkloadView } from "../../operator/rollout/workloads.ts";
+
+export interface PlannedWorkload {
+  kind: string;
+  namespace: string;
+  name: string;
+  pods: number;
+}
+
+export interface PlannedStep {
+  name: string;
+  /** Cumulative share of workloads upgraded at the end of the step (the canary: its own share). */
+  percent: number;
+  workloads: PlannedWorkload[];
+  pods: number;
+  gate: string;
+  estimateSeconds: number;
+}
+
+export interface LeftOut {
+  namespace: string;
+  name: string;
+  kind: string;
+  reason: string;
+}
+
+export interface UpgradePlan {
+  mesh: string;
+  /** False when the operator would refuse the change (exit status 1). */
+  allowed: boolean;
+  summary: string;
+  controlPlane: {
+    from: string | undefined;
+    to: string;
+    change: boolean;
+    verdict: string;
+    reason: string;
+    steps: string[];
+  };
+  proxies: {
+    from: string;
+    to: string;
+    change: boolean;
+    warnings: string[];
+    maxConcurrentRestarts: number;
+    stepDeadline: string;
+    onFailure: string;
+    steps: PlannedStep[];
+    /** Injected pods a rollout does not restart: they keep their proxy until they end or are re-created. */
+    pending: LeftOut[];
+    /** Pods of meshed namespaces that get no proxy at all. */
+    notMeshed: LeftOut[];
+  };
+  estimate: { seconds: number; podStartSeconds: number; basis: string };
+}
+
+export interface PlanPreviewInput {
+  mesh: Mesh;
+  desired: MeshSpec;
+  workloads: WorkloadView[];
+  /** Injected pods (as the operator caches them). */
+  injectedPods: PodView[];
+  /** Pods of meshed namespaces without a proxy, and their namespaces' annotations. */
+  otherPods: V1Pod[];
+  namespaceAnnotations: Map<string, Record<string, string>>;
+  /** Median time from a meshed pod's creation to Ready, measured on the cluster. */
+  podStart: { seconds: number; samples: number } | undefined;
+  now: Date;
+}
+
+/** Pod start time assumed when the cluster shows none to measure. */
+export const ASSUMED_POD_START_SECONDS = 10;
+
+const PROBE_CONFIG: InjectionConfig = {
+  proxyImage: "probe",
+  defaultProxyVersion: "0.0.0",
+  logLevel: "info",
+  resources: {},
+  trustDomain: "cluster.local",
+};
+
+export function planUpgrade(input: PlanPreviewInput): UpgradePlan {
+  const { mesh, desired, now } = input;
+  const name = mesh.metadata?.name ?? "";
+  const cp = controlPlaneSteps(mesh, desired, now);
+  const podStartSeconds = input.podStart?.seconds ?? ASSUMED_POD_START_SECONDS;
+  const from = fleetProxyVersion(mesh);
+  const to = targetProxyVersion(desired);
+  const proxyChange = from !== to;
+  const steps = proxyChange ? proxySteps(desired, input.workloads, podStartSeconds) : [];
+  const warnings: string[] = [];
+  const cpVersion = cp.change && cp.allowed ? desired.version : (mesh.status?.version ?? desired.version);
+  const skew = proxyChange ? proxySkew(cpVersion, to) : undefined;
+  if (skew) warnings.push(`${skew}: kubectl trellis check --proxies will report these proxies`);
+  const rollout = mesh.status?.rollout;
+  if (
+    proxyChange &&
+    rollout &&
+    !["Complete", "RolledBack"].includes(rollout.state) &&
+    rollout.toVersion !== to
+  )
+    warnings.push(
+      `replaces the rollout to ${rollout.toVersion} in progress (${stepName(rollout.step)} ${rollout.state.toLowerCase()})`,
+    );
+  if (proxyChange && input.workloads.length === 0)
+    warnings.push("no meshed workloads: new pods simply get the new version");
+  const restartSeconds = steps.reduce((s, x) => s + x.estimateSeconds, 0);
+  const seconds = cp.seconds + restartSeconds;
+  const basis = input.podStart
+    ? `pods start in ${input.podStart.seconds.toFixed(1)}s here (median of ${input.podStart.samples} meshed pods)`
+    : `no meshed pod to measure: ${ASSUMED_POD_START_SECONDS}s per pod start assumed`;
+  const allowed = cp.allowed;
+  return {
+    mesh: name,
+    allowed,
+    summary: summarise(cp, from, to, steps, allowed, seconds),
+    controlPlane: {
+      from: mesh.status?.version,
+      to: desired.version,
+      change: cp.change,
+      verdict: cp.verdict,
+      reason: cp.reason,
+      steps: cp.steps,
+    },
+    proxies: {
+      from,
+      to,
+      change: proxyChange,
+      warnings,
+      maxConcurrentRestarts: desired.upgrade.maxConcurrentRestarts,
+      stepDeadline: desired.upgrade.stepDeadline,
+      onFailure: desired.upgrade.onFailure,
+      steps,
+      pending: proxyChange ? pendingPods(input.injectedPods) : [],
+      notMeshed: notMeshed(input),
+    },
+    estimate: { seconds: Math.round(seconds), podStartSeconds, basis },
+  };
+}
+
+function summarise(
+  cp: ReturnType<typeof controlPlaneSteps>,
+  from: string,
+  to: string,
+  steps: PlannedStep[],
+  allowed: boolean,
+  seconds: number,
+): string {
+  if (!allowed) return `refused: ${cp.reason}: ${cp.verdict}`;
+  const parts: string[] = [];
+  if (cp.change) parts.push(`control plane → ${cp.to}`);
+  if (from !== to) {
+    const workloads = steps.at(-1)?.workloads.length ?? 0;
+    parts.push(`proxies ${from} → ${to}: ${workloads} workloads in ${steps.length} steps`);
+  }
+  if (parts.length === 0) return "nothing to do";
+  return `${parts.join("; ")}; about ${roughDuration(seconds)}`;
+}
+
+export function roughDuration(seconds: number): string {
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))}s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)}m`;
+  return `${(seconds / 3600).toFixed(1)}h`;
+}
+
+/** The control-plane part, from planControlPlane with a candidate that is not healthy yet. */
+function controlPlaneSteps(mesh: Mesh, desired: MeshSpec, now: Date) {
+  const state: ControlPlaneState = mesh.status?.controlPlane ?? {};
+  const running = state.version;
+  const to = desired.version;
+  const plan = planControlPlane({
+    spec: desired,
+    state,
+    health: () => ({ healthy: false, detail: "not deployed yet" }),
+    now,
+  });
+  const change = running !== undefined && running !== to;
+  const deadline = desired.upgrade.controlPlaneDeadline;
+  if (!change)
+    return {
+      change,
+      allowed: true,
+      to,
+      verdict: "no change",
+      reason: "Unchanged",
+      steps: [] as string[],
+      seconds: 0,
+    };
+  if (plan.phase === "UpgradeBlocked" || plan.phase === "RolledBack")
+    return { change, allowed: false, to, verdict: plan.message, reason: plan.reason, steps: [], seconds: 0 };
+  const [from, next] = [revisionName(running), revisionName(to)];
+  const steps =
+    plan.versions.length > 1
+      ? [
+          `deploy revision ${next} beside ${from} (Services and the injector stay on ${from})`,
+          `wait until every component of ${next} is available (deadline ${deadline}; past it ${next} is deleted and ${running} keeps serving)`,
+          `switch the Services and the injector to ${next}, then delete ${from}`,
+        ]
+      : [`replace revision ${from} with ${next} in place (strategy AllAtOnce; deadline ${deadline})`];
+  const verdict = desired.upgrade.force ? "allowed (spec.upgrade.force)" : "allowed by the skew policy";
+  return { change, allowed: true, to, verdict, reason: "Allowed", steps, seconds: 30 };
+}
+
+/** How long a workload's own rolling update of `pods` takes, in pod starts. */
+function workloadStarts(w: WorkloadView): number {
+  const pods = Math.max(1, w.replicas);
+  if (w.kind !== "Deployment") return pods; // StatefulSets and DaemonSets: one pod at a time
+  return Math.ceil(pods / Math.max(1, Math.ceil(pods * 0.25))); // maxSurge 25%
+}
+
+function gateOf(spec: MeshSpec): string {
+  const a = spec.upgrade.analysis;
+  const pods = `pods Ready, fewer than ${MAX_RESTARTS} restarts`;
+  if (!a.prometheusUrl) return `${a.interval}: ${pods}`;
+  return `${a.interval}: ${pods}; success rate ≥ ${a.minSuccessRate}, p99 ≤ ${a.maxLatencyP99Ratio}× baseline (Prometheus)`;
+}
+
+function proxySteps(spec: MeshSpec, workloads: WorkloadView[], podStart: number): PlannedStep[] {
+  const targets = stepTargets(spec, workloads);
+  const interval = parseDuration(spec.upgrade.analysis.interval) / 1000;
+  const waves = spec.upgrade.strategy === "AllAtOnce" ? [100] : spec.upgrade.waves;
+  const done = new Set<string>();
+  return targets.map((cohort, i) => {
+    const fresh = cohort.filter((w) => !done.has(w.key));
+    for (const w of fresh) done.add(w.key);
+    const rounds = Math.ceil(fresh.length / spec.upgrade.maxConcurrentRestarts);
+    const longest = Math.max(0, ...fresh.map(workloadStarts));
+    const restart = fresh.length === 0 ? 0 : rounds * longest * podStart;
+    const planned = fresh.map((w) => ({
+      kind: w.kind,
+      namespace: w.namespace,
+      name: w.name,
+      pods: [...w.pods.values()].reduce((n, c) => n + c.total, 0),
+    }));
+    return {
+      name: stepName(i),
+      percent:
+        i === 0 ? Math.round((100 * cohort.length) / Math.max(1, workloads.length)) : (waves[i - 1] ?? 100),
+      workloads: planned,
+      pods: planned.reduce((n, w) => n + w.pods, 0),
+      gate: gateOf(spec),
+      estimateSeconds: Math.round(restart + interval),
+    };
+  });
+}
+
+/** Injected pods no workload restart reaches: Job and CronJob pods, bare pods, orphans. */
+function pendingPods(pods: PodView[]): LeftOut[] {
+  const out: LeftOut[] = [];
+  for (const p of pods) {
+    if (p.metadata?.deletionTimestamp || ["Succeeded", "Failed"].includes(p.status?.phase ?? "")) continue;
+    if (ownerWorkload(p)) continue;
+    const owner = p.metadata?.ownerReferences?.find((o) => o.controller);
+    const version = p.metadata?.labels?.[LABELS.proxyVersion];
+    const kind = owner ? `${owner.kind} pod` : "bare pod";
+    out.push({
+      namespace: p.metadata?.namespace ?? "",
+      name: p.metadata?.name ?? "",
+      kind,
+      reason: `not restarted: keeps proxy ${version} until it ${owner?.kind === "Job" ? "ends" : "is re-created"}`,
+    });
+  }
+  return sortLeftOut(out);
+}
+
+/** Pods of meshed namespaces the injector leaves without a proxy, with its own reason. */
+function notMeshed(input: PlanPreviewInput): LeftOut[] {
+  const out: LeftOut[] = [];
+  for (const p of input.otherPods) {
+    if (p.metadata?.deletionTimestamp || ["Succeeded", "Failed"].includes(p.status?.phase ?? "")) continue;
+    const ns = input.namespaceAnnotations.get(p.metadata?.namespace ?? "") ?? {};
+    const decision = decideInjection(p, ns, PROBE_CONFIG);
+    const owner = ownerWorkload(p as PodView);
+    const kind = owner
+      ? owner.kind
+      : (p.metadata?.ownerReferences?.find((o) => o.controller)?.kind ?? "bare pod");
+    out.push({
+      namespace: p.metadata?.namespace ?? "",
+      name: owner ? owner.name : (p.metadata?.name ?? ""),
+      kind,
+      reason: decision.inject
+        ? "has no proxy although it should (started while the injector was down?)"
+        : decision.reason,
+    });
+  }
+  const unique = new Map(out.map((o) => [`${o.kind}/${o.namespace}/${o.name}`, o]));
+  return sortLeftOut([...unique.values()]);
+}
+
+function sortLeftOut(list: LeftOut[]): LeftOut[] {
+  return list.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));
+}
