@@ -11,11 +11,29 @@ import {
   parseCommand,
   programHelp,
 } from "./command-line.ts";
+import {
+  rolloutAbortCommand,
+  rolloutPauseCommand,
+  rolloutResumeCommand,
+  rolloutStatusCommand,
+} from "./rollout/rollout-command.ts";
+import { rotateAnchorCommand } from "./rotate-anchor-command.ts";
+import { statCommand } from "./stat/stat-command.ts";
 import { planCommand } from "./upgrade/plan-command.ts";
 import { EXIT, UsageError } from "./usage-error.ts";
 import { versionCommand } from "./version-command.ts";
 
-export const COMMANDS: CommandSpec[] = [checkCommand, planCommand, versionCommand];
+export const COMMANDS: CommandSpec[] = [
+  checkCommand,
+  planCommand,
+  rolloutStatusCommand,
+  rolloutPauseCommand,
+  rolloutResumeCommand,
+  rolloutAbortCommand,
+  rotateAnchorCommand,
+  statCommand,
+  versionCommand,
+];
 
 /** `kubectl trellis` when kubectl runs this program as its plugin, else `trellis`. */
 export function programName(argv1: string | undefined): string {

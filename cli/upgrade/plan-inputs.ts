@@ -14,8 +14,13 @@ import {
   validateMeshSpec,
 } from "../../api/index.ts";
 import { isNotFound, type ResourceType } from "../../kube/index.ts";
-import { podView, workloadObjectView } from "../../operator/resources.ts";
-import { inventory, type WorkloadKind, type WorkloadObject } from "../../operator/rollout/workloads.ts";
+import { type PodView, podView, workloadObjectView } from "../../operator/resources.ts";
+import {
+  inventory,
+  type WorkloadKind,
+  type WorkloadObject,
+  type WorkloadView,
+} from "../../operator/rollout/workloads.ts";
 import { type Cluster, listAll, TYPES } from "../cluster.ts";
 import type { Flags } from "../command-line.ts";
 import { UsageError } from "../usage-error.ts";
@@ -138,12 +143,10 @@ const WORKLOAD_TYPES: Array<[WorkloadKind, ResourceType]> = [
   ["DaemonSet", TYPES.daemonSet],
 ];
 
-export async function readPlanInputs(
+/** The injected pods and meshed workloads, as the rollout controller's caches and inventory() see them. */
+export async function readFleet(
   cluster: Cluster,
-  mesh: Mesh,
-  desired: MeshSpec,
-  now: Date,
-): Promise<PlanPreviewInput> {
+): Promise<{ pods: V1Pod[]; views: PodView[]; workloads: WorkloadView[] }> {
   const { client } = cluster;
   const pods = await listAll<V1Pod & KubernetesObject>(client, TYPES.pod, {
     labelSelector: LABELS.proxyVersion,
@@ -152,6 +155,17 @@ export async function readPlanInputs(
   for (const [kind, type] of WORKLOAD_TYPES)
     for (const o of await listAll(client, type)) objects.push({ ...workloadObjectView(o), kind });
   const views = pods.map(podView);
+  return { pods, views, workloads: inventory(views, objects) };
+}
+
+export async function readPlanInputs(
+  cluster: Cluster,
+  mesh: Mesh,
+  desired: MeshSpec,
+  now: Date,
+): Promise<PlanPreviewInput> {
+  const { client } = cluster;
+  const { pods, views, workloads } = await readFleet(cluster);
   const namespaces = await listAll<KubernetesObject>(client, TYPES.namespace);
   const namespaceAnnotations = new Map<string, Record<string, string>>();
   const meshed = new Set(pods.map((p) => p.metadata?.namespace ?? ""));
@@ -168,7 +182,7 @@ export async function readPlanInputs(
   return {
     mesh,
     desired,
-    workloads: inventory(views, objects),
+    workloads,
     injectedPods: views,
     otherPods,
     namespaceAnnotations,
