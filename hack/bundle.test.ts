@@ -1,10 +1,14 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { gunzipSync } from "node:zlib";
+import { parse } from "yaml";
 import { bundle } from "./bundle.ts";
+import { readTar } from "./tar-archive.ts";
 
 let dir: string;
 before(async () => {
@@ -23,10 +27,10 @@ const run = (file: string, args: string[], env: Record<string, string> = {}) =>
   });
 
 test("the operator bundle runs under plain node and knows its version", () => {
-  const r = run("trellis.mjs", ["version"]);
+  const r = run("trellis.mjs", ["version", "--client", "-o", "json"]);
   assert.equal(r.status, 0, r.stderr);
   const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
-  assert.equal(r.stdout.trim(), pkg.version);
+  assert.equal(JSON.parse(r.stdout).client, pkg.version);
 });
 
 test("the proxy bundle refuses a bad configuration with exit 2 and says why", () => {
@@ -48,4 +52,30 @@ test("each bundle lists the npm packages inlined in it, and the proxy carries no
   assert.ok(!proxy.some((p) => p.name === "@kubernetes/client-node"));
   assert.ok(operator.some((p) => p.name === "@kubernetes/client-node"));
   assert.ok(operator.every((p) => !["typescript", "tsx", "esbuild"].includes(p.name)));
+});
+
+test("the kubectl plugin is one executable file, in a krew archive whose manifest names its sha256", () => {
+  const r = spawnSync(join(dir, "kubectl-trellis"), ["version", "--client"], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? "" },
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^Client: +trellis \d+\.\d+\.\d+/);
+  const archive = readFileSync(join(dir, "kubectl-trellis.tar.gz"));
+  const [entry, ...more] = readTar(gunzipSync(archive));
+  assert.equal(more.length, 0);
+  assert.equal(entry?.path, "kubectl-trellis");
+  assert.equal((entry?.mode ?? 0) & 0o777, 0o755);
+  assert.deepEqual(entry?.data, readFileSync(join(dir, "kubectl-trellis")));
+  const manifest = parse(readFileSync(join(dir, "krew", "trellis.yaml"), "utf8"));
+  const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+  assert.equal(manifest.kind, "Plugin");
+  assert.equal(manifest.metadata.name, "trellis");
+  assert.equal(manifest.spec.version, `v${pkg.version}`);
+  const [platform] = manifest.spec.platforms;
+  assert.equal(platform.bin, "kubectl-trellis");
+  assert.equal(platform.sha256, createHash("sha256").update(archive).digest("hex"));
+  assert.match(platform.uri, new RegExp(`/v${pkg.version}/kubectl-trellis\\.tar\\.gz$`));
 });
