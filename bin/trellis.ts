@@ -34,7 +34,7 @@ if (command === "operator") {
   }
 } else {
   const io = processIo();
-  process.exitCode = await runCli(process.argv.slice(2), io, programName(process.argv[1]), [
+  process.exitCode = await runCli(process.argv.slice(2), io, programName(process.argv[1], process.env), [
     ...COMMANDS,
     validateCommand,
     operatorCommand,

@@ -36,7 +36,8 @@ export const COMMANDS: CommandSpec[] = [
 ];
 
 /** `kubectl trellis` when kubectl runs this program as its plugin, else `trellis`. */
-export function programName(argv1: string | undefined): string {
+export function programName(argv1: string | undefined, env: NodeJS.ProcessEnv = {}): string {
+  if (env.TRELLIS_PROGRAM === "kubectl trellis") return env.TRELLIS_PROGRAM;
   return /kubectl-trellis(\.m?js)?$/.test(argv1 ?? "") ? "kubectl trellis" : "trellis";
 }
 
