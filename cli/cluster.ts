@@ -139,8 +139,10 @@ export function describeFailure(err: unknown, cluster: Cluster | undefined): str
     switch (err.statusCode) {
       case 401:
         return `the API server refused the credentials of user "${cluster?.user ?? "?"}"${where}: ${err.reason}`;
-      case 403:
-        return `forbidden: user "${cluster?.user ?? "?"}" may not ${verbOf(err.method)} ${resource}${where}; ask for read access (kubectl auth can-i ${verbOf(err.method)} ${resource.split(" ")[0]})`;
+      case 403: {
+        const verb = kubeVerb(err.method, err.path);
+        return `forbidden: ${cluster?.user ? `user "${cluster.user}"` : "you"} may not ${verb} ${resource}${where} (kubectl auth can-i ${verb} ${resource.split(" ")[0]?.split("/")[0]})`;
+      }
       case 404:
         return `${resource} not found${where}`;
       default:
@@ -157,6 +159,16 @@ export function describeFailure(err: unknown, cluster: Cluster | undefined): str
   )
     return `cannot verify the API server's certificate${where}: ${code}`;
   return firstLine(err);
+}
+
+/** The RBAC verb of a request: GET of a collection is list, of an object get. */
+function kubeVerb(method: string, path: string): string {
+  if (method !== "GET")
+    return { POST: "create", PUT: "update", PATCH: "patch", DELETE: "delete" }[method] ?? method;
+  const parts = path.split("?")[0]?.split("/").filter(Boolean) ?? [];
+  const rest = parts[0] === "api" ? parts.slice(2) : parts.slice(3);
+  if (rest[0] === "namespaces" && rest.length > 2) rest.splice(0, 2);
+  return rest.length >= 2 ? "get" : "list";
 }
 
 function verbOf(method: string): string {

@@ -1,0 +1,490 @@
+// kubectl trellis against the real local cluster, one cluster for every command: the operator
+// (with leader election) and the injector as real processes, a meshed mix of workloads on KWOK
+// (Deployments, a StatefulSet, a DaemonSet, a bare pod, an opted-out Deployment, a host-network
+// pod). Golden outputs (tables and JSON) for a healthy mesh, a mesh mid-rollout and a degraded
+// one; `upgrade plan` checked against what the operator then restarts in each step; every
+// failure's exit status; `kubectl trellis version` through the real kubectl with the plugin on
+// PATH. Goldens regenerate with UPDATE_GOLDEN=1; times, ages, hashes and pod-name suffixes are
+// masked (normalise()).
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { runCli } from "../../cli/main.ts";
+import type { UpgradePlan } from "../../cli/upgrade/upgrade-plan.ts";
+import pkg from "../../package.json" with { type: "json" };
+import { repoRoot } from "../cluster/binaries.ts";
+import { writeKubeconfig } from "../cluster/cluster-pki.ts";
+import { freePort, LocalCluster, waitFor } from "../cluster/local-cluster.ts";
+import { ProcessGroup } from "../cluster/process-group.ts";
+import { assertGolden } from "../golden.ts";
+import { installCrds, type OperatorProcess, startInjector, startOperator } from "../operator-process.ts";
+
+const execFileAsync = promisify(execFile);
+const V = pkg.version; // the mesh and proxy version installed
+const GOLDEN = join(repoRoot, "test/integration/testdata/cli");
+
+/** Masks what changes from run to run: times, ages, fingerprints, pod-name suffixes, measured seconds. */
+export function normalise(text: string): string {
+  return text
+    .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, "<time>")
+    .replace(/\b[0-9a-f]{64}\b/g, "<sha256>")
+    .replace(/held by [^,\s]+, renewed \d+s ago/g, "held by <holder>, renewed <age> ago")
+    .replace(
+      /\b([a-z][a-z0-9-]*?)-[bcdfghjklmnpqrstvwxz2456789]{6,10}-[bcdfghjklmnpqrstvwxz2456789]{5}\b/g,
+      "$1-<hash>",
+    )
+    .replace(/\b(agent)-[bcdfghjklmnpqrstvwxz2456789]{5}\b/g, "$1-<hash>")
+    .replace(/\d+s left/g, "<n>s left")
+    .replace(/deadline in \d+s/g, "deadline in <n>s")
+    .replace(/for \d+[smh]\b/g, "for <age>")
+    .replace(/(about|~)\d+(\.\d+)?[smh]\b/g, "$1<t>")
+    .replace(
+      /start in [\d.]+s here \(median of \d+ meshed pods\)/g,
+      "start in <t>s here (median of <n> meshed pods)",
+    )
+    .replace(
+      /"(estimateSeconds|seconds|podStartSeconds|analysisLeftSeconds|restartDeadlineLeftSeconds)": [\d.]+/g,
+      '"$1": "<n>"',
+    )
+    .replace(/(about|~)<t>"/g, '$1<t>"');
+}
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+describe("kubectl trellis on a real cluster", { timeout: 600_000 }, () => {
+  let cluster: LocalCluster;
+  let operator: OperatorProcess;
+  const group = new ProcessGroup();
+  let env: NodeJS.ProcessEnv;
+
+  /** The command line in this process, as the plugin runs it. */
+  async function cli(...argv: string[]): Promise<Run> {
+    let out = "";
+    let err = "";
+    const code = await runCli(
+      argv,
+      { out: (t) => (out += t), err: (t) => (err += t), isTTY: false, env },
+      "kubectl trellis",
+    );
+    return { code, out, err };
+  }
+  const golden = (name: string, text: string) => assertGolden(join(GOLDEN, name), normalise(text));
+  const mesh = () =>
+    JSON.parse(cluster.kubectl(["get", "mesh", "default", "-o", "json"])) as {
+      status?: {
+        rollout?: { state?: string; step?: number; toVersion?: string };
+        proxies?: { summary?: string };
+      };
+    };
+  const patchMesh = (patch: unknown) =>
+    cluster.kubectl(["patch", "mesh", "default", "--type=merge", "-p", JSON.stringify(patch)]);
+
+  before(async () => {
+    cluster = await LocalCluster.start({ nodes: 3 });
+    env = { KUBECONFIG: cluster.kubeconfigPath, HOME: cluster.dir, PATH: process.env.PATH };
+    await installCrds(cluster);
+    const port = await freePort();
+    operator = await startOperator(cluster, [`--injector-url=https://127.0.0.1:${port}/inject`]);
+    cluster.kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: trellis.dev/v1alpha1
+kind: Mesh
+metadata: { name: default }
+spec:
+  version: ${V}
+  upgrade: { canary: { percent: 20 }, waves: [50, 100], maxConcurrentRestarts: 10, analysis: { interval: 2s }, stepDeadline: 60s }
+`,
+    );
+    await cluster.kubectlAsync(["wait", "--for=condition=Ready", "--timeout=90s", "mesh/default"]);
+    await startInjector(cluster, group, port);
+    for (const ns of ["shop", "bank"]) {
+      cluster.kubectl(["create", "namespace", ns]);
+      cluster.kubectl(["annotate", "namespace", ns, "trellis.dev/inject=enabled"]);
+    }
+    await new Promise((r) => setTimeout(r, 1500)); // the injector's namespace watch
+    cluster.kubectl(["apply", "-f", "-"], WORKLOADS);
+    await waitFor(async () => mesh().status?.proxies?.summary === "14/14", 90_000, "14 injected pods").catch(
+      (e: Error) => {
+        throw new Error(`${e.message}: ${cluster.kubectl(["get", "pods", "-A", "--show-labels"])}`);
+      },
+    );
+    await waitFor(async () => (await cli("check", "--proxies")).code === 0, 60_000, "a healthy check");
+  });
+  after(async () => {
+    await group.stop();
+    await operator?.stop();
+    await cluster?.stop();
+  });
+
+  it("kubectl trellis version runs through the real kubectl with the plugin on PATH", async () => {
+    const bin = join(cluster.dir, "plugin-bin");
+    mkdirSync(bin);
+    symlinkSync(join(repoRoot, "bin", "kubectl-trellis"), join(bin, "kubectl-trellis"));
+    const pathEnv = {
+      ...process.env,
+      KUBECONFIG: cluster.kubeconfigPath,
+      PATH: `${bin}:${process.env.PATH}`,
+    };
+    const { stdout } = await execFileAsync(cluster.binaries.kubectl, ["trellis", "version"], {
+      env: pathEnv,
+    });
+    assert.match(
+      stdout,
+      new RegExp(
+        `^Client: +trellis ${V}\\nKubernetes: +v1\\.\\d+\\.\\d+\\nOperator: +${V}\\nMesh default: control plane ${V}, proxies ${V} \\(13/13 up to date\\)\\n$`,
+      ),
+    );
+    const plugins = await execFileAsync(cluster.binaries.kubectl, ["plugin", "list"], { env: pathEnv }).catch(
+      (e: { stdout: string }) => e,
+    );
+    assert.match(plugins.stdout, /kubectl-trellis/);
+    const help = await execFileAsync(cluster.binaries.kubectl, ["trellis", "upgrade", "plan", "--help"], {
+      env: pathEnv,
+    });
+    assert.match(help.stdout, /Usage: kubectl trellis upgrade plan \[flags\]/);
+  });
+
+  it("checks a healthy mesh: every check passes, exit 0", async () => {
+    const table = await cli("check", "--proxies");
+    assert.equal(table.code, 0, table.out + table.err);
+    golden("check-healthy.txt", table.out);
+    const json = await cli("check", "--proxies", "-o", "json");
+    golden("check-healthy.json", json.out);
+    assert.equal(JSON.parse(json.out).summary.failures, 0);
+    golden("rollout-status-none.txt", (await cli("rollout", "status")).out);
+    // Certificates print readable dates, not <invalid>.
+    const certs = cluster.kubectl(["get", "certificates", "-A", "-o", "wide"]);
+    assert.doesNotMatch(certs, /<invalid>/);
+    assert.match(
+      certs,
+      /trellis-identity-issuer\s+Issuer\s+True\s+\S+\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+\d{4}-/,
+    );
+  });
+
+  it("plans a proxy rollout, and the operator restarts exactly the workloads the plan lists, step by step", async () => {
+    const table = await cli("upgrade", "plan", "--proxy-version", "0.2.0");
+    assert.equal(table.code, 0, table.err);
+    golden("plan-proxy.txt", table.out);
+    const json = await cli("upgrade", "plan", "--proxy-version", "0.2.0", "-o", "json");
+    golden("plan-proxy.json", json.out);
+    const plan = JSON.parse(json.out) as UpgradePlan;
+    assert.deepEqual(
+      plan.proxies.steps.map((s) => s.workloads.length),
+      [2, 2, 4],
+      "20% of 8 workloads, then up to 50% and 100%",
+    );
+    patchMesh({ spec: { proxy: { version: "0.2.0" } } });
+    await waitFor(async () => mesh().status?.rollout?.state === "Complete", 120_000, "rollout complete");
+    // Every restart of a step carries that step's start time (trellis.dev/restarted-at).
+    const restarted = new Map<string, string[]>();
+    for (const kind of ["deployments", "statefulsets", "daemonsets"]) {
+      const out = cluster.kubectl([
+        "get",
+        kind,
+        "-A",
+        "-o",
+        `jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {.spec.template.metadata.annotations.trellis\\.dev/restarted-at}{'\\n'}{end}`,
+      ]);
+      for (const line of out.trim().split("\n")) {
+        const [name, at] = line.split(" ");
+        if (!at || !name || name.startsWith("trellis-system/")) continue;
+        const k =
+          kind === "deployments" ? "Deployment" : kind === "statefulsets" ? "StatefulSet" : "DaemonSet";
+        restarted.set(at, [...(restarted.get(at) ?? []), `${k}/${name}`].sort());
+      }
+    }
+    const actual = [...restarted.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, w]) => w);
+    const planned = plan.proxies.steps
+      .map((s) => s.workloads.map((w) => `${w.kind}/${w.namespace}/${w.name}`).sort())
+      .filter((s) => s.length > 0);
+    assert.deepEqual(actual, planned);
+  });
+
+  it("shows a mesh mid-rollout: the step, the countdown, the gate; pause, resume and abort", async () => {
+    patchMesh({ spec: { proxy: { version: "0.2.1" }, upgrade: { analysis: { interval: "10m" } } } });
+    await waitFor(async () => mesh().status?.rollout?.state === "Analysing", 60_000, "the canary analysing");
+    const status = await cli("rollout", "status");
+    assert.equal(status.code, 0, status.err);
+    golden("rollout-status-analysing.txt", status.out);
+    golden("rollout-status-analysing.json", (await cli("rollout", "status", "-o", "json")).out);
+    const check = await cli("check", "--proxies");
+    assert.equal(check.code, 0, check.out);
+    golden("check-mid-rollout.txt", check.out);
+    const pause = await cli("rollout", "pause");
+    assert.equal(pause.code, 0, pause.err);
+    assert.equal(
+      pause.out,
+      `Mesh default patched: kubectl patch mesh default --type=merge -p '{"spec":{"upgrade":{"paused":true}}}'\n`,
+    );
+    await waitFor(async () => mesh().status?.rollout?.state === "Paused", 30_000, "paused");
+    const paused = await cli("check");
+    assert.match(
+      paused.out,
+      /‼ proxy rollout 0\.2\.0 → 0\.2\.1, canary paused\n {6}hint: kubectl trellis rollout resume/,
+    );
+    assert.equal((await cli("rollout", "resume")).code, 0);
+    await waitFor(async () => mesh().status?.rollout?.state === "Analysing", 30_000, "analysing again");
+    const abort = await cli("rollout", "abort");
+    assert.equal(abort.code, 0, abort.err);
+    await waitFor(async () => mesh().status?.rollout?.state === "Complete", 60_000, "reverted");
+    assert.equal(mesh().status?.rollout?.toVersion, "0.2.0");
+    const again = await cli("rollout", "abort");
+    assert.deepEqual(
+      [again.code, again.err],
+      [1, "kubectl trellis rollout abort: no proxy rollout in progress to abort\n"],
+    );
+    patchMesh({ spec: { upgrade: { analysis: { interval: "2s" } } } });
+  });
+
+  it("refuses what the operator would refuse, and bad input, with the documented exit status", async () => {
+    const skip = await cli("upgrade", "plan", "--version", "0.3.0");
+    assert.equal(skip.code, 1, skip.out);
+    golden("plan-refused.txt", skip.out);
+    const cases: Array<[string[], number, RegExp]> = [
+      [
+        ["upgrade", "plan", "--proxy-version", "latest"],
+        2,
+        /--proxy-version "latest" is not a semantic version/,
+      ],
+      [["upgrade", "plan"], 2, /say what changes/],
+      [["upgrade", "plan", "--bogus"], 2, /unknown flag --bogus/],
+      [["upgrade", "plan", "-f", join(repoRoot, "package.json")], 2, /holds no Mesh/],
+      [["upgrade", "plan", "-f", "/nonexistent.yaml"], 2, /cannot read \/nonexistent\.yaml: ENOENT/],
+      [["stat", "a/b/c"], 2, /is not namespace or namespace\/workload/],
+      [["stat", "--window", "soon"], 2, /is not a duration/],
+      [["rollout", "status", "--mesh", "nope"], 1, /Mesh "nope" does not exist/],
+    ];
+    const notMesh = join(cluster.dir, "certificate.yaml");
+    writeFileSync(
+      notMesh,
+      "apiVersion: trellis.dev/v1alpha1\nkind: Certificate\nmetadata: { name: x }\nspec: {}\n",
+    );
+    cases.push([
+      ["upgrade", "plan", "-f", notMesh],
+      2,
+      /holds no Mesh \(apiVersion trellis\.dev\/v1alpha1, kind Mesh\)/,
+    ]);
+    for (const [argv, code, message] of cases) {
+      const r = await cli(...argv);
+      assert.equal(r.code, code, `${argv.join(" ")}: ${r.err}`);
+      assert.match(r.err, message, argv.join(" "));
+      assert.equal(r.err.trim().split("\n").length, 1, `one line: ${r.err}`);
+      assert.doesNotMatch(r.err, /\n\s+at /, "no stack trace");
+    }
+  });
+
+  it("says in one line when no cluster is reachable or the user may not read pods", async () => {
+    const closed = join(cluster.dir, "closed.kubeconfig");
+    writeKubeconfig(closed, `https://127.0.0.1:${await freePort()}`, cluster.pki.caCert, {
+      name: "admin",
+      certPath: cluster.pki.adminCert,
+      keyPath: cluster.pki.adminKey,
+    });
+    const down = await cli("check", "--kubeconfig", closed);
+    assert.equal(down.code, 1);
+    assert.match(
+      down.err,
+      /^kubectl trellis check: no cluster reachable \(context "[^"]+", https:\/\/127\.0\.0\.1:\d+\): ECONNREFUSED\n$/,
+    );
+    // A user who may read Meshes but not pods.
+    cluster.kubectl(["create", "serviceaccount", "viewer", "-n", "default"]);
+    cluster.kubectl([
+      "create",
+      "clusterrole",
+      "mesh-viewer",
+      "--verb=get,list",
+      "--resource=meshes.trellis.dev",
+    ]);
+    cluster.kubectl([
+      "create",
+      "clusterrolebinding",
+      "mesh-viewer",
+      "--clusterrole=mesh-viewer",
+      "--serviceaccount=default:viewer",
+    ]);
+    const token = cluster.kubectl(["create", "token", "viewer", "-n", "default"]).trim();
+    const limited = join(cluster.dir, "viewer.kubeconfig");
+    writeFileSync(
+      limited,
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Config",
+        clusters: [
+          { name: "local", cluster: { server: cluster.server, "certificate-authority": cluster.pki.caCert } },
+        ],
+        users: [{ name: "viewer", user: { token } }],
+        contexts: [{ name: "viewer", context: { cluster: "local", user: "viewer" } }],
+        "current-context": "viewer",
+      }),
+    );
+    const denied = await cli("upgrade", "plan", "--proxy-version", "0.2.1", "--kubeconfig", limited);
+    assert.equal(denied.code, 1, denied.out);
+    assert.equal(
+      denied.err,
+      `kubectl trellis upgrade plan: forbidden: user "viewer" may not list pods (context "viewer", ${cluster.server}) (kubectl auth can-i list pods)\n`,
+    );
+  });
+
+  it("checks a degraded mesh: a control-plane pod not ready, a certificate a day from expiry, a pod without a proxy, a proxy outside the skew policy", async () => {
+    // A control-plane pod whose container never becomes ready (KWOK's never-ready stage).
+    const identityPod = cluster
+      .kubectl([
+        "-n",
+        "trellis-system",
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/component=identity",
+        "-o",
+        "name",
+      ])
+      .trim();
+    cluster.kubectl([
+      "-n",
+      "trellis-system",
+      "set",
+      "image",
+      identityPod,
+      "identity=localhost/never-ready:1",
+    ]);
+    // A serving certificate that lives 30 hours.
+    cluster.kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: trellis.dev/v1alpha1
+kind: Certificate
+metadata: { name: short-lived, namespace: trellis-system }
+spec: { type: Serving, secretName: short-lived-tls, duration: 30h, issuerRef: { name: trellis-identity-issuer }, dnsNames: [short.example] }
+`,
+    );
+    // Pods that started before their namespace was meshed, and a proxy two minor releases ahead.
+    cluster.kubectl(["create", "namespace", "late"]);
+    cluster.kubectl(["-n", "late", "create", "deployment", "early", "--image=localhost/app:1"]);
+    await cluster.kubectlAsync(["-n", "late", "rollout", "status", "deployment/early", "--timeout=60s"]);
+    cluster.kubectl(["annotate", "namespace", "late", "trellis.dev/inject=enabled"]);
+    cluster.kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: v1
+kind: Pod
+metadata: { name: skewed, namespace: shop, annotations: { trellis.dev/proxy-version: "0.4.0" } }
+spec: { containers: [{ name: app, image: localhost/app:1 }] }
+`,
+    );
+    await waitFor(
+      async () => {
+        const r = await cli("check", "--proxies");
+        return (
+          r.out.includes("identity 0/1") &&
+          r.out.includes("serving trellis-system/short-lived expires in 30h") &&
+          r.out.includes("0.4.0 ×1") &&
+          r.out.includes("late/early") &&
+          r.out.includes("not Ready")
+        );
+      },
+      90_000,
+      "the degraded mesh",
+    );
+    const table = await cli("check", "--proxies");
+    assert.equal(table.code, 1);
+    golden("check-degraded.txt", table.out);
+    golden("check-degraded.json", (await cli("check", "--proxies", "-o", "json")).out);
+  });
+});
+
+const WORKLOADS = `
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web, namespace: shop, labels: { app: web } }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: web } }
+  template: { metadata: { labels: { app: web } }, spec: { containers: [{ name: web, image: localhost/app:1, ports: [{ containerPort: 8080 }] }] } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: api, namespace: shop, labels: { app: api } }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: api } }
+  template: { metadata: { labels: { app: api } }, spec: { containers: [{ name: api, image: localhost/app:1, ports: [{ containerPort: 8080 }] }] } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: cart, namespace: shop, labels: { app: cart } }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: cart } }
+  template: { metadata: { labels: { app: cart } }, spec: { containers: [{ name: cart, image: localhost/app:1 }] } }
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: { name: db, namespace: shop, labels: { app: db } }
+spec:
+  replicas: 2
+  serviceName: db
+  selector: { matchLabels: { app: db } }
+  template: { metadata: { labels: { app: db } }, spec: { containers: [{ name: db, image: localhost/db:1 }] } }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: debug, namespace: shop }
+spec: { containers: [{ name: debug, image: localhost/app:1 }] }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: legacy, namespace: shop, labels: { app: legacy } }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: legacy } }
+  template: { metadata: { labels: { app: legacy }, annotations: { trellis.dev/inject: disabled } }, spec: { containers: [{ name: legacy, image: localhost/app:1 }] } }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: node-exporter, namespace: bank }
+spec: { hostNetwork: true, containers: [{ name: exporter, image: localhost/app:1 }] }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: ledger, namespace: bank, labels: { app: ledger } }
+spec:
+  replicas: 2
+  selector: { matchLabels: { app: ledger } }
+  template: { metadata: { labels: { app: ledger } }, spec: { containers: [{ name: ledger, image: localhost/app:1 }] } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: payments, namespace: bank, labels: { app: payments } }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: payments } }
+  template: { metadata: { labels: { app: payments } }, spec: { containers: [{ name: payments, image: localhost/app:1 }] } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: fraud, namespace: bank, labels: { app: fraud } }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: fraud } }
+  template: { metadata: { labels: { app: fraud } }, spec: { containers: [{ name: fraud, image: localhost/app:1 }] } }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: reports, namespace: bank, labels: { app: reports } }
+spec:
+  replicas: 0
+  selector: { matchLabels: { app: reports } }
+  template: { metadata: { labels: { app: reports } }, spec: { containers: [{ name: reports, image: localhost/app:1 }] } }
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: { name: agent, namespace: bank, labels: { app: agent } }
+spec:
+  selector: { matchLabels: { app: agent } }
+  template: { metadata: { labels: { app: agent } }, spec: { containers: [{ name: agent, image: localhost/agent:1 }] } }
+`;
