@@ -129,6 +129,13 @@ function anchorCheck(proxies: V1Pod[], mesh: Mesh | undefined): CheckResult {
   const lacking = reported.filter((p) => !reportOf(p).trusted.includes(anchor));
   const unreported = proxies.length - reported.length;
   const note = unreported > 0 ? ` (${unreported} not reported yet)` : "";
+  if (reported.length === 0)
+    return {
+      group,
+      id,
+      status: "ok",
+      message: `no proxy has reported its trust bundle yet (${plural(proxies.length, "proxy", "proxies")} running)`,
+    };
   if (lacking.length === 0)
     return {
       group,

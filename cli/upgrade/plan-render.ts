@@ -4,21 +4,25 @@
 import { PLAIN, renderTable, type Style } from "../output.ts";
 import { roughDuration, type UpgradePlan } from "./upgrade-plan.ts";
 
+/** A table indented under its section, without its trailing newline. */
+const table = (headers: string[], rows: string[][]) =>
+  renderTable(headers, rows)
+    .trimEnd()
+    .split("\n")
+    .map((l) => `  ${l}`)
+    .join("\n");
+
 export function renderPlan(plan: UpgradePlan, style: Style = PLAIN): string {
-  const out: string[] = [];
   const verdict = plan.allowed ? style.ok("allowed") : style.bad("refused");
-  out.push(
+  const out = [
     `${style.bold(`Upgrade plan for Mesh ${plan.mesh}`)} (a preview: nothing changes)`,
     `Verdict: ${verdict}: ${plan.summary}`,
     "",
-  );
-  const cp = plan.controlPlane;
-  out.push(
     style.bold("Control plane"),
-    cp.change
-      ? `  ${cp.from} → ${cp.to}: ${plan.allowed ? cp.verdict : `${cp.reason}: ${cp.verdict}`}`
-      : `  stays on ${cp.from ?? cp.to}`,
-  );
+  ];
+  const cp = plan.controlPlane;
+  if (!cp.change) out.push(`  stays on ${cp.from ?? cp.to}`);
+  else out.push(`  ${cp.from} → ${cp.to}: ${plan.allowed ? cp.verdict : `${cp.reason}: ${cp.verdict}`}`);
   cp.steps.forEach((s, i) => {
     out.push(`  ${i + 1}. ${s}`);
   });
@@ -31,8 +35,7 @@ export function renderPlan(plan: UpgradePlan, style: Style = PLAIN): string {
     );
     for (const w of p.warnings) out.push(`  ${style.warn("‼")} ${w}`);
     if (p.steps.length > 0) {
-      out.push("");
-      const rows = p.steps.map((s) => [
+      const steps = p.steps.map((s) => [
         s.name,
         `${s.percent}%`,
         String(s.workloads.length),
@@ -40,44 +43,26 @@ export function renderPlan(plan: UpgradePlan, style: Style = PLAIN): string {
         s.gate,
         `~${roughDuration(s.estimateSeconds)}`,
       ]);
-      out.push(indent(renderTable(["STEP", "UPTO", "WORKLOADS", "PODS", "ANALYSIS GATE", "TIME"], rows)));
+      out.push("", table(["STEP", "UPTO", "WORKLOADS", "PODS", "ANALYSIS GATE", "TIME"], steps));
       const workloads = p.steps.flatMap((s) =>
         s.workloads.map((w) => [s.name, w.kind, `${w.namespace}/${w.name}`, String(w.pods)]),
       );
-      if (workloads.length > 0)
-        out.push(indent(renderTable(["STEP", "KIND", "WORKLOAD", "PODS"], workloads)));
+      if (workloads.length > 0) out.push("", table(["STEP", "KIND", "WORKLOAD", "PODS"], workloads));
     }
     if (p.pending.length > 0) {
-      out.push(style.bold("  Not restarted by the rollout"));
-      out.push(
-        indent(
-          renderTable(
-            ["POD", "OWNER", "WHY"],
-            p.pending.map((l) => [`${l.namespace}/${l.name}`, l.kind, l.reason]),
-          ),
-        ),
-      );
+      const rows = p.pending.map((l) => [`${l.namespace}/${l.name}`, l.kind, l.reason]);
+      out.push("", style.bold("  Not restarted by the rollout"), table(["POD", "OWNER", "WHY"], rows));
     }
   }
   if (p.notMeshed.length > 0) {
-    out.push(style.bold("  Without a proxy in meshed namespaces"));
+    const rows = p.notMeshed.map((l) => [`${l.namespace}/${l.name}`, l.kind, l.reason]);
     out.push(
-      indent(
-        renderTable(
-          ["WORKLOAD", "KIND", "WHY"],
-          p.notMeshed.map((l) => [`${l.namespace}/${l.name}`, l.kind, l.reason]),
-        ),
-      ),
+      "",
+      style.bold("  Without a proxy in meshed namespaces"),
+      table(["WORKLOAD", "KIND", "WHY"], rows),
     );
   }
   if (plan.allowed && (cp.change || p.change))
-    out.push(`Estimate: about ${roughDuration(plan.estimate.seconds)} (${plan.estimate.basis})`);
-  return `${out.join("\n").replace(/\n+$/, "")}\n`;
-}
-
-function indent(block: string): string {
-  return block
-    .split("\n")
-    .map((l) => (l ? `  ${l}` : l))
-    .join("\n");
+    out.push("", `Estimate: about ${roughDuration(plan.estimate.seconds)} (${plan.estimate.basis})`);
+  return `${out.join("\n")}\n`;
 }

@@ -168,11 +168,11 @@ function summarise(
   allowed: boolean,
   seconds: number,
 ): string {
-  if (!allowed) return `refused: ${cp.reason}: ${cp.verdict}`;
+  if (!allowed) return `${cp.reason}: ${cp.verdict}`;
   const parts: string[] = [];
   if (cp.change) parts.push(`control plane → ${cp.to}`);
   if (from !== to) {
-    const workloads = steps.at(-1)?.workloads.length ?? 0;
+    const workloads = steps.reduce((n, s) => n + s.workloads.length, 0);
     parts.push(`proxies ${from} → ${to}: ${workloads} workloads in ${steps.length} steps`);
   }
   if (parts.length === 0) return "nothing to do";

@@ -21,6 +21,7 @@ import { freePort, LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { ProcessGroup } from "../cluster/process-group.ts";
 import { assertGolden } from "../golden.ts";
 import { installCrds, type OperatorProcess, startInjector, startOperator } from "../operator-process.ts";
+import { prometheusValue, startPrometheus, startProxiedApp } from "../proxy-process.ts";
 
 const execFileAsync = promisify(execFile);
 const V = pkg.version; // the mesh and proxy version installed
@@ -40,7 +41,7 @@ export function normalise(text: string): string {
     .replace(/\d+s left/g, "<n>s left")
     .replace(/deadline in \d+s/g, "deadline in <n>s")
     .replace(/for \d+[smh]\b/g, "for <age>")
-    .replace(/(about|~)\d+(\.\d+)?[smh]\b/g, "$1<t>")
+    .replace(/(about |~)\d+(\.\d+)?[smh]\b/g, "$1<t>")
     .replace(
       /start in [\d.]+s here \(median of \d+ meshed pods\)/g,
       "start in <t>s here (median of <n> meshed pods)",
@@ -49,7 +50,7 @@ export function normalise(text: string): string {
       /"(estimateSeconds|seconds|podStartSeconds|analysisLeftSeconds|restartDeadlineLeftSeconds)": [\d.]+/g,
       '"$1": "<n>"',
     )
-    .replace(/(about|~)<t>"/g, '$1<t>"');
+    .replace(/"summary": "(.*); about <t>"/g, '"summary": "$1; about <t>"');
 }
 
 interface Run {
@@ -138,7 +139,7 @@ spec:
     assert.match(
       stdout,
       new RegExp(
-        `^Client: +trellis ${V}\\nKubernetes: +v1\\.\\d+\\.\\d+\\nOperator: +${V}\\nMesh default: control plane ${V}, proxies ${V} \\(13/13 up to date\\)\\n$`,
+        `^Client: +trellis ${V}\\nKubernetes: +v1\\.\\d+\\.\\d+\\nOperator: +${V}\\nMesh default: control plane ${V}, proxies ${V} \\(14/14 up to date\\)\\n$`,
       ),
     );
     const plugins = await execFileAsync(cluster.binaries.kubectl, ["plugin", "list"], { env: pathEnv }).catch(
@@ -164,7 +165,7 @@ spec:
     assert.doesNotMatch(certs, /<invalid>/);
     assert.match(
       certs,
-      /trellis-identity-issuer\s+Issuer\s+True\s+\S+\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+\d{4}-/,
+      /trellis-identity-issuer\s+Issuer\s+True\s+\S+\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\s+\d{4}-/,
     );
   });
 
@@ -241,6 +242,101 @@ spec:
       [1, "kubectl trellis rollout abort: no proxy rollout in progress to abort\n"],
     );
     patchMesh({ spec: { upgrade: { analysis: { interval: "2s" } } } });
+  });
+
+  it("stat: golden metrics of a known traffic pattern through real proxies, from a real Prometheus", async () => {
+    // shop/web's two pods are KWOK pods (no process runs them); two real proxies on loopback, in
+    // front of applications failing 10 of every 100 requests, stand for their sidecars, and
+    // Prometheus labels their series with those pods' names as Kubernetes discovery would.
+    const webPods = cluster
+      .kubectl(["-n", "shop", "get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"])
+      .split(" ");
+    assert.equal(webPods.length, 2);
+    const proxies = [
+      await startProxiedApp(group, cluster.dir, "web-0", 0.1),
+      await startProxiedApp(group, cluster.dir, "web-1", 0.1),
+    ];
+    const prom = await startPrometheus(
+      group,
+      cluster.dir,
+      proxies.map((p, i) => ({ admin: p.admin, labels: { namespace: "shop", pod: webPods[i] as string } })),
+    );
+    let sent = 0;
+    const started = Date.now();
+    const traffic = setInterval(() => {
+      for (const p of proxies) {
+        sent++;
+        void fetch(`http://127.0.0.1:${p.inbound}/`)
+          .then((r) => r.arrayBuffer())
+          .catch(() => {});
+      }
+    }, 50);
+    try {
+      // 20 s of steady traffic, all of it scraped.
+      await waitFor(async () => Date.now() - started > 20_000, 60_000, "20 s of traffic", 1000);
+      await waitFor(
+        async () => (await prometheusValue(prom, "count(request_total)")) >= 4,
+        30_000,
+        "scrapes",
+      );
+      const r = await cli(
+        "stat",
+        "shop/web",
+        "--prometheus-url",
+        `http://127.0.0.1:${prom}`,
+        "--window",
+        "10s",
+        "-o",
+        "json",
+      );
+      assert.equal(r.code, 0, r.err);
+      const rate = (sent * 1000) / (Date.now() - started);
+      const rows = JSON.parse(r.out).rows as Array<{
+        workload: string;
+        direction: string;
+        meshedPods: number;
+        totalPods: number;
+        figures: {
+          successRate: number;
+          rps: number;
+          requests: number;
+          p50Ms: number;
+          p99Ms: number;
+          mtlsShare: number;
+        };
+      }>;
+      const inbound = rows.find((x) => x.direction === "inbound");
+      assert.equal(inbound?.workload, "deployment/web");
+      assert.deepEqual([inbound?.meshedPods, inbound?.totalPods], [2, 2]);
+      const f = inbound?.figures;
+      assert.ok(f && Math.abs(f.successRate - 0.9) < 0.03, `success rate ${f?.successRate} ≈ 0.90`);
+      assert.ok(
+        f && Math.abs(f.rps - rate) / rate < 0.25,
+        `${f?.rps} requests/s ≈ the ${rate.toFixed(1)} sent`,
+      );
+      assert.equal(f?.mtlsShare, 0, "plaintext to the inbound proxy");
+      assert.ok(f && f.p50Ms > 0 && f.p50Ms <= f.p99Ms && f.p99Ms < 1000, JSON.stringify(f));
+      assert.equal(rows.find((x) => x.direction === "outbound")?.figures.requests, 0);
+      const table = await cli(
+        "stat",
+        "shop/web",
+        "--prometheus-url",
+        `http://127.0.0.1:${prom}`,
+        "--window",
+        "10s",
+      );
+      assert.match(
+        table.out,
+        /^NAMESPACE\s+WORKLOAD\s+DIRECTION\s+MESHED\s+SUCCESS\s+RPS\s+REQUESTS\s+P50\s+P95\s+P99\s+MTLS\n/,
+      );
+      assert.match(
+        table.out,
+        /\nshop\s+deployment\/web\s+inbound\s+2\/2\s+(8[7-9]|9[0-3])\.\d\d%\s+[\d.]+\s+\d+\s+[\d.]+ms/,
+      );
+      assert.match(table.out, new RegExp(`from Prometheus http://127\\.0\\.0\\.1:${prom}, window 10s`));
+    } finally {
+      clearInterval(traffic);
+    }
   });
 
   it("refuses what the operator would refuse, and bad input, with the documented exit status", async () => {
@@ -333,7 +429,7 @@ spec:
   });
 
   it("checks a degraded mesh: a control-plane pod not ready, a certificate a day from expiry, a pod without a proxy, a proxy outside the skew policy", async () => {
-    // A control-plane pod whose container never becomes ready (KWOK's never-ready stage).
+    // A control-plane pod whose container stopped being ready.
     const identityPod = cluster
       .kubectl([
         "-n",
@@ -353,6 +449,16 @@ spec:
       "image",
       identityPod,
       "identity=localhost/never-ready:1",
+    ]);
+    // KWOK sets a pod with that image Ready again never; its current status says not ready.
+    cluster.kubectl([
+      "-n",
+      "trellis-system",
+      "patch",
+      identityPod,
+      "--subresource=status",
+      "-p",
+      '{"status":{"conditions":[{"type":"Ready","status":"False","reason":"ContainersNotReady"}]}}',
     ]);
     // A serving certificate that lives 30 hours.
     cluster.kubectl(
@@ -389,7 +495,9 @@ spec: { containers: [{ name: app, image: localhost/app:1 }] }
       },
       90_000,
       "the degraded mesh",
-    );
+    ).catch(async (e: Error) => {
+      throw new Error(`${e.message}:\n${(await cli("check", "--proxies")).out}`);
+    });
     const table = await cli("check", "--proxies");
     assert.equal(table.code, 1);
     golden("check-degraded.txt", table.out);
