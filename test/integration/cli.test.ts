@@ -67,11 +67,14 @@ describe("kubectl trellis on a real cluster", { timeout: 600_000 }, () => {
 
   /** The command line in this process, as the plugin runs it. */
   async function cli(...argv: string[]): Promise<Run> {
+    return cliOn(false, argv);
+  }
+  async function cliOn(isTTY: boolean, argv: string[]): Promise<Run> {
     let out = "";
     let err = "";
     const code = await runCli(
       argv,
-      { out: (t) => (out += t), err: (t) => (err += t), isTTY: false, env },
+      { out: (t) => (out += t), err: (t) => (err += t), isTTY, env },
       "kubectl trellis",
     );
     return { code, out, err };
@@ -182,7 +185,17 @@ spec:
       "20% of 8 workloads, then up to 50% and 100%",
     );
     patchMesh({ spec: { proxy: { version: "0.2.0" } } });
-    await waitFor(async () => mesh().status?.rollout?.state === "Complete", 120_000, "rollout complete");
+    await waitFor(async () => mesh().status?.rollout?.toVersion === "0.2.0", 30_000, "the rollout to start");
+    // Followed live, as on a terminal: the view is redrawn in place until the rollout ends.
+    const watched = await cliOn(true, ["rollout", "status", "--watch", "--interval", "0.5", "--no-color"]);
+    assert.equal(watched.code, 0, watched.err);
+    assert.match(watched.out.replaceAll("\u001b", "ESC"), /ESC\[\d+AESC\[J/, "redrawn in place");
+    assert.match(watched.out, /canary\s+2\s+\d\/2\s+(restarting|analysing)/);
+    assert.match(
+      watched.out,
+      /Mesh default: proxy rollout 0\.1\.0 → 0\.2\.0 complete\n[\s\S]*wave 2\s+4\s+4\/4\s+passed\nOperator: all 8 workloads on 0\.2\.0\n$/,
+    );
+    assert.equal(mesh().status?.rollout?.state, "Complete");
     // Every restart of a step carries that step's start time (trellis.dev/restarted-at).
     const restarted = new Map<string, string[]>();
     for (const kind of ["deployments", "statefulsets", "daemonsets"]) {
