@@ -6,6 +6,7 @@
 // of the window. Pods that cannot be reached are named, not fatal.
 import type { V1Pod } from "@kubernetes/client-node";
 import { PORTS } from "../../controlplane/injector/inject.ts";
+import { ApiError } from "../../kube/index.ts";
 import type { Cluster } from "../cluster.ts";
 import { describeFailure } from "../cluster.ts";
 import { difference, parseExposition, type Sample, type Traffic, trafficOf } from "./traffic.ts";
@@ -43,12 +44,21 @@ async function scrapeOnce(cluster: Cluster, pods: V1Pod[]): Promise<Map<string, 
         });
         out.set(key(pod), trafficOf(parseExposition(text)));
       } catch (err) {
-        out.set(key(pod), describeFailure(err, undefined));
+        out.set(key(pod), scrapeFailure(err));
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(SCRAPE_CONCURRENCY, pods.length) }, worker));
   return out;
+}
+
+/** Why a pod's metrics could not be read: the API server could not reach its admin port, or said no. */
+function scrapeFailure(err: unknown): string {
+  if (err instanceof ApiError && (err.statusCode === 502 || err.statusCode === 503)) {
+    const cause = err.message.split(": ").slice(-2).join(": ");
+    return `no answer on the proxy's admin port ${PORTS.admin} (${cause}); is the proxy running?`;
+  }
+  return describeFailure(err, undefined);
 }
 
 /** Scrapes at the start and, after `windowMs`, at the end; windowMs 0: counts since each proxy started. */
