@@ -8,10 +8,11 @@ import { repoRoot } from "./cluster/binaries.ts";
 import { freePort, waitFor } from "./cluster/local-cluster.ts";
 import type { ProcessGroup } from "./cluster/process-group.ts";
 
-/** An application answering 500 to `share` of every 100 requests (the first ones of each hundred). */
+/** An application answering 500 to `share` of its requests, spread evenly (0.1: every tenth). */
 const FAILING_APP = `const share = Number(process.argv[2]); let n = 0;
-require("node:http").createServer((q, s) => { s.statusCode = n++ % 100 < share * 100 ? 500 : 200; s.end("ok"); })
-  .listen(Number(process.argv[1]), "127.0.0.1");`;
+require("node:http").createServer((q, s) => {
+  s.statusCode = Math.floor((n + 1) * share) > Math.floor(n * share) ? 500 : 200; n++; s.end("ok");
+}).listen(Number(process.argv[1]), "127.0.0.1");`;
 
 export interface ProxiedApp {
   /** The proxy's inbound port (plaintext allowed). */

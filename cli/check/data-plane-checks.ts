@@ -5,25 +5,16 @@
 // functions, not a second copy.
 import type { V1Pod } from "@kubernetes/client-node";
 import { LABELS, type Mesh } from "../../api/index.ts";
-import { decideInjection, type InjectionConfig } from "../../controlplane/injector/inject.ts";
 import { reportOf } from "../../operator/mesh/mesh-identity.ts";
 import { proxySkew } from "../../operator/mesh/version-skew.ts";
 import { ownerWorkload } from "../../operator/rollout/workloads.ts";
+import { injectionDecision } from "../injection-decision.ts";
 import { selects } from "../label-selector.ts";
 import { plural } from "../output.ts";
 import type { CheckFacts } from "./check-facts.ts";
 import { type CheckResult, limitDetails } from "./checks.ts";
 
 const group = "data plane";
-
-/** What decideInjection needs besides the pod; nothing here changes its yes or no. */
-const PROBE_CONFIG: InjectionConfig = {
-  proxyImage: "probe",
-  defaultProxyVersion: "0.0.0",
-  logLevel: "info",
-  resources: {},
-  trustDomain: "cluster.local",
-};
 
 const podName = (p: V1Pod) => `${p.metadata?.namespace}/${p.metadata?.name}`;
 const isLive = (p: V1Pod) =>
@@ -46,7 +37,7 @@ export function podsWithoutProxy(facts: CheckFacts, mesh: Mesh | undefined): V1P
     const ns = annotations.get(p.metadata?.namespace ?? "");
     if (!ns) return false;
     if (podSelector && !selects(podSelector, p.metadata?.labels)) return false;
-    return decideInjection(p, ns, PROBE_CONFIG).inject;
+    return injectionDecision(p, ns).inject;
   });
 }
 

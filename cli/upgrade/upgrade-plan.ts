@@ -13,7 +13,6 @@ import {
   parseDuration,
   targetProxyVersion,
 } from "../../api/index.ts";
-import { decideInjection, type InjectionConfig } from "../../controlplane/injector/inject.ts";
 import { type ControlPlaneState, planControlPlane } from "../../operator/mesh/control-plane-plan.ts";
 import { revisionName } from "../../operator/mesh/revision.ts";
 import { proxySkew } from "../../operator/mesh/version-skew.ts";
@@ -21,6 +20,7 @@ import type { PodView } from "../../operator/resources.ts";
 import { MAX_RESTARTS } from "../../operator/rollout/analysis.ts";
 import { stepName, stepTargets } from "../../operator/rollout/rollout-plan.ts";
 import { ownerWorkload, type WorkloadView } from "../../operator/rollout/workloads.ts";
+import { injectionDecision } from "../injection-decision.ts";
 
 export interface PlannedWorkload {
   kind: string;
@@ -92,14 +92,6 @@ export interface PlanPreviewInput {
 
 /** Pod start time assumed when the cluster shows none to measure. */
 export const ASSUMED_POD_START_SECONDS = 10;
-
-const PROBE_CONFIG: InjectionConfig = {
-  proxyImage: "probe",
-  defaultProxyVersion: "0.0.0",
-  logLevel: "info",
-  resources: {},
-  trustDomain: "cluster.local",
-};
 
 export function planUpgrade(input: PlanPreviewInput): UpgradePlan {
   const { mesh, desired, now } = input;
@@ -291,7 +283,7 @@ function notMeshed(input: PlanPreviewInput): LeftOut[] {
   for (const p of input.otherPods) {
     if (p.metadata?.deletionTimestamp || ["Succeeded", "Failed"].includes(p.status?.phase ?? "")) continue;
     const ns = input.namespaceAnnotations.get(p.metadata?.namespace ?? "") ?? {};
-    const decision = decideInjection(p, ns, PROBE_CONFIG);
+    const decision = injectionDecision(p, ns);
     const owner = ownerWorkload(p as PodView);
     const kind = owner
       ? owner.kind

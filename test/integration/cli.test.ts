@@ -163,6 +163,10 @@ spec:
     golden("check-healthy.json", json.out);
     assert.equal(JSON.parse(json.out).summary.failures, 0);
     golden("rollout-status-none.txt", (await cli("rollout", "status")).out);
+    // Before an installation: the version, the user's access, and (here) Trellis already there.
+    const pre = await cli("check", "--pre");
+    assert.equal(pre.code, 0, pre.out);
+    golden("check-pre.txt", pre.out);
     // Certificates print readable dates, not <invalid>.
     const certs = cluster.kubectl(["get", "certificates", "-A", "-o", "wide"]);
     assert.doesNotMatch(certs, /<invalid>/);
@@ -257,7 +261,7 @@ spec:
     patchMesh({ spec: { upgrade: { analysis: { interval: "2s" } } } });
   });
 
-  it("stat: golden metrics of a known traffic pattern through real proxies, from a real Prometheus", async () => {
+  it("stat: golden metrics of a known traffic pattern through real proxies, from a real Prometheus", async (t) => {
     // shop/web's two pods are KWOK pods (no process runs them); two real proxies on loopback, in
     // front of applications failing 10 of every 100 requests, stand for their sidecars, and
     // Prometheus labels their series with those pods' names as Kubernetes discovery would.
@@ -322,6 +326,7 @@ spec:
       assert.equal(inbound?.workload, "deployment/web");
       assert.deepEqual([inbound?.meshedPods, inbound?.totalPods], [2, 2]);
       const f = inbound?.figures;
+      t.diagnostic(`sent ${rate.toFixed(1)}/s, 10% failing; stat: ${JSON.stringify(f)}`);
       assert.ok(f && Math.abs(f.successRate - 0.9) < 0.03, `success rate ${f?.successRate} ≈ 0.90`);
       assert.ok(
         f && Math.abs(f.rps - rate) / rate < 0.25,
@@ -516,96 +521,74 @@ spec: { containers: [{ name: app, image: localhost/app:1 }] }
     golden("check-degraded.txt", table.out);
     golden("check-degraded.json", (await cli("check", "--proxies", "-o", "json")).out);
   });
+
+  it("rotate-anchor asks the operator for a rotation, and refuses a second one while it runs", async () => {
+    const before = JSON.parse(cluster.kubectl(["get", "mesh", "default", "-o", "json"])).status.trustAnchor;
+    assert.equal(before.rotationPhase, "Stable");
+    const r = await cli("rotate-anchor");
+    assert.equal(r.code, 0, r.err);
+    assert.match(
+      r.out,
+      /^Mesh default: rotation requested \(kubectl patch mesh default --type=merge -p '\{"metadata":\{"annotations":\{"trellis\.dev\/rotate-trust-anchor":"[^"]+"\}\}\}'\)\n$/,
+    );
+    await waitFor(
+      async () =>
+        JSON.parse(cluster.kubectl(["get", "mesh", "default", "-o", "json"])).status.trustAnchor
+          .rotationPhase !== "Stable",
+      60_000,
+      "the rotation to start",
+    );
+    const again = await cli("rotate-anchor");
+    assert.equal(again.code, 1);
+    assert.match(
+      again.err,
+      /^kubectl trellis rotate-anchor: Mesh default is already rotating its anchor \(phase \w+\)\n$/,
+    );
+  });
 });
 
-const WORKLOADS = `
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: web, namespace: shop, labels: { app: web } }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: web } }
-  template: { metadata: { labels: { app: web } }, spec: { containers: [{ name: web, image: localhost/app:1, ports: [{ containerPort: 8080 }] }] } }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: api, namespace: shop, labels: { app: api } }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: api } }
-  template: { metadata: { labels: { app: api } }, spec: { containers: [{ name: api, image: localhost/app:1, ports: [{ containerPort: 8080 }] }] } }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: cart, namespace: shop, labels: { app: cart } }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: cart } }
-  template: { metadata: { labels: { app: cart } }, spec: { containers: [{ name: cart, image: localhost/app:1 }] } }
----
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: { name: db, namespace: shop, labels: { app: db } }
-spec:
-  replicas: 2
-  serviceName: db
-  selector: { matchLabels: { app: db } }
-  template: { metadata: { labels: { app: db } }, spec: { containers: [{ name: db, image: localhost/db:1 }] } }
----
-apiVersion: v1
+/** A workload of `kind` whose pods run `image`, labelled app=<name>. */
+function workload(
+  kind: "Deployment" | "StatefulSet" | "DaemonSet",
+  namespace: string,
+  name: string,
+  replicas: number | undefined,
+  extra: { annotations?: Record<string, string>; port?: boolean } = {},
+): string {
+  const meta = JSON.stringify({
+    labels: { app: name },
+    ...(extra.annotations ? { annotations: extra.annotations } : {}),
+  });
+  const ports = extra.port ? ", ports: [{ containerPort: 8080 }]" : "";
+  return `apiVersion: apps/v1
+kind: ${kind}
+metadata: { name: ${name}, namespace: ${namespace}, labels: { app: ${name} } }
+spec:${replicas === undefined ? "" : `\n  replicas: ${replicas}`}${kind === "StatefulSet" ? `\n  serviceName: ${name}` : ""}
+  selector: { matchLabels: { app: ${name} } }
+  template: { metadata: ${meta}, spec: { containers: [{ name: ${name}, image: localhost/${name}:1${ports} }] } }
+`;
+}
+
+/** Two meshed namespaces: Deployments (one scaled to zero, one opted out), a StatefulSet, a DaemonSet, a bare pod, a host-network pod. */
+const WORKLOADS = [
+  workload("Deployment", "shop", "web", 2, { port: true }),
+  workload("Deployment", "shop", "api", 1, { port: true }),
+  workload("Deployment", "shop", "cart", 1),
+  workload("StatefulSet", "shop", "db", 2),
+  workload("Deployment", "shop", "legacy", 1, { annotations: { "trellis.dev/inject": "disabled" } }),
+  workload("Deployment", "bank", "ledger", 2),
+  workload("Deployment", "bank", "payments", 1),
+  workload("Deployment", "bank", "fraud", 1),
+  workload("Deployment", "bank", "reports", 0),
+  workload("DaemonSet", "bank", "agent", undefined),
+  `apiVersion: v1
 kind: Pod
 metadata: { name: debug, namespace: shop }
 spec: { containers: [{ name: debug, image: localhost/app:1 }] }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: legacy, namespace: shop, labels: { app: legacy } }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: legacy } }
-  template: { metadata: { labels: { app: legacy }, annotations: { trellis.dev/inject: disabled } }, spec: { containers: [{ name: legacy, image: localhost/app:1 }] } }
----
-apiVersion: v1
+`,
+  `apiVersion: v1
 kind: Pod
 metadata: { name: node-exporter, namespace: bank }
 spec: { hostNetwork: true, containers: [{ name: exporter, image: localhost/app:1 }] }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: ledger, namespace: bank, labels: { app: ledger } }
-spec:
-  replicas: 2
-  selector: { matchLabels: { app: ledger } }
-  template: { metadata: { labels: { app: ledger } }, spec: { containers: [{ name: ledger, image: localhost/app:1 }] } }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: payments, namespace: bank, labels: { app: payments } }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: payments } }
-  template: { metadata: { labels: { app: payments } }, spec: { containers: [{ name: payments, image: localhost/app:1 }] } }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: fraud, namespace: bank, labels: { app: fraud } }
-spec:
-  replicas: 1
-  selector: { matchLabels: { app: fraud } }
-  template: { metadata: { labels: { app: fraud } }, spec: { containers: [{ name: fraud, image: localhost/app:1 }] } }
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: { name: reports, namespace: bank, labels: { app: reports } }
-spec:
-  replicas: 0
-  selector: { matchLabels: { app: reports } }
-  template: { metadata: { labels: { app: reports } }, spec: { containers: [{ name: reports, image: localhost/app:1 }] } }
----
-apiVersion: apps/v1
-kind: DaemonSet
-metadata: { name: agent, namespace: bank, labels: { app: agent } }
-spec:
-  selector: { matchLabels: { app: agent } }
-  template: { metadata: { labels: { app: agent } }, spec: { containers: [{ name: agent, image: localhost/agent:1 }] } }
-`;
+`,
+].join("---\n");
