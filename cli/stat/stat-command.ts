@@ -3,11 +3,12 @@
 // else from the proxies' admin endpoints through the API server (stat-sources.ts).
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import { ANNOTATIONS, CONTROL_PLANE_NAMESPACE, LABELS, parseDuration } from "../../api/index.ts";
+import { isNotFound } from "../../kube/index.ts";
 import { type Cluster, listAll, TYPES } from "../cluster.ts";
 import type { CommandSpec } from "../command-line.ts";
 import { formatOf, renderData, styleFor } from "../output.ts";
 import { MESH_FLAG } from "../upgrade/plan-command.ts";
-import { readMesh } from "../upgrade/plan-inputs.ts";
+import { MeshNotFoundError, readMesh } from "../upgrade/plan-inputs.ts";
 import { EXIT, UsageError } from "../usage-error.ts";
 import { renderStat } from "./stat-render.ts";
 import { statReport, workloadOf } from "./stat-report.ts";
@@ -55,11 +56,10 @@ export const statCommand: CommandSpec = {
     if (!["auto", "prometheus", "proxies"].includes(from))
       throw new UsageError(`--from must be auto, prometheus or proxies, not "${from}"`);
     const cluster = inv.cluster();
-    const mesh = await readMesh(cluster, typeof inv.flags.mesh === "string" ? inv.flags.mesh : undefined);
     const url =
       typeof inv.flags["prometheus-url"] === "string"
         ? inv.flags["prometheus-url"]
-        : mesh.spec.upgrade?.analysis?.prometheusUrl;
+        : await meshPrometheus(cluster, typeof inv.flags.mesh === "string" ? inv.flags.mesh : undefined);
     const usePrometheus = from === "prometheus" || (from === "auto" && url !== undefined);
     if (usePrometheus && !url)
       throw new UsageError("--from prometheus: the Mesh names no Prometheus; give --prometheus-url");
@@ -94,6 +94,17 @@ export const statCommand: CommandSpec = {
     return meshed.length > 0 && result.pods.length === 0 ? EXIT.failed : EXIT.ok;
   },
 };
+
+/** The Prometheus the Mesh's analysis names; none without a Mesh (the proxies are read then). */
+async function meshPrometheus(cluster: Cluster, name: string | undefined): Promise<string | undefined> {
+  try {
+    return (await readMesh(cluster, name)).spec.upgrade?.analysis?.prometheusUrl;
+  } catch (err) {
+    // No Mesh, or no Mesh kind at all: nothing names a Prometheus.
+    if ((err instanceof MeshNotFoundError || isNotFound(err)) && name === undefined) return undefined;
+    throw err;
+  }
+}
 
 async function meshedNamespaces(cluster: Cluster): Promise<string[]> {
   const names = new Set<string>();
