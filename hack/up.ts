@@ -61,7 +61,8 @@ async function setUp(): Promise<OperatorProcess> {
     "app.kubernetes.io/part-of=trellis",
   ]);
 
-  operator = await startOperator(cluster, ["--no-leader-elect"]);
+  // With leader election, as its Deployment runs it: `kubectl trellis check` sees it by its Lease.
+  operator = await startOperator(cluster, []);
   const example = join(repoRoot, "docs/examples/mesh.yaml");
   if (realNode) {
     // The example's defaults, with the version of the images built above and the control plane

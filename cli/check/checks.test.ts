@@ -206,6 +206,16 @@ describe("check verdicts", () => {
       ).checks.find((c) => c.id === "operator")?.status;
     assert.equal(op(5), "ok");
     assert.equal(op(120), "fail");
+    const unseen = (meshes: Mesh[]) =>
+      runChecks(facts({ operator: { deployments: [] }, meshes }), { pre: false, proxies: false }).checks.find(
+        (c) => c.id === "operator",
+      );
+    assert.equal(
+      unseen([mesh({ operatorVersion: "1.4.0" })])?.status,
+      "warn",
+      "outside the cluster, status current",
+    );
+    assert.equal(unseen([mesh({ operatorVersion: "1.4.0", observedGeneration: 2 })])?.status, "fail");
   });
 
   it("--pre: too old a Kubernetes and missing access fail; CRDs present warn", () => {

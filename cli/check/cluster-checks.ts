@@ -120,6 +120,14 @@ export function crdChecks(facts: CheckFacts, pre: boolean): CheckResult[] {
   ];
 }
 
+function meshesCurrent(facts: CheckFacts): boolean {
+  const meshes = facts.meshes ?? [];
+  return (
+    meshes.length > 0 &&
+    meshes.every((m) => (m.status?.observedGeneration ?? -1) >= (m.metadata?.generation ?? 0))
+  );
+}
+
 /** The operator's version: its Deployment's image tag, else what it wrote into a Mesh's status. */
 export function operatorVersion(facts: CheckFacts): string | undefined {
   return (
@@ -167,6 +175,16 @@ export function operatorChecks(facts: CheckFacts): CheckResult[] {
       id: "operator",
       status: "ok",
       message: `operator ${version ?? "?"} running (${leaseText})`,
+    });
+  } else if (!lease && version && meshesCurrent(facts)) {
+    // An operator outside the cluster without leader election (as `npm run up` runs it) leaves
+    // no trace but what it writes.
+    out.push({
+      group,
+      id: "operator",
+      status: "warn",
+      message: `no operator Deployment or leader Lease; every Mesh's status is current (written by operator ${version})`,
+      hint: "an operator running outside the cluster without leader election cannot be seen from here",
     });
   } else {
     out.push({

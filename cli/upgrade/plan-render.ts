@@ -37,7 +37,7 @@ export function renderPlan(plan: UpgradePlan, style: Style = PLAIN): string {
     if (p.steps.length > 0) {
       const steps = p.steps.map((s) => [
         s.name,
-        `${s.percent}%`,
+        `${s.percent}%${s.configuredPercent !== undefined && s.configuredPercent !== s.percent ? ` (${s.configuredPercent}%)` : ""}`,
         String(s.workloads.length),
         String(s.pods),
         s.gate,
@@ -47,6 +47,8 @@ export function renderPlan(plan: UpgradePlan, style: Style = PLAIN): string {
       const workloads = p.steps.flatMap((s) =>
         s.workloads.map((w) => [s.name, w.kind, `${w.namespace}/${w.name}`, String(w.pods)]),
       );
+      if (p.steps.some((s) => s.workloads.length === 0))
+        out.push("  (a step with no new workload still waits its analysis interval)");
       if (workloads.length > 0) out.push("", table(["STEP", "KIND", "WORKLOAD", "PODS"], workloads));
     }
     if (p.pending.length > 0) {

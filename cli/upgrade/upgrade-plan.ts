@@ -31,8 +31,10 @@ export interface PlannedWorkload {
 
 export interface PlannedStep {
   name: string;
-  /** Cumulative share of workloads upgraded at the end of the step (the canary: its own share). */
+  /** Share of the workloads upgraded at the end of the step, as the step's cohort really is. */
   percent: number;
+  /** The share the spec asks for (canary.percent, or the wave's); rounding up may take more. */
+  configuredPercent: number | undefined;
   workloads: PlannedWorkload[];
   pods: number;
   gate: string;
@@ -248,8 +250,9 @@ function proxySteps(spec: MeshSpec, workloads: WorkloadView[], podStart: number)
     }));
     return {
       name: stepName(i),
-      percent:
-        i === 0 ? Math.round((100 * cohort.length) / Math.max(1, workloads.length)) : (waves[i - 1] ?? 100),
+      percent: Math.round((100 * cohort.length) / Math.max(1, workloads.length)),
+      configuredPercent:
+        i === 0 ? (spec.upgrade.canary.selector ? undefined : spec.upgrade.canary.percent) : waves[i - 1],
       workloads: planned,
       pods: planned.reduce((n, w) => n + w.pods, 0),
       gate: gateOf(spec),
