@@ -15,8 +15,9 @@ bash hack/install-debian-packages.sh
 # The kubelet runs the local cluster's optional real node (test/cluster/real-node.ts).
 TRELLIS_K8S_EXTRA=kubelet bash hack/build-cluster-binaries.sh >/dev/null
 [ "${1:-}" = --up ] && exit 0
-# For test/argocd, test/olm and the krew manifest's test only. The two builds do not depend on each other but each keeps
-# both cores busy (go build compiles packages in parallel), so running them at once saves nothing.
+# For the tests only (test/argocd, test/olm, the krew manifest's). The builds do not depend on
+# each other, but each keeps both cores busy (go build compiles packages in parallel), so
+# running them at once would save nothing.
 bash hack/build-argocd.sh >/dev/null
 bash hack/build-olm.sh >/dev/null
 bash hack/build-krew.sh >/dev/null   # krew and its manifest validator (hack/bundle.test.ts), ~1 min cold
