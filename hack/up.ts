@@ -7,6 +7,7 @@
 import { mkdirSync, readdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import semver from "semver";
 import pkg from "../package.json" with { type: "json" };
 import { LocalCluster, waitFor } from "../test/cluster/local-cluster.ts";
 import {
@@ -25,12 +26,20 @@ const realNode = !process.argv.includes("--no-real-node") && isRoot;
 if (!realNode && !process.argv.includes("--no-real-node"))
   process.stderr.write("not root: starting KWOK nodes only (the real node needs root; docs/real-node.md)\n");
 const DEMO = "demo";
+/**
+ * A second proxy release for README's canaried rollout example (`"proxy":{"version":...}`): the
+ * same proxy built under the next patch version, so the example works here as written.
+ */
+const NEXT_PROXY = semver.inc(pkg.version, "patch") as string;
 
 let archives: string[] = [];
 if (realNode) {
-  process.stderr.write(`building the Trellis ${pkg.version} images and the demo app image\n`);
+  process.stderr.write(
+    `building the Trellis ${pkg.version} images, proxy ${NEXT_PROXY} and the demo app image\n`,
+  );
   const { images } = await buildTrellisImages({ version: pkg.version }, ["controlplane", "proxy"]);
-  archives = [...images.map((i) => i.archive), await buildAppImage()];
+  const next = await buildTrellisImages({ version: pkg.version, proxyVersion: NEXT_PROXY }, ["proxy"]);
+  archives = [...images.map((i) => i.archive), ...next.images.map((i) => i.archive), await buildAppImage()];
 }
 
 const cluster = await LocalCluster.start({
@@ -117,7 +126,6 @@ Trellis local cluster is up (${cluster.server}). Put kubectl and kubectl trellis
   kubectl get nodes
   kubectl get trellis                # meshes, serviceprofiles and certificates
   kubectl trellis check --proxies    # the cluster, the operator, the Mesh and its data plane
-  kubectl trellis upgrade plan --proxy-version ${pkg.version.replace(/\.(\d+)$/, (_m, p: string) => `.${Number(p) + 1}`)}
 Installed CRDs: ${crds.join(", ")}
 ${
   realNode
@@ -125,7 +133,11 @@ ${
 The demo app in namespace ${DEMO} sends HTTP/1.1 and HTTP/2 through its proxies, with mutual TLS:
   kubectl trellis stat ${DEMO}              # success rate, RPS, latency per workload, from the proxies
   kubectl -n ${DEMO} get pods -o wide
-  curl http://<client pod IP>:9000/stats     # the client's counters (pod IPs are on this host's bridge)`
+  curl http://<client pod IP>:9000/stats     # the client's counters (pod IPs are on this host's bridge)
+Roll the demo's proxies to ${NEXT_PROXY} (built above) through a canary and waves:
+  kubectl trellis upgrade plan --proxy-version ${NEXT_PROXY}   # what it will do, changing nothing
+  kubectl patch mesh default --type=merge -p '{"spec":{"proxy":{"version":"${NEXT_PROXY}"}}}'
+  kubectl trellis rollout status --watch`
     : "No real node: control-plane pods are scheduled on KWOK nodes and do not run."
 }
 The operator runs on this host (pid ${operator.process.child.pid}, metrics on 127.0.0.1:${operator.port}, log ${operator.logFile}).

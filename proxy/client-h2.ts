@@ -8,7 +8,7 @@
 import http2 from "node:http2";
 import { sendBody } from "./body.ts";
 import { type Headers, ProxyError, type ProxyRequest, type ProxyResponse } from "./handler.ts";
-import { forwardableHeaders, forwardableTrailers } from "./headers.ts";
+import { forwardableResponseHeaders, forwardableTrailers } from "./headers.ts";
 import { type ClientLimits, type ClientTls, targetKey, type UpstreamTarget } from "./upstream.ts";
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, HTTP2_FLAG_END_STREAM } = {
@@ -72,7 +72,7 @@ export class H2Client {
         if (ended) stream.resume();
         resolve({
           status: Number(h[":status"] ?? 502),
-          headers: forwardableHeaders(h),
+          headers: forwardableResponseHeaders(h),
           body: ended ? null : stream,
           trailers: () => trailers,
         });

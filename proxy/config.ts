@@ -11,6 +11,36 @@ export interface HostPort {
   port: number;
 }
 
+/** Ports as inclusive ranges (a single port is a range of one). */
+export type PortSet = readonly { from: number; to: number }[];
+
+export function portSetHas(set: PortSet, port: number): boolean {
+  for (const r of set) if (port >= r.from && port <= r.to) return true;
+  return false;
+}
+
+/**
+ * Parses ports and ranges: a list of numbers and "from-to" strings, or one comma-separated
+ * string of them ("25,587,8000-8010"). Returns undefined on anything else.
+ */
+export function parsePortSet(v: unknown): PortSet | undefined {
+  const items = typeof v === "string" ? (v.trim() === "" ? [] : v.split(",")) : v;
+  if (!Array.isArray(items)) return undefined;
+  const out: { from: number; to: number }[] = [];
+  for (const item of items) {
+    const m =
+      typeof item === "number"
+        ? [String(item), String(item)]
+        : /^\s*(\d{1,5})(?:-(\d{1,5}))?\s*$/.exec(String(item))?.slice(1);
+    if (!m) return undefined;
+    const from = Number(m[0]);
+    const to = m[1] === undefined ? from : Number(m[1]);
+    if (!Number.isInteger(from) || from < 1 || to > 65535 || to < from) return undefined;
+    out.push({ from, to });
+  }
+  return out;
+}
+
 export interface Limits {
   /** Accepted connections per listener beyond which new ones are closed at once. */
   maxConnections: number;
@@ -35,9 +65,27 @@ export interface Limits {
 export interface ProxyConfig {
   admin: { listen: HostPort };
   inbound:
-    | { listen: HostPort; app: HostPort; allowPlaintext: boolean; authorizedIdentities: string[] | undefined }
+    | {
+        listen: HostPort;
+        app: HostPort;
+        allowPlaintext: boolean;
+        authorizedIdentities: string[] | undefined;
+        /**
+         * Target ports whose traffic is opaque TCP: only a peer proxy's TLS is detected, every
+         * other byte is relayed to the application unread — still only for clients the policy
+         * admits. Other ports accept HTTP, or an opaque stream a peer proxy asked for.
+         */
+        opaquePorts: PortSet;
+      }
     | undefined;
-  outbound: { listen: HostPort; opaqueAuthority: string | undefined } | undefined;
+  outbound:
+    | {
+        listen: HostPort;
+        opaqueAuthority: string | undefined;
+        /** Target ports whose traffic is relayed at once, without protocol detection. */
+        opaquePorts: PortSet;
+      }
+    | undefined;
   identity:
     | {
         url: string;
@@ -131,6 +179,19 @@ class Reader {
     return s.replace(/\/$/, "");
   }
 
+  ports(o: Raw | undefined, key: string, path: string): PortSet {
+    const v = o?.[key];
+    if (v === undefined) return [];
+    const set = parsePortSet(v);
+    if (set === undefined) {
+      this.errors.push(
+        `${path}.${key}: expected ports and ranges from 1 to 65535 (e.g. "25,3306,8000-8010"), got ${JSON.stringify(v)}`,
+      );
+      return [];
+    }
+    return set;
+  }
+
   strList(o: Raw | undefined, key: string, path: string): string[] | undefined {
     const v = o?.[key];
     if (v === undefined) return undefined;
@@ -213,10 +274,12 @@ export function parseConfig(
       app: r.hostPort(inbound, "app", "inbound", true) ?? { host: "", port: 0 },
       allowPlaintext: r.bool(inbound, "allowPlaintext", "inbound", false),
       authorizedIdentities: r.strList(inbound, "authorizedIdentities", "inbound"),
+      opaquePorts: r.ports(inbound, "opaquePorts", "inbound"),
     },
     outbound: outbound && {
       listen: r.hostPort(outbound, "listen", "outbound", true) ?? { host: "", port: 0 },
       opaqueAuthority: r.str(outbound, "opaqueAuthority", "outbound", false),
+      opaquePorts: r.ports(outbound, "opaquePorts", "outbound"),
     },
     identity: readIdentity(r, r.obj(root.identity, "identity")),
     destination: destination && {

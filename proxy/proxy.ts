@@ -11,13 +11,14 @@ import { H1Client } from "./client-h1.ts";
 import { H2Client } from "./client-h2.ts";
 import type { ProxyConfig } from "./config.ts";
 import { Discovery } from "./discovery-client.ts";
-import { Listener } from "./listener.ts";
+import type { Direction, Handler } from "./handler.ts";
+import { type HttpServers, Listener } from "./listener.ts";
 import { LocalIdentity } from "./local-identity.ts";
 import { relayToApp, relayToAuthority } from "./opaque.ts";
 import { createProxyMetrics, type ProxyMetrics } from "./proxy-metrics.ts";
 import { H1Server } from "./server-h1.ts";
 import { H2Server } from "./server-h2.ts";
-import { inboundStack, outboundStack } from "./stacks.ts";
+import { forbiddenStack, inboundStack, outboundStack } from "./stacks.ts";
 import { TrustBundle } from "./trust-bundle.ts";
 
 export interface RunningProxy {
@@ -29,8 +30,7 @@ export interface RunningProxy {
 
 interface Side {
   listener: Listener;
-  h1: H1Server;
-  h2: H2Server;
+  servers: HttpServers[];
 }
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
@@ -76,42 +76,52 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   const sides: Side[] = [];
   const ports: RunningProxy["ports"] = { admin: 0 };
 
+  const servers = (handler: Handler, direction: Direction, closeEach = false): HttpServers => ({
+    h1: new H1Server(handler, limits, metrics, direction, closeEach),
+    h2: new H2Server(handler, limits, metrics, direction),
+  });
   if (config.inbound) {
-    const handler = inboundStack(config.inbound, metrics, appClients);
-    const h1 = new H1Server(handler, limits, metrics, "inbound");
-    const h2 = new H2Server(handler, limits, metrics, "inbound");
+    const inbound = config.inbound;
+    const http = servers(inboundStack(inbound, metrics, appClients), "inbound");
+    // A refused peer gets its 403, then the close.
+    const forbidden = servers(forbiddenStack(metrics), "inbound", true);
     const listener = new Listener({
       direction: "inbound",
       limits,
       metrics,
-      h1,
-      h2,
+      http,
+      forbidden,
       serverTls: identity,
-      allowPlaintext: config.inbound.allowPlaintext,
-      opaque: relayToApp(config.inbound.app, limits.connectTimeoutMs),
+      policy: inbound,
+      // Until connections carry their original destination, every one is for the application.
+      targetPort: () => inbound.app.port,
+      opaquePorts: inbound.opaquePorts,
+      opaqueFallback: false,
+      opaque: relayToApp(inbound.app, limits.connectTimeoutMs),
     });
-    ports.inbound = await listener.listen(config.inbound.listen);
-    sides.push({ listener, h1, h2 });
+    ports.inbound = await listener.listen(inbound.listen);
+    sides.push({ listener, servers: [http, forbidden] });
   }
   if (config.outbound) {
-    const handler = outboundStack(config, metrics, discovery, meshClients);
-    const h1 = new H1Server(handler, limits, metrics, "outbound");
-    const h2 = new H2Server(handler, limits, metrics, "outbound");
+    const http = servers(outboundStack(config, metrics, discovery, meshClients), "outbound");
     const opaqueAuthority = config.outbound.opaqueAuthority;
     const listener = new Listener({
       direction: "outbound",
       limits,
       metrics,
-      h1,
-      h2,
+      http,
+      forbidden: undefined,
       serverTls: undefined,
-      allowPlaintext: true,
+      policy: undefined,
+      targetPort: () => undefined,
+      opaquePorts: config.outbound.opaquePorts,
+      opaqueFallback: opaqueAuthority !== undefined,
       opaque: opaqueAuthority
         ? relayToAuthority(opaqueAuthority, discovery, identity, limits.connectTimeoutMs)
         : undefined,
     });
     ports.outbound = await listener.listen(config.outbound.listen);
-    sides.push({ listener, h1, h2 });
+    sides.push({ listener, servers: [http] });
   }
 
   let draining = false;
@@ -127,8 +137,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     draining = true;
     await Promise.all(sides.map((s) => s.listener.stopAccepting()));
     for (const s of sides) {
-      s.h1.drain();
-      s.h2.drain();
+      for (const { h1, h2 } of s.servers) {
+        h1.drain();
+        h2.drain();
+      }
     }
     const deadline = Date.now() + limits.shutdownGraceMs;
     while (Date.now() < deadline && sides.some((s) => s.listener.openConnections > 0)) {

@@ -5,11 +5,11 @@
 // functions, not a second copy.
 import type { V1Pod } from "@kubernetes/client-node";
 import { LABELS, type Mesh } from "../../api/index.ts";
+import { matchesLabelSelector } from "../../kube/index.ts";
 import { reportOf } from "../../operator/mesh/mesh-identity.ts";
 import { proxySkew } from "../../operator/mesh/version-skew.ts";
 import { ownerWorkload } from "../../operator/rollout/workloads.ts";
 import { injectionDecision } from "../injection-decision.ts";
-import { selects } from "../label-selector.ts";
 import { plural } from "../output.ts";
 import type { CheckFacts } from "./check-facts.ts";
 import { type CheckResult, limitDetails } from "./checks.ts";
@@ -36,7 +36,7 @@ export function podsWithoutProxy(facts: CheckFacts, mesh: Mesh | undefined): V1P
     if (!isLive(p) || p.metadata?.labels?.[LABELS.proxyVersion]) return false;
     const ns = annotations.get(p.metadata?.namespace ?? "");
     if (!ns) return false;
-    if (podSelector && !selects(podSelector, p.metadata?.labels)) return false;
+    if (podSelector && !matchesLabelSelector(podSelector, p.metadata?.labels)) return false;
     return injectionDecision(p, ns).inject;
   });
 }

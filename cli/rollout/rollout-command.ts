@@ -18,8 +18,7 @@ const meshName = (inv: Invocation) => (typeof inv.flags.mesh === "string" ? inv.
 async function progressNow(inv: Invocation): Promise<RolloutProgress> {
   const cluster = inv.cluster();
   const mesh = await readMesh(cluster, meshName(inv));
-  const { workloads } = await readFleet(cluster);
-  return rolloutProgress(mesh, workloads, new Date());
+  return rolloutProgress(mesh, await readFleet(cluster), new Date());
 }
 
 const exitFor = (p: RolloutProgress) =>

@@ -1,9 +1,12 @@
 // A proxy rollout's progress as a person follows it: the step and state from status.rollout,
-// and per step the workloads done (the operator's isDoneAt over its inventory), the analysis
-// countdown and the gate's last figures (the operator's own message). Pure; golden-tested.
+// and per step the workloads done (the operator's per-workload plan, steps and isDoneAt over its
+// inventory), the analysis countdown, the gate's last figures (the operator's own message) and
+// what it holds back (status.rollout.held). Pure; golden-tested.
 import { type Mesh, parseDuration, validateMeshSpec } from "../../api/index.ts";
 import { stepName, stepTargets } from "../../operator/rollout/rollout-plan.ts";
-import { isDoneAt, type WorkloadView } from "../../operator/rollout/workloads.ts";
+import { planWorkloads } from "../../operator/rollout/workload-plan.ts";
+import { isDoneAt } from "../../operator/rollout/workloads.ts";
+import type { Fleet } from "../upgrade/upgrade-plan.ts";
 
 export interface StepProgress {
   name: string;
@@ -28,6 +31,11 @@ export interface RolloutProgress {
   restartDeadlineLeftSeconds?: number;
   /** The operator's last message: the gate's figures while analysing, the failure when it failed. */
   message?: string;
+  /** What the operator says it holds back (status.rollout.held) and how many in all. */
+  held?: Array<{ workload: string; reason: string; message: string }>;
+  blockedWorkloads?: number;
+  skippedWorkloads?: number;
+  pendingPods?: number;
   summary: string;
 }
 
@@ -36,7 +44,7 @@ export function isSettled(p: RolloutProgress): boolean {
   return !p.active || ["Complete", "RolledBack", "Halted"].includes(p.state ?? "");
 }
 
-export function rolloutProgress(mesh: Mesh, workloads: WorkloadView[], now: Date): RolloutProgress {
+export function rolloutProgress(mesh: Mesh, fleet: Fleet, now: Date): RolloutProgress {
   const name = mesh.metadata?.name ?? "";
   const r = mesh.status?.rollout;
   const proxies = mesh.status?.proxies?.summary ?? "0/0";
@@ -52,7 +60,16 @@ export function rolloutProgress(mesh: Mesh, workloads: WorkloadView[], now: Date
     };
   }
   const spec = checked.value;
-  const targets = r.state === "Complete" && r.steps === 0 ? [] : stepTargets(spec, workloads);
+  // The steps as planRollout forms them: over the workloads its per-workload plan restarts.
+  const planned = planWorkloads({
+    workloads: fleet.inventory.workloads,
+    budgets: fleet.budgets,
+    target: r.state === "RolledBack" ? r.fromVersion : r.toVersion,
+    onBlocked: spec.upgrade.onBlocked,
+    now,
+  });
+  const eligible = planned.filter((p) => p.action.action !== "Skip").map((p) => p.workload);
+  const targets = r.steps === 0 || eligible.length === 0 ? [] : stepTargets(spec, eligible);
   const counted = new Set<string>();
   const steps = targets.map((cohort, i): StepProgress => {
     const fresh = cohort.filter((w) => !counted.has(w.key));
@@ -72,6 +89,10 @@ export function rolloutProgress(mesh: Mesh, workloads: WorkloadView[], now: Date
     steps,
     proxies,
     summary: summary(r.state, r.step, r.steps, r.fromVersion, r.toVersion),
+    held: r.held ?? [],
+    blockedWorkloads: r.blockedWorkloads ?? 0,
+    skippedWorkloads: r.skippedWorkloads ?? 0,
+    pendingPods: r.pendingPods ?? 0,
     ...(r.message ? { message: r.message } : {}),
   };
   if (r.state === "Analysing")

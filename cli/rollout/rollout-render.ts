@@ -18,5 +18,14 @@ export function renderRolloutProgress(p: RolloutProgress, style: Style = PLAIN):
   });
   out.push(renderTable(["STEP", "WORKLOADS", "DONE", "STATE"], rows).trimEnd());
   if (p.message) out.push(`${p.state === "Analysing" ? "Gate" : "Operator"}: ${p.message}`);
+  const counts = [
+    p.blockedWorkloads ? `${p.blockedWorkloads} blocked` : "",
+    p.skippedWorkloads ? `${p.skippedWorkloads} skipped` : "",
+    p.pendingPods ? `${p.pendingPods} pods pending` : "",
+  ].filter(Boolean);
+  if (counts.length > 0) {
+    out.push(`Held back: ${counts.join(", ")}`);
+    for (const h of p.held ?? []) out.push(`  ${h.workload} (${h.reason}): ${h.message}`);
+  }
   return `${out.join("\n")}\n`;
 }

@@ -14,17 +14,13 @@ import {
   validateMeshSpec,
 } from "../../api/index.ts";
 import { isNotFound, type ResourceType } from "../../kube/index.ts";
-import { type PodView, podView, workloadObjectView } from "../../operator/resources.ts";
-import {
-  inventory,
-  type WorkloadKind,
-  type WorkloadObject,
-  type WorkloadView,
-} from "../../operator/rollout/workloads.ts";
+import { podView, workloadObjectView } from "../../operator/resources.ts";
+import { disruptionBudgetView } from "../../operator/rollout/workload-plan.ts";
+import { inventory, type WorkloadKind, type WorkloadObject } from "../../operator/rollout/workloads.ts";
 import { type Cluster, listAll, TYPES } from "../cluster.ts";
 import type { Flags } from "../command-line.ts";
 import { UsageError } from "../usage-error.ts";
-import type { PlanPreviewInput } from "./upgrade-plan.ts";
+import type { Fleet, PlanPreviewInput } from "./upgrade-plan.ts";
 
 /** The Mesh a command acts on: --mesh, else "default", else the only one. */
 export async function readMesh(cluster: Cluster, name: string | undefined): Promise<Mesh & KubernetesObject> {
@@ -143,10 +139,8 @@ const WORKLOAD_TYPES: Array<[WorkloadKind, ResourceType]> = [
   ["DaemonSet", TYPES.daemonSet],
 ];
 
-/** The injected pods and meshed workloads, as the rollout controller's caches and inventory() see them. */
-export async function readFleet(
-  cluster: Cluster,
-): Promise<{ pods: V1Pod[]; views: PodView[]; workloads: WorkloadView[] }> {
+/** The fleet as the rollout controller sees it: injected pods, inventory() and the PodDisruptionBudgets. */
+export async function readFleet(cluster: Cluster): Promise<Fleet & { pods: V1Pod[] }> {
   const { client } = cluster;
   const pods = await listAll<V1Pod & KubernetesObject>(client, TYPES.pod, {
     labelSelector: LABELS.proxyVersion,
@@ -154,8 +148,8 @@ export async function readFleet(
   const objects: WorkloadObject[] = [];
   for (const [kind, type] of WORKLOAD_TYPES)
     for (const o of await listAll(client, type)) objects.push({ ...workloadObjectView(o), kind });
-  const views = pods.map(podView);
-  return { pods, views, workloads: inventory(views, objects) };
+  const budgets = (await listAll(client, TYPES.podDisruptionBudget)).map(disruptionBudgetView);
+  return { pods, inventory: inventory(pods.map(podView), objects), budgets };
 }
 
 export async function readPlanInputs(
@@ -165,7 +159,8 @@ export async function readPlanInputs(
   now: Date,
 ): Promise<PlanPreviewInput> {
   const { client } = cluster;
-  const { pods, views, workloads } = await readFleet(cluster);
+  const fleet = await readFleet(cluster);
+  const { pods } = fleet;
   const namespaces = await listAll<KubernetesObject>(client, TYPES.namespace);
   const namespaceAnnotations = new Map<string, Record<string, string>>();
   const meshed = new Set(pods.map((p) => p.metadata?.namespace ?? ""));
@@ -182,8 +177,7 @@ export async function readPlanInputs(
   return {
     mesh,
     desired,
-    workloads,
-    injectedPods: views,
+    fleet,
     otherPods,
     namespaceAnnotations,
     podStart: podStartSeconds(pods),

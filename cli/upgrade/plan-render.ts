@@ -44,16 +44,38 @@ export function renderPlan(plan: UpgradePlan, style: Style = PLAIN): string {
         `~${roughDuration(s.estimateSeconds)}`,
       ]);
       out.push("", table(["STEP", "UPTO", "WORKLOADS", "PODS", "ANALYSIS GATE", "TIME"], steps));
+      const anyBlocked = p.steps.some((s) => s.workloads.some((w) => w.blocked));
       const workloads = p.steps.flatMap((s) =>
-        s.workloads.map((w) => [s.name, w.kind, `${w.namespace}/${w.name}`, String(w.pods)]),
+        s.workloads.map((w) => [
+          s.name,
+          w.kind,
+          `${w.namespace}/${w.name}`,
+          String(w.pods),
+          ...(anyBlocked ? [w.blocked ? style.warn(`blocked: ${w.blocked}`) : ""] : []),
+        ]),
       );
       if (p.steps.some((s) => s.workloads.length === 0))
         out.push("  (a step with no new workload still waits its analysis interval)");
-      if (workloads.length > 0) out.push("", table(["STEP", "KIND", "WORKLOAD", "PODS"], workloads));
+      if (workloads.length > 0)
+        out.push(
+          "",
+          table(
+            ["STEP", "KIND", "WORKLOAD", "PODS", ...(anyBlocked ? [`NOW (onBlocked: ${p.onBlocked})`] : [])],
+            workloads,
+          ),
+        );
+    }
+    if (p.skipped.length > 0) {
+      const rows = p.skipped.map((l) => [`${l.namespace}/${l.name}`, l.kind, l.code ?? "", l.reason]);
+      out.push("", style.bold("  Skipped by the plan"), table(["WORKLOAD", "KIND", "REASON", "WHY"], rows));
     }
     if (p.pending.length > 0) {
-      const rows = p.pending.map((l) => [`${l.namespace}/${l.name}`, l.kind, l.reason]);
-      out.push("", style.bold("  Not restarted by the rollout"), table(["POD", "OWNER", "WHY"], rows));
+      const rows = p.pending.map((l) => [`${l.namespace}/${l.name}`, l.kind, l.code ?? "", l.reason]);
+      out.push(
+        "",
+        style.bold("  Not restarted: they keep their proxy until they end or are re-created"),
+        table(["OWNER", "KIND", "REASON", "WHY"], rows),
+      );
     }
   }
   if (p.notMeshed.length > 0) {

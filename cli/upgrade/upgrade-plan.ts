@@ -7,7 +7,6 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import {
   fleetProxyVersion,
-  LABELS,
   type Mesh,
   type MeshSpec,
   parseDuration,
@@ -19,7 +18,18 @@ import { proxySkew } from "../../operator/mesh/version-skew.ts";
 import type { PodView } from "../../operator/resources.ts";
 import { MAX_RESTARTS } from "../../operator/rollout/analysis.ts";
 import { stepName, stepTargets } from "../../operator/rollout/rollout-plan.ts";
-import { ownerWorkload, type WorkloadView } from "../../operator/rollout/workloads.ts";
+import { otherEntry, othersOffVersion } from "../../operator/rollout/rollout-report.ts";
+import {
+  type DisruptionBudgetView,
+  type PlannedWorkload as PlannedRestart,
+  planWorkloads,
+} from "../../operator/rollout/workload-plan.ts";
+import {
+  type Inventory,
+  type OtherPods,
+  ownerWorkload,
+  type WorkloadView,
+} from "../../operator/rollout/workloads.ts";
 import { injectionDecision } from "../injection-decision.ts";
 
 export interface PlannedWorkload {
@@ -27,6 +37,8 @@ export interface PlannedWorkload {
   namespace: string;
   name: string;
   pods: number;
+  /** Held by a PodDisruptionBudget now: waits (onBlocked Wait) or fails its step (Fail). */
+  blocked?: string;
 }
 
 export interface PlannedStep {
@@ -46,6 +58,8 @@ export interface LeftOut {
   name: string;
   kind: string;
   reason: string;
+  /** The plan's CamelCase reason (Paused, OptedOut, RunsToCompletion, ...), where it has one. */
+  code?: string;
 }
 
 export interface UpgradePlan {
@@ -69,8 +83,11 @@ export interface UpgradePlan {
     maxConcurrentRestarts: number;
     stepDeadline: string;
     onFailure: string;
+    onBlocked: string;
     steps: PlannedStep[];
-    /** Injected pods a rollout does not restart: they keep their proxy until they end or are re-created. */
+    /** Workloads the plan skips, with its reason (paused, opted out, a budget with onBlocked Skip, ...). */
+    skipped: LeftOut[];
+    /** Pods a rollout does not restart (Jobs, bare pods): they keep their proxy until they end or are re-created. */
     pending: LeftOut[];
     /** Pods of meshed namespaces that get no proxy at all. */
     notMeshed: LeftOut[];
@@ -78,12 +95,17 @@ export interface UpgradePlan {
   estimate: { seconds: number; podStartSeconds: number; basis: string };
 }
 
+/** The fleet as the rollout controller sees it: inventory() and the PodDisruptionBudgets. */
+export interface Fleet {
+  inventory: Inventory;
+  budgets: DisruptionBudgetView[];
+}
+
 export interface PlanPreviewInput {
   mesh: Mesh;
   desired: MeshSpec;
-  workloads: WorkloadView[];
-  /** Injected pods (as the operator caches them). */
-  injectedPods: PodView[];
+  /** The workloads, the pods no workload owns and the budgets, as the rollout controller sees them. */
+  fleet: Fleet;
   /** Pods of meshed namespaces without a proxy, and their namespaces' annotations. */
   otherPods: V1Pod[];
   namespaceAnnotations: Map<string, Record<string, string>>;
@@ -103,7 +125,14 @@ export function planUpgrade(input: PlanPreviewInput): UpgradePlan {
   const from = fleetProxyVersion(mesh);
   const to = targetProxyVersion(desired);
   const proxyChange = from !== to;
-  const steps = proxyChange ? proxySteps(desired, input.workloads, podStartSeconds) : [];
+  const planned = planWorkloads({
+    workloads: input.fleet.inventory.workloads,
+    budgets: input.fleet.budgets,
+    target: to,
+    onBlocked: desired.upgrade.onBlocked,
+    now,
+  });
+  const steps = proxyChange ? proxySteps(desired, planned, podStartSeconds) : [];
   const warnings: string[] = [];
   const cpVersion = cp.change && cp.allowed ? desired.version : (mesh.status?.version ?? desired.version);
   const skew = proxyChange ? proxySkew(cpVersion, to) : undefined;
@@ -118,7 +147,7 @@ export function planUpgrade(input: PlanPreviewInput): UpgradePlan {
     warnings.push(
       `replaces the rollout to ${rollout.toVersion} in progress (${stepName(rollout.step)} ${rollout.state.toLowerCase()})`,
     );
-  if (proxyChange && input.workloads.length === 0)
+  if (proxyChange && steps.length === 0)
     warnings.push("no meshed workloads: new pods simply get the new version");
   const restartSeconds = steps.reduce((s, x) => s + x.estimateSeconds, 0);
   const seconds = cp.seconds + restartSeconds;
@@ -146,8 +175,10 @@ export function planUpgrade(input: PlanPreviewInput): UpgradePlan {
       maxConcurrentRestarts: desired.upgrade.maxConcurrentRestarts,
       stepDeadline: desired.upgrade.stepDeadline,
       onFailure: desired.upgrade.onFailure,
+      onBlocked: desired.upgrade.onBlocked,
       steps,
-      pending: proxyChange ? pendingPods(input.injectedPods) : [],
+      skipped: proxyChange ? skippedWorkloads(planned) : [],
+      pending: proxyChange ? pendingPods(input.fleet.inventory.others, to) : [],
       notMeshed: notMeshed(input),
     },
     estimate: { seconds: Math.round(seconds), podStartSeconds, basis },
@@ -231,8 +262,16 @@ function gateOf(spec: MeshSpec): string {
   return `${a.interval}: ${pods}; success rate ≥ ${a.minSuccessRate}, p99 ≤ ${a.maxLatencyP99Ratio}× baseline (Prometheus)`;
 }
 
-function proxySteps(spec: MeshSpec, workloads: WorkloadView[], podStart: number): PlannedStep[] {
-  const targets = stepTargets(spec, workloads);
+/** The rollout's steps over the workloads it restarts, as planRollout's start() forms them. */
+function proxySteps(spec: MeshSpec, planned: PlannedRestart[], podStart: number): PlannedStep[] {
+  const eligible = planned.filter((p) => p.action.action !== "Skip").map((p) => p.workload);
+  if (eligible.length === 0) return [];
+  const blocked = new Map(
+    planned.flatMap((p) =>
+      p.action.action === "Blocked" ? [[p.workload.key, p.action.message] as const] : [],
+    ),
+  );
+  const targets = stepTargets(spec, eligible);
   const interval = parseDuration(spec.upgrade.analysis.interval) / 1000;
   const waves = spec.upgrade.strategy === "AllAtOnce" ? [100] : spec.upgrade.waves;
   const done = new Set<string>();
@@ -242,42 +281,54 @@ function proxySteps(spec: MeshSpec, workloads: WorkloadView[], podStart: number)
     const rounds = Math.ceil(fresh.length / spec.upgrade.maxConcurrentRestarts);
     const longest = Math.max(0, ...fresh.map(workloadStarts));
     const restart = fresh.length === 0 ? 0 : rounds * longest * podStart;
-    const planned = fresh.map((w) => ({
-      kind: w.kind,
-      namespace: w.namespace,
-      name: w.name,
-      pods: [...w.pods.values()].reduce((n, c) => n + c.total, 0),
-    }));
+    const workloads = fresh.map((w) => {
+      const reason = blocked.get(w.key);
+      return {
+        kind: w.kind,
+        namespace: w.namespace,
+        name: w.name,
+        pods: [...w.pods.values()].reduce((n, c) => n + c.total, 0),
+        ...(reason ? { blocked: reason } : {}),
+      };
+    });
     return {
       name: stepName(i),
-      percent: Math.round((100 * cohort.length) / Math.max(1, workloads.length)),
+      percent: Math.round((100 * cohort.length) / eligible.length),
       configuredPercent:
         i === 0 ? (spec.upgrade.canary.selector ? undefined : spec.upgrade.canary.percent) : waves[i - 1],
-      workloads: planned,
-      pods: planned.reduce((n, w) => n + w.pods, 0),
+      workloads,
+      pods: workloads.reduce((n, w) => n + w.pods, 0),
       gate: gateOf(spec),
       estimateSeconds: Math.round(restart + interval),
     };
   });
 }
 
-/** Injected pods no workload restart reaches: Job and CronJob pods, bare pods, orphans. */
-function pendingPods(pods: PodView[]): LeftOut[] {
-  const out: LeftOut[] = [];
-  for (const p of pods) {
-    if (p.metadata?.deletionTimestamp || ["Succeeded", "Failed"].includes(p.status?.phase ?? "")) continue;
-    if (ownerWorkload(p)) continue;
-    const owner = p.metadata?.ownerReferences?.find((o) => o.controller);
-    const version = p.metadata?.labels?.[LABELS.proxyVersion];
-    const kind = owner ? `${owner.kind} pod` : "bare pod";
-    out.push({
-      namespace: p.metadata?.namespace ?? "",
-      name: p.metadata?.name ?? "",
-      kind,
-      reason: `not restarted: keeps proxy ${version} until it ${owner?.kind === "Job" ? "ends" : "is re-created"}`,
+/** Workloads the plan leaves alone, with its reason. */
+function skippedWorkloads(planned: PlannedRestart[]): LeftOut[] {
+  return planned.flatMap((p) =>
+    p.action.action === "Skip"
+      ? [
+          {
+            namespace: p.workload.namespace,
+            name: p.workload.name,
+            kind: p.workload.kind,
+            reason: p.action.message,
+            code: p.action.reason,
+          },
+        ]
+      : [],
+  );
+}
+
+/** Pods no restartable workload owns (Jobs, CronJob and bare pods), in the rollout's own words. */
+function pendingPods(others: OtherPods[], target: string): LeftOut[] {
+  return others
+    .filter((o) => othersOffVersion([o], target) > 0)
+    .map((o) => {
+      const held = otherEntry(o, target);
+      return { namespace: o.namespace, name: o.name, kind: o.kind, reason: held.message, code: held.reason };
     });
-  }
-  return sortLeftOut(out);
 }
 
 /** Pods of meshed namespaces the injector leaves without a proxy, with its own reason. */

@@ -28,7 +28,8 @@ export interface InjectionConfig {
 }
 
 export type InjectionDecision =
-  | { inject: false; reason: string }
+  /** `warn`: the pod asked to be meshed and is not; the API server shows the reason to its creator. */
+  | { inject: false; reason: string; warn?: boolean }
   | { inject: true; version: string; patch: JsonPatchOperation[] };
 
 export interface JsonPatchOperation {
@@ -43,16 +44,53 @@ export function decideInjection(
   config: InjectionConfig,
 ): InjectionDecision {
   const podSetting = pod.metadata?.annotations?.[ANNOTATIONS.inject];
-  if (pod.spec?.initContainers?.some((c) => c.name === PROXY_CONTAINER))
+  if (pod.spec?.initContainers?.some((c) => c.name === PROXY_CONTAINER && c.restartPolicy === "Always"))
     return { inject: false, reason: "already injected" };
-  if (pod.spec?.hostNetwork) return { inject: false, reason: "host network pods are not meshed" };
   if (podSetting === "disabled")
     return { inject: false, reason: "pod opted out (trellis.dev/inject: disabled)" };
   if (podSetting !== "enabled" && namespaceAnnotations[ANNOTATIONS.inject] !== "enabled") {
     return { inject: false, reason: "neither pod nor namespace has trellis.dev/inject: enabled" };
   }
+  if (pod.spec?.hostNetwork)
+    return {
+      inject: false,
+      reason: "hostNetwork pods are never meshed (the proxy would own the node's ports)",
+      warn: true,
+    };
   const version = pod.metadata?.annotations?.[ANNOTATIONS.proxyVersion] ?? config.defaultProxyVersion;
-  return { inject: true, version, patch: injectionPatch(pod, config, version) };
+  const patch = injectionPatch(pod, config, version);
+  const clash = nameClash(pod, patch);
+  if (clash) return { inject: false, reason: clash, warn: true };
+  return { inject: true, version, patch };
+}
+
+/**
+ * A container or volume the patch adds whose name the pod already uses: injected, the pod would
+ * be refused as invalid (duplicate name), so it is left unmeshed and its creator told why.
+ * Renaming ours instead would make the proxy's name depend on the pod; every tool that looks for
+ * the `trellis-proxy` container (the rollout, probes, `kubectl logs -c`) relies on it.
+ */
+function nameClash(pod: V1Pod, patch: JsonPatchOperation[]): string | undefined {
+  const spec = pod.spec;
+  const containers = new Set(
+    [...(spec?.initContainers ?? []), ...(spec?.containers ?? []), ...(spec?.ephemeralContainers ?? [])].map(
+      (c) => c.name,
+    ),
+  );
+  const volumes = new Set((spec?.volumes ?? []).map((v) => v.name));
+  for (const op of patch) {
+    const added = (Array.isArray(op.value) ? op.value : [op.value]) as Array<{ name?: string }>;
+    const names = added.map((v) => v?.name).filter((n): n is string => typeof n === "string");
+    const taken = op.path.startsWith("/spec/initContainers")
+      ? containers
+      : op.path.startsWith("/spec/volumes")
+        ? volumes
+        : undefined;
+    const name = taken && names.find((n) => taken.has(n));
+    if (name)
+      return `the pod already has a ${taken === containers ? "container" : "volume"} named ${name}, which the mesh's proxy needs: rename it to mesh the pod`;
+  }
+  return undefined;
 }
 
 function injectionPatch(pod: V1Pod, config: InjectionConfig, version: string): JsonPatchOperation[] {

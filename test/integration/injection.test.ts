@@ -1,7 +1,10 @@
 // Sidecar injection through the real API server: the operator makes the Mesh (its webhook
 // configuration and the injector's serving Certificate), the injector runs as a real process on
-// loopback, and a Deployment created in an opted-in namespace gets the proxy in its pods.
+// loopback, and a Deployment created in an opted-in namespace gets the proxy in its pods. A pod
+// the injector cannot mesh (an app container named like the proxy, hostNetwork) is still
+// created, unmeshed, and its creator sees why.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
@@ -14,6 +17,17 @@ describe("sidecar injection through the API server", { timeout: 180_000 }, () =>
   let cluster: LocalCluster;
   let operator: OperatorProcess;
   const group = new ProcessGroup();
+
+  /** kubectl's stdout and stderr (where it prints admission warnings). */
+  const kubectlOutput = (args: string[], input: string) => {
+    const r = spawnSync(cluster.binaries.kubectl, args, {
+      env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath },
+      input,
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return `${r.stdout}${r.stderr}`;
+  };
 
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 2 });
@@ -84,5 +98,37 @@ describe("sidecar injection through the API server", { timeout: 180_000 }, () =>
       const init = cluster.kubectl(["-n", ns, "get", "pod", name, "-o", "jsonpath={.spec.initContainers}"]);
       assert.equal(init, "", `${ns}/${name} must not be injected`);
     }
+  });
+
+  it("creates a pod whose app container is named trellis-proxy, unmeshed, with a warning (issue 17, 9)", () => {
+    const pod = (name: string, spec: string) =>
+      `apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, namespace: shop }
+spec: ${spec}
+`;
+    const out = kubectlOutput(
+      ["apply", "-f", "-"],
+      pod("clash", "{ containers: [{ name: trellis-proxy, image: localhost/mine:1 }] }"),
+    );
+    assert.match(
+      out,
+      /Warning: trellis: pod not meshed: the pod already has a container named trellis-proxy/,
+    );
+    const init = cluster.kubectl([
+      "-n",
+      "shop",
+      "get",
+      "pod",
+      "clash",
+      "-o",
+      "jsonpath={.spec.initContainers}",
+    ]);
+    assert.equal(init, "");
+    const host = kubectlOutput(
+      ["apply", "-f", "-"],
+      pod("host", "{ hostNetwork: true, containers: [{ name: app, image: localhost/agent:1 }] }"),
+    );
+    assert.match(host, /Warning: trellis: pod not meshed: hostNetwork pods are never meshed/);
   });
 });
