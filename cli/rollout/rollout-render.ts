@@ -1,6 +1,6 @@
 // `rollout status`'s view: the summary line, the proxies on the new version, a row per step
 // (workloads done, state, analysis countdown) and the operator's last figures. Pure.
-import { PLAIN, renderTable, type Style } from "../output.ts";
+import { PLAIN, plural, renderTable, type Style } from "../output.ts";
 import type { RolloutProgress } from "./rollout-progress.ts";
 
 export function renderRolloutProgress(p: RolloutProgress, style: Style = PLAIN): string {
@@ -8,7 +8,7 @@ export function renderRolloutProgress(p: RolloutProgress, style: Style = PLAIN):
   if (p.steps.length === 0) return `${head}\n`;
   const paint =
     p.state === "RolledBack" || p.state === "Halted" ? style.bad : p.active ? style.warn : style.ok;
-  const out = [paint(head), `Proxies up to date: ${p.proxies} pods`];
+  const out = [paint(head), `Proxies up to date: ${p.proxies}`];
   const rows = p.steps.map((s) => {
     let state = s.state;
     if (s.name === p.step && p.analysisLeftSeconds !== undefined) state += `, ${p.analysisLeftSeconds}s left`;
@@ -21,7 +21,7 @@ export function renderRolloutProgress(p: RolloutProgress, style: Style = PLAIN):
   const counts = [
     p.blockedWorkloads ? `${p.blockedWorkloads} blocked` : "",
     p.skippedWorkloads ? `${p.skippedWorkloads} skipped` : "",
-    p.pendingPods ? `${p.pendingPods} pods pending` : "",
+    p.pendingPods ? `${plural(p.pendingPods, "pod")} pending` : "",
   ].filter(Boolean);
   if (counts.length > 0) {
     out.push(`Held back: ${counts.join(", ")}`);

@@ -103,7 +103,7 @@ kind: Mesh
 metadata: { name: default }
 spec:
   version: ${V}
-  upgrade: { canary: { percent: 20 }, waves: [50, 100], maxConcurrentRestarts: 10, analysis: { interval: 2s }, stepDeadline: 60s }
+  upgrade: { canary: { percent: 20 }, waves: [50, 100], maxConcurrentRestarts: 10, analysis: { interval: 2s }, stepDeadline: 60s, onBlocked: Skip }
 `,
     );
     await cluster.kubectlAsync(["wait", "--for=condition=Ready", "--timeout=90s", "mesh/default"]);
@@ -114,11 +114,13 @@ spec:
     }
     await new Promise((r) => setTimeout(r, 1500)); // the injector's namespace watch
     cluster.kubectl(["apply", "-f", "-"], WORKLOADS);
-    await waitFor(async () => mesh().status?.proxies?.summary === "14/14", 90_000, "14 injected pods").catch(
+    await waitFor(async () => mesh().status?.proxies?.summary === "15/15", 90_000, "15 injected pods").catch(
       (e: Error) => {
         throw new Error(`${e.message}: ${cluster.kubectl(["get", "pods", "-A", "--show-labels"])}`);
       },
     );
+    // Paused once it runs: the rollout skips it (a template patch would fire on unpause).
+    cluster.kubectl(["-n", "bank", "rollout", "pause", "deployment/batch"]);
     await waitFor(async () => (await cli("check", "--proxies")).code === 0, 60_000, "a healthy check");
   });
   after(async () => {
@@ -142,7 +144,7 @@ spec:
     assert.match(
       stdout,
       new RegExp(
-        `^Client: +trellis ${V}\\nKubernetes: +v1\\.\\d+\\.\\d+\\nOperator: +${V}\\nMesh default: control plane ${V}, proxies ${V} \\(14/14 up to date\\)\\n$`,
+        `^Client: +trellis ${V}\\nKubernetes: +v1\\.\\d+\\.\\d+\\nOperator: +${V}\\nMesh default: control plane ${V}, proxies ${V} \\(15/15 up to date\\)\\n$`,
       ),
     );
     const plugins = await execFileAsync(cluster.binaries.kubectl, ["plugin", "list"], { env: pathEnv }).catch(
@@ -185,23 +187,40 @@ spec:
     const plan = JSON.parse(json.out) as UpgradePlan;
     assert.deepEqual(
       plan.proxies.steps.map((s) => s.workloads.length),
-      [2, 2, 4],
-      "20% of 8 workloads, then up to 50% and 100%",
+      [2, 2, 3],
+      "20% of the 7 restartable workloads, then up to 50% and 100%",
     );
+    // When each step started, as status.rollout says while the rollout runs.
+    const stepStarts = new Map<number, string>();
+    let watching = true;
+    const recordSteps = (async () => {
+      while (watching) {
+        const r = JSON.parse(await cluster.kubectlAsync(["get", "mesh", "default", "-o", "json"])).status
+          ?.rollout;
+        if (r?.toVersion === "0.2.0" && r.stepStartedAt && !stepStarts.has(r.step))
+          stepStarts.set(r.step, r.stepStartedAt);
+        await new Promise((done) => setTimeout(done, 100));
+      }
+    })();
     patchMesh({ spec: { proxy: { version: "0.2.0" } } });
     await waitFor(async () => mesh().status?.rollout?.toVersion === "0.2.0", 30_000, "the rollout to start");
     // Followed live, as on a terminal: the view is redrawn in place until the rollout ends.
     const watched = await cliOn(true, ["rollout", "status", "--watch", "--interval", "0.5", "--no-color"]);
+    watching = false;
+    await recordSteps;
     assert.equal(watched.code, 0, watched.err);
     assert.match(watched.out.replaceAll("\u001b", "ESC"), /ESC\[\d+AESC\[J/, "redrawn in place");
     assert.match(watched.out, /canary\s+2\s+\d\/2\s+(restarting|analysing)/);
     assert.match(
       watched.out,
-      /Mesh default: proxy rollout 0\.1\.0 → 0\.2\.0 complete\n[\s\S]*wave 2\s+4\s+4\/4\s+passed\nOperator: all 8 workloads on 0\.2\.0\n$/,
+      /Mesh default: proxy rollout 0\.1\.0 → 0\.2\.0 complete\n[\s\S]*wave 2\s+3\s+3\/3\s+passed\nOperator: all 7 workloads on 0\.2\.0; [^\n]*\nHeld back: 2 skipped, 1 pod pending\n( {2}\S+ \((Paused|DisruptionBudget|BarePod)\): [^\n]+\n){3}$/,
     );
     assert.equal(mesh().status?.rollout?.state, "Complete");
-    // Every restart of a step carries that step's start time (trellis.dev/restarted-at).
-    const restarted = new Map<string, string[]>();
+    // Each workload's template says when it was restarted (trellis.dev/restarted-at): in which step.
+    assert.deepEqual([...stepStarts.keys()].sort(), [0, 1, 2], "every step seen starting");
+    const stepAt = (at: string) =>
+      Math.max(...[...stepStarts].filter(([, start]) => start <= at).map(([step]) => step));
+    const restarted = new Map<number, string[]>();
     for (const kind of ["deployments", "statefulsets", "daemonsets"]) {
       const out = cluster.kubectl([
         "get",
@@ -215,10 +234,11 @@ spec:
         if (!at || !name || name.startsWith("trellis-system/")) continue;
         const k =
           kind === "deployments" ? "Deployment" : kind === "statefulsets" ? "StatefulSet" : "DaemonSet";
-        restarted.set(at, [...(restarted.get(at) ?? []), `${k}/${name}`].sort());
+        const step = stepAt(at);
+        restarted.set(step, [...(restarted.get(step) ?? []), `${k}/${name}`].sort());
       }
     }
-    const actual = [...restarted.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, w]) => w);
+    const actual = [...restarted.entries()].sort(([a], [b]) => a - b).map(([, w]) => w);
     const planned = plan.proxies.steps
       .map((s) => s.workloads.map((w) => `${w.kind}/${w.namespace}/${w.name}`).sort())
       .filter((s) => s.length > 0);
@@ -553,7 +573,7 @@ function workload(
   namespace: string,
   name: string,
   replicas: number | undefined,
-  extra: { annotations?: Record<string, string>; port?: boolean } = {},
+  extra: { annotations?: Record<string, string>; port?: boolean; paused?: boolean } = {},
 ): string {
   const meta = JSON.stringify({
     labels: { app: name },
@@ -563,13 +583,16 @@ function workload(
   return `apiVersion: apps/v1
 kind: ${kind}
 metadata: { name: ${name}, namespace: ${namespace}, labels: { app: ${name} } }
-spec:${replicas === undefined ? "" : `\n  replicas: ${replicas}`}${kind === "StatefulSet" ? `\n  serviceName: ${name}` : ""}
+spec:${replicas === undefined ? "" : `\n  replicas: ${replicas}`}${kind === "StatefulSet" ? `\n  serviceName: ${name}` : ""}${extra.paused ? "\n  paused: true" : ""}
   selector: { matchLabels: { app: ${name} } }
   template: { metadata: ${meta}, spec: { containers: [{ name: ${name}, image: localhost/${name}:1${ports} }] } }
 `;
 }
 
-/** Two meshed namespaces: Deployments (one scaled to zero, one opted out), a StatefulSet, a DaemonSet, a bare pod, a host-network pod. */
+/**
+ * Two meshed namespaces: Deployments (one scaled to zero, one opted out, one paused), a StatefulSet
+ * under a PodDisruptionBudget that allows no disruption, a DaemonSet, a bare pod, a host-network pod.
+ */
 const WORKLOADS = [
   workload("Deployment", "shop", "web", 2, { port: true }),
   workload("Deployment", "shop", "api", 1, { port: true }),
@@ -581,6 +604,13 @@ const WORKLOADS = [
   workload("Deployment", "bank", "fraud", 1),
   workload("Deployment", "bank", "reports", 0),
   workload("DaemonSet", "bank", "agent", undefined),
+  workload("Deployment", "bank", "batch", 1),
+  // The StatefulSet's restart takes a pod down; this budget allows none: skipped (onBlocked Skip).
+  `apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: { name: db, namespace: shop }
+spec: { minAvailable: 2, selector: { matchLabels: { app: db } } }
+`,
   `apiVersion: v1
 kind: Pod
 metadata: { name: debug, namespace: shop }
