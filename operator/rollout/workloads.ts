@@ -127,7 +127,8 @@ function newView(ref: WorkloadRef, key: string, obj: WorkloadObject): WorkloadVi
     restartedAt: annotations?.[ANNOTATIONS.restartedAt],
     labels: obj.metadata?.labels ?? {},
     pods: new Map(),
-    replicas: obj.kind === "DaemonSet" ? (obj.status?.desiredNumberScheduled ?? 0) : (obj.spec?.replicas ?? 1),
+    replicas:
+      obj.kind === "DaemonSet" ? (obj.status?.desiredNumberScheduled ?? 0) : (obj.spec?.replicas ?? 1),
     rolledOut: isRolledOut(obj),
     paused: obj.spec?.paused === true,
     strategy: obj.spec?.strategy,
