@@ -19,6 +19,7 @@ import {
 } from "./rollout/rollout-command.ts";
 import { rotateAnchorCommand } from "./rotate-anchor-command.ts";
 import { statCommand } from "./stat/stat-command.ts";
+import { approveCommand } from "./upgrade/approve-command.ts";
 import { planCommand } from "./upgrade/plan-command.ts";
 import { EXIT, UsageError } from "./usage-error.ts";
 import { versionCommand } from "./version-command.ts";
@@ -26,6 +27,7 @@ import { versionCommand } from "./version-command.ts";
 export const COMMANDS: CommandSpec[] = [
   checkCommand,
   planCommand,
+  approveCommand,
   rolloutStatusCommand,
   rolloutPauseCommand,
   rolloutResumeCommand,

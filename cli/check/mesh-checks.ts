@@ -161,6 +161,15 @@ function progressChecks(facts: CheckFacts, mesh: Mesh, group: string): CheckResu
       });
     else out.push({ group, id, status: "ok", message: `${what}, moving` });
   }
+  const plan = mesh.status?.upgradePlan;
+  if (plan?.state === "AwaitingApproval")
+    out.push({
+      group,
+      id: "upgrade-approval",
+      status: "warn",
+      message: `upgrade plan ${plan.id} waits for approval: ${plan.summary}`,
+      hint: `review it with kubectl trellis upgrade plan, then kubectl trellis upgrade approve --plan ${plan.id}`,
+    });
   const t = mesh.status?.trustAnchor;
   if (t && t.rotationPhase !== "Stable") {
     const phaseMs = t.phaseSince ? now - Date.parse(t.phaseSince) : 0;

@@ -37,6 +37,8 @@ export interface RolloutProgress {
   skippedWorkloads?: number;
   pendingPods?: number;
   summary: string;
+  /** spec.upgrade.approval Manual: the plan waiting for a person (status.upgradePlan). */
+  awaitingApproval?: { id: string; summary: string };
 }
 
 /** The rollout is over and the watch can stop. */
@@ -45,6 +47,13 @@ export function isSettled(p: RolloutProgress): boolean {
 }
 
 export function rolloutProgress(mesh: Mesh, fleet: Fleet, now: Date): RolloutProgress {
+  const progress = currentRollout(mesh, fleet, now);
+  const plan = mesh.status?.upgradePlan;
+  if (plan?.state === "AwaitingApproval") progress.awaitingApproval = { id: plan.id, summary: plan.summary };
+  return progress;
+}
+
+function currentRollout(mesh: Mesh, fleet: Fleet, now: Date): RolloutProgress {
   const name = mesh.metadata?.name ?? "";
   const r = mesh.status?.rollout;
   const proxies = mesh.status?.proxies?.summary ?? "0/0";

@@ -5,7 +5,10 @@ import type { RolloutProgress } from "./rollout-progress.ts";
 
 export function renderRolloutProgress(p: RolloutProgress, style: Style = PLAIN): string {
   const head = `Mesh ${p.mesh}: ${p.summary}`;
-  if (p.steps.length === 0) return `${head}\n`;
+  const waiting = p.awaitingApproval
+    ? `${style.warn("Awaiting approval")}: upgrade plan ${p.awaitingApproval.id}: ${p.awaitingApproval.summary} (kubectl trellis upgrade approve --plan ${p.awaitingApproval.id})\n`
+    : "";
+  if (p.steps.length === 0) return `${head}\n${waiting}`;
   const paint =
     p.state === "RolledBack" || p.state === "Halted" ? style.bad : p.active ? style.warn : style.ok;
   const out = [paint(head), `Proxies up to date: ${p.proxies}`];
@@ -27,5 +30,5 @@ export function renderRolloutProgress(p: RolloutProgress, style: Style = PLAIN):
     out.push(`Held back: ${counts.join(", ")}`);
     for (const h of p.held ?? []) out.push(`  ${h.workload} (${h.reason}): ${h.message}`);
   }
-  return `${out.join("\n")}\n`;
+  return `${out.join("\n")}\n${waiting}`;
 }

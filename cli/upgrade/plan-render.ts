@@ -88,5 +88,9 @@ export function renderPlan(plan: UpgradePlan, style: Style = PLAIN): string {
   }
   if (plan.allowed && (cp.change || p.change))
     out.push("", `Estimate: about ${roughDuration(plan.estimate.seconds)} (${plan.estimate.basis})`);
+  if (plan.approval.planId)
+    out.push(
+      `Approval: Manual — once the Mesh asks for this, the operator publishes plan ${plan.approval.planId} and waits for: kubectl trellis upgrade approve --plan ${plan.approval.planId}`,
+    );
   return `${out.join("\n")}\n`;
 }

@@ -17,8 +17,9 @@ import { revisionName } from "../../operator/mesh/revision.ts";
 import { proxySkew } from "../../operator/mesh/version-skew.ts";
 import type { PodView } from "../../operator/resources.ts";
 import { MAX_RESTARTS } from "../../operator/rollout/analysis.ts";
-import { stepName, stepTargets } from "../../operator/rollout/rollout-plan.ts";
+import { stepName } from "../../operator/rollout/rollout-plan.ts";
 import { otherEntry, othersOffVersion } from "../../operator/rollout/rollout-report.ts";
+import { pendingChange, rolloutSteps, upgradePlanStatus } from "../../operator/rollout/upgrade-approval.ts";
 import {
   type DisruptionBudgetView,
   type PlannedWorkload as PlannedRestart,
@@ -93,6 +94,8 @@ export interface UpgradePlan {
     notMeshed: LeftOut[];
   };
   estimate: { seconds: number; podStartSeconds: number; basis: string };
+  /** spec.upgrade.approval: with Manual, the id the operator will publish and wait for. */
+  approval: { mode: string; planId?: string; summary?: string };
 }
 
 /** The fleet as the rollout controller sees it: inventory() and the PodDisruptionBudgets. */
@@ -182,6 +185,7 @@ export function planUpgrade(input: PlanPreviewInput): UpgradePlan {
       notMeshed: notMeshed(input),
     },
     estimate: { seconds: Math.round(seconds), podStartSeconds, basis },
+    approval: approvalOf(input, planned),
   };
 }
 
@@ -264,20 +268,18 @@ function gateOf(spec: MeshSpec): string {
 
 /** The rollout's steps over the workloads it restarts, as planRollout's start() forms them. */
 function proxySteps(spec: MeshSpec, planned: PlannedRestart[], podStart: number): PlannedStep[] {
-  const eligible = planned.filter((p) => p.action.action !== "Skip").map((p) => p.workload);
-  if (eligible.length === 0) return [];
+  const steps = rolloutSteps(spec, planned);
+  const eligible = steps.reduce((n, step) => n + step.length, 0);
   const blocked = new Map(
     planned.flatMap((p) =>
       p.action.action === "Blocked" ? [[p.workload.key, p.action.message] as const] : [],
     ),
   );
-  const targets = stepTargets(spec, eligible);
   const interval = parseDuration(spec.upgrade.analysis.interval) / 1000;
   const waves = spec.upgrade.strategy === "AllAtOnce" ? [100] : spec.upgrade.waves;
-  const done = new Set<string>();
-  return targets.map((cohort, i) => {
-    const fresh = cohort.filter((w) => !done.has(w.key));
-    for (const w of fresh) done.add(w.key);
+  let cumulative = 0;
+  return steps.map((fresh, i) => {
+    cumulative += fresh.length;
     const rounds = Math.ceil(fresh.length / spec.upgrade.maxConcurrentRestarts);
     const longest = Math.max(0, ...fresh.map(workloadStarts));
     const restart = fresh.length === 0 ? 0 : rounds * longest * podStart;
@@ -293,7 +295,7 @@ function proxySteps(spec: MeshSpec, planned: PlannedRestart[], podStart: number)
     });
     return {
       name: stepName(i),
-      percent: Math.round((100 * cohort.length) / eligible.length),
+      percent: Math.round((100 * cumulative) / eligible),
       configuredPercent:
         i === 0 ? (spec.upgrade.canary.selector ? undefined : spec.upgrade.canary.percent) : waves[i - 1],
       workloads,
@@ -302,6 +304,19 @@ function proxySteps(spec: MeshSpec, planned: PlannedRestart[], podStart: number)
       estimateSeconds: Math.round(restart + interval),
     };
   });
+}
+
+/**
+ * With approval Manual, the plan the operator will publish once the spec changes: the same
+ * pending change and steps (upgrade-approval.ts), hence the same id to approve.
+ */
+function approvalOf(input: PlanPreviewInput, planned: PlannedRestart[]): UpgradePlan["approval"] {
+  const { desired } = input;
+  if (desired.upgrade.approval !== "Manual") return { mode: desired.upgrade.approval };
+  const change = pendingChange({ spec: desired, status: input.mesh.status }, desired);
+  if (!change.controlPlane && !change.proxies) return { mode: "Manual" };
+  const plan = upgradePlanStatus(change, rolloutSteps(desired, planned), planned, input.now);
+  return { mode: "Manual", planId: plan.id, summary: plan.summary };
 }
 
 /** Workloads the plan leaves alone, with its reason. */

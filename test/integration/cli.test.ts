@@ -85,6 +85,9 @@ describe("kubectl trellis on a real cluster", { timeout: 600_000 }, () => {
       status?: {
         rollout?: { state?: string; step?: number; toVersion?: string };
         proxies?: { summary?: string };
+        upgradePlan?: { id?: string; state?: string; summary?: string };
+        controlPlane?: { version?: string; targetVersion?: string };
+        phase?: string;
       };
     };
   const patchMesh = (patch: unknown) =>
@@ -178,7 +181,8 @@ spec:
     );
   });
 
-  it("plans a proxy rollout, and the operator restarts exactly the workloads the plan lists, step by step", async () => {
+  it("plans a proxy rollout, waits for its approval, and the operator restarts exactly the workloads the plan lists, step by step", async () => {
+    patchMesh({ spec: { upgrade: { approval: "Manual" } } });
     const table = await cli("upgrade", "plan", "--proxy-version", "0.2.0");
     assert.equal(table.code, 0, table.err);
     golden("plan-proxy.txt", table.out);
@@ -203,6 +207,41 @@ spec:
       }
     })();
     patchMesh({ spec: { proxy: { version: "0.2.0" } } });
+    // The operator publishes the same plan (the same id) and waits; nothing restarts meanwhile.
+    await waitFor(
+      async () => mesh().status?.upgradePlan?.state === "AwaitingApproval",
+      30_000,
+      "the plan to wait for approval",
+    );
+    assert.equal(mesh().status?.upgradePlan?.id, plan.approval.planId);
+    assert.match(cluster.kubectl(["get", "mesh", "default"]), /\sAwaitingApproval\s/);
+    golden("check-awaiting-approval.txt", (await cli("check")).out);
+    golden("rollout-status-awaiting-approval.txt", (await cli("rollout", "status")).out);
+    const wrong = await cli("upgrade", "approve", "--plan", "000000000000");
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.err, /the plan waiting is [0-9a-f]{12}, not 000000000000: it changed since/);
+    assert.equal(mesh().status?.rollout?.toVersion, undefined, "no rollout started");
+    assert.equal(
+      cluster
+        .kubectl([
+          "get",
+          "deployments",
+          "-A",
+          "-o",
+          "jsonpath={.items[*].spec.template.metadata.annotations.trellis\\.dev/proxy-version}",
+        ])
+        .trim(),
+      "",
+      "no template patched",
+    );
+    const approve = await cli("upgrade", "approve", "--plan", plan.approval.planId ?? "");
+    assert.equal(approve.code, 0, approve.err);
+    assert.match(
+      approve.out,
+      new RegExp(
+        `^Mesh default: upgrade plan ${plan.approval.planId} approved: proxies 0\\.1\\.0 → 0\\.2\\.0: 7 workloads in 3 steps \\(2, 2, 3\\), 2 skipped\n`,
+      ),
+    );
     await waitFor(async () => mesh().status?.rollout?.toVersion === "0.2.0", 30_000, "the rollout to start");
     // Followed live, as on a terminal: the view is redrawn in place until the rollout ends.
     const watched = await cliOn(true, ["rollout", "status", "--watch", "--interval", "0.5", "--no-color"]);
@@ -243,6 +282,9 @@ spec:
       .map((s) => s.workloads.map((w) => `${w.kind}/${w.namespace}/${w.name}`).sort())
       .filter((s) => s.length > 0);
     assert.deepEqual(actual, planned);
+    assert.equal(mesh().status?.upgradePlan, undefined, "nothing waits once it all started");
+    assert.equal((await cli("upgrade", "approve")).code, 1, "nothing to approve");
+    patchMesh({ spec: { upgrade: { approval: "Automatic" } } });
   });
 
   it("shows a mesh mid-rollout: the step, the countdown, the gate; pause, resume and abort", async () => {
@@ -466,6 +508,32 @@ spec:
     );
   });
 
+  it("with approval Manual, a new control-plane version waits for its plan's approval, then deploys beside the old", async () => {
+    patchMesh({ spec: { version: "0.2.0", upgrade: { approval: "Manual" } } });
+    await waitFor(async () => mesh().status?.upgradePlan?.state === "AwaitingApproval", 30_000, "the plan");
+    assert.equal(mesh().status?.upgradePlan?.summary, "control plane 0.1.0 → 0.2.0");
+    await waitFor(async () => mesh().status?.phase === "AwaitingApproval", 30_000, "the phase");
+    const revisions = () =>
+      cluster.kubectl([
+        "-n",
+        "trellis-system",
+        "get",
+        "deployments",
+        "-o",
+        "jsonpath={.items[*].metadata.labels.trellis\\.dev/revision}",
+      ]);
+    assert.doesNotMatch(revisions(), /v0-2-0/, "no candidate revision before the approval");
+    const approve = await cli("upgrade", "approve");
+    assert.equal(approve.code, 0, approve.err);
+    await waitFor(async () => revisions().includes("v0-2-0"), 60_000, "the candidate revision");
+    await waitFor(
+      async () => mesh().status?.controlPlane?.version === "0.2.0",
+      90_000,
+      "the upgrade to finish",
+    );
+    patchMesh({ spec: { upgrade: { approval: "Automatic" } } });
+  });
+
   it("checks a degraded mesh: a control-plane pod not ready, a certificate a day from expiry, a pod without a proxy, a proxy outside the skew policy", async () => {
     // A control-plane pod whose container stopped being ready.
     const identityPod = cluster
@@ -475,11 +543,12 @@ spec:
         "get",
         "pods",
         "-l",
-        "app.kubernetes.io/component=identity",
+        "app.kubernetes.io/component=identity,app.kubernetes.io/version=0.2.0",
         "-o",
         "name",
       ])
-      .trim();
+      .trim()
+      .split("\n")[0] as string;
     cluster.kubectl([
       "-n",
       "trellis-system",
