@@ -358,16 +358,9 @@ spec:
         30_000,
         "scrapes",
       );
-      const r = await cli(
-        "stat",
-        "shop/web",
-        "--prometheus-url",
-        `http://127.0.0.1:${prom}`,
-        "--window",
-        "10s",
-        "-o",
-        "json",
-      );
+      const statWeb = (...more: string[]) =>
+        cli("stat", "shop/web", "--prometheus-url", `http://127.0.0.1:${prom}`, "--window", "10s", ...more);
+      const r = await statWeb("-o", "json");
       assert.equal(r.code, 0, r.err);
       const rate = (sent * 1000) / (Date.now() - started);
       const rows = JSON.parse(r.out).rows as Array<{
@@ -397,14 +390,7 @@ spec:
       assert.equal(f?.mtlsShare, 0, "plaintext to the inbound proxy");
       assert.ok(f && f.p50Ms > 0 && f.p50Ms <= f.p99Ms && f.p99Ms < 1000, JSON.stringify(f));
       assert.equal(rows.find((x) => x.direction === "outbound")?.figures.requests, 0);
-      const table = await cli(
-        "stat",
-        "shop/web",
-        "--prometheus-url",
-        `http://127.0.0.1:${prom}`,
-        "--window",
-        "10s",
-      );
+      const table = await statWeb();
       assert.match(
         table.out,
         /^NAMESPACE\s+WORKLOAD\s+DIRECTION\s+MESHED\s+SUCCESS\s+RPS\s+REQUESTS\s+P50\s+P95\s+P99\s+MTLS\n/,
