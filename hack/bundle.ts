@@ -2,6 +2,7 @@
 //   trellis.mjs       the operator command (bin/trellis.ts)
 //   controlplane.mjs  injector, identity and destination (controlplane/main.ts)
 //   proxy.mjs         the sidecar proxy (proxy/main.ts)
+//   original-dst.node the proxy's native addon for capture mode (hack/build-native.ts)
 // and the kubectl plugin: kubectl-trellis (trellis.mjs as one executable file), its krew archive
 // kubectl-trellis.tar.gz and krew/trellis.yaml, the plugin manifest for that archive.
 // Each bundle runs under plain `node` (no tsx, no node_modules) and comes with
@@ -13,7 +14,9 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
 import pkg from "../package.json" with { type: "json" };
+import { buildNativeAddon } from "./build-native.ts";
 import { PLUGIN_ARCHIVE, PLUGIN_BINARY, pluginArchive, renderKrewManifest } from "./krew-manifest.ts";
+import { pinnedRuntime } from "./node-runtime.ts";
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 
@@ -61,7 +64,8 @@ export async function bundle(outdir: string, minify = true): Promise<void> {
       outfile: join(outdir, `${program.name}.mjs`),
       bundle: true,
       platform: "node",
-      target: "node20",
+      // The runtime the images carry, so esbuild lowers nothing it supports.
+      target: `node${pinnedRuntime.version}`,
       format: "esm",
       minify,
       // Names stay readable in stack traces and logs.
@@ -77,6 +81,8 @@ export async function bundle(outdir: string, minify = true): Promise<void> {
     const packages = packagesOf(Object.keys(result.metafile.inputs));
     writeFileSync(join(outdir, `${program.name}.packages.json`), `${JSON.stringify(packages, null, 2)}\n`);
   }
+  // proxy.mjs loads it from its own folder (proxy/original-destination.ts).
+  buildNativeAddon(join(outdir, NATIVE_ADDON));
   writePlugin(outdir);
 }
 
@@ -94,6 +100,9 @@ function writePlugin(outdir: string): void {
   mkdirSync(join(outdir, "krew"), { recursive: true });
   writeFileSync(join(outdir, "krew", "trellis.yaml"), renderKrewManifest(`v${pkg.version}`, archive));
 }
+
+/** The proxy's native addon, beside proxy.mjs in dist/ and in the image's /app. */
+export const NATIVE_ADDON = "original-dst.node";
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({
