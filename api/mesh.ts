@@ -354,10 +354,9 @@ export const MeshStatus = Type.Object({
         controlPlane: Type.Optional(Type.Object({ from: Type.String(), to: Type.String() })),
         proxies: Type.Optional(Type.Object({ from: Type.String(), to: Type.String() })),
         steps: Type.Optional(
-          Type.Array(
-            Type.Object({ name: Type.String(), workloads: Type.Integer(), pods: Type.Integer() }),
-            { maxItems: 21 },
-          ),
+          Type.Array(Type.Object({ name: Type.String(), workloads: Type.Integer(), pods: Type.Integer() }), {
+            maxItems: 21,
+          }),
         ),
         skippedWorkloads: Type.Optional(Type.Integer()),
         since: Type.Optional(Type.String({ format: "date-time" })),
