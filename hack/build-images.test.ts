@@ -84,7 +84,6 @@ test("proxy 0.1.0 and 0.1.1 differ only in their version label and variable", ()
     "PATH=/usr/bin",
     "TRELLIS_PROXY_VERSION=0.1.1",
     "MALLOC_ARENA_MAX=1",
-    "MALLOC_MMAP_THRESHOLD_=65536",
   ]);
   assert.equal(b.config.config.Labels["org.opencontainers.image.version"], "0.1.1");
   const same = (c: Opened["config"]) => ({

@@ -1,8 +1,8 @@
 /**
  * The Node/V8 flags and the variables the proxy image starts the bundled proxy with:
- * `MALLOC_ARENA_MAX=1 MALLOC_MMAP_THRESHOLD_=65536 node --max-semi-space-size=1 --no-maglev
- * /app/proxy.mjs`. Each was measured on Node 24 against Node 20 with bench/runtimes.bench.ts over
- * bench/proxy-hop.bench.ts (docs/node-runtime.md, "What each flag does on Node 24"; docs/proxy.md, "Runtime flags") for
+ * `MALLOC_ARENA_MAX=1 node --max-semi-space-size=1 --no-maglev /app/proxy.mjs`. Each was
+ * measured on Node 24 against Node 20 with bench/runtimes.bench.ts over bench/proxy-hop.bench.ts
+ * (docs/node-runtime.md, "What each flag does on Node 24"; docs/proxy.md, "Runtime flags") for
  * RSS, CPU per request and paired p99, and kept only when it helped one without hurting another.
  *
  * - `--max-semi-space-size=1` (MiB): caps the young generation, which V8 otherwise grows to
@@ -14,18 +14,10 @@
  * - `MALLOC_ARENA_MAX=1` (glibc): V8's and Node's helper threads otherwise each get a malloc
  *   arena that keeps what they freed; on Node 24 those arenas held 8–9 MB at 500 req/s. One arena:
  *   ~5 MB less RSS, CPU per request no worse (the proxy allocates on its main thread).
- * - `MALLOC_MMAP_THRESHOLD_=65536` (glibc): every socket read allocates a 64 KiB buffer, copies
- *   what arrived into a right-sized ArrayBuffer and frees it. In the one arena those buffers,
- *   and the small ArrayBuffers Node 24 frees only at a later GC, fragment the heap, which then
- *   never shrinks: 5–8 MB more RSS after a burst of traffic. A fixed threshold at 64 KiB gives
- *   each read buffer its own mapping, returned on free (a fixed value also stops glibc from
- *   raising the threshold after large frees). CPU per request no worse in the same runs.
  *
- * Measured and left out on Node 24: `--optimize-for-size`, `--single-threaded-gc`, `--max-lazy`,
- * `--v8-pool-size=1`, `--single-threaded`, `--no-concurrent-array-buffer-sweeping`, `--minor-ms`,
- * `--external-memory-accounted-in-global-limit`, `MALLOC_TRIM_THRESHOLD_` (no gain or worse),
- * `--no-turboshaft` (6 MB fewer pages of the binary, but no optimising tier left: 2.3× the CPU),
- * `--no-opt --no-maglev` (Sparkplug only: 13 MB less RSS, twice the CPU per request), `--jitless` (17 MB less, 3.3× the CPU). On Node 20: `--single-threaded-gc`,
+ * Measured and left out on Node 24: `--optimize-for-size`, `--single-threaded-gc`, `--max-lazy`
+ * (no gain or worse), `--no-opt --no-maglev` (Sparkplug only: 13 MB less RSS, twice the CPU per
+ * request), `--jitless` (17 MB less, 3.3× the CPU). On Node 20: `--single-threaded-gc`,
  * `--single-threaded`, `--v8-pool-size=1` (within noise).
  *
  * Owns: those lists. The image build reads them; the benchmark runs the proxies with them.
@@ -33,7 +25,4 @@
 export const proxyNodeFlags: readonly string[] = ["--max-semi-space-size=1", "--no-maglev"];
 
 /** Variables the proxy image sets for its process (beside PATH and the version). */
-export const proxyNodeEnvironment: Readonly<Record<string, string>> = {
-  MALLOC_ARENA_MAX: "1",
-  MALLOC_MMAP_THRESHOLD_: "65536",
-};
+export const proxyNodeEnvironment: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "1" };
