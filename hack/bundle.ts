@@ -61,7 +61,7 @@ export function packagesOf(inputs: string[]): BundledPackage[] {
  * An ES module import of a built-in goes through its ES module facade, which reads every export
  * of the module once — and so runs the lazy getters Node keeps for rarely used parts:
  * `crypto.webcrypto`, `fs.promises`, `stream.promises`, `zlib`, `worker_threads`, the web
- * streams. On Node 24 the proxy bundle loaded 29 more built-in modules that way and held
+ * streams. On Node 24 the proxy bundle loaded 21 more built-in modules that way and held
  * 3.5 MB more RSS idle (docs/node-runtime.md, "What the bundle loads at start"). Through this
  * plugin each built-in is the module object itself, as `require` returns it; esbuild's
  * CommonJS interop reads a named import when the code uses it, so nothing else changes.
