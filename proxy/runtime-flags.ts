@@ -19,8 +19,8 @@
  * `--v8-pool-size=1`, `--single-threaded`, `--no-concurrent-array-buffer-sweeping`, `--minor-ms`,
  * `--external-memory-accounted-in-global-limit`, `MALLOC_TRIM_THRESHOLD_` (no gain or worse),
  * `MALLOC_MMAP_THRESHOLD_=65536` (5–8 MB less on the plain hop at 500 req/s, but 1.37× the CPU
- * per request on the mTLS pair), `--no-turboshaft` (6 MB fewer pages of the binary, but no
- * optimising tier left: 2.3× the CPU), `--no-opt --no-maglev` (Sparkplug only: 13 MB less RSS,
+ * per request on the mTLS pair), `--no-turboshaft` (6 MB fewer pages of the binary, but
+ * 2.3× the CPU, as with `--no-opt`), `--no-opt --no-maglev` (Sparkplug only: 13 MB less RSS,
  * twice the CPU per request), `--jitless` (17 MB less, 3.3× the CPU). On Node 20: `--single-threaded-gc`,
  * `--single-threaded`, `--v8-pool-size=1` (within noise).
  *
