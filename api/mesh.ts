@@ -56,6 +56,43 @@ const ControlPlaneSpec = Type.Object(
   },
 );
 
+export const CAPTURE_MODES = ["InitContainer", "CNI"] as const;
+export type CaptureMode = (typeof CAPTURE_MODES)[number];
+
+/** Where the node's container runtime keeps its CNI plugins and their configuration. */
+const CniSpec = Type.Object(
+  {
+    binDir: Type.String({
+      default: "/opt/cni/bin",
+      maxLength: 1024,
+      pattern: "^/[^,:]*$",
+      description: "The nodes' CNI binary directory (containerd: plugins.cri.cni.bin_dir).",
+    }),
+    confDir: Type.String({
+      default: "/etc/cni/net.d",
+      maxLength: 1024,
+      pattern: "^/[^,:]*$",
+      description: "The nodes' CNI configuration directory (containerd: plugins.cri.cni.conf_dir).",
+    }),
+  },
+  { default: {} },
+);
+
+const CaptureSpec = Type.Object(
+  {
+    mode: Type.Union(
+      CAPTURE_MODES.map((m) => Type.Literal(m)),
+      {
+        default: "InitContainer",
+        description:
+          "How a meshed pod's traffic is redirected to its proxy. InitContainer: a trellis-init container with NET_ADMIN and NET_RAW in every pod. CNI: the trellis-cni plugin, installed on every node by a DaemonSet, programs the pod's network namespace when the runtime creates it, so meshed pods hold no capability (restricted Pod Security Standard). Changing it rolls the data plane like a proxy upgrade.",
+      },
+    ),
+    cni: CniSpec,
+  },
+  { default: {} },
+);
+
 const ProxySpec = Type.Object(
   {
     image: Type.Optional(
@@ -78,6 +115,7 @@ const ProxySpec = Type.Object(
       requests: { cpu: "10m", memory: "20Mi" },
       limits: { memory: "128Mi" },
     }),
+    capture: CaptureSpec,
   },
   { default: {} },
 );
