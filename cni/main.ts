@@ -1,0 +1,15 @@
+// Entry point of the cni image's program (bundled as /app/trellis-cni.mjs). Called by the
+// container runtime (CNI_COMMAND set) it is the plugin; otherwise the first argument names the
+// role: `install` / `uninstall` (the DaemonSet's installer), `ready` (its readiness probe),
+// `validate` (the meshed pod's validator init container).
+import { pluginMain } from "./plugin-main.ts";
+
+if (process.env.CNI_COMMAND) {
+  pluginMain();
+} else {
+  const role = process.argv[2];
+  process.stderr.write(
+    `trellis-cni: unknown role ${role ?? "(none)"}: install, uninstall, ready or validate\n`,
+  );
+  process.exitCode = 2;
+}
