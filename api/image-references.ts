@@ -11,10 +11,13 @@ export const IMAGE_REPOSITORIES = {
   operatorBundle: "operator-bundle",
   controlPlane: "controlplane",
   proxy: "proxy",
+  init: "init",
 } as const;
 
 export interface MeshImages {
   controlPlane: string;
+  /** trellis-init, the capture rules installer: released with the control plane (the injector renders its flags). */
+  init: string;
   proxy: string;
 }
 
@@ -32,7 +35,10 @@ export function proxyRepository(registry: string, image?: string): string {
   return image ?? `${trimmed(registry)}/${IMAGE_REPOSITORIES.proxy}`;
 }
 
-/** Image references for a mesh version: <registry>/controlplane:<version> and <registry>/proxy:<proxy version>. */
+/**
+ * Image references for a mesh version: <registry>/controlplane:<version>, <registry>/init:<version>
+ * and <registry>/proxy:<proxy version>.
+ */
 export function meshImages(
   registry: string,
   version: string,
@@ -40,6 +46,7 @@ export function meshImages(
 ): MeshImages {
   return {
     controlPlane: `${trimmed(registry)}/${IMAGE_REPOSITORIES.controlPlane}:${imageTag(version)}`,
+    init: `${trimmed(registry)}/${IMAGE_REPOSITORIES.init}:${imageTag(version)}`,
     proxy: `${proxyRepository(registry, proxy?.image)}:${imageTag(proxy?.version ?? version)}`,
   };
 }

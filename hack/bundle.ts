@@ -1,7 +1,8 @@
-// Bundles the three programs Trellis ships into single ES modules under dist/ (or --outdir):
+// Bundles the four programs Trellis ships into single ES modules under dist/ (or --outdir):
 //   trellis.mjs       the operator command (bin/trellis.ts)
 //   controlplane.mjs  injector, identity and destination (controlplane/main.ts)
 //   proxy.mjs         the sidecar proxy (proxy/main.ts)
+//   trellis-init.mjs  the capture rules installer of meshed pods (capture/init-main.ts)
 // Each bundle runs under plain `node` (no tsx, no node_modules) and comes with
 // <name>.packages.json: the npm packages (name, version, license) inlined in it, read from
 // esbuild's metafile, for the image's package list. The output is a pure function of the
@@ -17,6 +18,7 @@ export const PROGRAMS = [
   { name: "trellis", entry: "bin/trellis.ts" },
   { name: "controlplane", entry: "controlplane/main.ts" },
   { name: "proxy", entry: "proxy/main.ts" },
+  { name: "trellis-init", entry: "capture/init-main.ts" },
 ] as const;
 
 export interface BundledPackage {

@@ -1,11 +1,22 @@
 // The root filesystems of Trellis's images, assembled as folders: one runtime shared by every
-// image (Node and only the shared libraries it links, users, licenses) and one app folder per
-// image (the bundled program and the npm packages inside it). No shell, no package manager, no
+// image (Node and only the shared libraries it links, users, licenses), one app folder per
+// image (the bundled program and the npm packages inside it), and for trellis-init the capture
+// tools (iptables and capsh from Debian's packages). No shell, no package manager, no
 // compiler, no CA store: the operator trusts the API server's CA from its service account, the
 // proxy and control plane trust the mesh's bundle, and Node carries its own root store anyway.
 // Owns what goes into the images; the image format is hack/oci-image.ts's.
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 
 /** UID/GID of the operator and control-plane processes (the Deployments run as it too). */
@@ -33,7 +44,9 @@ export function sharedLibraries(binary: string): Array<[string, string]> {
 
 /** The Debian package that owns a file, and its version; undefined off Debian. */
 function debianPackage(path: string): { name: string; version: string } | undefined {
-  for (const candidate of [path, realpathSync(path)]) {
+  // Merged /usr: dpkg may know the file by its pre-merge path (/sbin/capsh for /usr/sbin/capsh).
+  const unmerged = path.replace(/^\/usr\/(s?bin|lib)\//, "/$1/");
+  for (const candidate of [path, realpathSync(path), unmerged]) {
     const r = spawnSync("dpkg", ["-S", candidate], { encoding: "utf8" });
     const name = r.status === 0 ? r.stdout.split(":")[0] : undefined;
     if (!name) continue;
@@ -116,4 +129,76 @@ export function assembleApp(root: string, program: { file: string; as: string },
   rmSync(root, { recursive: true, force: true });
   copyInto(root, `app/${program.as}`, program.file, 0o644);
   copyInto(root, "app/packages.json", packagesJson, 0o644);
+}
+
+/** iptables for both backends and families, by the names trellis-init runs (capture/init.ts). */
+const IPTABLES_TOOLS = ["iptables", "ip6tables"].flatMap((family) =>
+  ["nft", "legacy"].flatMap((backend) => ["save", "restore"].map((verb) => `${family}-${backend}-${verb}`)),
+);
+
+/** Where Debian keeps the iptables extensions (REDIRECT, owner, tcp, ...), loaded at run time. */
+const XTABLES_LIBDIR = "/usr/lib/x86_64-linux-gnu/xtables";
+
+/** The file that runs first in the init image and raises NET_ADMIN and NET_RAW (see build-images.ts). */
+export const CAPSH = "/usr/sbin/capsh";
+
+/**
+ * `security.capability` for cap_net_admin,cap_net_raw+p (VFS_CAP_REVISION_2, permitted only, no
+ * effective bit: capsh is capability-aware and raises them itself), as `setcap` would write it.
+ */
+export function fileCapabilities(caps: number[]): Buffer {
+  const data = Buffer.alloc(20);
+  data.writeUInt32LE(0x02000000, 0);
+  data.writeUInt32LE(
+    caps.reduce((bits, c) => bits | (1 << c), 0),
+    4,
+  );
+  return data;
+}
+
+/**
+ * Assembles the capture tools of the trellis-init image from Debian's packages: the two xtables
+ * programs (nf_tables and legacy backends) with the links iptables needs, the extensions
+ * folder, capsh, the libraries they link beyond those of `runtime` (the layer below), their
+ * copyright files, and /usr/share/doc/capture-tools.json naming every package with its version.
+ */
+export function assembleCaptureTools(root: string, runtime: RuntimeComponent[]): RuntimeComponent[] {
+  rmSync(root, { recursive: true, force: true });
+  const programs = ["/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi", CAPSH];
+  const below = new Set(runtime.flatMap((c) => c.files));
+  const byPackage = new Map<string, RuntimeComponent>();
+  const record = (path: string) => {
+    const pkg = debianPackage(path);
+    if (!pkg) throw new Error(`${path} belongs to no Debian package: the init image is made from Debian's`);
+    const license = `/usr/share/doc/${pkg.name}/copyright`;
+    const c = byPackage.get(pkg.name) ?? { name: pkg.name, version: pkg.version, files: [], license };
+    c.files.push(path);
+    byPackage.set(pkg.name, c);
+    copyInto(root, license.slice(1), license, 0o644);
+  };
+  for (const program of programs) {
+    copyInto(root, program.slice(1), realpathSync(program), 0o755);
+    record(program);
+    for (const [path, file] of sharedLibraries(program)) {
+      if (below.has(path) || existsSync(join(root, path))) continue;
+      copyInto(root, path.slice(1), file, 0o755);
+      record(path);
+    }
+  }
+  for (const name of IPTABLES_TOOLS) {
+    const backend = name.includes("-nft-") ? "xtables-nft-multi" : "xtables-legacy-multi";
+    symlinkSync(backend, join(root, "usr/sbin", name));
+  }
+  mkdirSync(join(root, XTABLES_LIBDIR.slice(1)), { recursive: true });
+  for (const ext of readdirSync(XTABLES_LIBDIR)
+    .filter((f) => /^lib(xt|ipt|ip6t)_.*\.so$/.test(f))
+    .sort()) {
+    copyInto(root, join(XTABLES_LIBDIR, ext).slice(1), join(XTABLES_LIBDIR, ext), 0o755);
+  }
+  record(join(XTABLES_LIBDIR, "libxt_REDIRECT.so"));
+  const components = [...byPackage.values()].sort((a, b) => a.name.localeCompare(b.name));
+  writeInto(root, "usr/share/doc/capture-tools.json", `${JSON.stringify(components, null, 2)}\n`);
+  // The xtables lock of the legacy backend lives here (an emptyDir in the pod: the root is read-only).
+  mkdirSync(join(root, "run"));
+  return components;
 }

@@ -57,6 +57,7 @@ export function releaseImages(release: BundleRelease): Record<string, string> {
     operator,
     bundle: `${base}/${IMAGE_REPOSITORIES.operatorBundle}:v${release.version}`,
     "control-plane": mesh.controlPlane,
+    init: mesh.init,
     proxy: mesh.proxy,
   };
 }
@@ -156,7 +157,7 @@ export function renderClusterServiceVersion(release: BundleRelease): Record<stri
           ],
         },
       },
-      relatedImages: (["operator", "control-plane", "proxy"] as const).map((name) => ({
+      relatedImages: (["operator", "control-plane", "init", "proxy"] as const).map((name) => ({
         name,
         image: images[name],
       })),

@@ -1,7 +1,9 @@
 // Sidecar injection as a pure function: given a pod at admission (and its namespace's
-// annotations), decide whether it is meshed and return the JSON Patch that adds the Trellis
-// proxy as a native sidecar (an init container with restartPolicy: Always), its identity
-// token, trust bundle, ports and resources, and stamps the proxy version it injected.
+// annotations and labels), decide whether it is meshed and return the JSON Patch that adds
+// trellis-init (installs the pod's capture rules; capture-injection.ts) and the Trellis proxy as a
+// native sidecar (an init container with restartPolicy: Always), its identity token, trust
+// bundle, ports and resources, rewrites the probes capture would break (probe-rewrite.ts), and
+// stamps the proxy version it injected; plus the notices the admission must carry.
 //
 // The version: a workload being rolled out carries `trellis.dev/proxy-version` on its pod
 // template (set by the rollout), so a pod that restarts for any reason keeps its wave's version;
@@ -9,15 +11,30 @@
 import type { V1Container, V1Pod, V1Volume } from "@kubernetes/client-node";
 import { imageTag } from "../../api/image-references.ts";
 import { ANNOTATIONS, CONTROL_PLANE_NAMESPACE, IDENTITY_AUDIENCE, LABELS } from "../../api/index.ts";
+import { type PodCapture, podCaptureOf } from "../../capture/annotations.ts";
+import type { AppProbe } from "../../capture/app-probes.ts";
+import { PROXY_PORTS, PROXY_UID } from "../../capture/capture-settings.ts";
+import {
+  captureNotices,
+  captureProxyEnv,
+  hostNetworkNotice,
+  type InjectionNotice,
+  initContainer,
+  initVolumes,
+} from "./capture-injection.ts";
+import { rewriteProbes } from "./probe-rewrite.ts";
 
+export type { InjectionNotice };
+export { PROXY_UID };
 export const PROXY_CONTAINER = "trellis-proxy";
-export const PROXY_UID = 2102;
-export const PORTS = { inbound: 4143, outbound: 4140, admin: 4191 } as const;
+export const PORTS = PROXY_PORTS;
 export const TRUST_BUNDLE_CONFIGMAP = "trellis-trust-bundle";
 
 export interface InjectionConfig {
   /** Image repository of the proxy, without tag. */
   proxyImage: string;
+  /** The trellis-init image (with tag): the control plane's version (api/image-references.ts). */
+  initImage: string;
   /** Version given to pods whose template does not name one. */
   defaultProxyVersion: string;
   logLevel: string;
@@ -27,9 +44,13 @@ export interface InjectionConfig {
   destinationUrl?: string;
 }
 
-export type InjectionDecision =
+export type InjectionDecision = (
   | { inject: false; reason: string }
-  | { inject: true; version: string; patch: JsonPatchOperation[] };
+  | { inject: true; version: string; patch: JsonPatchOperation[] }
+) & {
+  /** What the admission response warns about and Events record (empty when all is well). */
+  notices: InjectionNotice[];
+};
 
 export interface JsonPatchOperation {
   op: "add" | "replace";
@@ -41,30 +62,55 @@ export function decideInjection(
   pod: V1Pod,
   namespaceAnnotations: Record<string, string>,
   config: InjectionConfig,
+  namespaceLabels: Record<string, string> = {},
 ): InjectionDecision {
   const podSetting = pod.metadata?.annotations?.[ANNOTATIONS.inject];
   if (pod.spec?.initContainers?.some((c) => c.name === PROXY_CONTAINER))
-    return { inject: false, reason: "already injected" };
-  if (pod.spec?.hostNetwork) return { inject: false, reason: "host network pods are not meshed" };
+    return { inject: false, reason: "already injected", notices: [] };
   if (podSetting === "disabled")
-    return { inject: false, reason: "pod opted out (trellis.dev/inject: disabled)" };
+    return { inject: false, reason: "pod opted out (trellis.dev/inject: disabled)", notices: [] };
   if (podSetting !== "enabled" && namespaceAnnotations[ANNOTATIONS.inject] !== "enabled") {
-    return { inject: false, reason: "neither pod nor namespace has trellis.dev/inject: enabled" };
+    return {
+      inject: false,
+      reason: "neither pod nor namespace has trellis.dev/inject: enabled",
+      notices: [],
+    };
   }
+  if (pod.spec?.hostNetwork)
+    return { inject: false, reason: "host network pods are not meshed", notices: [hostNetworkNotice()] };
   const version = pod.metadata?.annotations?.[ANNOTATIONS.proxyVersion] ?? config.defaultProxyVersion;
-  return { inject: true, version, patch: injectionPatch(pod, config, version) };
+  const namespace = pod.metadata?.namespace ?? "";
+  const capture = podCaptureOf(pod.metadata?.annotations, namespaceAnnotations);
+  return {
+    inject: true,
+    version,
+    patch: injectionPatch(pod, config, version, capture),
+    notices: captureNotices(capture, namespace, namespaceLabels),
+  };
 }
 
-function injectionPatch(pod: V1Pod, config: InjectionConfig, version: string): JsonPatchOperation[] {
-  const ops: JsonPatchOperation[] = [];
+function injectionPatch(
+  pod: V1Pod,
+  config: InjectionConfig,
+  version: string,
+  capture: PodCapture,
+): JsonPatchOperation[] {
   const spec = pod.spec ?? { containers: [] };
-  const sidecar = proxyContainer(pod, config, version);
+  // Probe replacements address containers by their index as admitted: they go first.
+  const probes = rewriteProbes(pod, capture.settings.skipInboundPorts);
+  const ops: JsonPatchOperation[] = [...probes.patch];
+  const first = [
+    initContainer(capture, config.initImage, config.resources),
+    proxyContainer(pod, config, version, capture, probes.probes),
+  ];
   if (spec.initContainers && spec.initContainers.length > 0) {
-    ops.push({ op: "add", path: "/spec/initContainers/0", value: sidecar });
+    first.forEach((c, i) => {
+      ops.push({ op: "add", path: `/spec/initContainers/${i}`, value: c });
+    });
   } else {
-    ops.push({ op: "add", path: "/spec/initContainers", value: [sidecar] });
+    ops.push({ op: "add", path: "/spec/initContainers", value: first });
   }
-  const volumes = proxyVolumes();
+  const volumes = [...initVolumes(), ...proxyVolumes()];
   if (spec.volumes && spec.volumes.length > 0) {
     for (const v of volumes) ops.push({ op: "add", path: "/spec/volumes/-", value: v });
   } else {
@@ -94,7 +140,13 @@ function appPort(pod: V1Pod): number | undefined {
   return undefined;
 }
 
-function proxyContainer(pod: V1Pod, config: InjectionConfig, version: string): V1Container {
+function proxyContainer(
+  pod: V1Pod,
+  config: InjectionConfig,
+  version: string,
+  capture: PodCapture,
+  probes: Record<string, AppProbe>,
+): V1Container {
   const port = appPort(pod);
   const env = [
     { name: "TRELLIS_POD_NAMESPACE", valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
@@ -107,23 +159,44 @@ function proxyContainer(pod: V1Pod, config: InjectionConfig, version: string): V
     },
     { name: "TRELLIS_PROXY_LOG_LEVEL", value: config.logLevel },
     { name: "TRELLIS_PROXY_ADMIN_LISTEN", value: `0.0.0.0:${PORTS.admin}` },
+    // Loopback only: captured connections arrive there, and nothing outside the pod may use
+    // this pod's identity.
     { name: "TRELLIS_PROXY_OUTBOUND_LISTEN", value: `127.0.0.1:${PORTS.outbound}` },
-    ...(port === undefined
-      ? []
-      : [
-          { name: "TRELLIS_PROXY_INBOUND_LISTEN", value: `0.0.0.0:${PORTS.inbound}` },
-          { name: "TRELLIS_PROXY_INBOUND_APP", value: `127.0.0.1:${port}` },
-        ]),
+    // Every inbound connection is captured, whatever ports the pod declares.
+    { name: "TRELLIS_PROXY_INBOUND_LISTEN", value: `0.0.0.0:${PORTS.inbound}` },
+    // Only a fallback under capture (peers without the transport header; docs/capture.md).
+    ...(port === undefined ? [] : [{ name: "TRELLIS_PROXY_INBOUND_APP", value: `127.0.0.1:${port}` }]),
+    ...captureProxyEnv(capture, probes),
+    // Headless Services: a proxy dials pod IPs, never a ClusterIP (its own connections are not
+    // captured, and in a cluster without kube-proxy nothing else routes a ClusterIP). The
+    // certificates carry the ordinary Service names, which the proxy checks instead.
     {
       name: "TRELLIS_PROXY_IDENTITY_URL",
-      value: config.identityUrl ?? `https://trellis-identity.${CONTROL_PLANE_NAMESPACE}.svc:8080`,
+      value: config.identityUrl ?? `https://trellis-identity-headless.${CONTROL_PLANE_NAMESPACE}.svc:8080`,
     },
+    ...(config.identityUrl
+      ? []
+      : [
+          {
+            name: "TRELLIS_PROXY_IDENTITY_SERVER_IDENTITY",
+            value: `trellis-identity.${CONTROL_PLANE_NAMESPACE}.svc`,
+          },
+        ]),
     { name: "TRELLIS_PROXY_IDENTITY_TOKEN_PATH", value: "/var/run/trellis/identity/token" },
     { name: "TRELLIS_PROXY_TRUST_BUNDLE_PATH", value: "/var/run/trellis/trust/ca-bundle.crt" },
     {
       name: "TRELLIS_PROXY_DESTINATION_URL",
-      value: config.destinationUrl ?? `https://trellis-destination.${CONTROL_PLANE_NAMESPACE}.svc:8086`,
+      value:
+        config.destinationUrl ?? `https://trellis-destination-headless.${CONTROL_PLANE_NAMESPACE}.svc:8086`,
     },
+    ...(config.destinationUrl
+      ? []
+      : [
+          {
+            name: "TRELLIS_PROXY_DESTINATION_SERVER_IDENTITY",
+            value: `trellis-destination.${CONTROL_PLANE_NAMESPACE}.svc`,
+          },
+        ]),
   ];
   return {
     name: PROXY_CONTAINER,

@@ -4,11 +4,13 @@
 import assert from "node:assert/strict";
 import { Agent, request } from "node:https";
 import { after, before, describe, it } from "node:test";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import pino from "pino";
 import { Counter } from "../../kube/index.ts";
 import { generateKeyPair, issueLeaf, privateKeyToPem } from "../../pki/index.ts";
 import { fromNow, HOUR, trustAnchor } from "../../pki/testing/hierarchy.ts";
-import { KEEP_ALIVE_TIMEOUT_MS, startWebhookServer } from "./webhook-server.ts";
+import type { InjectionConfig, InjectionNotice } from "./inject.ts";
+import { admissionResponse, KEEP_ALIVE_TIMEOUT_MS, startWebhookServer } from "./webhook-server.ts";
 
 const anchor = trustAnchor("Injector Test Root");
 const keys = generateKeyPair();
@@ -87,5 +89,55 @@ describe("injector webhook server", () => {
     } finally {
       agent.destroy();
     }
+  });
+});
+
+describe("admission response", () => {
+  const config: InjectionConfig = {
+    proxyImage: "localhost/trellis/proxy",
+    initImage: "localhost/trellis/init:1.0.0",
+    defaultProxyVersion: "1.0.0",
+    logLevel: "info",
+    resources: {},
+    trustDomain: "cluster.local",
+  };
+  const events: Array<[string, string]> = [];
+  const ctx = {
+    config: () => config,
+    namespaceAnnotations: () => ({ "trellis.dev/inject": "enabled" }),
+    namespaceLabels: () => ({ "pod-security.kubernetes.io/enforce": "baseline" }),
+    recordEvent: (regarding: KubernetesObject, notice: InjectionNotice) =>
+      events.push([`${regarding.kind}/${regarding.metadata?.name}`, notice.reason]),
+    logger: pino({ level: "silent" }),
+    admissions: new Counter("admissions_total", "test"),
+  };
+  const podOf = (spec: object) => ({
+    metadata: {
+      generateName: "web-5d9f-",
+      ownerReferences: [
+        { apiVersion: "apps/v1", kind: "ReplicaSet", name: "web-5d9f", uid: "u", controller: true },
+      ],
+    },
+    spec: { containers: [{ name: "web", image: "web:1" }], ...spec },
+  });
+
+  it("carries the notices as warnings and records them as Events on the pod's owner, but not on a dry run", () => {
+    events.length = 0;
+    const review = (dryRun: boolean, spec: object) =>
+      admissionResponse({ request: { uid: "u", namespace: "shop", object: podOf(spec), dryRun } }, ctx) as {
+        response: { warnings?: string[]; patch?: string };
+      };
+    const injected = review(false, {});
+    assert.ok(injected.response.patch);
+    assert.match(injected.response.warnings?.[0] ?? "", /enforces Pod Security "baseline"/);
+    const host = review(false, { hostNetwork: true });
+    assert.equal(host.response.patch, undefined);
+    assert.match(host.response.warnings?.[0] ?? "", /hostNetwork pods are not meshed/);
+    assert.deepEqual(events, [
+      ["ReplicaSet/web-5d9f", "PodSecurityForbidsCapture"],
+      ["ReplicaSet/web-5d9f", "HostNetworkNotMeshed"],
+    ]);
+    review(true, { hostNetwork: true });
+    assert.equal(events.length, 2, "a dry run records nothing");
   });
 });

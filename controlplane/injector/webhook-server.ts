@@ -1,12 +1,14 @@
 // The injector's HTTPS admission endpoint: reads an AdmissionReview, asks decideInjection what
-// to do with the pod, answers with the JSON Patch. Bounded: request bodies over 2 MiB are
-// refused; any failure answers "allowed, unchanged" (and is counted), because a mesh must never
-// be the reason a pod cannot be created. The serving certificate can be swapped while running.
+// to do with the pod, answers with the JSON Patch and the decision's notices as admission
+// warnings (each also recorded as an Event, except on dry runs). Bounded: request bodies over
+// 2 MiB are refused; any failure answers "allowed, unchanged" (and is counted), because a mesh
+// must never be the reason a pod cannot be created. The serving certificate can be swapped
+// while running.
 import { createServer, type Server } from "node:https";
-import type { V1Pod } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Counter } from "../../kube/index.ts";
-import { decideInjection, type InjectionConfig } from "./inject.ts";
+import { decideInjection, type InjectionConfig, type InjectionNotice } from "./inject.ts";
 
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
 
@@ -24,6 +26,10 @@ export interface WebhookContext {
   /** The injection settings now (from the Mesh), or undefined when there is no Mesh. */
   config(): InjectionConfig | undefined;
   namespaceAnnotations(namespace: string): Record<string, string>;
+  /** The namespace's labels (its Pod Security level); none when unknown. */
+  namespaceLabels?(namespace: string): Record<string, string>;
+  /** Records a notice as an Event about `regarding` (the pod's owner, the pod or its namespace). */
+  recordEvent?(regarding: KubernetesObject, notice: InjectionNotice): void;
   logger: Logger;
   admissions: Counter;
 }
@@ -43,10 +49,18 @@ export function admissionResponse(review: AdmissionReview, ctx: WebhookContext):
     return { ...base, response: { uid, allowed: true } };
   }
   const namespace = review.request?.namespace ?? pod.metadata?.namespace ?? "default";
-  const decision = decideInjection(pod, ctx.namespaceAnnotations(namespace), config);
+  const decision = decideInjection(
+    pod,
+    ctx.namespaceAnnotations(namespace),
+    config,
+    ctx.namespaceLabels?.(namespace) ?? {},
+  );
+  const warnings = decision.notices.map((n) => n.message);
+  if (!review.request?.dryRun)
+    for (const notice of decision.notices) ctx.recordEvent?.(eventSubject(pod, namespace), notice);
   if (!decision.inject) {
     ctx.admissions.inc({ result: "skipped" });
-    return { ...base, response: { uid, allowed: true } };
+    return { ...base, response: { uid, allowed: true, ...(warnings.length > 0 ? { warnings } : {}) } };
   }
   ctx.admissions.inc({ result: "injected" });
   ctx.logger.debug(
@@ -58,10 +72,30 @@ export function admissionResponse(review: AdmissionReview, ctx: WebhookContext):
     response: {
       uid,
       allowed: true,
+      ...(warnings.length > 0 ? { warnings } : {}),
       patchType: "JSONPatch",
       patch: Buffer.from(JSON.stringify(decision.patch)).toString("base64"),
     },
   };
+}
+
+/**
+ * What an Event about a pod at admission is about: the pod does not exist yet and may have no name
+ * (generateName) nor UID, so its controller (a ReplicaSet, a Job) when it has one, where
+ * `kubectl describe` shows it; else the pod by name; else the namespace.
+ */
+export function eventSubject(pod: V1Pod, namespace: string): KubernetesObject {
+  const owner =
+    pod.metadata?.ownerReferences?.find((o) => o.controller) ?? pod.metadata?.ownerReferences?.[0];
+  if (owner)
+    return {
+      apiVersion: owner.apiVersion,
+      kind: owner.kind,
+      metadata: { name: owner.name, namespace, uid: owner.uid },
+    };
+  if (pod.metadata?.name)
+    return { apiVersion: "v1", kind: "Pod", metadata: { name: pod.metadata.name, namespace } };
+  return { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace, namespace } };
 }
 
 export function startWebhookServer(opts: {
