@@ -7,14 +7,13 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   cpSync,
-  existsSync,
   linkSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
-  realpathSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -24,8 +23,9 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { defaultCaptureSettings } from "../capture/capture-settings.ts";
-import { cniLauncher } from "../hack/cni-launcher.ts";
+import { defaultCaptureSettings, PROXY_UID } from "../capture/capture-settings.ts";
+import { addCniTools, LAUNCHER_IN_IMAGE } from "../hack/cni-image.ts";
+import { assembleApp, assembleCaptureTools, assembleRuntime } from "../hack/image-rootfs.ts";
 import {
   CAPTURE_ANNOTATION,
   captureAnnotationValue,
@@ -41,7 +41,7 @@ import {
   treeId,
   uninstall,
 } from "./installer.ts";
-import { PLUGIN_NAME, TREE_LAYOUT, TREES_DIR } from "./plugin-tree.ts";
+import { PLUGIN_NAME, TREES_DIR } from "./plugin-tree.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "trellis-cni-installer-"));
@@ -52,51 +52,56 @@ const harness = readFileSync(join(here, "testdata/harness.conflist"), "utf8");
 const logs: string[] = [];
 const log = (msg: string) => logs.push(msg);
 
-/** A file of the build machine at the same path under root (hard-linked: same filesystem). */
-function place(root: string, path: string, from = path): void {
-  const to = join(root, path);
-  mkdirSync(dirname(to), { recursive: true });
-  try {
-    linkSync(realpathSync(from), to);
-  } catch {
-    cpSync(realpathSync(from), to);
+/** Hard-links (same filesystem) or copies the folder `from` into `to`, links kept as links. */
+function merge(from: string, to: string): void {
+  for (const name of readdirSync(from)) {
+    const src = join(from, name);
+    const dst = join(to, name);
+    const st = lstatSync(src);
+    if (st.isDirectory()) {
+      mkdirSync(dst, { recursive: true });
+      merge(src, dst);
+    } else if (st.isSymbolicLink()) symlinkSync(readlinkSync(src), dst);
+    else {
+      try {
+        linkSync(src, dst);
+      } catch {
+        cpSync(src, dst);
+      }
+    }
   }
 }
 
-function placeWithLibraries(root: string, binary: string): void {
-  place(root, binary);
-  for (const line of execFileSync("ldd", [binary], { encoding: "utf8" }).split("\n")) {
-    const m = /=>\s*(\/\S+)\s*\(/.exec(line) ?? /^\s*(\/\S+)\s*\(/.exec(line);
-    if (m?.[1] && !existsSync(join(root, m[1]))) place(root, m[1]);
-  }
-}
-
-/** The cni image's program files, from this machine's Node, iptables and nsenter. */
+/** The cni image's root, assembled by the image build's own functions from this machine's files. */
 async function imageRoot(root: string): Promise<void> {
-  placeWithLibraries(root, "/usr/bin/node");
-  placeWithLibraries(root, "/usr/bin/nsenter");
-  for (const b of Object.values(TREE_LAYOUT.xtables)) placeWithLibraries(root, `/${b}`);
-  for (const ext of readdirSync(`/${TREE_LAYOUT.xtablesLibdir}`).filter((f) => f.endsWith(".so")))
-    place(root, `/${TREE_LAYOUT.xtablesLibdir}/${ext}`);
-  for (const family of ["iptables", "ip6tables"])
-    for (const backend of ["nft", "legacy"])
-      for (const verb of ["save", "restore"])
-        symlinkSync(`xtables-${backend}-multi`, join(root, "usr/sbin", `${family}-${backend}-${verb}`));
+  const layers = join(work, "layers");
+  const runtime = assembleRuntime(
+    join(layers, "runtime"),
+    { node: process.execPath, strip: false },
+    PROXY_UID,
+  );
+  const tools = assembleCaptureTools(join(layers, "tools"), runtime);
+  const bundled = join(work, "trellis-cni.mjs");
   await build({
     entryPoints: [join(here, "main.ts")],
-    outfile: join(root, TREE_LAYOUT.program),
+    outfile: bundled,
     bundle: true,
     platform: "node",
     format: "esm",
     target: "node20",
     logLevel: "warning",
   });
+  writeFileSync(join(work, "packages.json"), "[]\n");
+  assembleApp(join(layers, "cni"), { file: bundled, as: "trellis-cni.mjs" }, join(work, "packages.json"));
+  addCniTools(join(layers, "cni"), [...runtime, ...tools]);
+  for (const layer of ["runtime", "tools", "cni"]) merge(join(layers, layer), root);
 }
 
-const paths = () => ({ binDir, confDir, sourceRoot: source, launcher: cniLauncher() });
+const paths = () => ({ binDir, confDir, sourceRoot: source, launcher: join(source, LAUNCHER_IN_IMAGE) });
 
 describe("the trellis-cni installer", { timeout: 300_000 }, () => {
   before(async () => {
+    mkdirSync(source, { recursive: true });
     await imageRoot(source);
     mkdirSync(binDir, { recursive: true });
     mkdirSync(confDir, { recursive: true });
@@ -204,7 +209,7 @@ describe("the trellis-cni installer", { timeout: 300_000 }, () => {
       `--bin-dir=${binDir}`,
       `--conf-dir=${confDir}`,
       `--source-root=${source}`,
-      `--launcher=${cniLauncher()}`,
+      `--launcher=${join(source, LAUNCHER_IN_IMAGE)}`,
       `--state-dir=${state}`,
       "--interval-ms=300",
       ...extra,

@@ -3,6 +3,7 @@
 //   controlplane.mjs  injector, identity and destination (controlplane/main.ts)
 //   proxy.mjs         the sidecar proxy (proxy/main.ts)
 //   trellis-init.mjs  the capture rules installer of meshed pods (capture/init-main.ts)
+//   trellis-cni.mjs   the CNI plugin, its node installer and the pods' validator (cni/main.ts)
 // Each bundle runs under plain `node` (no tsx, no node_modules) and comes with
 // <name>.packages.json: the npm packages (name, version, license) inlined in it, read from
 // esbuild's metafile, for the image's package list. The output is a pure function of the
@@ -19,6 +20,7 @@ export const PROGRAMS = [
   { name: "controlplane", entry: "controlplane/main.ts" },
   { name: "proxy", entry: "proxy/main.ts" },
   { name: "trellis-init", entry: "capture/init-main.ts" },
+  { name: "trellis-cni", entry: "cni/main.ts" },
 ] as const;
 
 export interface BundledPackage {
