@@ -323,6 +323,35 @@ export const MeshStatus = Type.Object({
       message: Type.Optional(Type.String()),
     }),
   ),
+  capture: Type.Optional(
+    Type.Object({
+      mode: Type.Optional(
+        Type.Union(
+          CAPTURE_MODES.map((m) => Type.Literal(m)),
+          {
+            description:
+              "The capture mode pods get when their workload names none: CNI only once trellis-cni has been ready on every node.",
+          },
+        ),
+      ),
+      cni: Type.Optional(
+        Type.Object({
+          phase: Type.String({
+            description: "What the trellis-cni DaemonSet does: Install, Uninstall, or Absent.",
+          }),
+          nodes: Type.Integer({ description: "Nodes that should run the plugin." }),
+          readyNodes: Type.Integer({ description: "Nodes where it is installed (or removed) as the phase says." }),
+          refusedPods: Type.Optional(
+            Type.Integer({
+              description:
+                "Meshed pods refused by their validator: capture was not in place (they started before the plugin was on their node).",
+            }),
+          ),
+          message: Type.Optional(Type.String()),
+        }),
+      ),
+    }),
+  ),
   trustAnchor: Type.Optional(
     Type.Object({
       fingerprint: Type.Optional(Type.String()),
@@ -390,6 +419,11 @@ export const MeshKind: KindDefinition<typeof MeshSpec, typeof MeshStatus> = {
 /** The proxy version a Mesh asks for: spec.proxy.version, else the mesh version. */
 export function targetProxyVersion(spec: Pick<MeshSpec, "version" | "proxy">): string {
   return spec.proxy?.version ?? spec.version;
+}
+
+/** The capture mode a new pod gets when its workload's template names none (status.capture.mode). */
+export function fleetCaptureMode(mesh: Pick<Mesh, "status">): CaptureMode {
+  return mesh.status?.capture?.mode ?? "InitContainer";
 }
 
 /**

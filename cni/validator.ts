@@ -15,6 +15,9 @@ import { connect, createServer } from "node:net";
 import { type CaptureSettings, cidrFamily, portInRanges } from "../capture/capture-settings.ts";
 import { InitError, parseInitFlags } from "../capture/init.ts";
 
+/** The validator's container name in a meshed pod (the injector renders it, the operator reads its status). */
+export const VALIDATOR_CONTAINER = "trellis-validate";
+
 /** Documentation addresses (RFC 5737): never a real host, so never a real destination. */
 const PROBE_ADDRESSES = ["192.0.2.1", "198.51.100.1", "203.0.113.1"];
 const PROBE_PORTS = [20001, 20002, 20003, 29999, 39999];

@@ -19,11 +19,40 @@ export interface PodView extends KubernetesObject {
     V1ObjectMeta,
     "name" | "namespace" | "uid" | "resourceVersion" | "labels" | "annotations" | "deletionTimestamp"
   > & { ownerReferences?: V1OwnerReference[] };
+  /** The node it runs on (the CNI repair reads it). */
+  spec?: { nodeName?: string };
   status?: {
     phase?: string;
     conditions?: Array<{ type: string; status: string }>;
-    initContainerStatuses?: Array<{ restartCount: number }>;
+    /** Init containers: restarts, and the exit code of a failed last run with its message (the CNI validator's). */
+    initContainerStatuses?: Array<{
+      restartCount: number;
+      name?: string;
+      failedExitCode?: number;
+      message?: string;
+    }>;
     containerStatuses?: Array<{ restartCount: number }>;
+  };
+}
+
+/** A container status as the API server sends it, reduced to what podView reads. */
+interface RawContainerStatus {
+  restartCount: number;
+  name?: string;
+  state?: { terminated?: { exitCode?: number; message?: string } };
+  lastState?: { terminated?: { exitCode?: number; message?: string } };
+}
+
+/** An init container's restarts, name and, when its last run failed, the exit code and message. */
+function initStatus(
+  c: RawContainerStatus,
+): NonNullable<NonNullable<PodView["status"]>["initContainerStatuses"]>[number] {
+  const terminated = c.state?.terminated ?? c.lastState?.terminated;
+  const failed = terminated?.exitCode !== undefined && terminated.exitCode !== 0;
+  return {
+    restartCount: c.restartCount,
+    name: c.name,
+    ...(failed ? { failedExitCode: terminated?.exitCode, message: terminated?.message?.slice(0, 300) } : {}),
   };
 }
 
@@ -58,9 +87,10 @@ export function podView(obj: KubernetesObject): PodView {
   const status = ((obj as Raw).status ?? {}) as {
     phase?: string;
     conditions?: Array<{ type: string; status: string }>;
-    initContainerStatuses?: Array<{ restartCount: number }>;
+    initContainerStatuses?: RawContainerStatus[];
     containerStatuses?: Array<{ restartCount: number }>;
   };
+  const nodeName = ((obj as Raw).spec as { nodeName?: string } | undefined)?.nodeName;
   const restarts = (list: Array<{ restartCount: number }> | undefined) =>
     list?.map((c) => ({ restartCount: c.restartCount }));
   return {
@@ -82,12 +112,13 @@ export function podView(obj: KubernetesObject): PodView {
       })),
       deletionTimestamp: m.deletionTimestamp,
     },
+    ...(nodeName ? { spec: { nodeName } } : {}),
     status: {
       phase: status.phase,
       conditions: status.conditions
         ?.filter((c) => c.type === "Ready")
         .map(({ type, status }) => ({ type, status })),
-      initContainerStatuses: restarts(status.initContainerStatuses),
+      initContainerStatuses: status.initContainerStatuses?.map(initStatus),
       containerStatuses: restarts(status.containerStatuses),
     },
   };
@@ -135,6 +166,23 @@ export const RESOURCES = {
     kind: "ServiceProfile",
     plural: "serviceprofiles",
     namespaced: true,
+  },
+  daemonSet: {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    plural: "daemonsets",
+    namespaced: true,
+    labelSelector: OWNED,
+  },
+  /** The trellis-cni installer pods (one per node): which nodes have the plugin ready. */
+  cniInstallerPod: {
+    apiVersion: "v1",
+    kind: "Pod",
+    plural: "pods",
+    namespaced: true,
+    namespace: "trellis-system",
+    labelSelector: "app.kubernetes.io/name=trellis-cni",
+    transform: podView,
   },
   injectedPod: {
     apiVersion: "v1",
