@@ -340,7 +340,9 @@ export const MeshStatus = Type.Object({
             description: "What the trellis-cni DaemonSet does: Install, Uninstall, or Absent.",
           }),
           nodes: Type.Integer({ description: "Nodes that should run the plugin." }),
-          readyNodes: Type.Integer({ description: "Nodes where it is installed (or removed) as the phase says." }),
+          readyNodes: Type.Integer({
+            description: "Nodes where it is installed (or removed) as the phase says.",
+          }),
           refusedPods: Type.Optional(
             Type.Integer({
               description:
