@@ -96,6 +96,8 @@ describe("admission response", () => {
   const config: InjectionConfig = {
     proxyImage: "localhost/trellis/proxy",
     initImage: "localhost/trellis/init:1.0.0",
+    captureMode: "InitContainer",
+    cniImage: "localhost/trellis/cni:1.0.0",
     defaultProxyVersion: "1.0.0",
     logLevel: "info",
     resources: {},
