@@ -36,13 +36,13 @@ describe("where the validator probes", () => {
     };
     assert.deepEqual(probeTarget(skipped, DEFAULT_ROUTE), { host: "198.51.100.1", port: 29999 });
   });
-  it("without a default route, an address routed through the gateway, never an on-link one", () => {
+  it("without a default route, an address routed through the gateway, else an on-link one", () => {
     assert.deepEqual(probeTarget(settings, HARNESS), { host: "10.0.0.254", port: 20001 });
-    const none = probeTarget(
-      settings,
-      `${HEADER}eth0\t0001FD0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n`,
-    );
-    assert.ok("none" in none);
+    const onLink = `${HEADER}eth0\t0001FD0A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n`;
+    const onlyApi = `${onLink}eth0\t0100000A\t0101FD0A\t0007\t0\t0\t0\tFFFFFFFF\t0\t0\t0\n`;
+    assert.deepEqual(probeTarget(settings, onlyApi), { host: "10.0.0.1", port: 20001 });
+    assert.deepEqual(probeTarget(settings, onLink), { host: "10.253.1.254", port: 20001 });
+    assert.ok("none" in probeTarget(settings, HEADER));
   });
 });
 

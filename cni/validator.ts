@@ -49,30 +49,44 @@ export function routesOf(procNetRoute: string): Array<{ cidr: string; viaGateway
   return out;
 }
 
+/** The last usable address of an IPv4 CIDR (the address itself for a /32). */
+function lastAddress(cidr: string): string {
+  const [base = "", bits = "32"] = cidr.split("/");
+  const size = 2 ** (32 - Number(bits));
+  return dotted(ipv4(base) + (size <= 2 ? size - 1 : size - 2));
+}
+
 /**
- * An address and port whose connections the settings capture, or why there is none. The address:
- * a documentation address when the pod has a default route (every real cluster); otherwise (a
- * pod network that routes only some prefixes through its gateway, like the test harness's
- * Service range) the last address of such a prefix. Never an on-link address: without capture
- * the probe would reach a neighbour.
+ * An address and port whose connections the settings capture, or why there is none. The address,
+ * in this order: a documentation address when the pod has a default route (every real cluster);
+ * else the last address of a prefix the pod routes through a gateway, widest first (the test
+ * harness routes only the Service range, whose packets its pods reject when uncaptured); else
+ * the last address of an on-link prefix. Without capture the probe goes where that route says
+ * and fails; with capture it never leaves the pod.
  */
 export function probeTarget(
   settings: CaptureSettings,
   procNetRoute: string,
 ): { host: string; port: number } | { none: string } {
-  const routes = routesOf(procNetRoute);
+  const routes = routesOf(procNetRoute).filter((r) => r.cidr !== "0.0.0.0/0" || r.viaGateway);
+  const prefix = (r: { cidr: string }) => Number(r.cidr.split("/")[1]);
+  const byWidth = (a: { cidr: string }, b: { cidr: string }) => prefix(a) - prefix(b);
   const skipped = (a: string) => settings.skipSubnets.some((c) => inCidr(a, c));
-  const candidates = routes.some((r) => r.cidr === "0.0.0.0/0")
-    ? PROBE_ADDRESSES
-    : routes
-        .filter((r) => r.viaGateway && !r.cidr.endsWith("/32"))
-        .map((r) => {
-          const [base = "", bits = "32"] = r.cidr.split("/");
-          return dotted(ipv4(base) + 2 ** (32 - Number(bits)) - 2);
-        });
+  const candidates = [
+    ...(routes.some((r) => r.cidr === "0.0.0.0/0") ? PROBE_ADDRESSES : []),
+    ...routes
+      .filter((r) => r.viaGateway && r.cidr !== "0.0.0.0/0")
+      .sort(byWidth)
+      .map((r) => lastAddress(r.cidr)),
+    ...routes
+      .filter((r) => !r.viaGateway)
+      .sort(byWidth)
+      .map((r) => lastAddress(r.cidr)),
+  ];
   const host = candidates.find((a) => !skipped(a));
   const port = PROBE_PORTS.find((p) => !portInRanges(p, settings.skipOutboundPorts));
-  if (!host) return { none: "the pod has no route that capture could redirect outside its skipped subnets" };
+  if (!host)
+    return { none: "the pod has no IPv4 route that capture could redirect outside its skipped subnets" };
   if (!port) return { none: `every probe port (${PROBE_PORTS.join(", ")}) is a skipped outbound port` };
   return { host, port };
 }
@@ -86,7 +100,7 @@ export async function checkCapture(
   timeoutMs = 5000,
 ): Promise<Verdict> {
   const target = probeTarget(settings, procNetRoute);
-  if ("none" in target) return { captured: true, detail: `not checked: ${target.none}` };
+  if ("none" in target) return { captured: false, reason: `nothing to probe with: ${target.none}` };
   const token = randomBytes(16).toString("hex");
   const server = createServer((socket) => socket.end(token));
   const listening = await new Promise<Error | undefined>((resolve) => {
