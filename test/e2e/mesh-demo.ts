@@ -31,6 +31,10 @@ export async function buildAppImage(): Promise<string> {
     format: "esm",
     target: "node20",
     write: false,
+    // @grpc/grpc-js is CommonJS and calls require(); an ES module has none unless given one.
+    banner: {
+      js: "import { createRequire as __appRequire } from 'node:module'; const require = __appRequire(import.meta.url);",
+    },
   });
   return nodeRuntimeImageArchive(APP_IMAGE, { "/app/mesh-app.mjs": app.outputFiles[0]?.text ?? "" });
 }
