@@ -2,22 +2,30 @@
 // command (hack/up.ts): the Trellis images built and imported, the app image (mesh-app.ts on a
 // Node runtime), a Mesh that places the control plane on the real node, and a client and a
 // server Deployment (2 replicas each) in a namespace the injector meshes.
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { type BuildOptions, type BuiltImage, buildImages, defaultOptions } from "../../hack/build-images.ts";
-import { cacheRoot } from "../cluster/binaries.ts";
+import { cacheRoot, repoRoot } from "../cluster/binaries.ts";
 import { type LocalCluster, REAL_NODE_LABEL, waitFor } from "../cluster/local-cluster.ts";
 import { nodeRuntimeImageArchive } from "../cluster/node-images.ts";
 
 export const APP_IMAGE = "localhost/trellis-mesh-app:1";
 
-/** Builds the Trellis images (hack/build-images.ts) into the cache; the archives of `names`. */
+/**
+ * Builds the Trellis images (hack/build-images.ts) into the cache; the archives of `names`. The
+ * folder is this checkout's own: several checkouts of the repository on one machine build the
+ * same versions from different sources, and a run that starts the operator from its bundle must
+ * never pick up another checkout's (it did: an operator without this checkout's objects pruned
+ * them mid-test).
+ */
 export async function buildTrellisImages(
   options: Partial<BuildOptions> & { version: string },
   names: string[],
 ): Promise<{ images: BuiltImage[]; out: string }> {
-  const out = join(cacheRoot, "e2e-images", options.proxyVersion ?? options.version);
+  const checkout = createHash("sha256").update(repoRoot).digest("hex").slice(0, 12);
+  const out = join(cacheRoot, "e2e-images", checkout, options.proxyVersion ?? options.version);
   const built = await buildImages(defaultOptions({ ...options, out }));
   return { images: built.images.filter((i) => names.includes(i.name)), out };
 }

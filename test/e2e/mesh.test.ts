@@ -278,6 +278,30 @@ spec:
     const started = Date.now();
     await meshedNamespace(cluster, CAPTURE_NS);
     cluster.kubectl(["apply", "-f", "-"], captureCheckWorkloads(NS, 30_000));
+    try {
+      await captureChecks();
+    } finally {
+      // Out of the way of the rollout, which counts the fleet, whatever happened above.
+      await cluster.kubectlAsync([
+        "delete",
+        "namespace",
+        CAPTURE_NS,
+        PLAIN_NS,
+        "--wait=true",
+        "--timeout=120s",
+      ]);
+      await waitFor(
+        async () => mesh().status?.proxies?.summary === "4/4",
+        60_000,
+        "the fleet back to 4 proxies",
+      );
+      note(`capture checks done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    }
+    assert.equal(traffic.failedIn("before").length, 0);
+  });
+
+  /** The capture checks' assertions (capture-checks.ts has the workloads). */
+  async function captureChecks() {
     const result = async (ns: string, job: string, container: string) => {
       let line: string | undefined;
       await waitFor(
@@ -376,23 +400,7 @@ spec:
       plaintext >= 2,
       `the server's proxies counted ${plaintext} plaintext exchanges from the unmeshed client`,
     );
-    // Out of the way of the rollout, which counts the fleet.
-    await cluster.kubectlAsync([
-      "delete",
-      "namespace",
-      CAPTURE_NS,
-      PLAIN_NS,
-      "--wait=true",
-      "--timeout=120s",
-    ]);
-    await waitFor(
-      async () => mesh().status?.proxies?.summary === "4/4",
-      60_000,
-      "the fleet back to 4 proxies",
-    );
-    note(`capture checks done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    assert.equal(traffic.failedIn("before").length, 0);
-  });
+  }
 
   it("rolls proxy 0.1.1 out through the canary with zero failed requests, across an operator kill", async () => {
     const rsBefore = replicaSets();
