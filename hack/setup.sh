@@ -12,5 +12,7 @@ fi
 bash hack/install-debian-packages.sh
 # The kubelet runs the local cluster's optional real node (test/cluster/real-node.ts).
 TRELLIS_K8S_EXTRA=kubelet bash hack/build-cluster-binaries.sh >/dev/null
+# The real node's DNS server (test/cluster/cluster-dns.ts).
+bash hack/build-coredns.sh >/dev/null
 bash hack/build-argocd.sh >/dev/null
 bash hack/build-olm.sh >/dev/null

@@ -29,7 +29,7 @@ const DEMO = "demo";
 let archives: string[] = [];
 if (realNode) {
   process.stderr.write(`building the Trellis ${pkg.version} images and the demo app image\n`);
-  const { images } = await buildTrellisImages({ version: pkg.version }, ["controlplane", "proxy"]);
+  const { images } = await buildTrellisImages({ version: pkg.version }, ["controlplane", "init", "proxy"]);
   archives = [...images.map((i) => i.archive), await buildAppImage()];
 }
 
@@ -86,19 +86,20 @@ spec:
     cluster.kubectl(["apply", "-f", "-"], demoWorkloads(DEMO, 2));
     await waitFor(
       async () => {
-        const ready = cluster.kubectl([
+        // A pod is Ready when its app containers and its sidecars (the proxy) are.
+        const ready = await cluster.kubectlAsync([
           "-n",
           DEMO,
           "get",
           "pods",
           "-o",
-          "jsonpath={range .items[*]}{.status.containerStatuses[0].ready}{.status.initContainerStatuses[0].ready}{' '}{end}",
+          `jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{' '}{end}`,
         ]);
         return (
           ready
             .trim()
             .split(" ")
-            .filter((r) => r === "truetrue").length === 4
+            .filter((r) => r === "True").length === 4
         );
       },
       180_000,
@@ -118,10 +119,14 @@ Installed CRDs: ${crds.join(", ")}
 ${
   realNode
     ? `The control plane runs as pods on the real node (${kubectl} -n trellis-system get pods).
-The demo app in namespace ${DEMO} sends HTTP/1.1 and HTTP/2 through its proxies, with mutual TLS:
+The demo app in namespace ${DEMO} knows nothing of the mesh: its client calls http://server:8080/
+(HTTP/1.1 and HTTP/2), grpc://server:9090 and a TCP service on server:3306, and every call is
+captured by its pod's proxy and carried to the server's with mutual TLS. To see it:
   ${kubectl} -n ${DEMO} get pods -o wide
-  curl http://<client pod IP>:9000/stats     # the client's counters (pod IPs are on this host's bridge)
-  curl http://<any demo pod IP>:4191/metrics # its proxy's metrics`
+  curl -s http://<client pod IP>:4191/metrics | grep -E '^(request_total|tcp_forward_total)'
+      # tls="mtls" and peer_identity="spiffe://cluster.local/ns/${DEMO}/sa/server" on every series
+  curl -s http://<server pod IP>:4191/metrics | grep '^request_total'   # peer: .../sa/client
+  curl http://<client pod IP>:9000/stats     # the client's own counters (pod IPs are on this host's bridge)`
     : "No real node: control-plane pods are scheduled on KWOK nodes and do not run."
 }
 The operator runs on this host (pid ${operator.process.child.pid}, metrics on 127.0.0.1:${operator.port}, log ${operator.logFile}).

@@ -1,13 +1,16 @@
 /**
  * The admin endpoint: GET /metrics (Prometheus text), /ready, /live and /identity
  * ({spiffeId, leafNotAfter, leafFingerprint, leafAnchorFingerprint, trustBundleFingerprints,
- * renewals, lastReportedAt, lastReportError}: what the proxy holds and what it last reported).
+ * renewals, lastReportedAt, lastReportError}: what the proxy holds and what it last reported),
+ * and the application's probes the kubelet asks for under capture (/app-probe/..., app-probe.ts).
  *
  * Owns: the admin HTTP server. Does not compute readiness or identity (proxy.ts and
  * local-identity.ts supply them).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { AppProbe } from "../capture/app-probes.ts";
+import { runAppProbe } from "./app-probe.ts";
 import type { HostPort } from "./config.ts";
 import type { IdentityStatus } from "./local-identity.ts";
 import type { Registry } from "./metrics.ts";
@@ -16,6 +19,8 @@ export interface AdminSources {
   registry: Registry;
   ready: () => boolean;
   identity: (() => IdentityStatus) | undefined;
+  /** Admin path → the application's probe it runs (from the injector); none without capture. */
+  appProbes?: Record<string, AppProbe>;
 }
 
 function send(res: http.ServerResponse, status: number, type: string, body: string): void {
@@ -42,8 +47,15 @@ export function createAdminServer(sources: AdminSources): http.Server {
         case "/identity":
           if (!sources.identity) return send(res, 404, "text/plain", "identity not configured\n");
           return send(res, 200, "application/json", `${JSON.stringify(sources.identity())}\n`);
-        default:
-          return send(res, 404, "text/plain", "not found\n");
+        default: {
+          const probe = sources.appProbes?.[path ?? ""];
+          if (!probe) return send(res, 404, "text/plain", "not found\n");
+          // At the address the kubelet dialled (the pod's), as the kubelet would have.
+          void runAppProbe(probe, req.socket.localAddress ?? "127.0.0.1", req.headers["user-agent"]).then(
+            (r) => send(res, r.status, "text/plain", r.body),
+          );
+          return;
+        }
       }
     },
   );

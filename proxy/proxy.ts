@@ -119,6 +119,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     registry: metrics.registry,
     ready: () => !draining && (identity === undefined || identity.ready),
     identity: identity ? () => identity.status() : undefined,
+    appProbes: config.admin.appProbes,
   });
   ports.admin = await listenAdmin(admin, config.admin.listen);
 

@@ -2,10 +2,14 @@
 // the CNI configuration that puts pods on it, and the one redirect that lets pods reach the API.
 //
 // Safety first (HARNESS.md "Network safety"): pods get no default route (their only routes are
-// the pod /24, on-link, and the redirected ClusterIP below); the host gets an `unreachable` route for the Service range so no packet to a
-// ClusterIP can leave the machine; the only ClusterIP a pod may dial, the `kubernetes`
-// Service's, is DNAT-ed inside the pod's own network namespace (a chained CNI plugin written
-// here) to the bridge's gateway address, where the harness forwards to the loopback API server.
+// the pod /24, on-link, and the Service range via the gateway, which exists only so that
+// connect() reaches the pod's own nat rules); the host gets an `unreachable` route for the
+// Service range so no packet to a ClusterIP can leave the machine. Inside the pod's own network
+// namespace (a chained CNI plugin written here) the `kubernetes` Service's ClusterIP:443 is
+// DNAT-ed to the bridge's gateway address, where the harness forwards to the loopback API
+// server, and every other packet to the Service range is REJECTed: a ClusterIP is reachable only
+// through a meshed pod's proxy, whose capture rules (docs/capture.md) redirect the connection
+// before that filter sees it. There is no kube-proxy.
 // Each cluster's bridge is named for its /24 (`trellis<N>` ↔ 10.253.N.0/24), so creating the link
 // claims the subnet atomically among parallel clusters; its alias names the owning PID and dir,
 // so a later start can remove the leftovers of an owner that was SIGKILLed.
@@ -190,9 +194,10 @@ export function writeCniConfig(
 
 /**
  * A chained CNI plugin (sh + iptables, run by containerd in the host namespace): inside the
- * pod's netns, DNAT the `kubernetes` ClusterIP:443 to the gateway forwarder, give that one
- * ClusterIP a /32 route (connect() needs a route before the nat hook runs), and REJECT every
- * other packet to the Service range. Passes the previous result through, as chained plugins must.
+ * pod's netns, DNAT the `kubernetes` ClusterIP:443 to the gateway forwarder, route the Service
+ * range via the gateway (connect() needs a route before the nat hook runs, where capture
+ * redirects a meshed pod's connections to its proxy), and REJECT every other packet to the
+ * Service range. Passes the previous result through, as chained plugins must.
  */
 function redirectPluginScript(
   network: NodeNetwork,
@@ -210,7 +215,7 @@ ADD)
   in_pod iptables -w -t nat -A OUTPUT -d ${redirect.clusterIp}/32 -p tcp --dport 443 \\
     -j DNAT --to-destination ${network.gatewayIp}:${redirect.port}
   in_pod iptables -w -A OUTPUT -d ${redirect.serviceCidr} -j REJECT
-  in_pod ip route add ${redirect.clusterIp}/32 via ${network.gatewayIp} dev "$CNI_IFNAME"
+  in_pod ip route add ${redirect.serviceCidr} via ${network.gatewayIp} dev "$CNI_IFNAME"
   printf '%s' "$conf" | /usr/bin/node -e '
     let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
       const c = JSON.parse(s); const r = c.prevResult || {}; r.cniVersion = c.cniVersion;

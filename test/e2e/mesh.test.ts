@@ -1,10 +1,15 @@
 // The mesh end to end on a real node: the Trellis images built by `npm run images`, imported into
 // the real node's containerd; the control plane (destination, identity, injector) running as pods
 // from them; a client and a server Deployment (2 replicas each) in a meshed namespace, where the
-// real webhook injects the proxy as a native sidecar. The client sends a steady stream over
-// HTTP/1.1 and HTTP/2 through its outbound proxy, mTLS to the server's inbound proxy; every
-// request is counted (test/e2e/traffic.ts). With that traffic flowing:
+// real webhook injects trellis-init (the pod's capture rules) and the proxy as a native sidecar.
+// The applications know nothing of the mesh (test/e2e/mesh-app.ts): the client calls
+// http://server:8080/ and its full name over HTTP/1.1 and HTTP/2, grpc://server:9090 and a
+// server-first TCP protocol on server:3306, as any program would; capture carries every call
+// through both proxies with mTLS, and every exchange is counted (test/e2e/traffic.ts). Then:
 //
+//   0. capture checks: a meshed Job (with an init container that needs the network) reaching an
+//      unmeshed server and both ports of a two-container pod, an unmeshed client reaching the
+//      meshed server in plaintext (test/e2e/capture-checks.ts);
 //   1. a proxy rollout 0.1.0 → 0.1.1 through the canary, the operator SIGKILLed mid-rollout;
 //   2. an automatic trust-anchor rotation, the operator SIGKILLed mid-rotation;
 //   3. a broken proxy version (never ready), caught by the canary and rolled back.
@@ -12,14 +17,16 @@
 // The operator runs on the host, from the same bundle the operator image holds: killing it
 // with SIGKILL and starting its successor is then a process kill, not a Deployment restart
 // racing the kubelet, and its log is a file the test reads. Everything else runs in pods.
-// Proxies reach identity and destination by their Service names (the harness's DNS answers with
-// endpoint pod IPs; test/cluster/cluster-dns.ts); the API server calls the injector the same way.
+// DNS is CoreDNS (Service names → ClusterIPs; test/cluster/cluster-dns.ts) and there is no
+// kube-proxy: only a meshed pod's proxy reaches a ClusterIP. Proxies reach identity and
+// destination through headless Services; the API server calls the injector at its endpoint.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { installCrds, type OperatorProcess, startOperator } from "../operator-process.ts";
+import { CAPTURE_NS, captureCheckWorkloads, PLAIN_NS } from "./capture-checks.ts";
 import {
   buildAppImage,
   buildTrellisImages,
@@ -27,6 +34,7 @@ import {
   demoWorkloads,
   meshedNamespace,
 } from "./mesh-demo.ts";
+import { proxyMetrics, sumWhere } from "./proxy-metrics-text.ts";
 import { formatTable, TrafficCollector } from "./traffic.ts";
 
 const NS = "demo";
@@ -34,6 +42,9 @@ const TD = "spiffe://cluster.local";
 const V0 = "0.1.0";
 const V1 = "0.1.1";
 const BROKEN = "0.1.2-broken";
+/** The demo client's request classes (mesh-demo.ts demoTargets). */
+const CLASSES = ["h1-fqdn", "h1-short", "h2-fqdn", "h2-short", "grpc", "tcp"];
+const NOT_MTLS = /^(?!mtls$)/;
 
 interface MeshView {
   status?: {
@@ -126,7 +137,7 @@ describe("the mesh end to end on a real node", { timeout: 1_500_000 }, () => {
     const started = Date.now();
     // Two builds: the release (operator, control plane, proxy 0.1.0), then the next proxy
     // version and a broken one. Same inputs, so the shared layers are identical.
-    const release = await buildTrellisImages({ version: V0 }, ["controlplane", "proxy"]);
+    const release = await buildTrellisImages({ version: V0 }, ["controlplane", "init", "proxy"]);
     const next = await buildTrellisImages({ version: V0, proxyVersion: V1, brokenProxy: BROKEN }, [
       "proxy",
       "proxy-never-ready",
@@ -177,7 +188,7 @@ spec:
       throw await diagnose(e);
     });
     note(`injection effective ${injecting.toFixed(1)} s after the namespace was annotated`);
-    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(NS, 10));
+    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(NS, 5));
     await waitFor(async () => settled(V0), 180_000, "client and server pods Ready with proxy 0.1.0").catch(
       async (e) => {
         throw await diagnose(e);
@@ -206,40 +217,55 @@ spec:
     await cluster?.stop();
   });
 
-  it("injects the proxy as a native sidecar and carries mTLS traffic with verified identities", async () => {
+  it("captures applications that know nothing of the mesh: every request class through both proxies with mTLS", async () => {
     const all = await pods();
     for (const p of all) {
       assert.equal(p.proxyVersion, V0, p.name);
       assert.equal(p.proxyImage, `localhost/trellis/proxy:${V0}`, p.name);
     }
     const pod = await core.readNamespacedPod({ name: all[0]?.name ?? "", namespace: NS });
-    assert.equal(pod.spec?.initContainers?.[0]?.name, "trellis-proxy");
-    assert.equal(pod.spec?.initContainers?.[0]?.restartPolicy, "Always");
-    // The server's inbound proxy verified the client's certificate and passed its identity on.
-    await traffic.flush();
-    const ids = new Set([...traffic.clientIds.keys()].map((k) => k.split(" ")[1]));
-    assert.deepEqual([...ids], [`${TD}/ns/${NS}/sa/client`]);
-    // Both server replicas answer (the client's proxy balances over the endpoints it discovered).
-    const servers = new Set([...traffic.servers.keys()].map((k) => k.split(" ")[1]));
     assert.deepEqual(
-      [...servers].sort(),
-      all
-        .filter((p) => p.app === "server")
-        .map((p) => p.name)
-        .sort(),
+      pod.spec?.initContainers?.map((c) => [c.name, c.restartPolicy]),
+      [
+        ["trellis-init", undefined],
+        ["trellis-proxy", "Always"],
+      ],
     );
-    // The proxies' own metrics name the peer of each mTLS connection.
-    const server = all.find((p) => p.app === "server") as PodView;
-    const inbound = await fetch(`http://${server.ip}:4191/metrics`).then((r) => r.text());
-    assert.match(
-      inbound,
-      new RegExp(
-        `request_total\\{[^}]*direction="inbound"[^}]*tls="mtls"[^}]*peer_identity="${TD}/ns/${NS}/sa/client"`,
-      ),
-    );
-    const client = all.find((p) => p.app === "client") as PodView;
-    const outbound = await fetch(`http://${client.ip}:4191/metrics`).then((r) => r.text());
-    assert.match(outbound, new RegExp(`peer_identity="${TD}/ns/${NS}/sa/server"`));
+    await traffic.flush();
+    // Every class (HTTP/1.1 and HTTP/2 to the full and the short name, gRPC, the server-first
+    // protocol) was answered by both server replicas: the client's proxy balanced each over the
+    // endpoints it discovered for the address the application dialled.
+    const serverPods = all
+      .filter((p) => p.app === "server")
+      .map((p) => p.name)
+      .sort();
+    const byClass = new Map<string, Set<string>>();
+    for (const key of traffic.servers.keys()) {
+      const [, cls = "", server = ""] = key.split(" ");
+      byClass.set(cls, (byClass.get(cls) ?? new Set()).add(server.split("/")[0] ?? ""));
+    }
+    for (const cls of CLASSES) assert.deepEqual([...(byClass.get(cls) ?? [])].sort(), serverPods, cls);
+    // Both proxies counted every class as mTLS with the peer's identity, and nothing else.
+    const client = `${TD}/ns/${NS}/sa/client`;
+    const server = `${TD}/ns/${NS}/sa/server`;
+    for (const p of all) {
+      const text = await proxyMetrics(p.ip);
+      const side = p.app === "server" ? "inbound" : "outbound";
+      const peer = p.app === "server" ? client : server;
+      const http = (port: string, tls: string | RegExp, peerIdentity: string | RegExp = /.*/) =>
+        sumWhere(text, "request_total", {
+          direction: side,
+          authority: new RegExp(`:${port}$`),
+          tls,
+          peer_identity: peerIdentity,
+        });
+      assert.ok(http("8080", "mtls", peer) > 0, `${p.name}: HTTP on 8080 over mTLS with ${peer}`);
+      assert.ok(http("9090", "mtls", peer) > 0, `${p.name}: gRPC on 9090 over mTLS with ${peer}`);
+      const tcp = sumWhere(text, "tcp_forward_total", { direction: side, tls: "mtls", peer_identity: peer });
+      assert.ok(tcp > 0, `${p.name}: the greeting protocol over mTLS with ${peer}`);
+      const plain = sumWhere(text, "request_total", { direction: side, tls: NOT_MTLS });
+      assert.equal(plain, 0, `${p.name}: ${plain} ${side} requests without mTLS`);
+    }
     const before = traffic.figures().find((f) => f.phase === "before");
     assert.equal(
       before?.failed,
@@ -247,6 +273,134 @@ spec:
       `failed before any change: ${JSON.stringify(traffic.failedIn("before").slice(0, 5))}`,
     );
   });
+
+  it("reaches an unmeshed server and is reached by an unmeshed client in plaintext, reaches both ports of a two-container pod, and completes a meshed Job", async () => {
+    const started = Date.now();
+    await meshedNamespace(cluster, CAPTURE_NS);
+    cluster.kubectl(["apply", "-f", "-"], captureCheckWorkloads(NS, 30_000));
+    try {
+      await captureChecks();
+    } finally {
+      // Out of the way of the rollout, which counts the fleet, whatever happened above.
+      await cluster.kubectlAsync([
+        "delete",
+        "namespace",
+        CAPTURE_NS,
+        PLAIN_NS,
+        "--wait=true",
+        "--timeout=120s",
+      ]);
+      await waitFor(
+        async () => mesh().status?.proxies?.summary === "4/4",
+        60_000,
+        "the fleet back to 4 proxies",
+      );
+      note(`capture checks done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    }
+    assert.equal(traffic.failedIn("before").length, 0);
+  });
+
+  /** The capture checks' assertions (capture-checks.ts has the workloads). */
+  async function captureChecks() {
+    const result = async (ns: string, job: string, container: string) => {
+      let line: string | undefined;
+      await waitFor(
+        async () => {
+          const logs = await cluster.kubectlAsync(["-n", ns, "logs", `job/${job}`, "-c", container]);
+          line = logs.split("\n").find((l) => l.startsWith("RESULT "));
+          return line !== undefined;
+        },
+        180_000,
+        `${ns}/${job}'s ${container} to print its RESULT`,
+        1000,
+      ).catch(async (e) => {
+        throw await diagnose(e);
+      });
+      return JSON.parse((line as string).slice("RESULT ".length)) as Record<string, string>;
+    };
+    const serverPods = (await pods()).filter((p) => p.app === "server").map((p) => p.name);
+    const isServer = (answer: string | undefined) => serverPods.includes((answer ?? "").split("/")[0] ?? "");
+    // The app's init container needed the network before the app started: it ran after the
+    // proxy (a native sidecar, started first) and reached the demo server through it.
+    const init = await result(CAPTURE_NS, "meshed-check", "wait-for-server");
+    assert.ok(isServer(init.server), JSON.stringify(init));
+    const checked = await result(CAPTURE_NS, "meshed-check", "check");
+    note(`meshed check: ${JSON.stringify(checked)}`);
+    assert.match(checked.unmeshed ?? "", /^plain-server-.*\/server$/);
+    assert.match(checked["duo-alpha"] ?? "", /^duo-.*\/alpha$/);
+    assert.match(checked["duo-beta"] ?? "", /^duo-.*\/beta$/);
+    assert.ok(isServer(checked.grpc) && isServer(checked.tcp), JSON.stringify(checked));
+    // Its proxy: plaintext to the unmeshed server (counted so), mTLS to duo and the demo server.
+    const checkPod = (
+      await core.listNamespacedPod({ namespace: CAPTURE_NS, labelSelector: "app=meshed-check" })
+    ).items[0];
+    const outbound = await proxyMetrics(checkPod?.status?.podIP ?? "");
+    const duoId = `${TD}/ns/${CAPTURE_NS}/sa/default`;
+    const checkerId = `${TD}/ns/${CAPTURE_NS}/sa/checker`;
+    assert.ok(
+      sumWhere(outbound, "request_total", {
+        direction: "outbound",
+        authority: /^plain-server/,
+        tls: NOT_MTLS,
+      }) > 0,
+      "meshed client → unmeshed server, counted as plaintext",
+    );
+    assert.equal(
+      sumWhere(outbound, "request_total", { direction: "outbound", authority: /^plain-server/, tls: "mtls" }),
+      0,
+    );
+    assert.ok(
+      sumWhere(outbound, "request_total", { direction: "outbound", tls: "mtls", peer_identity: duoId }) >= 2,
+      "both of duo's ports over mTLS",
+    );
+    // duo's proxy saw the checker's identity on both ports.
+    const duo = (await core.listNamespacedPod({ namespace: CAPTURE_NS, labelSelector: "app=duo" })).items[0];
+    const duoText = await proxyMetrics(duo?.status?.podIP ?? "");
+    for (const port of ["8081", "8082"]) {
+      const n = sumWhere(duoText, "request_total", {
+        direction: "inbound",
+        authority: new RegExp(`:${port}$`),
+        tls: "mtls",
+        peer_identity: checkerId,
+      });
+      assert.ok(n > 0, `duo's port ${port} through its inbound proxy with mTLS from the checker`);
+    }
+    // The meshed Job completes: its proxy, a native sidecar, stops with the app.
+    const complete = (ns: string, job: string) =>
+      waitFor(
+        async () =>
+          (await cluster.kubectlAsync([
+            "-n",
+            ns,
+            "get",
+            "job",
+            job,
+            "-o",
+            "jsonpath={.status.succeeded}",
+          ])) === "1",
+        120_000,
+        `job ${ns}/${job} to complete`,
+        1000,
+      ).catch(async (e) => {
+        throw await diagnose(e);
+      });
+    await complete(CAPTURE_NS, "meshed-check");
+    // An unmeshed client reaches the meshed server in plaintext (the Mesh admits unmeshed
+    // clients by default), through its headless Service; the server's proxy counts it so.
+    const unmeshed = await result(PLAIN_NS, "unmeshed-check", "check");
+    assert.ok(isServer(unmeshed.http) && isServer(unmeshed.tcp), JSON.stringify(unmeshed));
+    await complete(PLAIN_NS, "unmeshed-check");
+    let plaintext = 0;
+    for (const p of (await pods()).filter((x) => x.app === "server")) {
+      const text = await proxyMetrics(p.ip);
+      plaintext += sumWhere(text, "request_total", { direction: "inbound", tls: NOT_MTLS });
+      plaintext += sumWhere(text, "tcp_forward_total", { direction: "inbound", tls: NOT_MTLS });
+    }
+    assert.ok(
+      plaintext >= 2,
+      `the server's proxies counted ${plaintext} plaintext exchanges from the unmeshed client`,
+    );
+  }
 
   it("rolls proxy 0.1.1 out through the canary with zero failed requests, across an operator kill", async () => {
     const rsBefore = replicaSets();

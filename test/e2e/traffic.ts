@@ -10,6 +10,7 @@ export interface Sample {
   at: number;
   latencyMs: number;
   ok: boolean;
+  /** The request class: protocol and form of address (h1-fqdn, grpc, tcp, ...). */
   proto: string;
   pod: string;
 }
@@ -21,7 +22,6 @@ interface Stats {
   ok: number;
   failed: number;
   inFlight: number;
-  clientIds: Record<string, number>;
   servers: Record<string, number>;
   errors: string[];
   samples: Array<[number, number, number, string]>;
@@ -69,7 +69,7 @@ export class TrafficCollector {
   readonly samples: Sample[] = [];
   /** The last error lines each pod reported (the client keeps its last 50). */
   readonly errors = new Map<string, string[]>();
-  readonly clientIds = new Map<string, number>();
+  /** "<client pod> <class> <server pod>[/<container>]" → exchanges answered. */
   readonly servers = new Map<string, number>();
   private readonly phases: Array<{ name: string; start: number }> = [];
   private readonly pods = new Map<string, { ip: string; misses: number; done: boolean }>();
@@ -127,7 +127,6 @@ export class TrafficCollector {
           for (const [at, latencyMs, ok, proto] of s.samples)
             this.samples.push({ at, latencyMs, ok: ok === 1, proto, pod: name });
           this.errors.set(name, s.errors);
-          for (const [id, n] of Object.entries(s.clientIds)) this.clientIds.set(`${name} ${id}`, n);
           for (const [server, n] of Object.entries(s.servers)) this.servers.set(`${name} ${server}`, n);
         } catch {
           // Gone: counted as a miss only once the pod is no longer listed (it has exited).
