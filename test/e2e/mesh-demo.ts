@@ -76,7 +76,18 @@ export function demoTargets(namespace: string): string {
  * each kind (grpc, httpGet, tcpSocket): the injector rewrites them for capture. A headless
  * Service lets clients outside the mesh reach the server's pods (there is no kube-proxy here).
  */
-export function demoWorkloads(namespace: string, rate: number): string {
+export function demoWorkloads(
+  namespace: string,
+  rate: number,
+  options: { restricted?: boolean } = {},
+): string {
+  // What the `restricted` Pod Security Standard asks of every container, when the namespace
+  // enforces it (test/e2e/cni.test.ts); the applications are the same either way.
+  const securityContext = `{ runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true${
+    options.restricted
+      ? ", allowPrivilegeEscalation: false, capabilities: { drop: [ALL] }, seccompProfile: { type: RuntimeDefault }"
+      : ""
+  } }`;
   return `
 apiVersion: v1
 kind: ServiceAccount
@@ -135,7 +146,7 @@ spec:
         startupProbe: { grpc: { port: 9090 }, periodSeconds: 1, failureThreshold: 30 }
         readinessProbe: { httpGet: { path: /ready, port: http }, periodSeconds: 2 }
         livenessProbe: { tcpSocket: { port: greeting }, periodSeconds: 10 }
-        securityContext: { runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true }
+        securityContext: ${securityContext}
 ---
 apiVersion: apps/v1
 kind: Deployment
@@ -162,7 +173,7 @@ spec:
         - { name: RATE, value: "${rate}" }
         - { name: DRAIN_MS, value: "10000" }
         ports: [{ name: stats, containerPort: 9000 }]
-        securityContext: { runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true }
+        securityContext: ${securityContext}
 `;
 }
 

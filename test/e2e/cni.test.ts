@@ -1,0 +1,377 @@
+// Capture without privileged pods, on the real node (issue 22): the Mesh's capture mode CNI.
+//
+//   1. InitContainer mode: a namespace enforcing the `restricted` Pod Security Standard refuses
+//      a meshed pod (trellis-init holds NET_ADMIN and NET_RAW), with the capture issue's warning.
+//   2. The node-start race: a pod meshed in CNI mode before trellis-cni is on its node is refused
+//      by its validator, with the cause in its status.
+//   3. Switching the Mesh to CNI: the DaemonSet installs the plugin into the node's CNI folders
+//      (the harness's own, under the cluster's dir, as its containerd config names them) and
+//      chains it after the harness's own chained plugin, which keeps working.
+//   4. The refused pod is restarted by the operator and succeeds.
+//   5. The same unmodified demo applications as the end-to-end test (HTTP/1.1, HTTP/2, gRPC and
+//      a server-first TCP protocol), in the restricted namespace: admitted, meshed, every class
+//      over mTLS between their proxies with the peers' identities, none failed.
+//   6. Removing the Mesh: every node's CNI configuration restored byte for byte, the plugin's
+//      files gone.
+// The operator runs on the host from the release bundle (as in mesh.test.ts); everything else
+// runs in pods of the real node from the images `npm run images` builds.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
+import { chainPlugin } from "../../cni/conflist.ts";
+import { LocalCluster, REAL_NODE_LABEL, waitFor } from "../cluster/local-cluster.ts";
+import { nodeDir } from "../cluster/node-config.ts";
+import { installCrds, type OperatorProcess, startOperator } from "../operator-process.ts";
+import {
+  APP_IMAGE,
+  buildAppImage,
+  buildTrellisImages,
+  controlPlaneOnRealNode,
+  demoWorkloads,
+} from "./mesh-demo.ts";
+import { proxyMetrics, sumWhere } from "./proxy-metrics-text.ts";
+import { TrafficCollector } from "./traffic.ts";
+
+const V0 = "0.1.0";
+const TD = "spiffe://cluster.local";
+const LOCKED = "locked";
+const RACE = "race";
+
+/** The node's CNI folders, read from the real node's containerd configuration. */
+function cniFolders(clusterDir: string): { binDir: string; confDir: string } {
+  const config = readFileSync(join(nodeDir(clusterDir), "containerd", "config.toml"), "utf8");
+  const value = (key: string) => {
+    const m = new RegExp(`^\\s*${key} = "([^"]+)"`, "m").exec(config);
+    if (!m?.[1]) throw new Error(`no ${key} in the containerd configuration`);
+    return m[1];
+  };
+  return { binDir: value("bin_dir"), confDir: value("conf_dir") };
+}
+
+/** Every file of a folder, name → bytes (links as their target). */
+function snapshot(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const name of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, name.name);
+    out.set(
+      name.name,
+      name.isSymbolicLink()
+        ? `-> ${readlinkSync(path)}`
+        : name.isFile()
+          ? readFileSync(path, "latin1")
+          : "dir",
+    );
+  }
+  return out;
+}
+
+const placement = `
+      nodeSelector: { ${REAL_NODE_LABEL}: "true" }
+      tolerations: [{ key: ${REAL_NODE_LABEL}, operator: Exists, effect: NoSchedule }]`;
+
+/** One demo server (test/e2e/mesh-app.ts) whose workload a rollout put in CNI mode. */
+function earlyServer(namespace: string): string {
+  return `
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: early, namespace: ${namespace}, labels: { app: early } }
+spec:
+  replicas: 1
+  selector: { matchLabels: { app: early } }
+  template:
+    metadata: { labels: { app: early }, annotations: { trellis.dev/capture-mode: CNI } }
+    spec:${placement}
+      containers:
+      - name: server
+        image: ${APP_IMAGE}
+        imagePullPolicy: Never
+        args: ["/app/mesh-app.mjs"]
+        env: [{ name: MESH_APP_ROLE, value: server }, { name: PORT, value: "8080" }]
+        ports: [{ name: http, containerPort: 8080 }]
+        securityContext: { runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true }
+`;
+}
+
+describe("capture without privileged pods: the trellis-cni plugin on a real node", {
+  timeout: 900_000,
+}, () => {
+  let cluster: LocalCluster;
+  let core: CoreV1Api;
+  let operator: OperatorProcess;
+  let folders: { binDir: string; confDir: string };
+  let originalConf: Map<string, string>;
+  let originalBin: Map<string, string>;
+  const timeline: string[] = [];
+  const note = (line: string) => {
+    timeline.push(`${new Date().toISOString().slice(11, 19)} ${line}`);
+    process.stderr.write(`cni: ${line}\n`);
+  };
+  const mesh = () =>
+    JSON.parse(cluster.kubectl(["get", "mesh", "default", "-o", "json"])) as {
+      status?: { phase?: string; capture?: { mode?: string; cni?: { phase?: string; message?: string } } };
+    };
+  const podsOf = async (namespace: string, app: string): Promise<V1Pod[]> =>
+    (await core.listNamespacedPod({ namespace, labelSelector: `app=${app}` })).items.filter(
+      (p) => !p.metadata?.deletionTimestamp,
+    );
+  const ready = (p: V1Pod) =>
+    p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True") ?? false;
+  const diagnose = async (err: Error) => {
+    const status = JSON.stringify(mesh().status);
+    const pods = cluster.kubectl(["get", "pods", "-A", "-o", "wide"]);
+    const described = cluster.kubectl(["describe", "pods", "-n", RACE]).slice(-3000);
+    const cni = cluster.kubectl([
+      "-n",
+      "trellis-system",
+      "describe",
+      "pods",
+      "-l",
+      "app.kubernetes.io/name=trellis-cni",
+    ]);
+    return new Error(
+      `${err.message}\nmesh: ${status}\n${pods}\n${described}\n${cni.slice(-3000)}\n${timeline.join("\n")}`,
+    );
+  };
+  const until = (what: string, ok: () => Promise<boolean> | boolean, ms = 180_000) =>
+    waitFor(async () => ok(), ms, what, 1000).catch(async (e) => {
+      throw await diagnose(e as Error);
+    });
+
+  before(async () => {
+    const started = Date.now();
+    const release = await buildTrellisImages({ version: V0 }, ["controlplane", "init", "cni", "proxy"]);
+    const appArchive = await buildAppImage();
+    note(`images built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    cluster = await LocalCluster.start({ nodes: 1, realNode: true });
+    for (const image of release.images) await cluster.realNode.importImage(image.archive);
+    await cluster.realNode.importImage(appArchive);
+    core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+    folders = cniFolders(cluster.dir);
+    originalConf = snapshot(folders.confDir);
+    originalBin = snapshot(folders.binDir);
+    await installCrds(cluster);
+    operator = await startOperator(
+      cluster,
+      ["--no-leader-elect"],
+      {},
+      join(release.out, "dist", "trellis.mjs"),
+    );
+    cluster.kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: trellis.dev/v1alpha1
+kind: Mesh
+metadata: { name: default }
+spec:
+  version: ${V0}
+  controlPlane:
+    imageRegistry: localhost/trellis${controlPlaneOnRealNode}
+    resources: { requests: { cpu: 10m, memory: 32Mi }, limits: { memory: 256Mi } }
+  proxy:
+    resources: { requests: { cpu: 10m, memory: 20Mi }, limits: { memory: 128Mi } }
+    capture:
+      mode: InitContainer
+      cni: { binDir: ${folders.binDir}, confDir: ${folders.confDir} }
+`,
+    );
+    await until("the Mesh Ready", () => mesh().status?.phase === "Ready");
+    note("mesh Ready (InitContainer mode)");
+    for (const [ns, restricted] of [
+      [LOCKED, true],
+      [RACE, false],
+    ] as const) {
+      cluster.kubectl(
+        ["apply", "-f", "-"],
+        `apiVersion: v1
+kind: Namespace
+metadata:
+  name: ${ns}
+  annotations: { trellis.dev/inject: enabled }
+  labels: ${restricted ? "{ pod-security.kubernetes.io/enforce: restricted, pod-security.kubernetes.io/enforce-version: latest }" : "{}"}
+`,
+      );
+    }
+  });
+
+  after(async () => {
+    process.stderr.write(`timeline:\n${timeline.join("\n")}\n`);
+    await operator?.stop();
+    await cluster?.stop();
+  });
+
+  it("InitContainer mode: the restricted namespace refuses a meshed pod, with the capture issue's warning", async () => {
+    const pod = JSON.stringify({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "probe", namespace: LOCKED },
+      spec: {
+        containers: [
+          {
+            name: "app",
+            image: APP_IMAGE,
+            securityContext: {
+              runAsNonRoot: true,
+              runAsUser: 1000,
+              allowPrivilegeEscalation: false,
+              capabilities: { drop: ["ALL"] },
+              seccompProfile: { type: "RuntimeDefault" },
+            },
+          },
+        ],
+      },
+    });
+    let refusal = "";
+    await until("the injector to mesh the restricted namespace (and Pod Security to refuse it)", () => {
+      try {
+        cluster.kubectl(["create", "--dry-run=server", "-o", "name", "-f", "-"], pod);
+        return false;
+      } catch (err) {
+        refusal = (err as Error).message;
+        return refusal.includes("trellis-init");
+      }
+    });
+    assert.match(refusal, /violates PodSecurity "restricted:latest"/);
+    assert.match(refusal, /NET_ADMIN/);
+    assert.match(
+      refusal,
+      /enforces Pod Security "restricted", which forbids NET_ADMIN and NET_RAW for trellis-init/,
+    );
+    note("InitContainer mode refused under restricted");
+  });
+
+  it("the race: a pod meshed in CNI mode before the plugin is on its node is refused by its validator", async () => {
+    cluster.kubectl(["apply", "-f", "-"], earlyServer(RACE));
+    let message = "";
+    await until("the validator to refuse the early pod", async () => {
+      const [p] = await podsOf(RACE, "early");
+      const v = p?.status?.initContainerStatuses?.find((c) => c.name === "trellis-validate");
+      const terminated = v?.state?.terminated ?? v?.lastState?.terminated;
+      message = terminated?.message ?? "";
+      return terminated !== undefined && terminated.exitCode !== 0;
+    });
+    assert.match(message, /this pod's traffic is not captured/);
+    assert.match(message, /started before trellis-cni was installed on its node/);
+    assert.equal(mesh().status?.capture?.mode ?? "InitContainer", "InitContainer");
+    note("early CNI-mode pod refused by its validator");
+  });
+
+  it("CNI mode: trellis-cni installed on the node and chained after the harness's own plugin", async () => {
+    cluster.kubectl([
+      "patch",
+      "mesh",
+      "default",
+      "--type=merge",
+      "-p",
+      '{"spec":{"proxy":{"capture":{"mode":"CNI"}}}}',
+    ]);
+    const switched = Date.now();
+    await until("the fleet to switch to CNI", () => mesh().status?.capture?.mode === "CNI");
+    note(
+      `plugin installed and fleet on CNI ${((Date.now() - switched) / 1000).toFixed(1)} s after the switch`,
+    );
+    const [file = ""] = [...originalConf.keys()];
+    const chained = chainPlugin(originalConf.get(file) ?? "");
+    assert.ok(chained.ok);
+    assert.equal(readFileSync(join(folders.confDir, file), "latin1"), chained.text);
+    const plugins = (JSON.parse(chained.text) as { plugins: Array<{ type: string }> }).plugins.map(
+      (p) => p.type,
+    );
+    assert.deepEqual(plugins, ["bridge", "trellis-api-redirect", "trellis-cni"]);
+    const bin = snapshot(folders.binDir);
+    for (const [name, target] of originalBin) assert.equal(bin.get(name), target, name);
+    assert.ok(bin.has("trellis-cni") && bin.has("trellis-cni.d"));
+  });
+
+  it("the refused pod is restarted once the plugin is ready, and starts captured", async () => {
+    await until("the race pod to run captured", async () => {
+      const pods = await podsOf(RACE, "early");
+      return pods.length === 1 && ready(pods[0] as V1Pod);
+    });
+    const [p] = await podsOf(RACE, "early");
+    const v = p?.status?.initContainerStatuses?.find((c) => c.name === "trellis-validate");
+    assert.equal(v?.state?.terminated?.exitCode, 0);
+    assert.equal(v?.restartCount, 0, "a new pod, captured from the start");
+    const events = cluster.kubectl([
+      "get",
+      "events",
+      "-A",
+      "--field-selector",
+      "reason=RestartedUncapturedPod",
+      "-o",
+      "name",
+    ]);
+    assert.notEqual(events.trim(), "", "the operator says what it restarted");
+    note("race pod restarted by the operator and Ready");
+  });
+
+  it("restricted namespace, CNI mode: the demo apps admitted and meshed, mTLS with peer identities", async () => {
+    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(LOCKED, 5, { restricted: true }));
+    const meshed = async () => [...(await podsOf(LOCKED, "server")), ...(await podsOf(LOCKED, "client"))];
+    await until("the demo's servers and clients Ready in the restricted namespace", async () => {
+      const pods = await meshed();
+      return pods.length === 4 && pods.every(ready);
+    });
+    const pods = await meshed();
+    for (const p of pods) {
+      assert.deepEqual(
+        p.spec?.initContainers?.map((c) => c.name),
+        ["trellis-validate", "trellis-proxy"],
+      );
+      for (const c of [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])])
+        assert.equal(c.securityContext?.capabilities?.add, undefined, `${p.metadata?.name}/${c.name}`);
+    }
+    const clients = pods.filter((p) => p.metadata?.labels?.app === "client");
+    const traffic = new TrafficCollector(async () =>
+      clients.map((p) => ({ name: p.metadata?.name ?? "", ip: p.status?.podIP ?? "" })),
+    );
+    traffic.start("cni");
+    await until(
+      "requests of every class to flow",
+      () => traffic.samples.filter((s) => s.ok).length > 200,
+      90_000,
+    );
+    await traffic.stop();
+    const figures = traffic.figures().find((f) => f.phase === "cni");
+    assert.equal(figures?.failed, 0, JSON.stringify(traffic.failedIn("cni").slice(0, 5)));
+    const clientId = `${TD}/ns/${LOCKED}/sa/client`;
+    const serverId = `${TD}/ns/${LOCKED}/sa/server`;
+    for (const p of pods) {
+      const text = await proxyMetrics(p.status?.podIP ?? "");
+      const server = p.metadata?.labels?.app === "server";
+      const side = server ? "inbound" : "outbound";
+      const peer = server ? clientId : serverId;
+      const http = sumWhere(text, "request_total", { direction: side, tls: "mtls", peer_identity: peer });
+      assert.ok(http > 0, `${p.metadata?.name}: HTTP and gRPC over mTLS with ${peer}`);
+      const tcp = sumWhere(text, "tcp_forward_total", { direction: side, tls: "mtls", peer_identity: peer });
+      assert.ok(tcp > 0, `${p.metadata?.name}: the server-first protocol over mTLS with ${peer}`);
+    }
+    // The harness's own chained plugin did its work in the same namespaces: the API answers.
+    const api = await cluster.kubectlAsync([
+      "-n",
+      LOCKED,
+      "exec",
+      clients[0]?.metadata?.name ?? "",
+      "-c",
+      "client",
+      "--",
+      "/usr/bin/node",
+      "-e",
+      'require("https").get({host:"10.0.0.1",port:443,path:"/version",rejectUnauthorized:false},(r)=>console.log(r.statusCode)).on("error",(e)=>console.log(e.code))',
+    ]);
+    assert.match(api.trim(), /^\d{3}$/, `the API through the harness's redirect: ${api}`);
+    note(`restricted apps meshed: ${figures?.sent} requests, 0 failed`);
+  });
+
+  it("removing the Mesh restores the node's CNI configuration byte for byte", async () => {
+    cluster.kubectl(["delete", "mesh", "default", "--wait=false"]);
+    await until(
+      "the Mesh to be removed",
+      () => !cluster.kubectl(["get", "mesh", "-o", "name"]).includes("mesh"),
+      240_000,
+    );
+    assert.deepEqual(snapshot(folders.confDir), originalConf);
+    assert.deepEqual(snapshot(folders.binDir), originalBin);
+    note("mesh removed; CNI configuration restored byte for byte");
+  });
+});
