@@ -29,6 +29,7 @@ import {
   buildAppImage,
   buildTrellisImages,
   controlPlaneOnRealNode,
+  demoTargets,
   demoWorkloads,
 } from "./mesh-demo.ts";
 import { proxyMetrics, sumWhere } from "./proxy-metrics-text.ts";
@@ -326,11 +327,21 @@ metadata:
       clients.map((p) => ({ name: p.metadata?.name ?? "", ip: p.status?.podIP ?? "" })),
     );
     traffic.start("cni");
-    await until(
-      "requests of every class to flow",
-      () => traffic.samples.filter((s) => s.ok).length > 200,
-      90_000,
-    );
+    // Every class (HTTP/1.1 and HTTP/2 to both names, gRPC, the server-first protocol) answered by
+    // both servers, as the end-to-end test asks.
+    const classes = demoTargets(LOCKED)
+      .split(",")
+      .map((t) => t.split("=")[0] ?? "");
+    const servers = pods
+      .filter((p) => p.metadata?.labels?.app === "server")
+      .map((p) => p.metadata?.name ?? "");
+    const answered = () => {
+      const by = new Set(
+        [...traffic.servers.keys()].map((k) => `${k.split(" ")[1]} ${k.split(" ")[2]?.split("/")[0]}`),
+      );
+      return classes.every((c) => servers.every((s) => by.has(`${c} ${s}`)));
+    };
+    await until("every class answered by both servers", answered, 90_000);
     await traffic.stop();
     const figures = traffic.figures().find((f) => f.phase === "cni");
     assert.equal(figures?.failed, 0, JSON.stringify(traffic.failedIn("cni").slice(0, 5)));
