@@ -389,7 +389,19 @@ metadata:
         return now.reduce((n, c) => n + c.http, 0) > 0 && now.reduce((n, c) => n + c.tcp, 0) > 0;
       },
       30_000,
-    );
+    ).catch(async (err: Error) => {
+      const texts = await Promise.all(
+        pods
+          .filter((p) => p.metadata?.labels?.app === "server")
+          .map(async (p) =>
+            (await proxyMetrics(p.status?.podIP ?? ""))
+              .split("\n")
+              .filter((l) => l.startsWith("tcp_") || l.startsWith("request_total"))
+              .join("\n"),
+          ),
+      );
+      throw new Error(`${err.message}\n${texts.join("\n---\n")}`);
+    });
     const figures = traffic.figures();
     const failed = figures.reduce((n, f) => n + f.failed, 0);
     assert.equal(
