@@ -356,7 +356,10 @@ metadata:
             name: p.metadata?.name ?? "",
             server,
             http: sumWhere(text, "request_total", { direction: side, tls: "mtls", peer_identity: peer }),
-            tcp: sumWhere(text, "tcp_forward_total", { direction: side, tls: "mtls", peer_identity: peer }),
+            // Relayed TCP streams (outbound), connections accepted from a verified peer (inbound).
+            tcp:
+              sumWhere(text, "tcp_forward_total", { direction: side, tls: "mtls", peer_identity: peer }) +
+              sumWhere(text, "tcp_open_total", { direction: side, tls: "mtls", peer_identity: peer }),
             plain: sumWhere(text, "request_total", { direction: side, tls: "none" }),
           };
         }),
