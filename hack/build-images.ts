@@ -24,8 +24,8 @@ import {
   assembleApp,
   assembleCaptureTools,
   assembleRuntime,
-  CAPSH,
   fileCapabilities,
+  INIT_EXEC,
   NONROOT_UID,
   type RuntimeComponent,
 } from "./image-rootfs.ts";
@@ -80,20 +80,13 @@ interface ImageDefinition {
 const CAPTURE_CAPABILITIES = [12, 13];
 
 /**
- * trellis-init runs as a non-root user. capsh carries NET_ADMIN and NET_RAW as file capabilities
- * (permitted), raises them into the inheritable and ambient sets and starts Node, so Node and the
- * iptables it runs hold them. This works with no_new_privs (allowPrivilegeEscalation: false)
- * because the container's own permitted set (from securityContext.capabilities.add) contains
- * them; where they were not added, capsh fails and trellis-init never runs.
+ * trellis-init runs as a non-root user. Its entrypoint (capture/native/init-exec.c) carries
+ * NET_ADMIN and NET_RAW as file capabilities (permitted), raises them into the inheritable and
+ * ambient sets and starts Node, so Node and the iptables it runs hold them. This works with
+ * no_new_privs (allowPrivilegeEscalation: false) because the container's own permitted set (from
+ * securityContext.capabilities.add) contains them; where they were not added it says why.
  */
-export const INIT_ENTRYPOINT: readonly string[] = [
-  CAPSH,
-  "--inh=cap_net_admin,cap_net_raw",
-  "--addamb=cap_net_admin,cap_net_raw",
-  "--shell=/usr/bin/node",
-  "--",
-  "/app/trellis-init.mjs",
-];
+export const INIT_ENTRYPOINT: readonly string[] = [INIT_EXEC];
 
 export function defaultOptions(overrides: Partial<BuildOptions> = {}): BuildOptions {
   const version = overrides.version ?? pkg.version;
@@ -232,12 +225,12 @@ export async function buildImages(
   const tools = assembleCaptureTools(toolsDir, runtime);
   const toolsLayer = layerOf(
     entriesOfDir(toolsDir).map((e) =>
-      e.type === "file" && `/${e.path}` === CAPSH
+      e.type === "file" && `/${e.path}` === INIT_EXEC
         ? { ...e, xattrs: { "security.capability": fileCapabilities(CAPTURE_CAPABILITIES) } }
         : e,
     ),
     o.epoch,
-    `iptables ${tools.find((c) => c.name === "iptables")?.version} and capsh, from Debian's packages`,
+    `iptables ${tools.find((c) => c.name === "iptables")?.version} from Debian's packages, and the entrypoint`,
   );
   const images: BuiltImage[] = [];
   for (const d of definitions(o, dist)) {

@@ -279,7 +279,7 @@ spec:
   it("reaches an unmeshed server and is reached by an unmeshed client in plaintext, reaches both ports of a two-container pod, and completes a meshed Job", async () => {
     const started = Date.now();
     await meshedNamespace(cluster, CAPTURE_NS);
-    cluster.kubectl(["apply", "-f", "-"], captureCheckWorkloads(NS, 30_000));
+    cluster.kubectl(["apply", "-f", "-"], captureCheckWorkloads(NS, 30_000, `localhost/trellis/init:${V0}`));
     try {
       await captureChecks();
     } finally {
@@ -401,6 +401,21 @@ spec:
     assert.ok(
       plaintext >= 2,
       `the server's proxies counted ${plaintext} plaintext exchanges from the unmeshed client`,
+    );
+    // trellis-init without its capabilities fails, and the pod's status says why.
+    let message = "";
+    await waitFor(
+      async () => {
+        const pod = await core.readNamespacedPod({ name: "no-capabilities", namespace: PLAIN_NS });
+        message = pod.status?.initContainerStatuses?.[0]?.state?.terminated?.message ?? "";
+        return message !== "";
+      },
+      60_000,
+      "trellis-init without NET_ADMIN to fail",
+    );
+    assert.match(
+      message,
+      /cannot program the capture rules: the container was not granted NET_ADMIN and NET_RAW/,
     );
   }
 
