@@ -18,7 +18,7 @@ import { DEFAULT_IMAGE_REGISTRY, imageTag, releaseImageReferences } from "../api
 import { PROXY_UID } from "../controlplane/injector/inject.ts";
 import pkg from "../package.json" with { type: "json" };
 import { proxyNodeFlags } from "../proxy/runtime-flags.ts";
-import { bundle } from "./bundle.ts";
+import { bundle, NATIVE_ADDON } from "./bundle.ts";
 import { importIntoContainerd } from "./containerd-import.ts";
 import {
   assembleApp,
@@ -69,7 +69,7 @@ interface ImageDefinition {
   repositoryRef: string;
   title: string;
   description: string;
-  program: { file: string; as: string; packages: string };
+  program: { file: string; as: string; packages: string; beside?: { file: string; as: string }[] };
   config: Omit<ImageConfig, "Labels">;
   testImage?: string;
   /** A layer between the runtime and the app: trellis-init's capture tools. */
@@ -166,7 +166,8 @@ function definitions(o: BuildOptions, dist: string): ImageDefinition[] {
       repositoryRef: refs.proxy,
       title: "trellis-proxy",
       description: "The Trellis sidecar proxy.",
-      program: program("proxy"),
+      // The native addon capture mode reads SO_ORIGINAL_DST with (proxy/original-destination.ts).
+      program: { ...program("proxy"), beside: [{ file: join(dist, NATIVE_ADDON), as: NATIVE_ADDON }] },
       config: {
         User: `${PROXY_UID}:${PROXY_UID}`,
         Entrypoint: [node, ...PROXY_NODE_FLAGS, "/app/proxy.mjs"],

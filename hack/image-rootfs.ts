@@ -124,10 +124,18 @@ export function assembleRuntime(root: string, options: RuntimeOptions, proxyUid:
   return components;
 }
 
-/** Assembles an app folder: /app/<program>.mjs and /app/packages.json (the npm packages inside it). */
-export function assembleApp(root: string, program: { file: string; as: string }, packagesJson: string): void {
+/**
+ * Assembles an app folder: /app/<program>.mjs, the files it loads beside it (the proxy's native
+ * addon) and /app/packages.json (the npm packages inside it).
+ */
+export function assembleApp(
+  root: string,
+  program: { file: string; as: string; beside?: readonly { file: string; as: string }[] },
+  packagesJson: string,
+): void {
   rmSync(root, { recursive: true, force: true });
   copyInto(root, `app/${program.as}`, program.file, 0o644);
+  for (const extra of program.beside ?? []) copyInto(root, `app/${extra.as}`, extra.file, 0o644);
   copyInto(root, "app/packages.json", packagesJson, 0o644);
 }
 

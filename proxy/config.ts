@@ -6,6 +6,7 @@
  * (config-source.ts) and does not exit the process (main.ts).
  */
 import { type AppProbe, parseAppProbes } from "../capture/app-probes.ts";
+import { defaultOpaquePorts, type PortSet, parsePortSet, portSet } from "./port-set.ts";
 
 export interface HostPort {
   host: string;
@@ -36,10 +37,36 @@ export interface Limits {
 export interface ProxyConfig {
   /** appProbes: the application's probes the kubelet asks for on the admin port (app-probe.ts). */
   admin: { listen: HostPort; appProbes: Record<string, AppProbe> };
+  /**
+   * Transparent capture: nat rules in the pod send every connection here, and each listener
+   * reads the connection's original destination (SO_ORIGINAL_DST) to know where it was going.
+   */
+  capture: boolean;
+  /** Ports whose traffic is relayed as opaque TCP without protocol detection. */
+  opaquePorts: PortSet;
   inbound:
-    | { listen: HostPort; app: HostPort; allowPlaintext: boolean; authorizedIdentities: string[] | undefined }
+    | {
+        listen: HostPort;
+        /**
+         * Without capture: the application. With capture: only the fallback for connections that
+         * name no port (a peer proxy without the transport header, plaintext not redirected).
+         */
+        app: HostPort | undefined;
+        allowPlaintext: boolean;
+        /** Ports that admit plaintext clients even when allowPlaintext is false. */
+        plaintextPorts: PortSet;
+        authorizedIdentities: string[] | undefined;
+      }
     | undefined;
-  outbound: { listen: HostPort; opaqueAuthority: string | undefined } | undefined;
+  outbound:
+    | {
+        listen: HostPort;
+        opaqueAuthority: string | undefined;
+        /** Namespace short Service names (`web:8080`) resolve in. */
+        podNamespace: string | undefined;
+        clusterDomain: string;
+      }
+    | undefined;
   identity:
     | {
         url: string;
@@ -115,6 +142,15 @@ class Reader {
     return fallback;
   }
 
+  ports(o: Raw | undefined, key: string, path: string, fallback: PortSet): PortSet {
+    const v = o?.[key];
+    if (v === undefined || v === "") return fallback;
+    const parsed = parsePortSet(v);
+    if (parsed.ok) return parsed.set;
+    for (const e of parsed.errors) this.errors.push(`${path}.${key}: ${e}`);
+    return fallback;
+  }
+
   hostPort(o: Raw | undefined, key: string, path: string, required: boolean): HostPort | undefined {
     const s = this.str(o, key, path, required);
     if (s === undefined) return undefined;
@@ -141,6 +177,10 @@ class Reader {
     this.errors.push(`${path}.${key}: expected a list of strings`);
     return undefined;
   }
+}
+
+function isWildcard(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "";
 }
 
 export function parseHostPort(s: string): HostPort | undefined {
@@ -220,20 +260,26 @@ export function parseConfig(
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     r.errors.push(`config.logLevel: expected one of ${logLevels.join(", ")}, got "${logLevel}"`);
   }
+  const capture = r.bool(root, "capture", "config", false);
   const config: ProxyConfig = {
     admin: {
       listen: r.hostPort(admin, "listen", "admin", false) ?? { host: "127.0.0.1", port: 4191 },
       appProbes: readAppProbes(r, admin),
     },
+    capture,
+    opaquePorts: r.ports(root, "opaquePorts", "config", portSet(defaultOpaquePorts.map((p) => [p, p]))),
     inbound: inbound && {
       listen: r.hostPort(inbound, "listen", "inbound", true) ?? { host: "", port: 0 },
-      app: r.hostPort(inbound, "app", "inbound", true) ?? { host: "", port: 0 },
+      app: r.hostPort(inbound, "app", "inbound", !capture),
       allowPlaintext: r.bool(inbound, "allowPlaintext", "inbound", false),
+      plaintextPorts: r.ports(inbound, "plaintextPorts", "inbound", portSet([])),
       authorizedIdentities: r.strList(inbound, "authorizedIdentities", "inbound"),
     },
     outbound: outbound && {
       listen: r.hostPort(outbound, "listen", "outbound", true) ?? { host: "", port: 0 },
       opaqueAuthority: r.str(outbound, "opaqueAuthority", "outbound", false),
+      podNamespace: r.str(outbound, "podNamespace", "outbound", false),
+      clusterDomain: r.str(outbound, "clusterDomain", "outbound", false) ?? "cluster.local",
     },
     identity: readIdentity(r, r.obj(root.identity, "identity")),
     destination: destination && {
@@ -252,6 +298,11 @@ export function parseConfig(
     logLevel: logLevel as ProxyConfig["logLevel"],
   };
   if (!config.inbound && !config.outbound) r.errors.push("config: configure inbound, outbound or both");
+  if (config.outbound && capture && isWildcard(config.outbound.listen.host)) {
+    r.errors.push(
+      `outbound.listen: with capture it must be a loopback address (127.0.0.1:4140), not "${config.outbound.listen.host}": anyone reaching it would speak with this pod's identity`,
+    );
+  }
   if (config.inbound && !config.inbound.allowPlaintext && !config.identity) {
     r.errors.push(
       "inbound: without identity only plaintext is possible; set inbound.allowPlaintext or identity",

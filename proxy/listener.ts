@@ -11,10 +11,13 @@ import tls from "node:tls";
 import type { HostPort, Limits } from "./config.ts";
 import { detect } from "./detect.ts";
 import type { ConnectionContext, Direction } from "./handler.ts";
+import type { InboundTargets } from "./inbound-target.ts";
+import type { OutboundDecision } from "./outbound-destination.ts";
 import { peerSpiffeId } from "./peer-certificate.ts";
 import type { ProxyMetrics } from "./proxy-metrics.ts";
 import type { H1Server } from "./server-h1.ts";
 import type { H2Server } from "./server-h2.ts";
+import { readTransportHeader, transportAlpn } from "./transport-header.ts";
 import { opaqueAlpn } from "./upstream.ts";
 
 export interface ServerTls {
@@ -22,7 +25,19 @@ export interface ServerTls {
   secureOptions(): tls.SecureContextOptions | undefined;
 }
 
-export type OpaqueHandler = (socket: Socket, prefix: Buffer) => void | Promise<void>;
+export type OpaqueHandler = (socket: Socket, prefix: Buffer, conn: ConnectionContext) => void | Promise<void>;
+
+/** Transparent capture (capture mode only): what each connection is for, decided before any byte is read. */
+export type Capture =
+  | { direction: "outbound"; decide: (socket: Socket) => Promise<OutboundDecision> }
+  | {
+      direction: "inbound";
+      originalDestination: (socket: Socket) => HostPort | undefined;
+      targets: InboundTargets;
+      opaquePorts: { has(port: number): boolean };
+      /** Whether plaintext (an unmeshed client) may reach `port`. */
+      plaintextAllowed: (port: number) => boolean;
+    };
 
 export interface ListenerDeps {
   direction: Direction;
@@ -35,6 +50,7 @@ export interface ListenerDeps {
   /** Inbound: accept connections that are not TLS (non-meshed clients). */
   allowPlaintext: boolean;
   opaque: OpaqueHandler | undefined;
+  capture?: Capture | undefined;
 }
 
 export class Listener {
@@ -52,7 +68,10 @@ export class Listener {
       this.tlsServer = tls.createServer({
         requestCert: true,
         rejectUnauthorized: true,
-        ALPNProtocols: ["h2", "http/1.1", opaqueAlpn],
+        // The transport header first: a client that offers it names the target port (capture).
+        ALPNProtocols: deps.capture
+          ? [transportAlpn, "h2", "http/1.1", opaqueAlpn]
+          : ["h2", "http/1.1", opaqueAlpn],
         handshakeTimeout: deps.limits.detectTimeoutMs,
       });
       this.tlsServer.on("secureConnection", (s: tls.TLSSocket) => this.onSecure(s));
@@ -63,10 +82,11 @@ export class Listener {
     }
   }
 
-  listen(at: HostPort): Promise<number> {
+  /** `ipv6Only`: a `::` socket beside an IPv4 one on the same port (capture's IPv6 twin). */
+  listen(at: HostPort, ipv6Only = false): Promise<number> {
     return new Promise((resolve, reject) => {
       this.server.once("error", reject);
-      this.server.listen({ host: at.host, port: at.port, backlog: 1024 }, () => {
+      this.server.listen({ host: at.host, port: at.port, backlog: 1024, ipv6Only }, () => {
         this.server.off("error", reject);
         resolve((this.server.address() as net.AddressInfo).port);
       });
@@ -100,6 +120,71 @@ export class Listener {
       this.sockets.delete(socket);
       metrics.tcpOpenConnections.add([direction], -1);
     });
+    const capture = this.deps.capture;
+    if (capture?.direction === "outbound") {
+      void capture.decide(socket).then(
+        (d) => this.onOutboundDecision(socket, d),
+        () => socket.destroy(),
+      );
+      return;
+    }
+    if (capture?.direction === "inbound") {
+      const dst = capture.originalDestination(socket);
+      // Peer proxies dial the inbound port itself; whatever the rules redirected is a client
+      // outside the mesh, bound for the port it dialled.
+      if (dst && dst.port !== socket.localPort) {
+        this.onRedirectedInbound(socket, dst.port, capture);
+        return;
+      }
+    }
+    this.detectAndDispatch(socket, {});
+  }
+
+  private onOutboundDecision(socket: Socket, d: OutboundDecision): void {
+    if (socket.destroyed) return;
+    if (d.kind === "loop") {
+      this.deps.metrics.tcpRejected.inc([this.deps.direction, "loop"]);
+      socket.destroy();
+      return;
+    }
+    const extra = d.kind === "destination" ? { originalDestination: d.destination } : {};
+    if (d.kind === "destination" && d.opaque) {
+      this.dispatch(socket, "opaque", this.context(socket, "plaintext", undefined, extra), undefined);
+      return;
+    }
+    this.detectAndDispatch(socket, extra);
+  }
+
+  private onRedirectedInbound(
+    socket: Socket,
+    port: number,
+    capture: Extract<Capture, { direction: "inbound" }>,
+  ): void {
+    const { direction, metrics, limits } = this.deps;
+    const t = capture.targets.resolve(socket, port);
+    if (!t.ok || !capture.plaintextAllowed(port)) {
+      metrics.tcpRejected.inc([direction, t.ok ? "plaintext_not_allowed" : t.reason]);
+      socket.destroy();
+      return;
+    }
+    const extra = { target: t.target };
+    if (capture.opaquePorts.has(port)) {
+      this.dispatch(socket, "opaque", this.context(socket, "plaintext", undefined, extra), undefined);
+      return;
+    }
+    void detect(socket, limits.detectTimeoutMs).then((found) => {
+      if (!found || socket.destroyed) {
+        socket.destroy();
+        return;
+      }
+      // TLS here is the application's own (an unmeshed client of an HTTPS port): relayed as is.
+      const protocol = found.protocol === "tls" ? "opaque" : found.protocol;
+      this.dispatch(socket, protocol, this.context(socket, "plaintext", undefined, extra), found.prefix);
+    });
+  }
+
+  private detectAndDispatch(socket: Socket, extra: Partial<ConnectionContext>): void {
+    const { direction, limits, metrics } = this.deps;
     void detect(socket, limits.detectTimeoutMs).then((found) => {
       if (!found || socket.destroyed) {
         socket.destroy();
@@ -114,7 +199,17 @@ export class Listener {
         socket.destroy();
         return;
       }
-      const conn = this.context(socket, "plaintext", undefined);
+      if (this.deps.capture?.direction === "inbound") {
+        // Plaintext sent to the inbound port itself (not redirected): the fallback target.
+        const t = this.deps.capture.targets.resolve(socket, undefined);
+        if (!t.ok) {
+          metrics.tcpRejected.inc([direction, t.reason]);
+          socket.destroy();
+          return;
+        }
+        extra = { ...extra, target: t.target };
+      }
+      const conn = this.context(socket, "plaintext", undefined, extra);
       const protocol = found.protocol === "tls" ? "opaque" : found.protocol;
       this.dispatch(socket, protocol, conn, found.prefix);
     });
@@ -124,6 +219,7 @@ export class Listener {
     socket: Socket,
     tlsStatus: "mtls" | "plaintext",
     peer: string | undefined,
+    extra: Partial<ConnectionContext> = {},
   ): ConnectionContext {
     this.deps.metrics.tcpOpen.inc([this.deps.direction, tlsStatus, peer ?? ""]);
     return {
@@ -131,6 +227,7 @@ export class Listener {
       tls: tlsStatus,
       peerIdentity: peer,
       clientAddress: socket.remoteAddress ?? "",
+      ...extra,
     };
   }
 
@@ -151,7 +248,7 @@ export class Listener {
     }
     socket.setTimeout(this.deps.limits.idleTimeoutMs, () => socket.destroy());
     if (protocol === "http/1.1") this.deps.h1.accept(socket, conn, prefix);
-    else if (this.deps.opaque) void this.deps.opaque(socket, prefix ?? Buffer.alloc(0));
+    else if (this.deps.opaque) void this.deps.opaque(socket, prefix ?? Buffer.alloc(0), conn);
     else {
       this.deps.metrics.tcpRejected.inc([this.deps.direction, "opaque_not_configured"]);
       socket.destroy();
@@ -189,8 +286,37 @@ export class Listener {
       tlsSocket.destroy();
       return;
     }
-    const conn = this.context(tlsSocket, "mtls", peer);
     const alpn = tlsSocket.alpnProtocol;
+    const capture = this.deps.capture;
+    if (alpn === transportAlpn) {
+      void readTransportHeader(tlsSocket, this.deps.limits.detectTimeoutMs).then((r) => {
+        const t =
+          "header" in r && capture?.direction === "inbound"
+            ? capture.targets.resolve(tlsSocket, r.header.targetPort)
+            : { ok: false as const, reason: "bad_transport_header" };
+        if (!("header" in r) || !t.ok) {
+          metrics.tcpRejected.inc([direction, t.ok ? "bad_transport_header" : t.reason]);
+          tlsSocket.destroy();
+          return;
+        }
+        if (r.rest.length > 0) tlsSocket.unshift(r.rest);
+        const conn = this.context(tlsSocket, "mtls", peer, { target: t.target });
+        this.dispatch(tlsSocket, r.header.protocol, conn, undefined);
+      });
+      return;
+    }
+    let extra: Partial<ConnectionContext> = {};
+    if (capture?.direction === "inbound") {
+      // A peer proxy too old to name the port: the fallback target, if there is one.
+      const t = capture.targets.resolve(tlsSocket, undefined);
+      if (!t.ok) {
+        metrics.tcpRejected.inc([direction, t.reason]);
+        tlsSocket.destroy();
+        return;
+      }
+      extra = { target: t.target };
+    }
+    const conn = this.context(tlsSocket, "mtls", peer, extra);
     const protocol = alpn === "h2" ? "h2" : alpn === opaqueAlpn ? "opaque" : "http/1.1";
     this.dispatch(tlsSocket, protocol, conn, undefined);
   }

@@ -5,15 +5,19 @@
  *
  * Owns: lifecycle (start, readiness, drain). Does not own any request behaviour (stacks.ts).
  */
+import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import { createAdminServer, listenAdmin } from "./admin.ts";
 import { H1Client } from "./client-h1.ts";
 import { H2Client } from "./client-h2.ts";
-import type { ProxyConfig } from "./config.ts";
+import { type HostPort, type ProxyConfig, parseHostPort } from "./config.ts";
 import { Discovery } from "./discovery-client.ts";
-import { Listener } from "./listener.ts";
+import { InboundTargets } from "./inbound-target.ts";
+import { type Capture, Listener, type ListenerDeps } from "./listener.ts";
 import { LocalIdentity } from "./local-identity.ts";
-import { relayToApp, relayToAuthority } from "./opaque.ts";
+import { type OutboundRelayDeps, relayOutbound, relayToApp } from "./opaque.ts";
+import { loadOriginalDestinationAddon, originalDestination } from "./original-destination.ts";
+import { authorityOf, decideOutbound, ProxyAddresses } from "./outbound-destination.ts";
 import { createProxyMetrics, type ProxyMetrics } from "./proxy-metrics.ts";
 import { H1Server } from "./server-h1.ts";
 import { H2Server } from "./server-h2.ts";
@@ -31,6 +35,25 @@ interface Side {
   listener: Listener;
   h1: H1Server;
   h2: H2Server;
+}
+
+/**
+ * Capture's IPv6 twin of a listener: nat REDIRECT sends IPv6 connections to `::1` (outbound) or
+ * the pod's IPv6 address (inbound), which an IPv4 socket never sees. 127.0.0.1 gets `::1`,
+ * 0.0.0.0 gets `::` (IPv6 only, beside the IPv4 socket); any other address has no twin. A pod
+ * without IPv6 simply gets none.
+ */
+async function listenIpv6Twin(deps: ListenerDeps, at: HostPort, log: Logger): Promise<Listener | undefined> {
+  const host = at.host === "127.0.0.1" ? "::1" : at.host === "0.0.0.0" ? "::" : undefined;
+  if (!host) return undefined;
+  const twin = new Listener(deps);
+  try {
+    await twin.listen({ host, port: at.port }, host === "::");
+    return twin;
+  } catch (err) {
+    log.info({ direction: deps.direction, host, err: (err as Error).message }, "no IPv6 listener");
+    return undefined;
+  }
 }
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
@@ -75,12 +98,30 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   const appClients = { h1: new H1Client(undefined, clientLimits), h2: new H2Client(undefined, clientLimits) };
   const sides: Side[] = [];
   const ports: RunningProxy["ports"] = { admin: 0 };
+  // The proxy's own ports are never a destination: not for the application's connections
+  // (a loop) and not for a peer's transport header.
+  const proxyPorts = new Set(
+    [config.inbound?.listen.port, config.outbound?.listen.port, config.admin.listen.port].filter(
+      (p): p is number => p !== undefined && p !== 0,
+    ),
+  );
+  const self = new ProxyAddresses(proxyPorts);
+  const addon = config.capture ? loadOriginalDestinationAddon() : undefined;
+  const readDestination = addon && ((s: Socket) => originalDestination(addon, s));
 
   if (config.inbound) {
+    const inbound = config.inbound;
     const handler = inboundStack(config.inbound, metrics, appClients);
+    const capture: Capture | undefined = readDestination && {
+      direction: "inbound",
+      originalDestination: readDestination,
+      targets: new InboundTargets({ proxyPorts, fallback: inbound.app }),
+      opaquePorts: config.opaquePorts,
+      plaintextAllowed: (port) => inbound.allowPlaintext || inbound.plaintextPorts.has(port),
+    };
     const h1 = new H1Server(handler, limits, metrics, "inbound");
     const h2 = new H2Server(handler, limits, metrics, "inbound");
-    const listener = new Listener({
+    const deps: ListenerDeps = {
       direction: "inbound",
       limits,
       metrics,
@@ -89,16 +130,40 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       serverTls: identity,
       allowPlaintext: config.inbound.allowPlaintext,
       opaque: relayToApp(config.inbound.app, limits.connectTimeoutMs),
-    });
+      capture,
+    };
+    const listener = new Listener(deps);
     ports.inbound = await listener.listen(config.inbound.listen);
+    proxyPorts.add(ports.inbound);
     sides.push({ listener, h1, h2 });
+    if (capture) {
+      const twin = await listenIpv6Twin(deps, { ...config.inbound.listen, port: ports.inbound }, log);
+      if (twin) sides.push({ listener: twin, h1, h2 });
+    }
   }
   if (config.outbound) {
-    const handler = outboundStack(config, metrics, discovery, meshClients);
+    const handler = outboundStack(config, metrics, discovery, meshClients, self);
     const h1 = new H1Server(handler, limits, metrics, "outbound");
     const h2 = new H2Server(handler, limits, metrics, "outbound");
     const opaqueAuthority = config.outbound.opaqueAuthority;
-    const listener = new Listener({
+    const explicitOpaque = opaqueAuthority ? parseHostPort(opaqueAuthority) : undefined;
+    const relayDeps: OutboundRelayDeps = {
+      discovery,
+      clientTls: identity,
+      timeoutMs: limits.connectTimeoutMs,
+      forwarded: (tls, peer) => metrics.tcpForwarded.inc(["outbound", tls, peer]),
+    };
+    const capture: Capture | undefined = readDestination && {
+      direction: "outbound",
+      decide: (socket) =>
+        decideOutbound(socket, {
+          originalDestination: readDestination,
+          self,
+          opaquePorts: config.opaquePorts,
+          discovery,
+        }),
+    };
+    const deps: ListenerDeps = {
       direction: "outbound",
       limits,
       metrics,
@@ -106,12 +171,26 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       h2,
       serverTls: undefined,
       allowPlaintext: true,
-      opaque: opaqueAuthority
-        ? relayToAuthority(opaqueAuthority, discovery, identity, limits.connectTimeoutMs)
-        : undefined,
-    });
+      // Opaque TCP goes where the application was going (capture), else to opaqueAuthority.
+      opaque: (socket, prefix, conn) => {
+        const dst = conn.originalDestination;
+        if (dst) return relayOutbound(socket, prefix, authorityOf(dst), dst, relayDeps);
+        if (opaqueAuthority && explicitOpaque) {
+          return relayOutbound(socket, prefix, opaqueAuthority, explicitOpaque, relayDeps);
+        }
+        metrics.tcpRejected.inc(["outbound", "opaque_not_configured"]);
+        socket.destroy();
+      },
+      capture,
+    };
+    const listener = new Listener(deps);
     ports.outbound = await listener.listen(config.outbound.listen);
+    proxyPorts.add(ports.outbound);
     sides.push({ listener, h1, h2 });
+    if (capture) {
+      const twin = await listenIpv6Twin(deps, { ...config.outbound.listen, port: ports.outbound }, log);
+      if (twin) sides.push({ listener: twin, h1, h2 });
+    }
   }
 
   let draining = false;
@@ -122,6 +201,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     appProbes: config.admin.appProbes,
   });
   ports.admin = await listenAdmin(admin, config.admin.listen);
+  proxyPorts.add(ports.admin);
 
   const drain = async () => {
     if (draining) return;

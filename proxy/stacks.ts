@@ -16,6 +16,7 @@ import { recordMetrics } from "./layers/metrics.ts";
 import { retryFailures } from "./layers/retry.ts";
 import { selectProfileRoute } from "./layers/route.ts";
 import { enforceRouteTimeout } from "./layers/timeout.ts";
+import type { ProxyAddresses } from "./outbound-destination.ts";
 import type { ProxyMetrics } from "./proxy-metrics.ts";
 
 /** Application → mesh: discover, route, time out, retry, balance, then mTLS to the peer. */
@@ -24,12 +25,17 @@ export function outboundStack(
   metrics: ProxyMetrics,
   discovery: Discovery | undefined,
   clients: HttpClients,
+  self?: ProxyAddresses,
 ): Handler {
+  const names = {
+    podNamespace: config.outbound?.podNamespace,
+    clusterDomain: config.outbound?.clusterDomain ?? "cluster.local",
+  };
   return stack(
     [
       recordMetrics(metrics, "outbound"),
       respondToErrors,
-      discoverService(discovery, config.balancer, config.limits.maxServices),
+      discoverService(discovery, config.balancer, config.limits.maxServices, names, self),
       selectProfileRoute,
       enforceRouteTimeout,
       retryFailures(metrics, config.retries),

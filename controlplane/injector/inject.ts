@@ -38,6 +38,8 @@ export interface InjectionConfig {
   /** Version given to pods whose template does not name one. */
   defaultProxyVersion: string;
   logLevel: string;
+  /** Mesh spec.proxy.unmeshedClients: whether plaintext clients may reach meshed pods (default true). */
+  allowUnmeshedClients?: boolean;
   resources: NonNullable<V1Container["resources"]>;
   trustDomain: string;
   identityUrl?: string;
@@ -167,6 +169,8 @@ function proxyContainer(
     // Only a fallback under capture (peers without the transport header; docs/capture.md).
     ...(port === undefined ? [] : [{ name: "TRELLIS_PROXY_INBOUND_APP", value: `127.0.0.1:${port}` }]),
     ...captureProxyEnv(capture, probes),
+    // Mesh spec.proxy.unmeshedClients: whether plaintext clients may reach this pod's ports.
+    { name: "TRELLIS_PROXY_INBOUND_ALLOW_PLAINTEXT", value: String(config.allowUnmeshedClients ?? true) },
     // Headless Services: a proxy dials pod IPs, never a ClusterIP (its own connections are not
     // captured, and in a cluster without kube-proxy nothing else routes a ClusterIP). The
     // certificates carry the ordinary Service names, which the proxy checks instead.

@@ -55,6 +55,7 @@ export function injectionConfigOf(mesh: Mesh, flags: InjectorFlags): InjectionCo
     initImage: meshImages(registry, spec.version).init,
     defaultProxyVersion: fleetProxyVersion(mesh),
     logLevel: spec.proxy?.logLevel ?? "info",
+    allowUnmeshedClients: (spec.proxy?.unmeshedClients ?? "Allow") === "Allow",
     resources: (spec.proxy?.resources ?? {}) as InjectionConfig["resources"],
     trustDomain: spec.identity?.trustDomain ?? "cluster.local",
     ...(flags.identityUrl ? { identityUrl: flags.identityUrl } : {}),
