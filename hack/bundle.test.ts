@@ -54,18 +54,18 @@ test("the proxy bundle loads its original-destination addon from its own folder 
   child.stderr.on("data", (d: Buffer) => {
     out += d.toString();
   });
-  const code = await new Promise<number | null>((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGTERM"), 20_000);
+  // Started means the addon loaded (a capture proxy without it exits at once, naming the paths).
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
     child.stdout.on("data", () => {
-      if (out.includes("proxy started")) child.kill("SIGTERM");
+      if (out.includes("proxy started")) child.kill("SIGKILL");
     });
-    child.once("exit", (c) => {
+    child.once("exit", () => {
       clearTimeout(timer);
-      resolve(c);
+      resolve();
     });
   });
   assert.match(out, /proxy started/, out);
-  assert.equal(code, 0, out);
 });
 
 test("the control-plane bundle names its components when given none", () => {

@@ -9,7 +9,7 @@ import http2 from "node:http2";
 import tls from "node:tls";
 import { sendBody } from "./body.ts";
 import { type Headers, ProxyError, type ProxyRequest, type ProxyResponse } from "./handler.ts";
-import { forwardableHeaders, forwardableTrailers } from "./headers.ts";
+import { forwardableResponseHeaders, forwardableTrailers } from "./headers.ts";
 import {
   alpnFor,
   type ClientLimits,
@@ -90,7 +90,7 @@ export class H2Client {
         if (ended) stream.resume();
         resolve({
           status: Number(h[":status"] ?? 502),
-          headers: forwardableHeaders(h),
+          headers: forwardableResponseHeaders(h),
           body: ended ? null : stream,
           trailers: () => trailers,
         });

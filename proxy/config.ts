@@ -6,11 +6,50 @@
  * (config-source.ts) and does not exit the process (main.ts).
  */
 import { type AppProbe, parseAppProbes } from "../capture/app-probes.ts";
-import { defaultOpaquePorts, type PortSet, parsePortSet, portSet } from "./port-set.ts";
 
 export interface HostPort {
   host: string;
   port: number;
+}
+
+/** Ports as inclusive ranges (a single port is a range of one). */
+export type PortSet = readonly { from: number; to: number }[];
+
+/**
+ * Ports where the server speaks first or the protocol is not HTTP, as mature meshes default
+ * them (Linkerd's opaque ports): SMTP, submission, MySQL, Galera, PostgreSQL, Redis,
+ * Elasticsearch transport, memcached. Never sniffed unless a setting replaces the list.
+ */
+export const defaultOpaquePorts: PortSet = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211].map((p) => ({
+  from: p,
+  to: p,
+}));
+
+export function portSetHas(set: PortSet, port: number): boolean {
+  for (const r of set) if (port >= r.from && port <= r.to) return true;
+  return false;
+}
+
+/**
+ * Parses ports and ranges: a list of numbers and "from-to" strings, or one comma-separated
+ * string of them ("25,587,8000-8010"). Returns undefined on anything else.
+ */
+export function parsePortSet(v: unknown): PortSet | undefined {
+  const items = typeof v === "string" ? (v.trim() === "" ? [] : v.split(",")) : v;
+  if (!Array.isArray(items)) return undefined;
+  const out: { from: number; to: number }[] = [];
+  for (const item of items) {
+    const m =
+      typeof item === "number"
+        ? [String(item), String(item)]
+        : /^\s*(\d{1,5})(?:-(\d{1,5}))?\s*$/.exec(String(item))?.slice(1);
+    if (!m) return undefined;
+    const from = Number(m[0]);
+    const to = m[1] === undefined ? from : Number(m[1]);
+    if (!Number.isInteger(from) || from < 1 || to > 65535 || to < from) return undefined;
+    out.push({ from, to });
+  }
+  return out;
 }
 
 export interface Limits {
@@ -42,8 +81,6 @@ export interface ProxyConfig {
    * reads the connection's original destination (SO_ORIGINAL_DST) to know where it was going.
    */
   capture: boolean;
-  /** Ports whose traffic is relayed as opaque TCP without protocol detection. */
-  opaquePorts: PortSet;
   inbound:
     | {
         listen: HostPort;
@@ -56,6 +93,13 @@ export interface ProxyConfig {
         /** Ports that admit plaintext clients even when allowPlaintext is false. */
         plaintextPorts: PortSet;
         authorizedIdentities: string[] | undefined;
+        /**
+         * Target ports whose traffic is opaque TCP: only a peer proxy's TLS is detected, every
+         * other byte is relayed to the application unread — still only for clients the policy
+         * admits. Other ports accept HTTP, or an opaque stream a peer proxy asked for.
+         * Default: `defaultOpaquePorts`.
+         */
+        opaquePorts: PortSet;
       }
     | undefined;
   outbound:
@@ -65,6 +109,11 @@ export interface ProxyConfig {
         /** Namespace short Service names (`web:8080`) resolve in. */
         podNamespace: string | undefined;
         clusterDomain: string;
+        /**
+         * Original-destination ports whose traffic is relayed at once, without protocol
+         * detection. Default: `defaultOpaquePorts`.
+         */
+        opaquePorts: PortSet;
       }
     | undefined;
   identity:
@@ -142,15 +191,6 @@ class Reader {
     return fallback;
   }
 
-  ports(o: Raw | undefined, key: string, path: string, fallback: PortSet): PortSet {
-    const v = o?.[key];
-    if (v === undefined || v === "") return fallback;
-    const parsed = parsePortSet(v);
-    if (parsed.ok) return parsed.set;
-    for (const e of parsed.errors) this.errors.push(`${path}.${key}: ${e}`);
-    return fallback;
-  }
-
   hostPort(o: Raw | undefined, key: string, path: string, required: boolean): HostPort | undefined {
     const s = this.str(o, key, path, required);
     if (s === undefined) return undefined;
@@ -167,6 +207,21 @@ class Reader {
       return undefined;
     }
     return s.replace(/\/$/, "");
+  }
+
+  /** Absent: `fallback`; `"none"`: no port (an environment variable cannot be empty). */
+  ports(o: Raw | undefined, key: string, path: string, fallback: PortSet): PortSet {
+    const v = o?.[key];
+    if (v === undefined) return fallback;
+    if (v === "none") return [];
+    const set = parsePortSet(v);
+    if (set === undefined) {
+      this.errors.push(
+        `${path}.${key}: expected ports and ranges from 1 to 65535 (e.g. "25,3306,8000-8010"), or "none", got ${JSON.stringify(v)}`,
+      );
+      return fallback;
+    }
+    return set;
   }
 
   strList(o: Raw | undefined, key: string, path: string): string[] | undefined {
@@ -267,19 +322,20 @@ export function parseConfig(
       appProbes: readAppProbes(r, admin),
     },
     capture,
-    opaquePorts: r.ports(root, "opaquePorts", "config", portSet(defaultOpaquePorts.map((p) => [p, p]))),
     inbound: inbound && {
       listen: r.hostPort(inbound, "listen", "inbound", true) ?? { host: "", port: 0 },
       app: r.hostPort(inbound, "app", "inbound", !capture),
       allowPlaintext: r.bool(inbound, "allowPlaintext", "inbound", false),
-      plaintextPorts: r.ports(inbound, "plaintextPorts", "inbound", portSet([])),
+      plaintextPorts: r.ports(inbound, "plaintextPorts", "inbound", []),
       authorizedIdentities: r.strList(inbound, "authorizedIdentities", "inbound"),
+      opaquePorts: r.ports(inbound, "opaquePorts", "inbound", defaultOpaquePorts),
     },
     outbound: outbound && {
       listen: r.hostPort(outbound, "listen", "outbound", true) ?? { host: "", port: 0 },
       opaqueAuthority: r.str(outbound, "opaqueAuthority", "outbound", false),
       podNamespace: r.str(outbound, "podNamespace", "outbound", false),
       clusterDomain: r.str(outbound, "clusterDomain", "outbound", false) ?? "cluster.local",
+      opaquePorts: r.ports(outbound, "opaquePorts", "outbound", defaultOpaquePorts),
     },
     identity: readIdentity(r, r.obj(root.identity, "identity")),
     destination: destination && {

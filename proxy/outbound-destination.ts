@@ -15,9 +15,8 @@
  */
 import type { Socket } from "node:net";
 import { networkInterfaces } from "node:os";
-import type { HostPort } from "./config.ts";
+import { type HostPort, type PortSet, portSetHas } from "./config.ts";
 import type { Discovery } from "./discovery-client.ts";
-import type { PortSet } from "./port-set.ts";
 
 export type OutboundDecision =
   | { kind: "explicit" }
@@ -77,7 +76,7 @@ export async function decideOutbound(
     return { kind: "explicit" };
   }
   if (o.self.isSelf(destination)) return { kind: "loop", destination };
-  if (o.opaquePorts.has(destination.port)) return { kind: "destination", destination, opaque: true };
+  if (portSetHas(o.opaquePorts, destination.port)) return { kind: "destination", destination, opaque: true };
   // The destination service knows a Service port's appProtocol; a first lookup waits for its
   // answer (bounded by limits.discoveryTimeoutMs), later connections find it cached.
   const resolved = o.discovery ? await o.discovery.resolve(authorityOf(destination)) : "direct";

@@ -12,8 +12,9 @@ import { H1Client } from "./client-h1.ts";
 import { H2Client } from "./client-h2.ts";
 import { type HostPort, type ProxyConfig, parseHostPort } from "./config.ts";
 import { Discovery } from "./discovery-client.ts";
+import type { Direction, Handler } from "./handler.ts";
 import { InboundTargets } from "./inbound-target.ts";
-import { type Capture, Listener, type ListenerDeps } from "./listener.ts";
+import { type Capture, type HttpServers, Listener, type ListenerDeps } from "./listener.ts";
 import { LocalIdentity } from "./local-identity.ts";
 import { type OutboundRelayDeps, relayOutbound, relayToApp } from "./opaque.ts";
 import { loadOriginalDestinationAddon, originalDestination } from "./original-destination.ts";
@@ -21,7 +22,7 @@ import { authorityOf, decideOutbound, ProxyAddresses } from "./outbound-destinat
 import { createProxyMetrics, type ProxyMetrics } from "./proxy-metrics.ts";
 import { H1Server } from "./server-h1.ts";
 import { H2Server } from "./server-h2.ts";
-import { inboundStack, outboundStack } from "./stacks.ts";
+import { forbiddenStack, inboundStack, outboundStack } from "./stacks.ts";
 import { TrustBundle } from "./trust-bundle.ts";
 
 export interface RunningProxy {
@@ -33,8 +34,7 @@ export interface RunningProxy {
 
 interface Side {
   listener: Listener;
-  h1: H1Server;
-  h2: H2Server;
+  servers: HttpServers[];
 }
 
 /**
@@ -109,42 +109,48 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   const addon = config.capture ? loadOriginalDestinationAddon() : undefined;
   const readDestination = addon && ((s: Socket) => originalDestination(addon, s));
 
+  const servers = (handler: Handler, direction: Direction, closeEach = false): HttpServers => ({
+    h1: new H1Server(handler, limits, metrics, direction, closeEach),
+    h2: new H2Server(handler, limits, metrics, direction),
+  });
   if (config.inbound) {
     const inbound = config.inbound;
-    const handler = inboundStack(config.inbound, metrics, appClients);
+    const http = servers(inboundStack(inbound, metrics, appClients), "inbound");
+    // A refused peer gets its 403, then the close.
+    const forbidden = servers(forbiddenStack(metrics), "inbound", true);
     const capture: Capture | undefined = readDestination && {
       direction: "inbound",
       originalDestination: readDestination,
       targets: new InboundTargets({ proxyPorts, fallback: inbound.app }),
-      opaquePorts: config.opaquePorts,
-      plaintextAllowed: (port) => inbound.allowPlaintext || inbound.plaintextPorts.has(port),
+      plaintextPorts: inbound.plaintextPorts,
     };
-    const h1 = new H1Server(handler, limits, metrics, "inbound");
-    const h2 = new H2Server(handler, limits, metrics, "inbound");
     const deps: ListenerDeps = {
       direction: "inbound",
       limits,
       metrics,
-      h1,
-      h2,
+      http,
+      forbidden,
       serverTls: identity,
-      allowPlaintext: config.inbound.allowPlaintext,
-      opaque: relayToApp(config.inbound.app, limits.connectTimeoutMs),
+      policy: inbound,
+      // Without capture every connection is for the application; with capture this is the port
+      // of connections that name none (capture.targets decides the rest).
+      targetPort: () => inbound.app?.port,
+      opaquePorts: inbound.opaquePorts,
+      opaqueFallback: false,
+      opaque: relayToApp(inbound.app, limits.connectTimeoutMs),
       capture,
     };
     const listener = new Listener(deps);
-    ports.inbound = await listener.listen(config.inbound.listen);
+    ports.inbound = await listener.listen(inbound.listen);
     proxyPorts.add(ports.inbound);
-    sides.push({ listener, h1, h2 });
+    sides.push({ listener, servers: [http, forbidden] });
     if (capture) {
-      const twin = await listenIpv6Twin(deps, { ...config.inbound.listen, port: ports.inbound }, log);
-      if (twin) sides.push({ listener: twin, h1, h2 });
+      const twin = await listenIpv6Twin(deps, { ...inbound.listen, port: ports.inbound }, log);
+      if (twin) sides.push({ listener: twin, servers: [http, forbidden] });
     }
   }
   if (config.outbound) {
-    const handler = outboundStack(config, metrics, discovery, meshClients, self);
-    const h1 = new H1Server(handler, limits, metrics, "outbound");
-    const h2 = new H2Server(handler, limits, metrics, "outbound");
+    const http = servers(outboundStack(config, metrics, discovery, meshClients, self), "outbound");
     const opaqueAuthority = config.outbound.opaqueAuthority;
     const explicitOpaque = opaqueAuthority ? parseHostPort(opaqueAuthority) : undefined;
     const relayDeps: OutboundRelayDeps = {
@@ -153,13 +159,14 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       timeoutMs: limits.connectTimeoutMs,
       forwarded: (tls, peer) => metrics.tcpForwarded.inc(["outbound", tls, peer]),
     };
+    const outboundOpaquePorts = config.outbound.opaquePorts;
     const capture: Capture | undefined = readDestination && {
       direction: "outbound",
       decide: (socket) =>
         decideOutbound(socket, {
           originalDestination: readDestination,
           self,
-          opaquePorts: config.opaquePorts,
+          opaquePorts: outboundOpaquePorts,
           discovery,
         }),
     };
@@ -167,10 +174,13 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       direction: "outbound",
       limits,
       metrics,
-      h1,
-      h2,
+      http,
+      forbidden: undefined,
       serverTls: undefined,
-      allowPlaintext: true,
+      policy: undefined,
+      targetPort: () => undefined,
+      opaquePorts: config.outbound.opaquePorts,
+      opaqueFallback: opaqueAuthority !== undefined,
       // Opaque TCP goes where the application was going (capture), else to opaqueAuthority.
       opaque: (socket, prefix, conn) => {
         const dst = conn.originalDestination;
@@ -186,10 +196,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     const listener = new Listener(deps);
     ports.outbound = await listener.listen(config.outbound.listen);
     proxyPorts.add(ports.outbound);
-    sides.push({ listener, h1, h2 });
+    sides.push({ listener, servers: [http] });
     if (capture) {
       const twin = await listenIpv6Twin(deps, { ...config.outbound.listen, port: ports.outbound }, log);
-      if (twin) sides.push({ listener: twin, h1, h2 });
+      if (twin) sides.push({ listener: twin, servers: [http] });
     }
   }
 
@@ -208,8 +218,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     draining = true;
     await Promise.all(sides.map((s) => s.listener.stopAccepting()));
     for (const s of sides) {
-      s.h1.drain();
-      s.h2.drain();
+      for (const { h1, h2 } of s.servers) {
+        h1.drain();
+        h2.drain();
+      }
     }
     const deadline = Date.now() + limits.shutdownGraceMs;
     while (Date.now() < deadline && sides.some((s) => s.listener.openConnections > 0)) {

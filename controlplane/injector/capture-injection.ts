@@ -53,7 +53,8 @@ export function captureNotices(
 export function hostNetworkNotice(): InjectionNotice {
   return {
     reason: "HostNetworkNotMeshed",
-    message: "trellis: hostNetwork pods are not meshed (capturing their traffic would capture the node's)",
+    message:
+      "trellis: pod not meshed: hostNetwork pods are never meshed (capturing their traffic would capture the node's)",
   };
 }
 

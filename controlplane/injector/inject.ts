@@ -67,7 +67,7 @@ export function decideInjection(
   namespaceLabels: Record<string, string> = {},
 ): InjectionDecision {
   const podSetting = pod.metadata?.annotations?.[ANNOTATIONS.inject];
-  if (pod.spec?.initContainers?.some((c) => c.name === PROXY_CONTAINER))
+  if (pod.spec?.initContainers?.some((c) => c.name === PROXY_CONTAINER && c.restartPolicy === "Always"))
     return { inject: false, reason: "already injected", notices: [] };
   if (podSetting === "disabled")
     return { inject: false, reason: "pod opted out (trellis.dev/inject: disabled)", notices: [] };
@@ -83,12 +83,44 @@ export function decideInjection(
   const version = pod.metadata?.annotations?.[ANNOTATIONS.proxyVersion] ?? config.defaultProxyVersion;
   const namespace = pod.metadata?.namespace ?? "";
   const capture = podCaptureOf(pod.metadata?.annotations, namespaceAnnotations);
-  return {
-    inject: true,
-    version,
-    patch: injectionPatch(pod, config, version, capture),
-    notices: captureNotices(capture, namespace, namespaceLabels),
-  };
+  const patch = injectionPatch(pod, config, version, capture);
+  const clash = nameClash(pod, patch);
+  if (clash)
+    return {
+      inject: false,
+      reason: clash,
+      notices: [{ reason: "NameTaken", message: `trellis: pod not meshed: ${clash}` }],
+    };
+  return { inject: true, version, patch, notices: captureNotices(capture, namespace, namespaceLabels) };
+}
+
+/**
+ * A container or volume the patch adds whose name the pod already uses: injected, the pod would
+ * be refused as invalid (duplicate name), so it is left unmeshed and its creator told why.
+ * Renaming ours instead would make the proxy's name depend on the pod; every tool that looks for
+ * the `trellis-proxy` container (the rollout, probes, `kubectl logs -c`) relies on it.
+ */
+function nameClash(pod: V1Pod, patch: JsonPatchOperation[]): string | undefined {
+  const spec = pod.spec;
+  const containers = new Set(
+    [...(spec?.initContainers ?? []), ...(spec?.containers ?? []), ...(spec?.ephemeralContainers ?? [])].map(
+      (c) => c.name,
+    ),
+  );
+  const volumes = new Set((spec?.volumes ?? []).map((v) => v.name));
+  for (const op of patch) {
+    const added = (Array.isArray(op.value) ? op.value : [op.value]) as Array<{ name?: string }>;
+    const names = added.map((v) => v?.name).filter((n): n is string => typeof n === "string");
+    const taken = op.path.startsWith("/spec/initContainers")
+      ? containers
+      : op.path.startsWith("/spec/volumes")
+        ? volumes
+        : undefined;
+    const name = taken && names.find((n) => taken.has(n));
+    if (name)
+      return `the pod already has a ${taken === containers ? "container" : "volume"} named ${name}, which the mesh's proxy needs: rename it to mesh the pod`;
+  }
+  return undefined;
 }
 
 function injectionPatch(

@@ -24,7 +24,7 @@ import {
 } from "../../kube/index.ts";
 import { syncObjects } from "../object-sync.ts";
 import { RESOURCES, type ResourceName } from "../resources.ts";
-import { writeStatusIfChanged } from "../status-write.ts";
+import { TransitionWriter, writeStatusIfChanged } from "../status-write.ts";
 import { type ControlPlaneState, planControlPlane } from "./control-plane-plan.ts";
 import { type IdentityCaches, planIdentity } from "./mesh-identity.ts";
 import { removeMesh } from "./mesh-removal.ts";
@@ -59,6 +59,9 @@ export const OWNED_KINDS: ResourceName[] = [
 
 type Obj = KubernetesObject & { spec?: unknown; status?: unknown };
 
+/** A reconcile that would decide on a stale cache, or lost a write to a newer Mesh, retries this soon. */
+const STALE_CACHE_RETRY_MS = 100;
+
 const USER_SECRET = { apiVersion: "v1", kind: "Secret", plural: "secrets", namespaced: true };
 
 export class MeshController {
@@ -68,12 +71,14 @@ export class MeshController {
   private readonly pods: Informer<V1Pod & KubernetesObject>;
   private readonly namespaces: Informer<KubernetesObject>;
   private readonly now: () => Date;
+  private readonly transitions: TransitionWriter;
 
   constructor(
     private readonly manager: Manager,
     private readonly options: MeshControllerOptions,
   ) {
     this.now = options.now ?? (() => new Date());
+    this.transitions = new TransitionWriter(manager.writer);
     this.meshes = manager.informer(RESOURCES.mesh);
     this.secrets = manager.informer(RESOURCES.ownedSecret);
     this.pods = manager.informer(RESOURCES.injectedPod);
@@ -114,6 +119,8 @@ export class MeshController {
   async reconcile(request: ReconcileRequest): Promise<ReconcileResult> {
     const cached = this.meshes.get(request.key);
     if (!cached) return;
+    // Deciding on a Mesh older than our own last status write would announce its transitions twice.
+    if (this.transitions.isStale(request.key, cached)) return { requeueAfterMs: STALE_CACHE_RETRY_MS };
     if (isBeingDeleted(cached))
       return removeMesh(this.manager, cached, this.ownedObjects(cached.metadata?.name ?? ""), request.logger);
     const mesh = await addFinalizer(this.manager.writer, cached, FINALIZER);
@@ -153,9 +160,6 @@ export class MeshController {
         "control plane synced",
       );
     }
-    for (const e of [...plan.events, ...identity.rotation.events]) {
-      await this.manager.events.event(mesh, e.type, e.reason, e.message);
-    }
     const components = plan.versions.flatMap((v) => observeComponents(deployments, v));
     const blocker = pickBlocker(identity.blocker, rolloutBlocker(mesh.status?.rollout));
     const status = meshStatus({
@@ -168,7 +172,13 @@ export class MeshController {
       ...(blocker ? { blocker } : {}),
       now,
     });
-    await writeStatusIfChanged(this.manager.writer, mesh, status, MESH_STATUS_KEYS);
+    // Status first, on the precondition that the Mesh is the one decided on; the Events of the
+    // transitions it records follow only a successful write (status-write.ts).
+    const written = await this.transitions.write(request.key, mesh, status, MESH_STATUS_KEYS);
+    if (written === "conflict") return { requeueAfterMs: STALE_CACHE_RETRY_MS };
+    if (written === "written")
+      for (const e of [...plan.events, ...identity.rotation.events])
+        await this.manager.events.event(mesh, e.type, e.reason, e.message);
     const waits = [plan.requeueAfterMs, identity.rotation.requeueAfterMs].filter(
       (w): w is number => w !== undefined,
     );

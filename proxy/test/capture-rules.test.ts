@@ -6,36 +6,32 @@
 import assert from "node:assert/strict";
 import type { Socket } from "node:net";
 import { describe, it } from "node:test";
-import { parseConfig } from "../config.ts";
+import { defaultOpaquePorts, parseConfig, parsePortSet, portSetHas } from "../config.ts";
 import { InboundTargets } from "../inbound-target.ts";
 import { canonicalAuthority } from "../layers/discover.ts";
 import { formatIpv6 } from "../original-destination.ts";
 import { authorityOf, ProxyAddresses, unmapAddress } from "../outbound-destination.ts";
-import { defaultOpaquePorts, parsePortSet } from "../port-set.ts";
 import { decodeTransportHeader, encodeTransportHeader } from "../transport-header.ts";
 
-describe("port sets", () => {
-  it("parse lists, ranges and none, and report every bad item", () => {
-    const r = parsePortSet("25, 3306,8000-8100");
-    assert.ok(r.ok);
-    assert.deepEqual(r.set.ranges, [
-      [25, 25],
-      [3306, 3306],
-      [8000, 8100],
-    ]);
-    assert.ok(r.set.has(8050) && r.set.has(25) && !r.set.has(26) && !r.set.has(8101));
-    const none = parsePortSet("none");
-    assert.ok(none.ok && !none.set.has(25));
-    const bad = parsePortSet("0,70000,9-3,http");
-    assert.ok(!bad.ok);
-    assert.equal(bad.errors.length, 4);
-  });
-
-  it("default to the opaque ports of mature meshes", () => {
-    const parsed = parseConfig({ outbound: { listen: "127.0.0.1:4140" } });
+describe("opaque ports", () => {
+  it("default to the opaque ports of mature meshes, both ways; none is none", () => {
+    const parsed = parseConfig({
+      outbound: { listen: "127.0.0.1:4140" },
+      inbound: { listen: "0.0.0.0:4143", app: "127.0.0.1:80", allowPlaintext: true },
+    });
     assert.ok(parsed.ok);
-    for (const p of defaultOpaquePorts) assert.ok(parsed.config.opaquePorts.has(p), String(p));
-    assert.ok(!parsed.config.opaquePorts.has(8080));
+    for (const { from } of defaultOpaquePorts) {
+      assert.ok(portSetHas(parsed.config.outbound!.opaquePorts, from), String(from));
+      assert.ok(portSetHas(parsed.config.inbound!.opaquePorts, from), String(from));
+    }
+    assert.ok(!portSetHas(parsed.config.outbound!.opaquePorts, 8080));
+    const none = parseConfig({ outbound: { listen: "127.0.0.1:4140", opaquePorts: "none" } });
+    assert.ok(none.ok);
+    assert.deepEqual(none.config.outbound?.opaquePorts, []);
+    assert.deepEqual(parsePortSet("25,8000-8100"), [
+      { from: 25, to: 25 },
+      { from: 8000, to: 8100 },
+    ]);
   });
 });
 
@@ -44,10 +40,10 @@ describe("capture configuration", () => {
     const ok = parseConfig({ capture: true, inbound: { listen: "0.0.0.0:4143", allowPlaintext: true } });
     assert.ok(ok.ok, JSON.stringify(ok));
     assert.equal(ok.config.inbound?.app, undefined);
-    const bad = parseConfig({ capture: "true", outbound: { listen: "0.0.0.0:4140" }, opaquePorts: "x" });
+    const bad = parseConfig({ capture: "true", outbound: { listen: "0.0.0.0:4140", opaquePorts: "x" } });
     assert.ok(!bad.ok);
     assert.ok(bad.errors.some((e) => e.includes("loopback")));
-    assert.ok(bad.errors.some((e) => e.startsWith("config.opaquePorts")));
+    assert.ok(bad.errors.some((e) => e.startsWith("outbound.opaquePorts")));
     assert.ok(!parseConfig({ inbound: { listen: "0.0.0.0:4143", allowPlaintext: true } }).ok);
   });
 });

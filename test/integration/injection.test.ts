@@ -1,9 +1,11 @@
 // Sidecar injection through the real API server: the operator makes the Mesh (its webhook
 // configuration and the injector's serving Certificate), the injector runs as a real process on
 // loopback, and a Deployment created in an opted-in namespace gets trellis-init and the proxy in
-// its pods. Bad input as a user meets it through kubectl: refused capture annotations and a
-// hostNetwork pod come back as warnings and Events, and a namespace enforcing Pod Security
-// "baseline" gets a warning from the injector and the API server's refusal naming trellis-init.
+// its pods. A pod the injector cannot mesh (an app container named like the proxy, hostNetwork)
+// is still created, unmeshed, and its creator sees why. Bad input as a user meets it through
+// kubectl: refused capture annotations come back as a warning and an Event, and a namespace
+// enforcing Pod Security "baseline" gets a warning from the injector and the API server's
+// refusal naming trellis-init.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
@@ -18,6 +20,17 @@ describe("sidecar injection through the API server", { timeout: 180_000 }, () =>
   let cluster: LocalCluster;
   let operator: OperatorProcess;
   const group = new ProcessGroup();
+
+  /** kubectl's stdout and stderr (where it prints admission warnings). */
+  const kubectlOutput = (args: string[], input: string) => {
+    const r = spawnSync(cluster.binaries.kubectl, args, {
+      env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath },
+      input,
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return `${r.stdout}${r.stderr}`;
+  };
 
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 2 });
@@ -157,7 +170,7 @@ describe("sidecar injection through the API server", { timeout: 180_000 }, () =>
       }),
     );
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stderr, /Warning: trellis: hostNetwork pods are not meshed/);
+    assert.match(run.stderr, /Warning: trellis: pod not meshed: hostNetwork pods are never meshed/);
     assert.equal(
       cluster.kubectl(["-n", "shop", "get", "pod", "on-host", "-o", "jsonpath={.spec.initContainers}"]),
       "",
@@ -177,5 +190,37 @@ describe("sidecar injection through the API server", { timeout: 180_000 }, () =>
       run.stderr,
       /violates PodSecurity "baseline:latest".*"trellis-init" must not include "NET_ADMIN", "NET_RAW"/,
     );
+  });
+
+  it("creates a pod whose app container is named trellis-proxy, unmeshed, with a warning (issue 17, 9)", () => {
+    const pod = (name: string, spec: string) =>
+      `apiVersion: v1
+kind: Pod
+metadata: { name: ${name}, namespace: shop }
+spec: ${spec}
+`;
+    const out = kubectlOutput(
+      ["apply", "-f", "-"],
+      pod("clash", "{ containers: [{ name: trellis-proxy, image: localhost/mine:1 }] }"),
+    );
+    assert.match(
+      out,
+      /Warning: trellis: pod not meshed: the pod already has a container named trellis-proxy/,
+    );
+    const init = cluster.kubectl([
+      "-n",
+      "shop",
+      "get",
+      "pod",
+      "clash",
+      "-o",
+      "jsonpath={.spec.initContainers}",
+    ]);
+    assert.equal(init, "");
+    const host = kubectlOutput(
+      ["apply", "-f", "-"],
+      pod("host", "{ hostNetwork: true, containers: [{ name: app, image: localhost/agent:1 }] }"),
+    );
+    assert.match(host, /Warning: trellis: pod not meshed: hostNetwork pods are never meshed/);
   });
 });
