@@ -116,6 +116,11 @@ const ProxySpec = Type.Object(
       limits: { memory: "128Mi" },
     }),
     capture: CaptureSpec,
+    unmeshedClients: Type.Union([Type.Literal("Allow"), Type.Literal("Deny")], {
+      default: "Allow",
+      description:
+        "Whether clients outside the mesh (plaintext: an ingress controller, a scraper, the kubelet's probes) may reach meshed pods. Allow, like Linkerd's default all-unauthenticated; Deny admits only meshed clients. Meshed clients always get mutual TLS either way.",
+    }),
   },
   { default: {} },
 );
@@ -236,6 +241,11 @@ const UpgradeSpec = Type.Object(
     maxConcurrentRestarts: Type.Integer({ minimum: 1, maximum: 1000, default: 25 }),
     analysis: AnalysisSpec,
     onFailure: Type.Union([Type.Literal("Rollback"), Type.Literal("Pause")], { default: "Rollback" }),
+    onBlocked: Type.Union([Type.Literal("Wait"), Type.Literal("Skip"), Type.Literal("Fail")], {
+      default: "Wait",
+      description:
+        "What a workload whose PodDisruptionBudget allows no disruption now does to its proxy rollout step: Wait (the step waits, and says for what), Skip (it is left on its version and reported), Fail (the step fails and the rollout halts, without a rollback).",
+    }),
     paused: Type.Boolean({ default: false, description: "Pause the upgrade in progress; false resumes it." }),
     controlPlaneDeadline: Duration("How long a new control-plane revision has to become healthy.", "5m"),
     stepDeadline: Duration(
@@ -301,9 +311,18 @@ export const MeshStatus = Type.Object({
   ),
   proxies: Type.Optional(
     Type.Object({
-      total: Type.Integer(),
+      total: Type.Integer({ description: "Running injected pods (finished Job pods not counted)." }),
       updated: Type.Integer(),
-      summary: Type.String({ description: "updated/total, for kubectl get." }),
+      pending: Type.Optional(
+        Type.Integer({
+          description:
+            "Pods on another version that no rollout restarts: Job, CronJob and bare pods (they get the version when they are re-created).",
+        }),
+      ),
+      skipped: Type.Optional(
+        Type.Integer({ description: "Pods on another version in workloads the rollout skipped." }),
+      ),
+      summary: Type.String({ description: "updated/total (and pending, skipped), for kubectl get." }),
       version: Type.Optional(Type.String({ description: "Proxy version of the fleet outside a rollout." })),
     }),
   ),
@@ -316,10 +335,44 @@ export const MeshStatus = Type.Object({
       state: Type.String({
         description: "Restarting, Analysing, Paused, Halted (failed, onFailure Pause), RolledBack, Complete.",
       }),
+      startedAt: Type.Optional(
+        Type.String({
+          format: "date-time",
+          description:
+            "When the rollout began: workloads restarted since then are the ones a rollback restarts.",
+        }),
+      ),
       stepStartedAt: Type.Optional(Type.String({ format: "date-time" })),
       analysisSince: Type.Optional(Type.String({ format: "date-time" })),
       updatedWorkloads: Type.Optional(Type.Integer()),
-      totalWorkloads: Type.Optional(Type.Integer()),
+      totalWorkloads: Type.Optional(
+        Type.Integer({ description: "Workloads the rollout restarts (skipped ones not counted)." }),
+      ),
+      blockedWorkloads: Type.Optional(
+        Type.Integer({ description: "Workloads of the step waiting for a PodDisruptionBudget." }),
+      ),
+      skippedWorkloads: Type.Optional(
+        Type.Integer({ description: "Workloads the rollout leaves as they are." }),
+      ),
+      pendingPods: Type.Optional(
+        Type.Integer({
+          description: "Job, CronJob and bare pods on another version: they end on their own.",
+        }),
+      ),
+      held: Type.Optional(
+        Type.Array(
+          Type.Object({
+            workload: Type.String({ description: "Kind/namespace/name." }),
+            reason: Type.String(),
+            message: Type.String(),
+          }),
+          {
+            maxItems: 10,
+            description:
+              "The first workloads (and pods) the rollout does not restart now, and why: blocked, skipped, pending.",
+          },
+        ),
+      ),
       message: Type.Optional(Type.String()),
     }),
   ),

@@ -111,10 +111,11 @@ async function meshProxies(
     "mesh",
     "default",
     "-o",
-    "jsonpath={.status.proxies.summary} {.status.proxies.version} {.status.rollout.state} {.status.rollout.step}",
+    "jsonpath={.status.proxies.summary}|{.status.proxies.version}|{.status.rollout.state}|{.status.rollout.step}",
   ]);
-  const [summary, version, state, step] = out.split(" ");
-  return { summary, version, state, step };
+  const [summary, version, state, step] = out.split("|");
+  // "updated/total", then "(3 pending, ...)" when some pods are not the rollout's to restart.
+  return { summary: summary?.split(" ")[0], version, state, step };
 }
 
 /**

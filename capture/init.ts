@@ -11,8 +11,9 @@
 // Backend: nf_tables (iptables-nft-*) by default; `auto` falls back to the legacy backend only
 // where nf_tables does not work. IPv6 rules are installed when the namespace has IPv6 (`auto`);
 // a namespace with IPv6 where they cannot be installed is a failure, never a silent bypass.
-// Capabilities: the image starts this program through capsh, which raises NET_ADMIN and NET_RAW
-// into the ambient set (docs/capture.md), so iptables inherits them.
+// Capabilities: the image starts this program through its entrypoint (capture/native/
+// init-exec.c), which raises NET_ADMIN and NET_RAW into the ambient set (docs/capture.md), so
+// iptables inherits them; a missing capability is explained there, and again here.
 // Owns: flags, backend choice, running iptables, verification, failure messages.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -124,7 +125,7 @@ export function missingCapabilities(sets: Record<string, bigint>): string | unde
   const bounded = !has(sets.CapBnd, CAP_NET_ADMIN) || !has(sets.CapBnd, CAP_NET_RAW);
   return bounded
     ? `the container was not granted ${missing.join(" and ")} (not in its capability bounding set): a Pod Security Standard (baseline or restricted) or another policy removed them from trellis-init's securityContext`
-    : `the process holds no ${missing.join(" and ")} although the container may: start trellis-init through its image's entrypoint (capsh raises them), or, where the runtime ignores file capabilities, run it as root`;
+    : `the process holds no ${missing.join(" and ")} although the container may: start trellis-init through its image's entrypoint (which raises them), or, where the runtime ignores file capabilities, run it as root`;
 }
 
 /** A readable cause for an iptables failure, from its output. */

@@ -67,7 +67,7 @@ function open(archive: string): Opened {
 
 test("two builds of the same sources give the same images, byte for byte", (t) => {
   t.diagnostic(`build times: ${builds.map((b) => `${b.seconds.toFixed(1)} s`).join(", ")}`);
-  for (const name of ["operator", "controlplane", "proxy-never-ready"]) {
+  for (const name of ["operator", "controlplane", "init", "proxy-never-ready"]) {
     const [a, b] = [image(0, name), image(1, name)];
     t.diagnostic(`${a.reference} ${a.digest} ${(a.archiveBytes / 1e6).toFixed(1)} MB`);
     assert.equal(a.digest, b.digest, name);
@@ -169,7 +169,14 @@ const freePort = () =>
   });
 
 /** Starts an image's entrypoint in its unpacked rootfs, mounted read-only, as the image's user. */
-async function runReadOnly(archive: string, env: Record<string, string>, args: string[] = [], net = false) {
+async function runReadOnly(
+  archive: string,
+  env: Record<string, string>,
+  args: string[] = [],
+  net = false,
+  /** Words run before chroot, e.g. a setpriv that shrinks the capability bounding set. */
+  wrap = "",
+) {
   const { config, files } = open(archive);
   const rootfs = mkdtempSync(join(dir, "rootfs-"));
   chmodSync(rootfs, 0o755);
@@ -178,7 +185,7 @@ async function runReadOnly(archive: string, env: Record<string, string>, args: s
   // With its own network namespace it also gets /proc (trellis-init reads its capabilities there).
   if (net) mkdirSync(join(rootfs, "proc"));
   const proc = net ? `mount -t proc proc "$1/proc" && ` : "";
-  const script = `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && ${proc}exec chroot --userspec=${c.User} "$@"`;
+  const script = `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && ${proc}exec ${wrap} chroot --userspec=${c.User} "$@"`;
   const child = spawn(
     "unshare",
     [
@@ -252,13 +259,16 @@ test("the never-ready test proxy is live and never ready", { skip: !canMount }, 
   }
 });
 
-test("the init image holds capsh with NET_ADMIN and NET_RAW as file capabilities, and iptables for both backends", () => {
+test("the init image's entrypoint holds NET_ADMIN and NET_RAW as file capabilities, and iptables serves both backends", () => {
   const { files, config } = open(image(0, "init").archive);
   assert.equal(image(0, "init").reference, "localhost/trellis/init:0.1.0");
   assert.equal(config.config.User, "65532:65532");
-  const capsh = files.get("usr/sbin/capsh");
+  assert.deepEqual((config.config as unknown as { Entrypoint: string[] }).Entrypoint, [
+    "/usr/sbin/trellis-init",
+  ]);
+  const entry = files.get("usr/sbin/trellis-init");
   assert.equal(
-    capabilityText(capsh?.xattrs["security.capability"] ?? Buffer.alloc(8)),
+    capabilityText(entry?.xattrs["security.capability"] ?? Buffer.alloc(8)),
     "cap_net_admin,cap_net_raw+p",
   );
   for (const tool of [
@@ -291,4 +301,22 @@ test("trellis-init runs from its image as its non-root user and installs the rul
   assert.equal(code, 0, output());
   assert.match(output(), /trellis-init: backend nft \(nf_tables works\)/);
   assert.match(output(), /trellis-init: IPv4: 8 rules in TRELLIS_INBOUND and TRELLIS_OUTPUT \(nft\)/);
+});
+
+test("trellis-init from its image names the cause when the container was not granted NET_ADMIN", {
+  skip: !canMount || spawnSync("setcap", ["-h"]).error !== undefined,
+}, async () => {
+  const { child, output } = await runReadOnly(
+    image(0, "init").archive,
+    {},
+    [],
+    true,
+    "setpriv --bounding-set=-net_admin,-net_raw --",
+  );
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  assert.equal(code, 1, output());
+  assert.match(
+    output(),
+    /trellis-init: cannot program the capture rules: the container was not granted NET_ADMIN and NET_RAW .*Pod Security Standard/,
+  );
 });

@@ -19,15 +19,15 @@ import { DEFAULT_IMAGE_REGISTRY, imageTag, releaseImageReferences } from "../api
 import { PROXY_UID } from "../controlplane/injector/inject.ts";
 import pkg from "../package.json" with { type: "json" };
 import { proxyNodeFlags } from "../proxy/runtime-flags.ts";
-import { bundle } from "./bundle.ts";
+import { bundle, NATIVE_ADDON } from "./bundle.ts";
 import { addCniTools } from "./cni-image.ts";
 import { importIntoContainerd } from "./containerd-import.ts";
 import {
   assembleApp,
   assembleCaptureTools,
   assembleRuntime,
-  CAPSH,
   fileCapabilities,
+  INIT_EXEC,
   NONROOT_UID,
   type RuntimeComponent,
 } from "./image-rootfs.ts";
@@ -71,7 +71,7 @@ interface ImageDefinition {
   repositoryRef: string;
   title: string;
   description: string;
-  program: { file: string; as: string; packages: string };
+  program: { file: string; as: string; packages: string; beside?: { file: string; as: string }[] };
   config: Omit<ImageConfig, "Labels">;
   testImage?: string;
   /** A layer between the runtime and the app: trellis-init's capture tools. */
@@ -84,20 +84,13 @@ interface ImageDefinition {
 const CAPTURE_CAPABILITIES = [12, 13];
 
 /**
- * trellis-init runs as a non-root user. capsh carries NET_ADMIN and NET_RAW as file capabilities
- * (permitted), raises them into the inheritable and ambient sets and starts Node, so Node and the
- * iptables it runs hold them. This works with no_new_privs (allowPrivilegeEscalation: false)
- * because the container's own permitted set (from securityContext.capabilities.add) contains
- * them; where they were not added, capsh fails and trellis-init never runs.
+ * trellis-init runs as a non-root user. Its entrypoint (capture/native/init-exec.c) carries
+ * NET_ADMIN and NET_RAW as file capabilities (permitted), raises them into the inheritable and
+ * ambient sets and starts Node, so Node and the iptables it runs hold them. This works with
+ * no_new_privs (allowPrivilegeEscalation: false) because the container's own permitted set (from
+ * securityContext.capabilities.add) contains them; where they were not added it says why.
  */
-export const INIT_ENTRYPOINT: readonly string[] = [
-  CAPSH,
-  "--inh=cap_net_admin,cap_net_raw",
-  "--addamb=cap_net_admin,cap_net_raw",
-  "--shell=/usr/bin/node",
-  "--",
-  "/app/trellis-init.mjs",
-];
+export const INIT_ENTRYPOINT: readonly string[] = [INIT_EXEC];
 
 export function defaultOptions(overrides: Partial<BuildOptions> = {}): BuildOptions {
   const version = overrides.version ?? pkg.version;
@@ -194,7 +187,8 @@ function definitions(o: BuildOptions, dist: string): ImageDefinition[] {
       repositoryRef: refs.proxy,
       title: "trellis-proxy",
       description: "The Trellis sidecar proxy.",
-      program: program("proxy"),
+      // The native addon capture mode reads SO_ORIGINAL_DST with (proxy/original-destination.ts).
+      program: { ...program("proxy"), beside: [{ file: join(dist, NATIVE_ADDON), as: NATIVE_ADDON }] },
       config: {
         User: `${PROXY_UID}:${PROXY_UID}`,
         Entrypoint: [node, ...PROXY_NODE_FLAGS, "/app/proxy.mjs"],
@@ -253,12 +247,12 @@ export async function buildImages(
   const tools = assembleCaptureTools(toolsDir, runtime);
   const toolsLayer = layerOf(
     entriesOfDir(toolsDir).map((e) =>
-      e.type === "file" && `/${e.path}` === CAPSH
+      e.type === "file" && `/${e.path}` === INIT_EXEC
         ? { ...e, xattrs: { "security.capability": fileCapabilities(CAPTURE_CAPABILITIES) } }
         : e,
     ),
     o.epoch,
-    `iptables ${tools.find((c) => c.name === "iptables")?.version} and capsh, from Debian's packages`,
+    `iptables ${tools.find((c) => c.name === "iptables")?.version} from Debian's packages, and the entrypoint`,
   );
   const images: BuiltImage[] = [];
   for (const d of definitions(o, dist)) {

@@ -1,7 +1,7 @@
 // The root filesystems of Trellis's images, assembled as folders: one runtime shared by every
 // image (Node and only the shared libraries it links, users, licenses), one app folder per
 // image (the bundled program and the npm packages inside it), and for trellis-init the capture
-// tools (iptables and capsh from Debian's packages). No shell, no package manager, no
+// tools (iptables from Debian's packages and the entrypoint that raises its capabilities). No shell, no package manager, no
 // compiler, no CA store: the operator trusts the API server's CA from its service account, the
 // proxy and control plane trust the mesh's bundle, and Node carries its own root store anyway.
 // Owns what goes into the images; the image format is hack/oci-image.ts's.
@@ -44,7 +44,7 @@ export function sharedLibraries(binary: string): Array<[string, string]> {
 
 /** The Debian package that owns a file, and its version; undefined off Debian. */
 function debianPackage(path: string): { name: string; version: string } | undefined {
-  // Merged /usr: dpkg may know the file by its pre-merge path (/sbin/capsh for /usr/sbin/capsh).
+  // Merged /usr: dpkg may know the file by its pre-merge path (/sbin/xtables-nft-multi for /usr/sbin/...).
   const unmerged = path.replace(/^\/usr\/(s?bin|lib)\//, "/$1/");
   for (const candidate of [path, realpathSync(path), unmerged]) {
     const r = spawnSync("dpkg", ["-S", candidate], { encoding: "utf8" });
@@ -124,10 +124,18 @@ export function assembleRuntime(root: string, options: RuntimeOptions, proxyUid:
   return components;
 }
 
-/** Assembles an app folder: /app/<program>.mjs and /app/packages.json (the npm packages inside it). */
-export function assembleApp(root: string, program: { file: string; as: string }, packagesJson: string): void {
+/**
+ * Assembles an app folder: /app/<program>.mjs, the files it loads beside it (the proxy's native
+ * addon) and /app/packages.json (the npm packages inside it).
+ */
+export function assembleApp(
+  root: string,
+  program: { file: string; as: string; beside?: readonly { file: string; as: string }[] },
+  packagesJson: string,
+): void {
   rmSync(root, { recursive: true, force: true });
   copyInto(root, `app/${program.as}`, program.file, 0o644);
+  for (const extra of program.beside ?? []) copyInto(root, `app/${extra.as}`, extra.file, 0o644);
   copyInto(root, "app/packages.json", packagesJson, 0o644);
 }
 
@@ -139,12 +147,13 @@ const IPTABLES_TOOLS = ["iptables", "ip6tables"].flatMap((family) =>
 /** Where Debian keeps the iptables extensions (REDIRECT, owner, tcp, ...), loaded at run time. */
 const XTABLES_LIBDIR = "/usr/lib/x86_64-linux-gnu/xtables";
 
-/** The file that runs first in the init image and raises NET_ADMIN and NET_RAW (see build-images.ts). */
-export const CAPSH = "/usr/sbin/capsh";
+/** The init image's entrypoint, built from capture/native/init-exec.c: raises NET_ADMIN and NET_RAW, runs Node. */
+export const INIT_EXEC = "/usr/sbin/trellis-init";
+const INIT_EXEC_SOURCE = join(dirname(new URL(import.meta.url).pathname), "../capture/native/init-exec.c");
 
 /**
- * `security.capability` for cap_net_admin,cap_net_raw+p (VFS_CAP_REVISION_2, permitted only, no
- * effective bit: capsh is capability-aware and raises them itself), as `setcap` would write it.
+ * `security.capability` for the given capabilities, permitted only (VFS_CAP_REVISION_2, no
+ * effective bit: the program is capability-aware and raises them itself), as `setcap` writes it.
  */
 export function fileCapabilities(caps: number[]): Buffer {
   const data = Buffer.alloc(20);
@@ -154,6 +163,31 @@ export function fileCapabilities(caps: number[]): Buffer {
     4,
   );
   return data;
+}
+
+/**
+ * Compiles the init image's entrypoint with the machine's C compiler (libc only; deterministic:
+ * no build id, no paths).
+ */
+function compileInitExec(out: string): void {
+  mkdirSync(dirname(out), { recursive: true });
+  const repo = join(dirname(INIT_EXEC_SOURCE), "../..");
+  execFileSync(
+    process.env.CC ?? "cc",
+    [
+      "-O2",
+      "-Wall",
+      "-Wextra",
+      "-Werror",
+      "-Wl,--build-id=none",
+      `-ffile-prefix-map=${repo}=.`,
+      "-o",
+      out,
+      INIT_EXEC_SOURCE,
+    ],
+    { stdio: ["ignore", "inherit", "inherit"] },
+  );
+  chmodSync(out, 0o755);
 }
 
 /**
@@ -190,14 +224,16 @@ export function copyDebianPrograms(
 }
 
 /**
- * Assembles the capture tools of the trellis-init image from Debian's packages: the two xtables
- * programs (nf_tables and legacy backends) with the links iptables needs, the extensions
- * folder, capsh, the libraries they link beyond those of `runtime` (the layer below), their
- * copyright files, and /usr/share/doc/capture-tools.json naming every package with its version.
+ * Assembles the capture tools of the trellis-init image: from Debian's packages the two xtables
+ * programs (nf_tables and legacy backends) with the links iptables needs and the extensions
+ * folder, the libraries they link beyond those of `runtime` (the layer below), their copyright
+ * files and /usr/share/doc/capture-tools.json naming every package with its version; and the
+ * entrypoint compiled from capture/native/init-exec.c.
  */
 export function assembleCaptureTools(root: string, runtime: RuntimeComponent[]): RuntimeComponent[] {
   rmSync(root, { recursive: true, force: true });
-  const programs = ["/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi", CAPSH];
+  compileInitExec(join(root, INIT_EXEC.slice(1)));
+  const programs = ["/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi"];
   const byPackage = new Map<string, RuntimeComponent>();
   const record = copyDebianPrograms(root, programs, runtime, byPackage);
   for (const name of IPTABLES_TOOLS) {

@@ -4,7 +4,7 @@
 // or change times. Owns the byte format only; which files go in a layer is the caller's choice.
 // Limits, explicit: names up to 255 bytes (ustar prefix + name), files under 8 GiB, regular
 // files, directories and symbolic links only. Extended attributes of a file (e.g. the file
-// capabilities of trellis-init's capsh) go in a pax header before it, as SCHILY.xattr.<name>
+// capabilities of trellis-init's entrypoint) go in a pax header before it, as SCHILY.xattr.<name>
 // records, which GNU tar and containerd's layer applier read.
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";

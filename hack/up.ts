@@ -7,6 +7,7 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import semver from "semver";
 import pkg from "../package.json" with { type: "json" };
 import { LocalCluster, waitFor } from "../test/cluster/local-cluster.ts";
 import {
@@ -25,12 +26,20 @@ const realNode = !process.argv.includes("--no-real-node") && isRoot;
 if (!realNode && !process.argv.includes("--no-real-node"))
   process.stderr.write("not root: starting KWOK nodes only (the real node needs root; docs/real-node.md)\n");
 const DEMO = "demo";
+/**
+ * A second proxy release for README's canaried rollout example (`"proxy":{"version":...}`): the
+ * same proxy built under the next patch version, so the example works here as written.
+ */
+const NEXT_PROXY = semver.inc(pkg.version, "patch") as string;
 
 let archives: string[] = [];
 if (realNode) {
-  process.stderr.write(`building the Trellis ${pkg.version} images and the demo app image\n`);
+  process.stderr.write(
+    `building the Trellis ${pkg.version} images, proxy ${NEXT_PROXY} and the demo app image\n`,
+  );
   const { images } = await buildTrellisImages({ version: pkg.version }, ["controlplane", "init", "proxy"]);
-  archives = [...images.map((i) => i.archive), await buildAppImage()];
+  const next = await buildTrellisImages({ version: pkg.version, proxyVersion: NEXT_PROXY }, ["proxy"]);
+  archives = [...images.map((i) => i.archive), ...next.images.map((i) => i.archive), await buildAppImage()];
 }
 
 const cluster = await LocalCluster.start({
@@ -126,7 +135,10 @@ captured by its pod's proxy and carried to the server's with mutual TLS. To see 
   curl -s http://<client pod IP>:4191/metrics | grep -E '^(request_total|tcp_forward_total)'
       # tls="mtls" and peer_identity="spiffe://cluster.local/ns/${DEMO}/sa/server" on every series
   curl -s http://<server pod IP>:4191/metrics | grep '^request_total'   # peer: .../sa/client
-  curl http://<client pod IP>:9000/stats     # the client's own counters (pod IPs are on this host's bridge)`
+  curl http://<client pod IP>:9000/stats     # the client's own counters (pod IPs are on this host's bridge)
+Roll the demo's proxies to ${NEXT_PROXY} (built above) through a canary and waves:
+  ${kubectl} patch mesh default --type=merge -p '{"spec":{"proxy":{"version":"${NEXT_PROXY}"}}}'
+  ${kubectl} get meshes -w`
     : "No real node: control-plane pods are scheduled on KWOK nodes and do not run."
 }
 The operator runs on this host (pid ${operator.process.child.pid}, metrics on 127.0.0.1:${operator.port}, log ${operator.logFile}).

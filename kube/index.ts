@@ -29,6 +29,12 @@ export {
   type InformerSpec,
   type InformerStats,
 } from "./informer.ts";
+export {
+  formatLabelSelector,
+  type LabelSelector,
+  type LabelSelectorRequirement,
+  matchesLabelSelector,
+} from "./label-selector.ts";
 export { type LeaderElectionTimings, LeaderElector, type LeaderElectorOptions } from "./leader-election.ts";
 export { Manager, type ManagerOptions, type ManagerPhase } from "./manager.ts";
 export { Counter, Gauge, Histogram, type Labels, Registry } from "./metrics.ts";

@@ -9,10 +9,25 @@ const OWNED = "app.kubernetes.io/managed-by=trellis";
 const TRELLIS_PREFIX = "trellis.dev/";
 
 /**
+ * A container's state as far as a rollout cares: restarts, whether it passed its startup probe,
+ * and why it waits (ErrImagePull, CrashLoopBackOff, ...), with the kubelet's message cut short.
+ */
+export interface ContainerStateView {
+  name: string;
+  restartCount: number;
+  started?: boolean;
+  state?: "waiting" | "running" | "terminated";
+  waiting?: { reason: string; message?: string };
+  /** Its last run ended with a non-zero exit code (now or before a restart), and the message (the CNI validator's). */
+  failed?: { exitCode: number; message?: string };
+}
+
+/**
  * What the operator reads of an injected pod, and all the pod cache keeps: the rollout reads
  * labels (proxy version, pod-template-hash, PodDisruptionBudget selectors), the controlling
- * owner, deletion, the Ready condition and container restart counts; the trust-anchor rotation
- * reads the proxies' trellis.dev/ report annotations and the phase. No spec at all.
+ * owner, deletion, start time, the phase, the Ready condition and each container's restarts
+ * and waiting reason; the trust-anchor rotation reads the proxies' trellis.dev/ report
+ * annotations and the phase. No spec at all.
  */
 export interface PodView extends KubernetesObject {
   metadata?: Pick<
@@ -23,43 +38,34 @@ export interface PodView extends KubernetesObject {
   spec?: { nodeName?: string };
   status?: {
     phase?: string;
+    /** When the kubelet took the pod on (RFC 3339), before pulling images. */
+    startTime?: string;
     conditions?: Array<{ type: string; status: string }>;
-    /** Init containers: restarts, and the exit code of a failed last run with its message (the CNI validator's). */
-    initContainerStatuses?: Array<{
-      restartCount: number;
-      name?: string;
-      failedExitCode?: number;
-      message?: string;
-    }>;
-    containerStatuses?: Array<{ restartCount: number }>;
+    initContainerStatuses?: ContainerStateView[];
+    containerStatuses?: ContainerStateView[];
   };
 }
 
-/** A container status as the API server sends it, reduced to what podView reads. */
-interface RawContainerStatus {
-  restartCount: number;
-  name?: string;
-  state?: { terminated?: { exitCode?: number; message?: string } };
-  lastState?: { terminated?: { exitCode?: number; message?: string } };
-}
-
-/** An init container's restarts, name and, when its last run failed, the exit code and message. */
-function initStatus(
-  c: RawContainerStatus,
-): NonNullable<NonNullable<PodView["status"]>["initContainerStatuses"]>[number] {
-  const terminated = c.state?.terminated ?? c.lastState?.terminated;
-  const failed = terminated?.exitCode !== undefined && terminated.exitCode !== 0;
-  return {
-    restartCount: c.restartCount,
-    name: c.name,
-    ...(failed ? { failedExitCode: terminated?.exitCode, message: terminated?.message?.slice(0, 300) } : {}),
-  };
+/** The update strategy of a workload, as far as "does a restart take pods down" needs it. */
+export interface UpdateStrategyView {
+  type?: string;
+  maxUnavailable?: number | string;
+  maxSurge?: number | string;
+  partition?: number;
 }
 
 /** What the rollout reads of a Deployment, StatefulSet or DaemonSet. */
 export interface WorkloadObjectView extends KubernetesObject {
   metadata?: Pick<V1ObjectMeta, "name" | "namespace" | "uid" | "resourceVersion" | "generation" | "labels">;
-  spec?: { replicas?: number; template?: { metadata?: { annotations?: Record<string, string> } } };
+  spec?: {
+    replicas?: number;
+    paused?: boolean;
+    strategy?: UpdateStrategyView;
+    template?: {
+      metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+      spec?: { hostNetwork?: boolean };
+    };
+  };
   /** Rollout progress as the workload's own controller reports it (what `kubectl rollout status` reads). */
   status?: {
     observedGeneration?: number;
@@ -82,17 +88,59 @@ function trellisAnnotations(all: Record<string, string> | undefined): Record<str
 
 type Raw = KubernetesObject & { spec?: Record<string, unknown>; status?: Record<string, unknown> };
 
+/** The kubelet's messages can be long (a whole registry error); a status line needs the start. */
+const MAX_WAITING_MESSAGE = 200;
+
+interface RawContainerStatus {
+  name: string;
+  restartCount: number;
+  started?: boolean;
+  state?: {
+    waiting?: { reason?: string; message?: string };
+    running?: unknown;
+    terminated?: { exitCode?: number; message?: string };
+  };
+  lastState?: { terminated?: { exitCode?: number; message?: string } };
+}
+
+function stateName(c: RawContainerStatus): ContainerStateView["state"] {
+  if (c.state?.waiting) return "waiting";
+  if (c.state?.running) return "running";
+  return c.state?.terminated ? "terminated" : undefined;
+}
+
+function containerStates(list: RawContainerStatus[] | undefined): ContainerStateView[] | undefined {
+  return list?.map((c) => {
+    const waiting = c.state?.waiting;
+    const message = waiting?.message?.slice(0, MAX_WAITING_MESSAGE);
+    const state = stateName(c);
+    const ended = c.state?.terminated ?? c.lastState?.terminated;
+    const failed =
+      ended?.exitCode !== undefined && ended.exitCode !== 0
+        ? { exitCode: ended.exitCode, ...(ended.message ? { message: ended.message.slice(0, 300) } : {}) }
+        : undefined;
+    return {
+      name: c.name,
+      restartCount: c.restartCount,
+      ...(c.started === undefined ? {} : { started: c.started }),
+      ...(state ? { state } : {}),
+      ...(waiting?.reason ? { waiting: { reason: waiting.reason, ...(message ? { message } : {}) } } : {}),
+      ...(failed ? { failed } : {}),
+    };
+  });
+}
+
 export function podView(obj: KubernetesObject): PodView {
   const m = obj.metadata ?? {};
   const status = ((obj as Raw).status ?? {}) as {
     phase?: string;
+    startTime?: string | Date;
     conditions?: Array<{ type: string; status: string }>;
     initContainerStatuses?: RawContainerStatus[];
-    containerStatuses?: Array<{ restartCount: number }>;
+    containerStatuses?: RawContainerStatus[];
   };
+  const started = status.startTime;
   const nodeName = ((obj as Raw).spec as { nodeName?: string } | undefined)?.nodeName;
-  const restarts = (list: Array<{ restartCount: number }> | undefined) =>
-    list?.map((c) => ({ restartCount: c.restartCount }));
   return {
     apiVersion: obj.apiVersion,
     kind: obj.kind,
@@ -115,19 +163,50 @@ export function podView(obj: KubernetesObject): PodView {
     ...(nodeName ? { spec: { nodeName } } : {}),
     status: {
       phase: status.phase,
+      ...(started === undefined
+        ? {}
+        : { startTime: started instanceof Date ? started.toISOString() : started }),
       conditions: status.conditions
         ?.filter((c) => c.type === "Ready")
         .map(({ type, status }) => ({ type, status })),
-      initContainerStatuses: status.initContainerStatuses?.map(initStatus),
-      containerStatuses: restarts(status.containerStatuses),
+      initContainerStatuses: containerStates(status.initContainerStatuses),
+      containerStatuses: containerStates(status.containerStatuses),
     },
+  };
+}
+
+type RawWorkload = Raw & {
+  spec?: {
+    replicas?: number;
+    paused?: boolean;
+    strategy?: { type?: string; rollingUpdate?: UpdateStrategyView };
+    updateStrategy?: { type?: string; rollingUpdate?: UpdateStrategyView };
+    template?: {
+      metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+      spec?: { hostNetwork?: boolean };
+    };
+  };
+};
+
+/** Deployments call it strategy, StatefulSets and DaemonSets updateStrategy; the view has one. */
+function strategyOf(spec: RawWorkload["spec"]): UpdateStrategyView | undefined {
+  const s = spec?.strategy ?? spec?.updateStrategy;
+  if (!s) return undefined;
+  const r = s.rollingUpdate ?? {};
+  return {
+    ...(s.type === undefined ? {} : { type: s.type }),
+    ...(r.maxUnavailable === undefined ? {} : { maxUnavailable: r.maxUnavailable }),
+    ...(r.maxSurge === undefined ? {} : { maxSurge: r.maxSurge }),
+    ...(r.partition === undefined ? {} : { partition: r.partition }),
   };
 }
 
 export function workloadObjectView(obj: KubernetesObject): WorkloadObjectView {
   const m = obj.metadata ?? {};
-  const raw = obj as Raw & WorkloadObjectView;
-  const annotations = trellisAnnotations(raw.spec?.template?.metadata?.annotations);
+  const raw = obj as RawWorkload & WorkloadObjectView;
+  const template = raw.spec?.template;
+  const annotations = trellisAnnotations(template?.metadata?.annotations);
+  const strategy = strategyOf(raw.spec);
   return {
     apiVersion: obj.apiVersion,
     kind: obj.kind,
@@ -139,7 +218,15 @@ export function workloadObjectView(obj: KubernetesObject): WorkloadObjectView {
       generation: m.generation,
       labels: m.labels,
     },
-    spec: { replicas: raw.spec?.replicas, template: { metadata: { annotations } } },
+    spec: {
+      replicas: raw.spec?.replicas,
+      ...(raw.spec?.paused ? { paused: true } : {}),
+      ...(strategy ? { strategy } : {}),
+      template: {
+        metadata: { labels: template?.metadata?.labels, annotations },
+        ...(template?.spec?.hostNetwork ? { spec: { hostNetwork: true } } : {}),
+      },
+    },
     status: {
       observedGeneration: raw.status?.observedGeneration,
       replicas: raw.status?.replicas,

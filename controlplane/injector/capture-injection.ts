@@ -14,7 +14,7 @@ import { initFlags } from "../../capture/init.ts";
 
 export const INIT_CONTAINER = "trellis-init";
 const CAPTURE_ANNOTATIONS_PREFIX = "config.trellis.dev/";
-/** The non-root user trellis-init runs as (its image's user; capsh gives it the two capabilities). */
+/** The non-root user trellis-init runs as (its image's user; its entrypoint raises the two capabilities). */
 export const INIT_UID = 65532;
 const XTABLES_LOCK_VOLUME = "trellis-init-xtables-lock";
 
@@ -53,7 +53,8 @@ export function captureNotices(
 export function hostNetworkNotice(): InjectionNotice {
   return {
     reason: "HostNetworkNotMeshed",
-    message: "trellis: hostNetwork pods are not meshed (capturing their traffic would capture the node's)",
+    message:
+      "trellis: pod not meshed: hostNetwork pods are never meshed (capturing their traffic would capture the node's)",
   };
 }
 

@@ -50,6 +50,8 @@ export interface InjectionConfig {
   /** Version given to pods whose template does not name one. */
   defaultProxyVersion: string;
   logLevel: string;
+  /** Mesh spec.proxy.unmeshedClients: whether plaintext clients may reach meshed pods (default true). */
+  allowUnmeshedClients?: boolean;
   resources: NonNullable<V1Container["resources"]>;
   trustDomain: string;
   identityUrl?: string;
@@ -77,7 +79,7 @@ export function decideInjection(
   namespaceLabels: Record<string, string> = {},
 ): InjectionDecision {
   const podSetting = pod.metadata?.annotations?.[ANNOTATIONS.inject];
-  if (pod.spec?.initContainers?.some((c) => c.name === PROXY_CONTAINER))
+  if (pod.spec?.initContainers?.some((c) => c.name === PROXY_CONTAINER && c.restartPolicy === "Always"))
     return { inject: false, reason: "already injected", notices: [] };
   if (podSetting === "disabled")
     return { inject: false, reason: "pod opted out (trellis.dev/inject: disabled)", notices: [] };
@@ -94,16 +96,48 @@ export function decideInjection(
   const namespace = pod.metadata?.namespace ?? "";
   const capture = podCaptureOf(pod.metadata?.annotations, namespaceAnnotations);
   const mode = podCaptureMode(pod.metadata?.annotations, config.captureMode);
+  const patch = injectionPatch(pod, config, version, capture, mode.mode);
+  const clash = nameClash(pod, patch);
+  if (clash)
+    return {
+      inject: false,
+      reason: clash,
+      notices: [{ reason: "NameTaken", message: `trellis: pod not meshed: ${clash}` }],
+    };
   // In CNI mode no container needs a capability: Pod Security levels forbid nothing of it.
   const notices = captureNotices(capture, namespace, namespaceLabels).filter(
     (n) => mode.mode === "InitContainer" || n.reason !== "PodSecurityForbidsCapture",
   );
-  return {
-    inject: true,
-    version,
-    patch: injectionPatch(pod, config, version, capture, mode.mode),
-    notices: [...notices, ...mode.notices],
-  };
+  return { inject: true, version, patch, notices: [...notices, ...mode.notices] };
+}
+
+/**
+ * A container or volume the patch adds whose name the pod already uses: injected, the pod would
+ * be refused as invalid (duplicate name), so it is left unmeshed and its creator told why.
+ * Renaming ours instead would make the proxy's name depend on the pod; every tool that looks for
+ * the `trellis-proxy` container (the rollout, probes, `kubectl logs -c`) relies on it.
+ */
+function nameClash(pod: V1Pod, patch: JsonPatchOperation[]): string | undefined {
+  const spec = pod.spec;
+  const containers = new Set(
+    [...(spec?.initContainers ?? []), ...(spec?.containers ?? []), ...(spec?.ephemeralContainers ?? [])].map(
+      (c) => c.name,
+    ),
+  );
+  const volumes = new Set((spec?.volumes ?? []).map((v) => v.name));
+  for (const op of patch) {
+    const added = (Array.isArray(op.value) ? op.value : [op.value]) as Array<{ name?: string }>;
+    const names = added.map((v) => v?.name).filter((n): n is string => typeof n === "string");
+    const taken = op.path.startsWith("/spec/initContainers")
+      ? containers
+      : op.path.startsWith("/spec/volumes")
+        ? volumes
+        : undefined;
+    const name = taken && names.find((n) => taken.has(n));
+    if (name)
+      return `the pod already has a ${taken === containers ? "container" : "volume"} named ${name}, which the mesh's proxy needs: rename it to mesh the pod`;
+  }
+  return undefined;
 }
 
 function injectionPatch(
@@ -195,6 +229,8 @@ function proxyContainer(
     // Only a fallback under capture (peers without the transport header; docs/capture.md).
     ...(port === undefined ? [] : [{ name: "TRELLIS_PROXY_INBOUND_APP", value: `127.0.0.1:${port}` }]),
     ...captureProxyEnv(capture, probes),
+    // Mesh spec.proxy.unmeshedClients: whether plaintext clients may reach this pod's ports.
+    { name: "TRELLIS_PROXY_INBOUND_ALLOW_PLAINTEXT", value: String(config.allowUnmeshedClients ?? true) },
     // Headless Services: a proxy dials pod IPs, never a ClusterIP (its own connections are not
     // captured, and in a cluster without kube-proxy nothing else routes a ClusterIP). The
     // certificates carry the ordinary Service names, which the proxy checks instead.

@@ -57,6 +57,7 @@ export function injectionConfigOf(mesh: Mesh, flags: InjectorFlags): InjectionCo
     cniImage: meshImages(registry, spec.version).cni,
     defaultProxyVersion: fleetProxyVersion(mesh),
     logLevel: spec.proxy?.logLevel ?? "info",
+    allowUnmeshedClients: (spec.proxy?.unmeshedClients ?? "Allow") === "Allow",
     resources: (spec.proxy?.resources ?? {}) as InjectionConfig["resources"],
     trustDomain: spec.identity?.trustDomain ?? "cluster.local",
     ...(flags.identityUrl ? { identityUrl: flags.identityUrl } : {}),

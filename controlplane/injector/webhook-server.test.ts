@@ -1,6 +1,8 @@
 // The injector's HTTPS endpoint as the API server uses it: keep-alive connections that sit idle
 // between pod creations must stay open longer than the API server's own idle timeout (90 s), or
 // a POST sent as the server closes the connection fails and the pod is admitted without a proxy.
+// It answers only what it is asked (the CREATE of a Pod in an admission.k8s.io/v1 review), a
+// pod that cannot be meshed with a warning, and a body it cannot answer with 400.
 import assert from "node:assert/strict";
 import { Agent, request } from "node:https";
 import { after, before, describe, it } from "node:test";
@@ -10,7 +12,12 @@ import { Counter } from "../../kube/index.ts";
 import { generateKeyPair, issueLeaf, privateKeyToPem } from "../../pki/index.ts";
 import { fromNow, HOUR, trustAnchor } from "../../pki/testing/hierarchy.ts";
 import type { InjectionConfig, InjectionNotice } from "./inject.ts";
-import { admissionResponse, KEEP_ALIVE_TIMEOUT_MS, startWebhookServer } from "./webhook-server.ts";
+import {
+  admissionResponse,
+  KEEP_ALIVE_TIMEOUT_MS,
+  MalformedReview,
+  startWebhookServer,
+} from "./webhook-server.ts";
 
 const anchor = trustAnchor("Injector Test Root");
 const keys = generateKeyPair();
@@ -27,7 +34,11 @@ const review = JSON.stringify({
   request: { uid: "u-1", namespace: "shop", object: { metadata: { name: "p" }, spec: { containers: [] } } },
 });
 
-function post(port: number, agent: Agent): Promise<{ status: number; reused: boolean; body: string }> {
+function post(
+  port: number,
+  agent: Agent,
+  body = review,
+): Promise<{ status: number; reused: boolean; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -49,7 +60,7 @@ function post(port: number, agent: Agent): Promise<{ status: number; reused: boo
       },
     );
     req.on("error", reject);
-    req.end(review);
+    req.end(body);
   });
 }
 
@@ -72,6 +83,25 @@ describe("injector webhook server", () => {
   });
   after(() => server.server.close());
 
+  it("answers 400, with the reason, to a body that is not an AdmissionReview", async () => {
+    const agent = new Agent({ keepAlive: false });
+    try {
+      const notJson = await post(server.port, agent, "{not json");
+      assert.equal(notJson.status, 400);
+      const v1beta1 = await post(
+        server.port,
+        agent,
+        review.replace("admission.k8s.io/v1", "admission.k8s.io/v1beta1"),
+      );
+      assert.deepEqual(
+        [v1beta1.status, v1beta1.body],
+        [400, "malformed AdmissionReview: not an admission.k8s.io/v1 AdmissionReview\n"],
+      );
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it("keeps an idle keep-alive connection open past Node's 5 s default, longer than the API server's 90 s", async () => {
     assert.ok(KEEP_ALIVE_TIMEOUT_MS > 90_000);
     assert.equal(server.server.keepAliveTimeout, KEEP_ALIVE_TIMEOUT_MS);
@@ -92,17 +122,89 @@ describe("injector webhook server", () => {
   });
 });
 
-describe("admission response", () => {
-  const config: InjectionConfig = {
-    proxyImage: "localhost/trellis/proxy",
-    initImage: "localhost/trellis/init:1.0.0",
-    captureMode: "InitContainer",
-    cniImage: "localhost/trellis/cni:1.0.0",
-    defaultProxyVersion: "1.0.0",
-    logLevel: "info",
-    resources: {},
-    trustDomain: "cluster.local",
+const config: InjectionConfig = {
+  proxyImage: "localhost/trellis/proxy",
+  initImage: "localhost/trellis/init:1.0.0",
+  captureMode: "InitContainer",
+  cniImage: "localhost/trellis/cni:1.0.0",
+  defaultProxyVersion: "1.0.0",
+  logLevel: "info",
+  resources: {},
+  trustDomain: "cluster.local",
+};
+
+function podReview(over: Record<string, unknown> = {}, pod: Record<string, unknown> = {}) {
+  return {
+    apiVersion: "admission.k8s.io/v1",
+    kind: "AdmissionReview",
+    request: {
+      uid: "u-2",
+      kind: { group: "", version: "v1", kind: "Pod" },
+      operation: "CREATE",
+      namespace: "shop",
+      object: { metadata: { name: "web" }, spec: { containers: [{ name: "app", image: "app:1" }] }, ...pod },
+      ...over,
+    },
   };
+}
+
+describe("admission reviews", () => {
+  const admissions = new Counter("reviews_total", "test");
+  const ctx = {
+    config: () => config,
+    namespaceAnnotations: () => ({ "trellis.dev/inject": "enabled" }),
+    logger: pino({ level: "silent" }),
+    admissions,
+  };
+  const answer = (r: unknown) =>
+    (
+      admissionResponse(r as Parameters<typeof admissionResponse>[0], ctx) as {
+        response: Record<string, unknown>;
+      }
+    ).response;
+
+  it("patches only the CREATE of a Pod", () => {
+    assert.equal(answer(podReview()).patchType, "JSONPatch");
+    for (const over of [
+      { operation: "UPDATE" },
+      { operation: "DELETE" },
+      { kind: { group: "apps", version: "v1", kind: "Deployment" } },
+      { kind: { group: "", version: "v1", kind: "Service" } },
+      { subResource: "ephemeralcontainers" },
+    ])
+      assert.deepEqual(answer(podReview(over)), { uid: "u-2", allowed: true }, JSON.stringify(over));
+  });
+
+  it("refuses what it cannot answer: another review version, no uid, a CREATE without the pod", () => {
+    assert.throws(() => answer({ ...podReview(), apiVersion: "admission.k8s.io/v1beta1" }), MalformedReview);
+    assert.throws(() => answer({ ...podReview(), kind: "Pod" }), MalformedReview);
+    assert.throws(() => answer(podReview({ uid: undefined })), MalformedReview);
+    assert.throws(() => answer(podReview({ object: undefined })), MalformedReview);
+    assert.throws(() => answer(null), MalformedReview);
+  });
+
+  it("admits a pod with a container named like the proxy, unmeshed, and says why", () => {
+    const clash = answer(
+      podReview({}, { spec: { containers: [{ name: "trellis-proxy", image: "mine:1" }] } }),
+    );
+    assert.equal(clash.patch, undefined);
+    assert.equal(clash.allowed, true);
+    assert.match(
+      String((clash.warnings as string[])[0]),
+      /^trellis: pod not meshed: the pod already has a container named trellis-proxy/,
+    );
+  });
+
+  it("leaves a trace when it skips a hostNetwork pod", () => {
+    const host = answer(
+      podReview({}, { spec: { hostNetwork: true, containers: [{ name: "a", image: "a:1" }] } }),
+    );
+    assert.equal(host.patch, undefined);
+    assert.match(String((host.warnings as string[])[0]), /hostNetwork pods are never meshed/);
+  });
+});
+
+describe("admission notices", () => {
   const events: Array<[string, string]> = [];
   const ctx = {
     config: () => config,
@@ -113,28 +215,32 @@ describe("admission response", () => {
     logger: pino({ level: "silent" }),
     admissions: new Counter("admissions_total", "test"),
   };
-  const podOf = (spec: object) => ({
+  const owned = {
     metadata: {
       generateName: "web-5d9f-",
       ownerReferences: [
         { apiVersion: "apps/v1", kind: "ReplicaSet", name: "web-5d9f", uid: "u", controller: true },
       ],
     },
-    spec: { containers: [{ name: "web", image: "web:1" }], ...spec },
-  });
+  };
 
   it("carries the notices as warnings and records them as Events on the pod's owner, but not on a dry run", () => {
-    events.length = 0;
     const review = (dryRun: boolean, spec: object) =>
-      admissionResponse({ request: { uid: "u", namespace: "shop", object: podOf(spec), dryRun } }, ctx) as {
-        response: { warnings?: string[]; patch?: string };
-      };
+      (
+        admissionResponse(
+          podReview(
+            { dryRun },
+            { ...owned, spec: { containers: [{ name: "web", image: "web:1" }], ...spec } },
+          ) as never,
+          ctx,
+        ) as { response: { warnings?: string[]; patch?: string } }
+      ).response;
     const injected = review(false, {});
-    assert.ok(injected.response.patch);
-    assert.match(injected.response.warnings?.[0] ?? "", /enforces Pod Security "baseline"/);
+    assert.ok(injected.patch);
+    assert.match(injected.warnings?.[0] ?? "", /enforces Pod Security "baseline"/);
     const host = review(false, { hostNetwork: true });
-    assert.equal(host.response.patch, undefined);
-    assert.match(host.response.warnings?.[0] ?? "", /hostNetwork pods are not meshed/);
+    assert.equal(host.patch, undefined);
+    assert.match(host.warnings?.[0] ?? "", /hostNetwork pods are never meshed/);
     assert.deepEqual(events, [
       ["ReplicaSet/web-5d9f", "PodSecurityForbidsCapture"],
       ["ReplicaSet/web-5d9f", "HostNetworkNotMeshed"],

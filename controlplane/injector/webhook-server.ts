@@ -1,9 +1,15 @@
 // The injector's HTTPS admission endpoint: reads an AdmissionReview, asks decideInjection what
-// to do with the pod, answers with the JSON Patch and the decision's notices as admission
-// warnings (each also recorded as an Event, except on dry runs). Bounded: request bodies over
-// 2 MiB are refused; any failure answers "allowed, unchanged" (and is counted), because a mesh
-// must never be the reason a pod cannot be created. The serving certificate can be swapped
-// while running.
+// to do with the pod, answers with the JSON Patch. A mesh must never be the reason a pod cannot
+// be created: a well-formed admission.k8s.io/v1 review that is not the CREATE of a Pod, or a
+// pod that is not to be meshed, is answered "allowed, unchanged". The decision's notices (a pod
+// that asked to be meshed and is not, refused capture annotations, a Pod Security level that
+// forbids trellis-init) are admission warnings, which the pod's creator sees, and Events on the
+// pod's owner (none on a dry run). A body that is
+// not such a review (not JSON, another AdmissionReview version, no request uid to answer to,
+// a CREATE without the pod) gets 400 with the reason: no valid answer can be made to it, and the
+// API server then applies the webhook's failurePolicy, Ignore: the pod is admitted unchanged.
+// Bounded: bodies over 2 MiB get 413. Every outcome is counted. The serving certificate can be
+// swapped while running.
 import { createServer, type Server } from "node:https";
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
@@ -36,19 +42,51 @@ export interface WebhookContext {
 
 interface AdmissionReview {
   apiVersion?: string;
-  request?: { uid: string; namespace?: string; object?: V1Pod; dryRun?: boolean };
+  kind?: string;
+  request?: {
+    uid?: unknown;
+    kind?: { group?: string; version?: string; kind?: string };
+    subResource?: string;
+    operation?: string;
+    namespace?: string;
+    object?: V1Pod;
+    dryRun?: boolean;
+  };
+}
+
+/** A body no AdmissionReview answer can be made to: answered 400 with this message. */
+export class MalformedReview extends Error {
+  override readonly name = "MalformedReview";
 }
 
 export function admissionResponse(review: AdmissionReview, ctx: WebhookContext): object {
-  const uid = review.request?.uid ?? "";
+  if (review?.apiVersion !== "admission.k8s.io/v1" || review.kind !== "AdmissionReview")
+    throw new MalformedReview("not an admission.k8s.io/v1 AdmissionReview");
+  const request = review.request;
+  if (typeof request?.uid !== "string" || request.uid === "")
+    throw new MalformedReview("the AdmissionReview has no request uid");
+  const uid = request.uid;
   const base = { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview" };
-  const pod = review.request?.object;
-  const config = ctx.config();
-  if (!pod || !config) {
-    ctx.admissions.inc({ result: config ? "malformed" : "no_mesh" });
-    return { ...base, response: { uid, allowed: true } };
+  const unchanged = { ...base, response: { uid, allowed: true } };
+  const k = request.kind;
+  if (
+    k?.group !== "" ||
+    k?.version !== "v1" ||
+    k?.kind !== "Pod" ||
+    request.operation !== "CREATE" ||
+    request.subResource
+  ) {
+    ctx.admissions.inc({ result: "ignored" });
+    return unchanged;
   }
-  const namespace = review.request?.namespace ?? pod.metadata?.namespace ?? "default";
+  const pod = request.object;
+  if (!pod || typeof pod !== "object") throw new MalformedReview("a Pod CREATE without the pod");
+  const config = ctx.config();
+  if (!config) {
+    ctx.admissions.inc({ result: "no_mesh" });
+    return unchanged;
+  }
+  const namespace = request.namespace ?? pod.metadata?.namespace ?? "default";
   const decision = decideInjection(
     pod,
     ctx.namespaceAnnotations(namespace),
@@ -56,11 +94,14 @@ export function admissionResponse(review: AdmissionReview, ctx: WebhookContext):
     ctx.namespaceLabels?.(namespace) ?? {},
   );
   const warnings = decision.notices.map((n) => n.message);
-  if (!review.request?.dryRun)
+  if (!request.dryRun)
     for (const notice of decision.notices) ctx.recordEvent?.(eventSubject(pod, namespace), notice);
   if (!decision.inject) {
-    ctx.admissions.inc({ result: "skipped" });
-    return { ...base, response: { uid, allowed: true, ...(warnings.length > 0 ? { warnings } : {}) } };
+    ctx.admissions.inc({ result: warnings.length > 0 ? "refused" : "skipped" });
+    if (warnings.length === 0) return unchanged;
+    const name = pod.metadata?.name ?? pod.metadata?.generateName ?? "";
+    ctx.logger.info({ namespace, pod: name, reason: decision.reason }, "pod not meshed");
+    return { ...base, response: { uid, allowed: true, warnings } };
   }
   ctx.admissions.inc({ result: "injected" });
   ctx.logger.debug(
@@ -138,9 +179,18 @@ export function startWebhookServer(opts: {
             opts.ctx,
           );
         } catch (err) {
+          if (!(err instanceof MalformedReview || err instanceof SyntaxError)) {
+            // A bug of ours: the API server applies failurePolicy (Ignore), the pod is admitted.
+            opts.ctx.admissions.inc({ result: "error" });
+            opts.ctx.logger.error({ err: String(err) }, "admission review failed");
+            res.writeHead(500, { "content-type": "text/plain" }).end("internal error\n");
+            return;
+          }
           opts.ctx.admissions.inc({ result: "malformed" });
           opts.ctx.logger.warn({ err: String(err) }, "malformed admission review");
-          res.writeHead(400, { "content-type": "text/plain" }).end("malformed AdmissionReview\n");
+          res
+            .writeHead(400, { "content-type": "text/plain" })
+            .end(`malformed AdmissionReview: ${err.message}\n`);
           return;
         }
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));

@@ -28,7 +28,7 @@ function pod(
         {
           name: VALIDATOR_CONTAINER,
           restartCount: 2,
-          ...(opts.failed ? { failedExitCode: 1, message: "trellis-cni validate: not captured" } : {}),
+          ...(opts.failed ? { failed: { exitCode: 1, message: "trellis-cni validate: not captured" } } : {}),
         },
       ],
     },

@@ -31,14 +31,14 @@ export function refusedPods(pods: PodView[]): RefusedPod[] {
   for (const p of cniPods(pods)) {
     if (p.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) continue;
     const validator = p.status?.initContainerStatuses?.find((c) => c.name === VALIDATOR_CONTAINER);
-    if (validator?.failedExitCode === undefined) continue;
+    if (validator?.failed === undefined) continue;
     out.push({
       namespace: p.metadata?.namespace ?? "",
       name: p.metadata?.name ?? "",
       uid: p.metadata?.uid ?? "",
       node: p.spec?.nodeName,
       controlled: p.metadata?.ownerReferences?.some((o) => o.controller) ?? false,
-      message: validator.message,
+      message: validator.failed.message,
     });
   }
   return out.sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`));

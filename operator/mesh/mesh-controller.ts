@@ -25,7 +25,7 @@ import {
 } from "../../kube/index.ts";
 import { syncObjects } from "../object-sync.ts";
 import { type PodView, RESOURCES, type ResourceName } from "../resources.ts";
-import { writeStatusIfChanged } from "../status-write.ts";
+import { TransitionWriter, writeStatusIfChanged } from "../status-write.ts";
 import { CNI_NAME, renderCni } from "./cni-objects.ts";
 import { type CniDaemonSetView, planCni } from "./cni-plan.ts";
 import {
@@ -71,6 +71,9 @@ export const OWNED_KINDS: ResourceName[] = [
 
 type Obj = KubernetesObject & { spec?: unknown; status?: unknown };
 
+/** A reconcile that would decide on a stale cache, or lost a write to a newer Mesh, retries this soon. */
+const STALE_CACHE_RETRY_MS = 100;
+
 const USER_SECRET = { apiVersion: "v1", kind: "Secret", plural: "secrets", namespaced: true };
 
 export class MeshController {
@@ -83,12 +86,14 @@ export class MeshController {
   /** Pods deleted by the CNI repair, until the cache shows them gone (a lagging cache must not delete twice). */
   private readonly restarted = new Set<string>();
   private readonly now: () => Date;
+  private readonly transitions: TransitionWriter;
 
   constructor(
     private readonly manager: Manager,
     private readonly options: MeshControllerOptions,
   ) {
     this.now = options.now ?? (() => new Date());
+    this.transitions = new TransitionWriter(manager.writer);
     this.meshes = manager.informer(RESOURCES.mesh);
     this.secrets = manager.informer(RESOURCES.ownedSecret);
     this.pods = manager.informer(RESOURCES.injectedPod);
@@ -131,6 +136,8 @@ export class MeshController {
   async reconcile(request: ReconcileRequest): Promise<ReconcileResult> {
     const cached = this.meshes.get(request.key);
     if (!cached) return;
+    // Deciding on a Mesh older than our own last status write would announce its transitions twice.
+    if (this.transitions.isStale(request.key, cached)) return { requeueAfterMs: STALE_CACHE_RETRY_MS };
     if (isBeingDeleted(cached))
       return removeMesh(this.manager, cached, this.ownedObjects(cached.metadata?.name ?? ""), request.logger);
     const mesh = await addFinalizer(this.manager.writer, cached, FINALIZER);
@@ -176,9 +183,6 @@ export class MeshController {
         "control plane synced",
       );
     }
-    for (const e of [...plan.events, ...identity.rotation.events]) {
-      await this.manager.events.event(mesh, e.type, e.reason, e.message);
-    }
     await this.restartUncapturedPods(mesh, capture.refused, request);
     const components = plan.versions.flatMap((v) => observeComponents(deployments, v));
     const cniProgress = capture.plan.progress;
@@ -198,16 +202,27 @@ export class MeshController {
       ...(blocker ? { blocker } : {}),
       now,
     });
-    await writeStatusIfChanged(this.manager.writer, mesh, status, MESH_STATUS_KEYS);
+    // Status first, on the precondition that the Mesh is the one decided on; the Events of the
+    // transitions it records follow only a successful write (status-write.ts).
+    const written = await this.transitions.write(request.key, mesh, status, MESH_STATUS_KEYS);
+    if (written === "conflict") return { requeueAfterMs: STALE_CACHE_RETRY_MS };
+    if (written === "written")
+      for (const e of [...plan.events, ...identity.rotation.events])
+        await this.manager.events.event(mesh, e.type, e.reason, e.message);
     const waits = [plan.requeueAfterMs, identity.rotation.requeueAfterMs].filter(
       (w): w is number => w !== undefined,
     );
     return waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : undefined;
   }
 
+  /** The injected pods as the cache holds them (RESOURCES.injectedPod reduces them to views). */
+  private podViews(): PodView[] {
+    return this.pods.list() as unknown as PodView[];
+  }
+
   /** The trellis-cni plan from the caches: the live DaemonSet, the CNI-mode pods, the refused ones. */
   private planCapture(mesh: Mesh & KubernetesObject, spec: MeshSpec) {
-    const pods = this.pods.list();
+    const pods = this.podViews();
     const refused = refusedPods(pods).filter((p) => !this.restarted.has(p.uid));
     const plan = planCni({
       specMode: spec.proxy.capture.mode,
@@ -231,7 +246,7 @@ export class MeshController {
     refused: RefusedPod[],
     request: ReconcileRequest,
   ): Promise<void> {
-    const present = new Set(this.pods.list().map((p) => p.metadata?.uid ?? ""));
+    const present = new Set(this.podViews().map((p) => p.metadata?.uid ?? ""));
     for (const uid of this.restarted) if (!present.has(uid)) this.restarted.delete(uid);
     for (const pod of podsToRestart(refused, nodesWithPlugin(this.cniInstallers.list()))) {
       try {

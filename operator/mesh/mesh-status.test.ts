@@ -57,4 +57,25 @@ describe("pickBlocker", () => {
     assert.equal(pickBlocker(undefined, rolloutBlocker(rollout("Analysing")))?.reason, "RollingOutProxy");
     assert.equal(pickBlocker(undefined, rolloutBlocker(rollout("Complete"))), undefined);
   });
+
+  it("names the workloads a rollout waits for, and the budgets, not its counters", () => {
+    const blocked = rolloutBlocker({
+      ...(rollout("Restarting") as NonNullable<MeshStatus["rollout"]>),
+      step: 2,
+      blockedWorkloads: 1,
+      held: [
+        {
+          workload: "StatefulSet/shop/db",
+          reason: "DisruptionBudget",
+          message: "PodDisruptionBudget shop/db (app=db) allows 0 disruptions",
+        },
+        { workload: "Deployment/shop/frozen", reason: "Paused", message: "the Deployment is paused" },
+      ],
+    });
+    assert.equal(blocked?.reason, "RolloutBlocked");
+    assert.equal(
+      blocked?.message,
+      "proxy 0.1.1 → 0.1.2: wave 2 restarting, waiting for StatefulSet shop/db (PodDisruptionBudget shop/db (app=db) allows 0 disruptions)",
+    );
+  });
 });

@@ -58,8 +58,16 @@ export function rolloutBlocker(rollout: MeshStatus["rollout"]): Blocker | undefi
   const about = `proxy ${rollout.fromVersion} → ${rollout.toVersion}: ${settled ? (rollout.message ?? rollout.state) : `${step} ${rollout.state.toLowerCase()}`}`;
   switch (rollout.state) {
     case "Restarting":
-    case "Analysing":
+    case "Analysing": {
+      // Blocked workloads are named (from the held list, which changes rarely), not counted.
+      const blocked = (rollout.held ?? []).slice(0, rollout.blockedWorkloads ?? 0);
+      if (blocked.length > 0) {
+        const names = blocked.map((h) => `${h.workload.replace("/", " ")} (${h.message})`);
+        const message = `${about}, waiting for ${names.join("; ")}`;
+        return { reason: "RolloutBlocked", message, degraded: false, phase: "RollingOut" };
+      }
       return { reason: "RollingOutProxy", message: about, degraded: false, phase: "RollingOut" };
+    }
     case "Paused":
       return { reason: "RolloutPaused", message: about, degraded: false, phase: "Paused" };
     case "Halted":

@@ -1,5 +1,6 @@
 // Rollout analysis: is the new proxy version healthy on the workloads that run it? From the
-// cluster: their pods must not crash-loop. From Prometheus, when the Mesh names one: success
+// cluster: their pods must not crash-loop (certain failures, which fail a step at once, are the
+// plan's: pod-failures.ts). From Prometheus, when the Mesh names one: success
 // rate (non-5xx answers of the inbound proxies) of the new version against spec's minimum, and
 // its p99 latency against the not-yet-upgraded workloads' p99, over the analysis interval.
 // Prometheus must attach the pod label trellis.dev/proxy-version as `proxy_version` to the

@@ -1,8 +1,10 @@
 // The rollout controller: takes a new proxy version to every meshed workload through the plan
 // in rollout-plan.ts. It reads pods (only injected ones), workloads and PodDisruptionBudgets
-// from caches; it writes one template patch per workload restart (the trellis.dev/proxy-version
-// and restarted-at annotations, as `kubectl rollout restart` does with its own) and the Mesh's
-// status.rollout and status.proxies, under its own field manager.
+// from caches; it writes the Mesh's status.rollout and status.proxies under its own field
+// manager, then one template patch per workload restart (the trellis.dev/proxy-version and
+// restarted-at annotations, as `kubectl rollout restart` does with its own), then the Events of
+// the transitions that write recorded. Status goes first, conditioned on the Mesh the decision
+// was made from (status-write.ts): a decision made on a stale cache is never acted on.
 import type { KubernetesObject, V1PodDisruptionBudget } from "@kubernetes/client-node";
 import {
   ANNOTATIONS,
@@ -12,16 +14,20 @@ import {
   validateMeshSpec,
 } from "../../api/index.ts";
 import {
+  ApiError,
   type Informer,
+  type LabelSelector,
   type Manager,
   ObjectWriter,
   type ReconcileRequest,
   type ReconcileResult,
 } from "../../kube/index.ts";
 import { type PodView, RESOURCES, type WorkloadObjectView } from "../resources.ts";
-import { sameJson, writeStatusIfChanged } from "../status-write.ts";
+import { sameJson, TransitionWriter } from "../status-write.ts";
 import { combine, metricsVerdict, type PrometheusFigures, podVerdict, queryFigures } from "./analysis.ts";
-import { planRollout } from "./rollout-plan.ts";
+import { planRollout, type RolloutDecision } from "./rollout-plan.ts";
+import { proxyStatus } from "./rollout-report.ts";
+import type { DisruptionBudgetView } from "./workload-plan.ts";
 import { inventory, type WorkloadKind, type WorkloadObject, type WorkloadView } from "./workloads.ts";
 
 export const ROLLOUT_FIELD_MANAGER = "trellis-operator-rollout";
@@ -38,6 +44,15 @@ const CACHE_COALESCE_MS = 500;
  * round trips on a loaded API server before the last workload even began to restart.
  */
 const PATCH_CONCURRENCY = 16;
+/**
+ * How long a patch sent is assumed applied while the cache does not show it yet. A patch whose
+ * answer was lost may or may not have been applied: sending it again with a new restarted-at
+ * would restart the workload twice, so the expectation outlives such a failure until the
+ * cache has caught up (or this long has passed and the cache shows it was not applied).
+ */
+const EXPECTATION_TTL_MS = 60_000;
+/** A reconcile whose cached Mesh predates this controller's own last status write waits this long. */
+const STALE_CACHE_RETRY_MS = 100;
 
 const WORKLOADS = {
   Deployment: { apiVersion: "apps/v1", kind: "Deployment", plural: "deployments", namespaced: true },
@@ -59,7 +74,9 @@ export class RolloutController {
   private readonly budgets: Informer<V1PodDisruptionBudget & KubernetesObject>;
   private readonly writer: ObjectWriter;
   private readonly lastWrite = new Map<string, number>();
-  private readonly expected = new Map<string, string>();
+  private readonly transitions: TransitionWriter;
+  /** Workload key → the version a patch sent asks for, and when it was sent. */
+  private readonly expected = new Map<string, { version: string; at: number }>();
   /** Template patches sent, for the scale benchmark and tests. */
   readonly restarts: Array<{ workload: string; version: string; at: number }> = [];
 
@@ -68,6 +85,7 @@ export class RolloutController {
     private readonly now: () => Date = () => new Date(),
   ) {
     this.writer = new ObjectWriter(manager.client, ROLLOUT_FIELD_MANAGER);
+    this.transitions = new TransitionWriter(this.writer);
     this.meshes = manager.informer(RESOURCES.mesh);
     this.pods = manager.informer(RESOURCES.injectedPod);
     this.budgets = manager.informer(RESOURCES.anyPodDisruptionBudget);
@@ -79,6 +97,8 @@ export class RolloutController {
     controller.watches(this.meshes);
     // A rollout reads pods and workloads in bulk; one reconcile per interval sees every change.
     controller.watches(this.pods, () => this.meshes.keys(), { coalesceMs: CACHE_COALESCE_MS });
+    // A budget that allows a disruption again lets a blocked workload restart.
+    controller.watches(this.budgets, () => this.meshes.keys(), { coalesceMs: CACHE_COALESCE_MS });
     for (const [kind, spec] of Object.entries(WORKLOAD_CACHES) as Array<
       [WorkloadKind, (typeof WORKLOAD_CACHES)[WorkloadKind]]
     >) {
@@ -91,12 +111,14 @@ export class RolloutController {
   async reconcile(request: ReconcileRequest): Promise<ReconcileResult> {
     const mesh = this.meshes.get(request.key);
     if (!mesh || mesh.metadata?.deletionTimestamp) return;
+    if (this.transitions.isStale(request.key, mesh)) return { requeueAfterMs: STALE_CACHE_RETRY_MS };
     const checked = validateMeshSpec(mesh.spec);
     if (!checked.ok) return;
     const spec = checked.value;
     const target = targetProxyVersion(spec);
     const pods = this.pods.list();
-    const views = this.withExpectations(inventory(pods, this.workloadObjects()));
+    const found = inventory(pods, this.workloadObjects());
+    const views = this.withExpectations(found.workloads);
     const rollout = mesh.status?.rollout;
     const figures = await this.figures(
       spec.upgrade.analysis.prometheusUrl,
@@ -105,35 +127,64 @@ export class RolloutController {
       spec.upgrade.analysis.interval,
       request,
     );
+    const now = this.now();
     const decision = planRollout({
       spec,
       fleetVersion: mesh.status?.proxies?.version,
       target,
       rollout,
       workloads: views,
+      others: found.others,
+      budgets: this.budgetViews(),
       analyse: (upgraded, _baseline, version) =>
         combine(podVerdict(upgraded, version), metricsVerdict(figures, spec)),
-      blocked: (w) => this.disruptionBlocked(w, pods),
-      now: this.now(),
+      now,
     });
-    const restartedAt = decision.rollout?.stepStartedAt ?? this.now().toISOString();
-    await this.restartAll(decision.restart, restartedAt, request);
-    for (const e of decision.events) await this.manager.events.event(mesh, e.type, e.reason, e.message);
     const counted = decision.rollout?.toVersion ?? decision.fleetVersion;
-    const updated = pods.filter(
-      (p) => p.metadata?.labels?.["trellis.dev/proxy-version"] === counted && !p.metadata?.deletionTimestamp,
-    ).length;
-    const total = pods.filter((p) => !p.metadata?.deletionTimestamp).length;
+    const settled = decision.rollout?.state === "RolledBack" ? decision.fleetVersion : counted;
     const status: MeshStatus = {
       ...(decision.rollout ? { rollout: decision.rollout } : {}),
-      proxies: { total, updated, summary: `${updated}/${total}`, version: decision.fleetVersion },
+      proxies: proxyStatus(pods, decision.workloads, found.others, settled, decision.fleetVersion),
     };
-    const throttleMs = this.progressThrottleMs(request.key, mesh.status, status);
-    if (throttleMs > 0)
+    const throttleMs =
+      decision.events.length > 0 ? 0 : this.progressThrottleMs(request.key, mesh.status, status);
+    if (throttleMs > 0) {
+      await this.restartAll(decision.restart, request);
       return { requeueAfterMs: Math.min(throttleMs, decision.requeueAfterMs ?? throttleMs) };
-    if (await writeStatusIfChanged(this.writer, mesh, status, ROLLOUT_STATUS_KEYS))
-      this.lastWrite.set(request.key, Date.now());
+    }
+    const written = await this.transitions.write(request.key, mesh, status, ROLLOUT_STATUS_KEYS);
+    if (written === "conflict") {
+      request.logger.debug("Mesh changed since it was cached; deciding again");
+      return { requeueAfterMs: STALE_CACHE_RETRY_MS };
+    }
+    if (written === "written") this.lastWrite.set(request.key, Date.now());
+    await this.restartAll(decision.restart, request);
+    await this.announce(mesh, decision, written === "written", request);
     return decision.requeueAfterMs === undefined ? undefined : { requeueAfterMs: decision.requeueAfterMs };
+  }
+
+  /** Events of the transitions this reconcile recorded (none when the status already said so). */
+  private async announce(
+    mesh: Mesh & KubernetesObject,
+    decision: RolloutDecision,
+    written: boolean,
+    request: ReconcileRequest,
+  ): Promise<void> {
+    if (!written) {
+      if (decision.events.length > 0)
+        request.logger.debug({ events: decision.events.map((e) => e.reason) }, "already recorded");
+      return;
+    }
+    for (const e of decision.events) await this.manager.events.event(mesh, e.type, e.reason, e.message);
+  }
+
+  private budgetViews(): DisruptionBudgetView[] {
+    return this.budgets.list().map((b) => ({
+      namespace: b.metadata?.namespace ?? "",
+      name: b.metadata?.name ?? "",
+      selector: b.spec?.selector as LabelSelector | undefined,
+      disruptionsAllowed: b.status?.disruptionsAllowed ?? 0,
+    }));
   }
 
   /**
@@ -148,6 +199,8 @@ export class RolloutController {
         message: undefined,
         updatedWorkloads: undefined,
         totalWorkloads: undefined,
+        pendingPods: undefined,
+        held: undefined,
       },
       version: s?.proxies?.version,
     });
@@ -190,33 +243,23 @@ export class RolloutController {
     }
   }
 
-  /** A workload is not restarted while a PodDisruptionBudget selecting its pods allows no disruption. */
-  private disruptionBlocked(w: WorkloadView, pods: PodView[]): boolean {
-    const budgets = this.budgets.list(w.namespace);
-    if (budgets.length === 0) return false;
-    const mine = pods.filter((p) => p.metadata?.namespace === w.namespace && p.metadata?.labels);
-    return budgets.some((b) => {
-      const selector = b.spec?.selector?.matchLabels ?? {};
-      const selects = mine.some((p) =>
-        Object.entries(selector).every(([k, v]) => p.metadata?.labels?.[k] === v),
-      );
-      return selects && (b.status?.disruptionsAllowed ?? 0) === 0;
-    });
-  }
-
   /**
    * A patched workload looks unpatched until the informer sees the change; without this, a
-   * reconcile in between would restart it again. Expectations last until the cache catches up.
+   * reconcile in between would restart it again. Expectations last until the cache catches up
+   * (or EXPECTATION_TTL_MS, for a patch that may never have been applied).
    */
   private withExpectations(views: WorkloadView[]): WorkloadView[] {
     const present = new Set(views.map((v) => v.key));
-    for (const key of this.expected.keys()) if (!present.has(key)) this.expected.delete(key);
+    const now = Date.now();
+    for (const [key, e] of this.expected)
+      if (!present.has(key) || now - e.at > EXPECTATION_TTL_MS) this.expected.delete(key);
     for (const v of views) {
       const expected = this.expected.get(v.key);
       if (expected === undefined) continue;
-      if (v.templateVersion === expected) this.expected.delete(v.key);
+      if (v.templateVersion === expected.version) this.expected.delete(v.key);
       else {
-        v.templateVersion = expected;
+        v.templateVersion = expected.version;
+        v.restartedAt = new Date(expected.at).toISOString();
         v.rolledOut = false; // the cached status is of the template before the patch
       }
     }
@@ -226,12 +269,10 @@ export class RolloutController {
   /**
    * Patches the workloads PATCH_CONCURRENCY at a time. Every patch is awaited before returning,
    * even after a failure, so that the next reconcile sees all expectations of this one; the
-   * first error is then thrown (the reconcile is retried; a repeated patch carries the same
-   * restartedAt, so it changes nothing and restarts nothing twice).
+   * first error is then thrown (the reconcile is retried).
    */
   private async restartAll(
     restarts: Array<{ workload: WorkloadView; version: string }>,
-    at: string,
     request: ReconcileRequest,
   ): Promise<void> {
     let next = 0;
@@ -239,32 +280,44 @@ export class RolloutController {
     const worker = async () => {
       while (next < restarts.length) {
         const { workload, version } = restarts[next++] as (typeof restarts)[number];
-        await this.restart(workload, version, at, request).catch((err: unknown) => errors.push(err));
+        await this.restart(workload, version, request).catch((err: unknown) => errors.push(err));
       }
     };
     await Promise.all(Array.from({ length: Math.min(PATCH_CONCURRENCY, restarts.length) }, worker));
     if (errors.length > 0) throw errors[0];
   }
 
-  private async restart(
-    w: WorkloadView,
-    version: string,
-    at: string,
-    request: ReconcileRequest,
-  ): Promise<void> {
+  /**
+   * One template patch, as `kubectl rollout restart` does with its annotation. restarted-at is
+   * when it was sent: a step's deadline counts from each workload's restart, and a rollback
+   * restarts exactly the workloads restarted since the rollout began.
+   */
+  private async restart(w: WorkloadView, version: string, request: ReconcileRequest): Promise<void> {
     const spec = WORKLOADS[w.kind];
+    const at = Date.now();
     const patch = {
       spec: {
         template: {
-          metadata: { annotations: { [ANNOTATIONS.proxyVersion]: version, [ANNOTATIONS.restartedAt]: at } },
+          metadata: {
+            annotations: {
+              [ANNOTATIONS.proxyVersion]: version,
+              [ANNOTATIONS.restartedAt]: new Date(at).toISOString(),
+            },
+          },
         },
       },
     };
-    await this.manager.client.patch(spec, { name: w.name, namespace: w.namespace }, "merge", patch, {
-      fieldManager: ROLLOUT_FIELD_MANAGER,
-    });
-    this.expected.set(w.key, version);
-    this.restarts.push({ workload: w.key, version, at: Date.now() });
+    this.expected.set(w.key, { version, at });
+    try {
+      await this.manager.client.patch(spec, { name: w.name, namespace: w.namespace }, "merge", patch, {
+        fieldManager: ROLLOUT_FIELD_MANAGER,
+      });
+    } catch (err) {
+      // The API server answered no: nothing was applied. Otherwise (no answer) it may have been.
+      if (err instanceof ApiError) this.expected.delete(w.key);
+      throw err;
+    }
+    this.restarts.push({ workload: w.key, version, at });
     request.logger.info({ workload: w.key, version }, "restarting workload onto proxy version");
   }
 }

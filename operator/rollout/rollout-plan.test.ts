@@ -8,7 +8,7 @@ import {
   type RolloutInput,
   stepTargets,
 } from "./rollout-plan.ts";
-import type { WorkloadView } from "./workloads.ts";
+import type { OtherPods, WorkloadView } from "./workloads.ts";
 
 const T0 = new Date("2026-11-25T12:00:00Z");
 const at = (s: number) => new Date(T0.getTime() + s * 1000);
@@ -41,6 +41,7 @@ function fleet(n: number, on: Record<number, { version: string; ready?: boolean 
       name: `w${String(i).padStart(3, "0")}`,
       key: `Deployment/ns/w${String(i).padStart(3, "0")}`,
       templateVersion: v ? v.version : undefined,
+      restartedAt: v ? at(1).toISOString() : undefined,
       labels: { tier: i === 7 ? "canary" : "web" },
       pods: new Map([[version, { total: 2, ready: v?.ready === false ? 0 : 2, restarts: 0 }]]),
       replicas: 2,
@@ -57,7 +58,7 @@ function plan(over: Partial<RolloutInput>) {
     rollout: undefined,
     workloads: fleet(20),
     analyse: healthy,
-    blocked: () => false,
+    budgets: [],
     now: T0,
     ...over,
   });
@@ -189,9 +190,12 @@ describe("rollout plan", () => {
   it("fails a step whose restarts do not finish by the step deadline", () => {
     const started = plan({}).rollout as Rollout;
     const stuck = fleet(20, { 0: { version: "1.1.0", ready: false }, 1: { version: "1.1.0", ready: false } });
-    const d = plan({ rollout: started, workloads: stuck, now: at(301) });
+    const d = plan({ rollout: started, workloads: stuck, now: at(302) });
     assert.equal(d.rollout?.state, "RolledBack");
-    assert.match(d.failure?.message ?? "", /2 workloads not ready after 5m/);
+    assert.match(
+      d.failure?.message ?? "",
+      /2 workloads not ready 5m after their restart: Deployment ns0\/w000 \(0\/2 pods Ready on 1\.1\.0\)/,
+    );
   });
 
   it("halts instead of rolling back with onFailure: Pause, and resumes through paused", () => {
@@ -230,5 +234,279 @@ describe("rollout plan", () => {
       [["w000", "1.0.0"]],
     );
     assert.deepEqual([d.rollout?.state, d.fleetVersion], ["Complete", "1.0.0"]);
+  });
+});
+
+/** Every workload of `w` done on `version` (restarted at `restartedAt`). */
+function allOn(w: WorkloadView[], version: string, restartedAt = at(1)): WorkloadView[] {
+  return w.map((x) =>
+    x.paused
+      ? x
+      : {
+          ...x,
+          templateVersion: version,
+          restartedAt: restartedAt.toISOString(),
+          pods: new Map([[version, { total: x.replicas, ready: x.replicas, restarts: 0 }]]),
+        },
+  );
+}
+
+/** Runs the plan over its own decisions, applying each restart as if it rolled out at once. */
+function drive(over: Partial<RolloutInput>, apply = (w: WorkloadView[], _v: string[]) => w, seconds = 400) {
+  let workloads = over.workloads ?? fleet(10);
+  let rollout: Rollout | undefined = over.rollout;
+  const restarted: string[] = [];
+  const events: string[] = [];
+  let d = plan({ ...over, workloads, rollout });
+  for (let s = 0; s < seconds; s += 5) {
+    d = plan({ ...over, workloads, rollout, now: at(s) });
+    rollout = d.rollout;
+    events.push(...d.events.map((e) => e.reason));
+    const names = d.restart.map((r) => r.workload.name);
+    restarted.push(...names);
+    workloads = apply(
+      workloads.map((w) =>
+        names.includes(w.name) ? (allOn([w], d.restart[0]?.version ?? "", at(s))[0] as WorkloadView) : w,
+      ),
+      names,
+    );
+    if (rollout?.state === "Complete" || rollout?.state === "RolledBack" || rollout?.state === "Halted")
+      break;
+  }
+  return { d, rollout, restarted, events, workloads };
+}
+
+const budget = (name: string, app: string, disruptionsAllowed = 0) => ({
+  namespace: "ns0",
+  name,
+  selector: { matchLabels: { app } },
+  disruptionsAllowed,
+});
+/** The fleet, with app labels and 4 replicas (so a restart takes a pod down). */
+function labelled(n: number): WorkloadView[] {
+  return fleet(n).map((w) => ({
+    ...w,
+    namespace: "ns0",
+    replicas: 4,
+    pods: new Map([["1.0.0", { total: 4, ready: 4, restarts: 0 }]]),
+    templateLabels: { app: w.name },
+  }));
+}
+const quick = (upgrade: Record<string, unknown> = {}) =>
+  spec({
+    canary: { percent: 20 },
+    waves: [100],
+    maxConcurrentRestarts: 5,
+    analysis: { interval: "10s" },
+    ...upgrade,
+  });
+
+describe("rollout plan with a real cluster's mix", () => {
+  it("onBlocked Wait: the step waits for a blocked workload, names it and its budget, says so once", () => {
+    const w = labelled(5);
+    const r = drive({ spec: quick(), workloads: w, budgets: [budget("pdb-w003", "w003")] }, (x) => x, 200);
+    assert.equal(r.rollout?.state, "Restarting", "still waiting; no deadline while only blocked");
+    assert.ok(!r.restarted.includes("w003"));
+    assert.equal(r.rollout?.blockedWorkloads, 1);
+    assert.match(
+      r.rollout?.message ?? "",
+      /wave 1: 4\/5 workloads on 1\.1\.0; waiting for 1 workloads blocked by a PodDisruptionBudget \(Deployment ns0\/w003: PodDisruptionBudget ns0\/pdb-w003 \(app=w003\) allows 0 disruptions/,
+    );
+    assert.deepEqual(r.rollout?.held?.[0]?.workload, "Deployment/ns/w003");
+    assert.equal(r.events.filter((e) => e === "RolloutBlocked").length, 1);
+    // The budget allows a disruption again: the workload restarts and the rollout completes.
+    const freed = drive({
+      spec: quick(),
+      workloads: r.workloads,
+      rollout: r.rollout,
+      budgets: [budget("pdb-w003", "w003", 1)],
+    });
+    assert.equal(freed.rollout?.state, "Complete");
+    assert.deepEqual(freed.restarted, ["w003"]);
+  });
+
+  it("onBlocked Skip: the rollout goes on without the blocked workload and reports it", () => {
+    const r = drive({
+      spec: quick({ onBlocked: "Skip" }),
+      workloads: labelled(5),
+      budgets: [budget("pdb", "w003")],
+    });
+    assert.equal(r.rollout?.state, "Complete");
+    assert.deepEqual(r.restarted.sort(), ["w000", "w001", "w002", "w004"]);
+    assert.equal(r.rollout?.skippedWorkloads, 1);
+    assert.match(
+      r.rollout?.message ?? "",
+      /all 4 workloads on 1\.1\.0; 1 workload skipped \(Deployment ns0\/w003: DisruptionBudget\)/,
+    );
+    assert.equal(r.d.fleetVersion, "1.1.0");
+  });
+
+  it("onBlocked Fail: a block seen before anything restarts halts the rollout with nothing restarted", () => {
+    const r = drive({
+      spec: quick({ onBlocked: "Fail" }),
+      workloads: labelled(5),
+      budgets: [budget("pdb", "w003")],
+    });
+    assert.equal(r.rollout?.state, "Halted");
+    assert.deepEqual(r.restarted, []);
+    assert.match(
+      r.rollout?.message ?? "",
+      /Deployment ns0\/w003: PodDisruptionBudget ns0\/pdb.*nothing rolled back/,
+    );
+    assert.deepEqual(r.events, ["RolloutStarted", "RolloutBlocked"]);
+  });
+
+  it("onBlocked Fail: a block that appears mid-rollout halts it and rolls nothing back", () => {
+    const s = quick({ onBlocked: "Fail" });
+    const w = labelled(5);
+    const canary = drive({ spec: s, workloads: w }, (x) => x, 12);
+    assert.deepEqual(canary.restarted, ["w000"]);
+    const r = drive({
+      spec: s,
+      workloads: canary.workloads,
+      rollout: canary.rollout,
+      budgets: [budget("pdb", "w003")],
+    });
+    assert.equal(r.rollout?.state, "Halted");
+    assert.deepEqual(r.d.restart, [], "the canary is not rolled back");
+  });
+
+  it("never patches a paused Deployment, and completes without it, reporting it", () => {
+    const w = labelled(5).map((x) => (x.name === "w002" ? { ...x, paused: true } : x));
+    const r = drive({ spec: quick(), workloads: w });
+    assert.equal(r.rollout?.state, "Complete");
+    assert.ok(!r.restarted.includes("w002"));
+    assert.equal(r.rollout?.totalWorkloads, 4);
+    assert.match(r.rollout?.message ?? "", /Deployment ns0\/w002: Paused/);
+  });
+
+  it("rolls back only the workloads this rollout changed", () => {
+    const w = labelled(5).map((x) =>
+      x.name === "w004" ? { ...x, templateVersion: "0.9.0", restartedAt: "2026-01-01T00:00:00.000Z" } : x,
+    );
+    const s = quick({ canary: { percent: 40 } });
+    const canary = drive({ spec: s, workloads: w }, (x) => x, 12);
+    assert.deepEqual(canary.restarted, ["w000", "w001"]);
+    const failing = (): AnalysisVerdict => ({ healthy: false, detail: "success rate 0.5 < 0.99" });
+    const d = plan({
+      spec: s,
+      workloads: canary.workloads,
+      rollout: canary.rollout,
+      analyse: failing,
+      now: at(20),
+    });
+    assert.equal(d.rollout?.state, "RolledBack");
+    assert.deepEqual(
+      d.restart.map((x) => [x.workload.name, x.version]),
+      [
+        ["w000", "1.0.0"],
+        ["w001", "1.0.0"],
+      ],
+      "w004 (on 0.9.0 since long before) is not touched",
+    );
+  });
+
+  it("fails a step on a certain failure once past its grace, naming pod, container and reason", () => {
+    const s = quick();
+    const canary = drive({ spec: s, workloads: labelled(5) }, (x) => x, 2);
+    const broken = canary.workloads.map((x) =>
+      x.name === "w000"
+        ? {
+            ...x,
+            pods: new Map([["1.1.0", { total: 1, ready: 0, restarts: 0 }]]),
+            rolledOut: false,
+            failures: [
+              {
+                pod: "ns0/w000-abc-1",
+                container: "trellis-proxy",
+                reason: "ImagePullBackOff",
+                message: 'Back-off pulling image "localhost/trellis/proxy:1.1.0"',
+                version: "1.1.0",
+                since: at(5).toISOString(),
+              },
+            ],
+          }
+        : x,
+    );
+    const early = plan({ spec: s, workloads: broken, rollout: canary.rollout, now: at(20) });
+    assert.equal(early.rollout?.state, "Restarting", "within the grace");
+    const d = plan({ spec: s, workloads: broken, rollout: canary.rollout, now: at(36) });
+    assert.equal(d.rollout?.state, "RolledBack");
+    assert.match(
+      d.rollout?.message ?? "",
+      /step 0 \(canary\): pod ns0\/w000-abc-1: container trellis-proxy ImagePullBackOff \(Back-off pulling image "localhost\/trellis\/proxy:1\.1\.0"\)/,
+    );
+  });
+
+  it("counts a step's deadline from each workload's own restart", () => {
+    const s = quick({ stepDeadline: "60s" });
+    const started = plan({ spec: s, workloads: labelled(5) }).rollout as Rollout;
+    const late = labelled(5).map((x) =>
+      x.name === "w000"
+        ? {
+            ...x,
+            templateVersion: "1.1.0",
+            restartedAt: at(100).toISOString(),
+            pods: new Map([["1.1.0", { total: 4, ready: 0, restarts: 0 }]]),
+          }
+        : x,
+    );
+    assert.equal(
+      plan({ spec: s, workloads: late, rollout: started, now: at(150) }).rollout?.state,
+      "Restarting",
+    );
+    assert.equal(
+      plan({ spec: s, workloads: late, rollout: started, now: at(161) }).rollout?.state,
+      "RolledBack",
+    );
+  });
+
+  it("restarts workloads under one budget one at a time", () => {
+    const w = labelled(4).map((x) => ({ ...x, templateLabels: { tier: "db" } }));
+    const tier = {
+      namespace: "ns0",
+      name: "tier",
+      selector: { matchLabels: { tier: "db" } },
+      disruptionsAllowed: 1,
+    };
+    const s = quick({ strategy: "AllAtOnce" });
+    const first = plan({ spec: s, workloads: w, budgets: [tier] });
+    assert.deepEqual(
+      first.restart.map((r) => r.workload.name),
+      ["w000"],
+    );
+  });
+
+  it("reports Jobs and bare pods as pending, and completes without waiting for them", () => {
+    const others: OtherPods[] = [
+      {
+        kind: "Job",
+        namespace: "ns0",
+        name: "report",
+        key: "Job/ns0/report",
+        versions: new Map([["1.0.0", 1]]),
+      },
+      {
+        kind: "Pod",
+        namespace: "ns0",
+        name: "debug",
+        key: "Pod/ns0/debug",
+        versions: new Map([["1.0.0", 1]]),
+      },
+    ];
+    const r = drive({ spec: quick(), workloads: labelled(3), others });
+    assert.equal(r.rollout?.state, "Complete");
+    assert.equal(r.rollout?.pendingPods, 2);
+    assert.match(
+      r.rollout?.message ?? "",
+      /2 pods pending until they end or are re-created \(Job ns0\/report, Pod ns0\/debug\)/,
+    );
+    assert.deepEqual(
+      r.rollout?.held?.map((h) => [h.workload, h.reason]),
+      [
+        ["Job/ns0/report", "RunsToCompletion"],
+        ["Pod/ns0/debug", "BarePod"],
+      ],
+    );
   });
 });

@@ -47,27 +47,27 @@ describe("workloads", () => {
     assert.equal((v as { spec?: unknown }).spec, undefined);
     assert.deepEqual(v.metadata?.annotations, { "trellis.dev/leaf-anchor-fingerprint": "f" });
     assert.deepEqual(v.status?.conditions, [{ type: "Ready", status: "True" }]);
-    assert.deepEqual(v.status?.containerStatuses, [{ restartCount: 1 }]);
+    assert.deepEqual(v.status?.containerStatuses, [{ name: "app", restartCount: 1 }]);
   });
 
   it("is done when every replica is an injected Ready pod of the version", () => {
     const [w] = inventory(
       [0, 1, 2].map((i) => pod(i, "1.1.0")),
       [deployment({})],
-    );
+    ).workloads;
     assert.ok(w && isDoneAt(w, "1.1.0"));
   });
 
   it("is done when a replica has no proxy (the webhook failed open) but the Deployment rolled out", () => {
     const pods = [pod(0, "1.1.0"), pod(1, "1.1.0")]; // the third pod carries no proxy label
-    const [waiting] = inventory(pods, [deployment({ ...rolledOut, availableReplicas: 2 })]);
+    const [waiting] = inventory(pods, [deployment({ ...rolledOut, availableReplicas: 2 })]).workloads;
     assert.equal(waiting && isDoneAt(waiting, "1.1.0"), false);
-    const [done] = inventory(pods, [deployment(rolledOut)]);
+    const [done] = inventory(pods, [deployment(rolledOut)]).workloads;
     assert.ok(done && isDoneAt(done, "1.1.0"));
   });
 
   it("is not done while a pod of the old version remains, or the status is of an older generation", () => {
-    const [mixed] = inventory([pod(0, "1.1.0"), pod(1, "1.0.0")], [deployment(rolledOut)]);
+    const [mixed] = inventory([pod(0, "1.1.0"), pod(1, "1.0.0")], [deployment(rolledOut)]).workloads;
     assert.equal(mixed && isDoneAt(mixed, "1.1.0"), false);
     assert.equal(isRolledOut(deployment(rolledOut, 3)), false);
   });

@@ -163,16 +163,21 @@ const podOf = (body: string): Outcome => {
   }
 };
 
+/** The first outcome resolves the exchange; later ones (a close after an end) are ignored. */
+function once(resolve: (o: Outcome) => void): (o: Outcome) => void {
+  let settled = false;
+  return (o) => {
+    if (!settled) resolve(o);
+    settled = true;
+  };
+}
+
 function h1Caller(url: URL): Caller {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   return {
     call: (timeoutMs) =>
       new Promise((resolve) => {
-        let settled = false;
-        const settle = (o: Outcome) => {
-          if (!settled) resolve(o);
-          settled = true;
-        };
+        const settle = once(resolve);
         const req = http.get(url, { agent, timeout: timeoutMs }, (res) => {
           let body = "";
           res.setEncoding("utf8");
@@ -207,11 +212,7 @@ function h2Caller(url: URL): Caller {
   return {
     call: (timeoutMs) =>
       new Promise((resolve) => {
-        let settled = false;
-        const settle = (o: Outcome) => {
-          if (!settled) resolve(o);
-          settled = true;
-        };
+        const settle = once(resolve);
         let stream: http2.ClientHttp2Stream;
         try {
           stream = current().request({ ":path": url.pathname, ":method": "GET" });
@@ -278,10 +279,9 @@ function greetingCaller(url: URL): Caller {
       new Promise((resolve) => {
         const socket = net.connect(Number(url.port), url.hostname);
         let text = "";
-        let settled = false;
+        const resolveOnce = once(resolve);
         const settle = (o: Outcome) => {
-          if (!settled) resolve(o);
-          settled = true;
+          resolveOnce(o);
           socket.destroy();
         };
         socket.setTimeout(timeoutMs, () => settle({ ok: false, error: `greeting: timeout after "${text}"` }));

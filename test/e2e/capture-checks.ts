@@ -12,6 +12,8 @@
 //     plain-server  an unmeshed server behind an ordinary Service
 //     unmeshed-check a Job calling the meshed demo server in plaintext, through its headless
 //                   Service (no kube-proxy: an unmeshed pod cannot use a ClusterIP)
+//     no-capabilities a pod whose trellis-init was not granted NET_ADMIN/NET_RAW (as a policy
+//                   that strips them would leave it): it must fail and say why
 import { APP_IMAGE } from "./mesh-demo.ts";
 
 export const CAPTURE_NS = "capture";
@@ -44,7 +46,7 @@ export function meshedCheckTargets(demo: string): string {
   ].join(",");
 }
 
-export function captureCheckWorkloads(demo: string, holdMs: number): string {
+export function captureCheckWorkloads(demo: string, holdMs: number, initImage: string): string {
   return `
 apiVersion: v1
 kind: Namespace
@@ -125,5 +127,23 @@ spec:
         TARGETS: `http=http://server-headless.${demo}.svc.cluster.local:8080/,tcp=greeting://server-headless.${demo}.svc.cluster.local:3306`,
         DEADLINE_MS: "120000",
       })}
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: no-capabilities, namespace: ${PLAIN_NS} }
+spec:${realNode}
+  restartPolicy: Never
+  initContainers:
+  - name: trellis-init
+    image: ${initImage}
+    imagePullPolicy: Never
+    terminationMessagePolicy: FallbackToLogsOnError
+    securityContext:
+      runAsUser: 65532
+      runAsNonRoot: true
+      allowPrivilegeEscalation: false
+      readOnlyRootFilesystem: true
+      capabilities: { drop: [ALL] }
+  containers:${container("app", { MESH_APP_ROLE: "server" })}
 `;
 }
