@@ -475,18 +475,3 @@ export const MeshKind: KindDefinition<typeof MeshSpec, typeof MeshStatus> = {
 export function targetProxyVersion(spec: Pick<MeshSpec, "version" | "proxy">): string {
   return spec.proxy?.version ?? spec.version;
 }
-
-/** The capture mode a new pod gets when its workload's template names none (status.capture.mode). */
-export function fleetCaptureMode(mesh: Pick<Mesh, "status">): CaptureMode {
-  return mesh.status?.capture?.mode ?? "InitContainer";
-}
-
-/**
- * The version a new pod gets when its workload's template names none: during a rollout (or
- * after one was rolled back) the version the fleet is moving from; otherwise the fleet's version.
- */
-export function fleetProxyVersion(mesh: Pick<Mesh, "spec" | "status">): string {
-  const rollout = mesh.status?.rollout;
-  if (rollout && rollout.state !== "Complete") return rollout.fromVersion;
-  return mesh.status?.proxies?.version ?? targetProxyVersion(mesh.spec);
-}

@@ -10,7 +10,9 @@ import {
   ANNOTATIONS,
   type Mesh,
   type MeshStatus,
-  targetProxyVersion,
+  parseRevision,
+  revisionAnnotations,
+  targetRevision,
   validateMeshSpec,
 } from "../../api/index.ts";
 import {
@@ -115,7 +117,8 @@ export class RolloutController {
     const checked = validateMeshSpec(mesh.spec);
     if (!checked.ok) return;
     const spec = checked.value;
-    const target = targetProxyVersion(spec);
+    // The data-plane revision: the proxy version, and the capture mode once the plugin allows it.
+    const target = targetRevision(spec, mesh.status);
     const pods = this.pods.list();
     const found = inventory(pods, this.workloadObjects());
     const views = this.withExpectations(found.workloads);
@@ -229,13 +232,13 @@ export class RolloutController {
       !["Restarting", "Analysing"].includes(rollout.state)
     )
       return undefined;
+    // Prometheus tells the proxies apart by the proxy_version label: a capture-mode switch keeps
+    // the version, so there is nothing to compare, and the pods' verdict decides alone.
+    const version = parseRevision(target).version;
+    const baselineVersion = parseRevision(rollout.fromVersion).version;
+    if (version === baselineVersion) return undefined;
     try {
-      return await queryFigures({
-        prometheusUrl: url,
-        version: target,
-        baselineVersion: rollout.fromVersion,
-        window,
-      });
+      return await queryFigures({ prometheusUrl: url, version, baselineVersion, window });
     } catch (err) {
       // An unreachable Prometheus must not pass a step: the step waits (and fails at its deadline).
       request.logger.warn({ err: String(err) }, "Prometheus query failed");
@@ -300,7 +303,7 @@ export class RolloutController {
         template: {
           metadata: {
             annotations: {
-              [ANNOTATIONS.proxyVersion]: version,
+              ...revisionAnnotations(version),
               [ANNOTATIONS.restartedAt]: new Date(at).toISOString(),
             },
           },
