@@ -483,7 +483,11 @@ metadata:
     // learning of each other (as in any capture mode); once every class was answered, none may.
     const figures = traffic.figures();
     const settledFigures = figures.find((f) => f.phase === "cni, settled");
-    assert.equal(settledFigures?.failed, 0, JSON.stringify(traffic.failedIn("cni, settled").slice(0, 5)));
+    assert.equal(
+      settledFigures?.failed,
+      0,
+      `${JSON.stringify(traffic.failedIn("cni, settled").slice(0, 5))}\n${[...traffic.errors].map(([p, e]) => `${p}: ${e.slice(-5).join("; ")}`).join("\n")}`,
+    );
     assert.ok((settledFigures?.sent ?? 0) > 0, "requests sent once settled");
     const warmup = figures.find((f) => f.phase === "cni");
     const sent = `${settledFigures?.sent} requests once settled (${warmup?.sent} while warming up, ${warmup?.failed} of them failed)`;
@@ -530,8 +534,14 @@ metadata:
       `plugin removed ${((Date.now() - started) / 1000).toFixed(1)} s after the switch back; folders restored`,
     );
     await demo?.flush();
+    const errors = () =>
+      [...(demo?.errors ?? [])].map(([p, e]) => `${p}: ${e.slice(-5).join("; ")}`).join("\n");
     for (const phase of ["InitContainer", "switch to CNI", "CNI", "switch to InitContainer"])
-      assert.equal(failedIn(phase), 0, `${phase}: ${JSON.stringify(demo?.failedIn(phase).slice(0, 5))}`);
+      assert.equal(
+        failedIn(phase),
+        0,
+        `${phase}: ${JSON.stringify(demo?.failedIn(phase).slice(0, 5))}\n${errors()}`,
+      );
     await demo?.stop();
     process.stderr.write(`requests of the demo, by phase:\n${formatTable(demo?.figures() ?? [])}\n`);
     demo = undefined;
