@@ -6,9 +6,6 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
-  cpSync,
-  linkSync,
-  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -22,10 +19,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
-import { defaultCaptureSettings, PROXY_UID } from "../capture/capture-settings.ts";
-import { addCniTools, LAUNCHER_IN_IMAGE } from "../hack/cni-image.ts";
-import { assembleApp, assembleCaptureTools, assembleRuntime } from "../hack/image-rootfs.ts";
+import { defaultCaptureSettings } from "../capture/capture-settings.ts";
+import { assembleCniImageRoot, LAUNCHER_IN_IMAGE } from "../hack/cni-image.ts";
 import {
   CAPTURE_ANNOTATION,
   captureAnnotationValue,
@@ -52,57 +47,11 @@ const harness = readFileSync(join(here, "testdata/harness.conflist"), "utf8");
 const logs: string[] = [];
 const log = (msg: string) => logs.push(msg);
 
-/** Hard-links (same filesystem) or copies the folder `from` into `to`, links kept as links. */
-function merge(from: string, to: string): void {
-  for (const name of readdirSync(from)) {
-    const src = join(from, name);
-    const dst = join(to, name);
-    const st = lstatSync(src);
-    if (st.isDirectory()) {
-      mkdirSync(dst, { recursive: true });
-      merge(src, dst);
-    } else if (st.isSymbolicLink()) symlinkSync(readlinkSync(src), dst);
-    else {
-      try {
-        linkSync(src, dst);
-      } catch {
-        cpSync(src, dst);
-      }
-    }
-  }
-}
-
-/** The cni image's root, assembled by the image build's own functions from this machine's files. */
-async function imageRoot(root: string): Promise<void> {
-  const layers = join(work, "layers");
-  const runtime = assembleRuntime(
-    join(layers, "runtime"),
-    { node: process.execPath, strip: false },
-    PROXY_UID,
-  );
-  const tools = assembleCaptureTools(join(layers, "tools"), runtime);
-  const bundled = join(work, "trellis-cni.mjs");
-  await build({
-    entryPoints: [join(here, "main.ts")],
-    outfile: bundled,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    logLevel: "warning",
-  });
-  writeFileSync(join(work, "packages.json"), "[]\n");
-  assembleApp(join(layers, "cni"), { file: bundled, as: "trellis-cni.mjs" }, join(work, "packages.json"));
-  addCniTools(join(layers, "cni"), [...runtime, ...tools]);
-  for (const layer of ["runtime", "tools", "cni"]) merge(join(layers, layer), root);
-}
-
 const paths = () => ({ binDir, confDir, sourceRoot: source, launcher: join(source, LAUNCHER_IN_IMAGE) });
 
 describe("the trellis-cni installer", { timeout: 300_000 }, () => {
   before(async () => {
-    mkdirSync(source, { recursive: true });
-    await imageRoot(source);
+    await assembleCniImageRoot(work, source);
     mkdirSync(binDir, { recursive: true });
     mkdirSync(confDir, { recursive: true });
     // The node's other plugins, as links the installer must leave alone.
