@@ -79,7 +79,7 @@ export function demoTargets(namespace: string): string {
 export function demoWorkloads(
   namespace: string,
   rate: number,
-  options: { restricted?: boolean } = {},
+  options: { restricted?: boolean; replicas?: number } = {},
 ): string {
   // What the `restricted` Pod Security Standard asks of every container, when the namespace
   // enforces it (test/e2e/cni.test.ts); the applications are the same either way.
@@ -121,7 +121,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: { name: server, namespace: ${namespace}, labels: { app: server } }
 spec:
-  replicas: 2
+  replicas: ${options.replicas ?? 2}
   selector: { matchLabels: { app: server } }
   template:
     metadata: { labels: { app: server } }
@@ -152,7 +152,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: { name: client, namespace: ${namespace}, labels: { app: client } }
 spec:
-  replicas: 2
+  replicas: ${options.replicas ?? 2}
   selector: { matchLabels: { app: client } }
   template:
     metadata:
