@@ -26,12 +26,12 @@ import { after, before, describe, it } from "node:test";
 import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
 import { chainPlugin } from "../../cni/conflist.ts";
 import { LocalCluster, REAL_NODE_LABEL, waitFor } from "../cluster/local-cluster.ts";
-import { nodeDir } from "../cluster/node-config.ts";
 import { installCrds, type OperatorProcess, startOperator } from "../operator-process.ts";
 import {
   APP_IMAGE,
   buildAppImage,
   buildTrellisImages,
+  cniFolders,
   controlPlaneOnRealNode,
   demoTargets,
   demoWorkloads,
@@ -45,17 +45,6 @@ const LOCKED = "locked";
 /** The end-to-end test's demo, unrestricted, whose traffic crosses both mode switches. */
 const DEMO = "demo";
 const RACE = "race";
-
-/** The node's CNI folders, read from the real node's containerd configuration. */
-function cniFolders(clusterDir: string): { binDir: string; confDir: string } {
-  const config = readFileSync(join(nodeDir(clusterDir), "containerd", "config.toml"), "utf8");
-  const value = (key: string) => {
-    const m = new RegExp(`^\\s*${key} = "([^"]+)"`, "m").exec(config);
-    if (!m?.[1]) throw new Error(`no ${key} in the containerd configuration`);
-    return m[1];
-  };
-  return { binDir: value("bin_dir"), confDir: value("conf_dir") };
-}
 
 /** Every file of a folder, name → bytes (links as their target). */
 function snapshot(dir: string): Map<string, string> {

@@ -3,12 +3,14 @@
 // Node runtime), a Mesh that places the control plane on the real node, and a client and a
 // server Deployment (2 replicas each) in a namespace the injector meshes.
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { type BuildOptions, type BuiltImage, buildImages, defaultOptions } from "../../hack/build-images.ts";
 import { cacheRoot, repoRoot } from "../cluster/binaries.ts";
 import { type LocalCluster, REAL_NODE_LABEL, waitFor } from "../cluster/local-cluster.ts";
+import { nodeDir } from "../cluster/node-config.ts";
 import { nodeRuntimeImageArchive } from "../cluster/node-images.ts";
 
 export const APP_IMAGE = "localhost/trellis-mesh-app:1";
@@ -203,4 +205,18 @@ export async function meshedNamespace(cluster: LocalCluster, namespace: string):
     1000,
   );
   return (Date.now() - started) / 1000;
+}
+
+/**
+ * The real node's CNI folders, as its containerd configuration names them (under the cluster's
+ * dir): what a Mesh's spec.proxy.capture.cni says for capture mode CNI (docs/cni.md).
+ */
+export function cniFolders(clusterDir: string): { binDir: string; confDir: string } {
+  const config = readFileSync(join(nodeDir(clusterDir), "containerd", "config.toml"), "utf8");
+  const value = (key: string) => {
+    const m = new RegExp(`^\\s*${key} = "([^"]+)"`, "m").exec(config);
+    if (!m?.[1]) throw new Error(`no ${key} in the real node's containerd configuration`);
+    return m[1];
+  };
+  return { binDir: value("bin_dir"), confDir: value("conf_dir") };
 }
