@@ -48,8 +48,15 @@ function connectPlain(
   });
 }
 
-/** Inbound: relay to the connection's target (capture mode), else the local application. */
-export function relayToApp(app: HostPort | undefined, timeoutMs: number) {
+/**
+ * Inbound: relay to the connection's target (capture mode), else the local application;
+ * `forwarded` counts each relayed connection by its TLS status and the peer's identity.
+ */
+export function relayToApp(
+  app: HostPort | undefined,
+  timeoutMs: number,
+  forwarded: (tls: string, peer: string) => void = () => {},
+) {
   return (client: Socket, prefix: Buffer, conn: ConnectionContext): void => {
     const target = conn.target ?? app;
     if (!target) {
@@ -61,6 +68,7 @@ export function relayToApp(app: HostPort | undefined, timeoutMs: number) {
       target,
       timeoutMs,
       (upstream) => {
+        forwarded(conn.tls, conn.peerIdentity ?? "");
         if (prefix.length > 0) upstream.write(prefix);
         relay(client, upstream);
         client.resume();

@@ -137,7 +137,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       targetPort: () => inbound.app?.port,
       opaquePorts: inbound.opaquePorts,
       opaqueFallback: false,
-      opaque: relayToApp(inbound.app, limits.connectTimeoutMs),
+      opaque: relayToApp(inbound.app, limits.connectTimeoutMs, (tls, peer) =>
+        metrics.tcpForwarded.inc(["inbound", tls, peer]),
+      ),
       capture,
     };
     const listener = new Listener(deps);
