@@ -58,6 +58,10 @@ describe("routing policy: retries, budgets, timeouts, EWMA", () => {
       retryBudget: { retryRatio: 0, minRetriesPerSecond: 1, ttl: "10s" },
     });
     destination.set("slow.svc:80", { endpoints: [endpoint(slow)], routes });
+    // An endpoint that refuses connections (a pod that went away) beside a good one.
+    const closed = await startReplyingApp({ text: "closed" });
+    await closed.close();
+    destination.set("refusing.svc:80", { endpoints: [endpoint(closed), endpoint(good)], routes: [] });
     destination.set("mixed.svc:80", { endpoints: [endpoint(fast), endpoint(laggy)] });
     proxy = await spawnProxy({
       outbound: { listen: "127.0.0.1:0" },
@@ -134,6 +138,19 @@ describe("routing policy: retries, budgets, timeouts, EWMA", () => {
     assert.equal(failures, bad.hits);
     const m = (await proxy.admin("/metrics")).body;
     assert.equal(metricValue(m, "retry_total", { route: "POST /orders" }), 0);
+  });
+
+  it("tries a request no endpoint received on another one, on any route", async () => {
+    resetHits();
+    for (let i = 0; i < 20; i++) {
+      const res = await h1Request(proxy.ports.outbound!, {
+        host: "refusing.svc:80",
+        path: "/anything",
+        agent,
+      });
+      assert.equal(res.status, 200, `request ${i}: ${res.headers["trellis-proxy-error"]}`);
+    }
+    assert.equal(good.hits, 20);
   });
 
   it("caps retries with the budget when every endpoint fails", async () => {

@@ -34,7 +34,7 @@ import {
   demoWorkloads,
   meshedNamespace,
 } from "./mesh-demo.ts";
-import { proxyMetrics, sumWhere } from "./proxy-metrics-text.ts";
+import { proxyMetrics, seriesWhere, sumWhere } from "./proxy-metrics-text.ts";
 import { formatTable, TrafficCollector } from "./traffic.ts";
 
 const NS = "demo";
@@ -272,8 +272,10 @@ spec:
       assert.ok(tcp > 0, `${p.name}: the greeting protocol over mTLS with ${peer}`);
       // Every request the server answered went over mTLS (before the servers were ready, the
       // client's proxy answered some itself: 503, no endpoints, no TLS).
-      const plain = sumWhere(text, "request_total", { direction: side, tls: NOT_MTLS, status_class: "2xx" });
-      assert.equal(plain, 0, `${p.name}: ${plain} ${side} requests answered without mTLS`);
+      const where = { direction: side, tls: NOT_MTLS, status_class: "2xx" };
+      const plain = sumWhere(text, "request_total", where);
+      const series = JSON.stringify(seriesWhere(text, "request_total", where));
+      assert.equal(plain, 0, `${p.name}: ${plain} ${side} requests answered without mTLS: ${series}`);
     }
     const before = traffic.figures().find((f) => f.phase === "before");
     assert.equal(
