@@ -568,8 +568,13 @@ spec:
     const degraded = mesh().status?.conditions?.find((c) => c.type === "Degraded");
     note(`rolled back: ${degraded?.reason}: ${degraded?.message}`);
     assert.equal(degraded?.reason, "RolloutFailed");
-    // The fleet is back on 0.1.1, which is not the version the spec asks for: 0/4 up to date.
-    await waitFor(async () => settled(V1, "0/4"), 180_000, "everything back on 0.1.1").catch(async (e) => {
+    // The fleet is back on 0.1.1: the Mesh counts proxies against the fleet's version after a
+    // rollback (issue 17), so 4/4 on 0.1.1.
+    await waitFor(
+      async () => (await settled(V1, "4/4")) && mesh().status?.proxies?.version === V1,
+      180_000,
+      "everything back on 0.1.1",
+    ).catch(async (e) => {
       throw await diagnose(e);
     });
     traffic.phase("after rollback");
