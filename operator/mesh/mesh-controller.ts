@@ -24,11 +24,19 @@ import {
 } from "../../kube/index.ts";
 import { syncObjects } from "../object-sync.ts";
 import { RESOURCES, type ResourceName } from "../resources.ts";
+import { holdControlPlane } from "../rollout/upgrade-approval.ts";
 import { TransitionWriter, writeStatusIfChanged } from "../status-write.ts";
 import { type ControlPlaneState, planControlPlane } from "./control-plane-plan.ts";
 import { type IdentityCaches, planIdentity } from "./mesh-identity.ts";
 import { removeMesh } from "./mesh-removal.ts";
-import { MESH_STATUS_KEYS, meshOwnedStatus, meshStatus, pickBlocker, rolloutBlocker } from "./mesh-status.ts";
+import {
+  approvalBlocker,
+  MESH_STATUS_KEYS,
+  meshOwnedStatus,
+  meshStatus,
+  pickBlocker,
+  rolloutBlocker,
+} from "./mesh-status.ts";
 import { observeComponents, versionHealth } from "./observe.ts";
 import { renderControlPlane } from "./render.ts";
 
@@ -131,7 +139,15 @@ export class MeshController {
     const now = this.now();
     const state: ControlPlaneState = mesh.status?.controlPlane ?? {};
     const deployments = (this.owned.get("deployment")?.list() ?? []) as V1Deployment[];
-    const plan = planControlPlane({ spec, state, health: (v) => versionHealth(deployments, v), now });
+    // spec.upgrade.approval Manual: the running version stays until the plan covering the new one is approved.
+    const held = holdControlPlane(mesh, spec);
+    const planned = held ? { ...spec, version: state.version ?? spec.version } : spec;
+    const plan = planControlPlane({
+      spec: planned,
+      state,
+      health: (v) => versionHealth(deployments, v),
+      now,
+    });
     const userAnchor = await this.readExternalAnchor(spec);
     const identity = planIdentity(mesh, spec, this.identityCaches(userAnchor), now);
     const desired = [
@@ -161,7 +177,11 @@ export class MeshController {
       );
     }
     const components = plan.versions.flatMap((v) => observeComponents(deployments, v));
-    const blocker = pickBlocker(identity.blocker, rolloutBlocker(mesh.status?.rollout));
+    const blocker = pickBlocker(
+      identity.blocker,
+      rolloutBlocker(mesh.status?.rollout),
+      approvalBlocker(mesh.status?.upgradePlan),
+    );
     const status = meshStatus({
       previous: mesh.status,
       generation,
