@@ -42,6 +42,15 @@ const TD = "spiffe://cluster.local";
 const V0 = "0.1.0";
 const V1 = "0.1.1";
 const BROKEN = "0.1.2-broken";
+/**
+ * The demo client's deadline per exchange. The application's own default is 5 s; on this shared
+ * 2-core machine the real node's pods compete with every other suite's processes (at a load of
+ * 20–40 the pods' cgroup gets a few percent of the CPU), so an exchange can succeed after more
+ * than 5 s for reasons that have nothing to do with the mesh. Such exchanges are not failures;
+ * the table reports them (column "> 5 s") beside p99. Errors — a 5xx, a reset, a refused or
+ * closed connection, a TLS failure — fail the test whatever their latency.
+ */
+const REQUEST_TIMEOUT_MS = 15_000;
 /** The demo client's request classes (mesh-demo.ts demoTargets). */
 const CLASSES = ["h1-fqdn", "h1-short", "h2-fqdn", "h2-short", "grpc", "tcp"];
 const NOT_MTLS = /^(?!mtls$)/;
@@ -191,7 +200,7 @@ spec:
       throw await diagnose(e);
     });
     note(`injection effective ${injecting.toFixed(1)} s after the namespace was annotated`);
-    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(NS, 5));
+    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(NS, 5, REQUEST_TIMEOUT_MS));
     await waitFor(async () => settled(V0), 180_000, "client and server pods Ready with proxy 0.1.0").catch(
       async (e) => {
         throw await diagnose(e);
@@ -263,6 +272,7 @@ spec:
     // Both proxies counted every class as mTLS with the peer's identity, and nothing else.
     const client = `${TD}/ns/${NS}/sa/client`;
     const server = `${TD}/ns/${NS}/sa/server`;
+    let serverTcp = 0;
     for (const p of all) {
       const text = await proxyMetrics(p.ip);
       const side = p.app === "server" ? "inbound" : "outbound";
@@ -276,8 +286,11 @@ spec:
         });
       assert.ok(http("8080", "mtls", peer) > 0, `${p.name}: HTTP on 8080 over mTLS with ${peer}`);
       assert.ok(http("9090", "mtls", peer) > 0, `${p.name}: gRPC on 9090 over mTLS with ${peer}`);
+      // Opaque TCP is balanced per connection and may stay on one server replica (above): each
+      // client's proxy, and the servers' together, relayed it over mTLS with the peer's identity.
       const tcp = sumWhere(text, "tcp_forward_total", { direction: side, tls: "mtls", peer_identity: peer });
-      assert.ok(tcp > 0, `${p.name}: the greeting protocol over mTLS with ${peer}`);
+      if (side === "inbound") serverTcp += tcp;
+      else assert.ok(tcp > 0, `${p.name}: the greeting protocol over mTLS with ${peer}`);
       // Nothing between the two went without mTLS, whatever its status: inbound, every request
       // and relay came from a verified peer; outbound, nothing was sent in plaintext. (Until the
       // servers were ready the client's proxy answered some requests itself — no endpoints —
@@ -290,6 +303,7 @@ spec:
         assert.equal(n, 0, `${p.name}: ${n} ${side} ${metric} without mTLS: ${series}`);
       }
     }
+    assert.ok(serverTcp > 0, `the servers' proxies relayed the greeting protocol over mTLS from ${client}`);
     const before = traffic.figures().find((f) => f.phase === "before");
     assert.equal(
       before?.failed,
