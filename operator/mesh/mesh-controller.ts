@@ -139,6 +139,7 @@ export class MeshController {
     const now = this.now();
     const state: ControlPlaneState = mesh.status?.controlPlane ?? {};
     const deployments = (this.owned.get("deployment")?.list() ?? []) as V1Deployment[];
+    const previousReason = mesh.status?.conditions?.find((c) => c.type === "Ready")?.reason;
     // spec.upgrade.approval Manual: the running version stays until the plan covering the new one is approved.
     const held = holdControlPlane(mesh, spec);
     const planned = held ? { ...spec, version: state.version ?? spec.version } : spec;
@@ -147,6 +148,7 @@ export class MeshController {
       state,
       health: (v) => versionHealth(deployments, v),
       now,
+      ...(previousReason ? { previousReason } : {}),
     });
     const userAnchor = await this.readExternalAnchor(spec);
     const identity = planIdentity(mesh, spec, this.identityCaches(userAnchor), now);

@@ -27,6 +27,7 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { installCrds, type OperatorProcess, startOperator } from "../operator-process.ts";
 import { CAPTURE_NS, captureCheckWorkloads, PLAIN_NS } from "./capture-checks.ts";
+import { controlPlaneOutage } from "./control-plane-outage.ts";
 import {
   buildAppImage,
   buildTrellisImages,
@@ -571,6 +572,35 @@ spec:
     for (const phase of ["anchor rotation", "after rotation"]) {
       const failed = traffic.failedIn(phase);
       assert.equal(failed.length, 0, `${phase}: ${JSON.stringify(failed.slice(0, 5))} ${errorsOf(traffic)}`);
+    }
+  });
+
+  it("keeps every request flowing while destination and identity are down past a leaf lifetime, and frozen", async () => {
+    const report = await controlPlaneOutage({
+      cluster,
+      traffic,
+      namespace: NS,
+      note,
+      leafLifetimeMs: 120_000,
+      stopOperator: () => operator.kill(),
+      startOperator: async () => {
+        operator = await startOperator(cluster, ["--no-leader-elect"], {}, operatorBundle);
+      },
+    }).catch(async (e) => {
+      throw await diagnose(e);
+    });
+    await traffic.flush();
+    process.stderr.write(`\ncontrol-plane outage, evidence:\n${report.evidence.join("\n")}\n`);
+    assert.ok(report.downSeconds > 120, `down ${report.downSeconds} s, longer than the 2m leaf lifetime`);
+    assert.ok(report.meshEvents.includes("ComponentsUnavailable"), report.meshEvents.join(", "));
+    assert.ok(report.meshEvents.includes("ComponentsAvailable"), report.meshEvents.join(", "));
+    for (const phase of report.phases) {
+      const failed = traffic.failedIn(phase);
+      assert.equal(
+        failed.length,
+        0,
+        `${phase}: ${JSON.stringify(failed.slice(0, 5))} ${JSON.stringify([...traffic.errors])}`,
+      );
     }
   });
 
