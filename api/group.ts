@@ -22,6 +22,8 @@ export const ANNOTATIONS = {
   /** InitContainer or CNI: the capture mode of a workload's pods (set by a rollout, like the version). */
   captureMode: "trellis.dev/capture-mode",
   restartedAt: "trellis.dev/restarted-at",
+  /** The status.upgradePlan.id a user approved (spec.upgrade.approval: Manual). */
+  approveUpgrade: "trellis.dev/approve-upgrade",
   trustBundleFingerprints: "trellis.dev/trust-bundle-fingerprints",
   leafAnchorFingerprint: "trellis.dev/leaf-anchor-fingerprint",
 } as const;

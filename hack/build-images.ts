@@ -18,7 +18,7 @@ import { parseArgs } from "node:util";
 import { DEFAULT_IMAGE_REGISTRY, imageTag, releaseImageReferences } from "../api/image-references.ts";
 import { PROXY_UID } from "../controlplane/injector/inject.ts";
 import pkg from "../package.json" with { type: "json" };
-import { proxyNodeFlags } from "../proxy/runtime-flags.ts";
+import { proxyNodeEnvironment, proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { bundle, NATIVE_ADDON } from "./bundle.ts";
 import { addCniTools } from "./cni-image.ts";
 import { importIntoContainerd } from "./containerd-import.ts";
@@ -31,13 +31,15 @@ import {
   NONROOT_UID,
   type RuntimeComponent,
 } from "./image-rootfs.ts";
+import { ensureNode } from "./node-runtime.ts";
 import { type ImageConfig, type Layer, layerOf, ociArchive, ociImage, sourceDateEpoch } from "./oci-image.ts";
 import { entriesOfDir } from "./tar-archive.ts";
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 
-/** Node flags of the proxy image: the ones the proxy benchmark measured (proxy/runtime-flags.ts). */
+/** Node flags and variables of the proxy image: the ones the proxy benchmark measured (proxy/runtime-flags.ts). */
 export const PROXY_NODE_FLAGS: readonly string[] = proxyNodeFlags;
+const PROXY_NODE_ENV = Object.entries(proxyNodeEnvironment).map(([k, v]) => `${k}=${v}`);
 
 export interface BuildOptions {
   version: string;
@@ -50,6 +52,7 @@ export interface BuildOptions {
   revision: string;
   source?: string;
   strip: boolean;
+  /** The Node binary the images carry: the pinned runtime (hack/node-runtime.json) by default. */
   node: string;
 }
 
@@ -105,7 +108,7 @@ export function defaultOptions(overrides: Partial<BuildOptions> = {}): BuildOpti
     revision: git("rev-parse", "HEAD").stdout.trim() || "unknown",
     ...(origin.status === 0 && origin.stdout.trim() ? { source: origin.stdout.trim() } : {}),
     strip: spawnSync("strip", ["--version"]).status === 0,
-    node: process.execPath,
+    node: ensureNode(),
     ...overrides,
   };
 }
@@ -192,7 +195,7 @@ function definitions(o: BuildOptions, dist: string): ImageDefinition[] {
       config: {
         User: `${PROXY_UID}:${PROXY_UID}`,
         Entrypoint: [node, ...PROXY_NODE_FLAGS, "/app/proxy.mjs"],
-        Env: env("TRELLIS_PROXY_VERSION", o.proxyVersion),
+        Env: [...env("TRELLIS_PROXY_VERSION", o.proxyVersion), ...PROXY_NODE_ENV],
         WorkingDir: "/app",
       },
     },

@@ -69,9 +69,12 @@ function writeInto(root: string, path: string, content: string): void {
   writeFileSync(join(root, path), content);
 }
 
-/** Node's own license file beside the binary's installation, as nodejs.org and Debian lay it out. */
+/**
+ * Node's own license file: beside the binary's installation (the registry package and nodejs.org
+ * archives: <dir>/bin/node, <dir>/LICENSE) first, then where Debian puts it.
+ */
 function nodeLicense(node: string): string {
-  for (const p of ["/usr/share/doc/nodejs/LICENSE", join(dirname(realpathSync(node)), "..", "LICENSE")])
+  for (const p of [join(dirname(realpathSync(node)), "..", "LICENSE"), "/usr/share/doc/nodejs/LICENSE"])
     if (existsSync(p)) return p;
   throw new Error(`no LICENSE found for ${node}`);
 }

@@ -25,6 +25,7 @@ import {
 } from "../../kube/index.ts";
 import { syncObjects } from "../object-sync.ts";
 import { type PodView, RESOURCES, type ResourceName } from "../resources.ts";
+import { holdControlPlane } from "../rollout/upgrade-approval.ts";
 import { TransitionWriter, writeStatusIfChanged } from "../status-write.ts";
 import { CNI_NAME, renderCni } from "./cni-objects.ts";
 import { type CniDaemonSetView, planCni } from "./cni-plan.ts";
@@ -39,7 +40,14 @@ import {
 import { type ControlPlaneState, planControlPlane } from "./control-plane-plan.ts";
 import { type IdentityCaches, planIdentity } from "./mesh-identity.ts";
 import { removeMesh } from "./mesh-removal.ts";
-import { MESH_STATUS_KEYS, meshOwnedStatus, meshStatus, pickBlocker, rolloutBlocker } from "./mesh-status.ts";
+import {
+  approvalBlocker,
+  MESH_STATUS_KEYS,
+  meshOwnedStatus,
+  meshStatus,
+  pickBlocker,
+  rolloutBlocker,
+} from "./mesh-status.ts";
 import { observeComponents, versionHealth } from "./observe.ts";
 import { renderControlPlane } from "./render.ts";
 
@@ -148,7 +156,17 @@ export class MeshController {
     const now = this.now();
     const state: ControlPlaneState = mesh.status?.controlPlane ?? {};
     const deployments = (this.owned.get("deployment")?.list() ?? []) as V1Deployment[];
-    const plan = planControlPlane({ spec, state, health: (v) => versionHealth(deployments, v), now });
+    const previousReason = mesh.status?.conditions?.find((c) => c.type === "Ready")?.reason;
+    // spec.upgrade.approval Manual: the running version stays until the plan covering the new one is approved.
+    const held = holdControlPlane(mesh, spec);
+    const planned = held ? { ...spec, version: state.version ?? spec.version } : spec;
+    const plan = planControlPlane({
+      spec: planned,
+      state,
+      health: (v) => versionHealth(deployments, v),
+      now,
+      ...(previousReason ? { previousReason } : {}),
+    });
     const userAnchor = await this.readExternalAnchor(spec);
     const identity = planIdentity(mesh, spec, this.identityCaches(userAnchor), now);
     const capture = this.planCapture(mesh, spec);
@@ -189,6 +207,7 @@ export class MeshController {
     const blocker = pickBlocker(
       identity.blocker,
       rolloutBlocker(mesh.status?.rollout),
+      approvalBlocker(mesh.status?.upgradePlan),
       cniProgress && { ...cniProgress, degraded: false, phase: "Progressing", keepsReady: true },
     );
     const status = meshStatus({

@@ -50,3 +50,21 @@ export function checkVersionChange(
   }
   return { allowed: true };
 }
+
+/**
+ * The data plane's skew policy: a proxy works with a control plane of the same major release
+ * and at most one minor release away, older or newer (a proxy rollout may run ahead of the
+ * control plane by one minor, as a control-plane upgrade runs ahead of the proxies). Returns
+ * why a proxy version is outside it, or undefined when it is inside.
+ */
+export function proxySkew(controlPlane: string, proxy: string): string | undefined {
+  const cp = semver.parse(controlPlane);
+  const p = semver.parse(proxy);
+  if (!cp || !p) return `proxy version "${proxy}" cannot be compared with control plane "${controlPlane}"`;
+  if (cp.major !== p.major)
+    return `proxy ${proxy} is a different major release than control plane ${controlPlane}`;
+  const minors = p.minor - cp.minor;
+  if (Math.abs(minors) > 1)
+    return `proxy ${proxy} is ${Math.abs(minors)} minor releases ${minors < 0 ? "older" : "newer"} than control plane ${controlPlane} (at most 1)`;
+  return undefined;
+}

@@ -9,6 +9,7 @@ import type { KubernetesObject, V1PodDisruptionBudget } from "@kubernetes/client
 import {
   ANNOTATIONS,
   type Mesh,
+  type MeshSpec,
   type MeshStatus,
   parseRevision,
   revisionAnnotations,
@@ -18,7 +19,6 @@ import {
 import {
   ApiError,
   type Informer,
-  type LabelSelector,
   type Manager,
   ObjectWriter,
   type ReconcileRequest,
@@ -29,11 +29,18 @@ import { sameJson, TransitionWriter } from "../status-write.ts";
 import { combine, metricsVerdict, type PrometheusFigures, podVerdict, queryFigures } from "./analysis.ts";
 import { planRollout, type RolloutDecision } from "./rollout-plan.ts";
 import { proxyStatus } from "./rollout-report.ts";
-import type { DisruptionBudgetView } from "./workload-plan.ts";
+import {
+  type ApprovalDecision,
+  decideApproval,
+  heldProxyTarget,
+  pendingChange,
+  rolloutSteps,
+} from "./upgrade-approval.ts";
+import { type DisruptionBudgetView, disruptionBudgetView, planWorkloads } from "./workload-plan.ts";
 import { inventory, type WorkloadKind, type WorkloadObject, type WorkloadView } from "./workloads.ts";
 
 export const ROLLOUT_FIELD_MANAGER = "trellis-operator-rollout";
-const ROLLOUT_STATUS_KEYS = ["rollout", "proxies"] as const;
+const ROLLOUT_STATUS_KEYS = ["rollout", "proxies", "upgradePlan"] as const;
 const PROGRESS_WRITE_MS = 5000;
 /**
  * Pod and workload events reach the rollout at most this often. Every reconcile reads all pods
@@ -131,14 +138,16 @@ export class RolloutController {
       request,
     );
     const now = this.now();
+    const budgets = this.budgetViews();
+    const approval = this.approval(mesh, spec, views, budgets, now);
     const decision = planRollout({
       spec,
       fleetVersion: mesh.status?.proxies?.version,
-      target,
+      target: approval.holdProxies ? heldProxyTarget(mesh.status, target) : target,
       rollout,
       workloads: views,
       others: found.others,
-      budgets: this.budgetViews(),
+      budgets,
       analyse: (upgraded, _baseline, version) =>
         combine(podVerdict(upgraded, version), metricsVerdict(figures, spec)),
       now,
@@ -148,7 +157,9 @@ export class RolloutController {
     const status: MeshStatus = {
       ...(decision.rollout ? { rollout: decision.rollout } : {}),
       proxies: proxyStatus(pods, decision.workloads, found.others, settled, decision.fleetVersion),
+      ...(approval.plan ? { upgradePlan: approval.plan } : {}),
     };
+    decision.events.push(...approval.events);
     const throttleMs =
       decision.events.length > 0 ? 0 : this.progressThrottleMs(request.key, mesh.status, status);
     if (throttleMs > 0) {
@@ -181,13 +192,37 @@ export class RolloutController {
     for (const e of decision.events) await this.manager.events.event(mesh, e.type, e.reason, e.message);
   }
 
+  /** spec.upgrade.approval Manual: the plan of what is pending, and whether the proxy rollout waits for it. */
+  private approval(
+    mesh: Mesh,
+    spec: MeshSpec,
+    workloads: WorkloadView[],
+    budgets: DisruptionBudgetView[],
+    now: Date,
+  ): ApprovalDecision {
+    const change = pendingChange(mesh, spec);
+    if (spec.upgrade.approval !== "Manual" || (!change.controlPlane && !change.proxies))
+      return { plan: undefined, holdProxies: false, events: [] };
+    const planned = planWorkloads({
+      workloads,
+      budgets,
+      target: targetRevision(spec, mesh.status),
+      onBlocked: spec.upgrade.onBlocked,
+      now,
+    });
+    return decideApproval({
+      spec,
+      status: mesh.status,
+      annotations: mesh.metadata?.annotations,
+      change,
+      steps: rolloutSteps(spec, planned),
+      planned,
+      now,
+    });
+  }
+
   private budgetViews(): DisruptionBudgetView[] {
-    return this.budgets.list().map((b) => ({
-      namespace: b.metadata?.namespace ?? "",
-      name: b.metadata?.name ?? "",
-      selector: b.spec?.selector as LabelSelector | undefined,
-      disruptionsAllowed: b.status?.disruptionsAllowed ?? 0,
-    }));
+    return this.budgets.list().map(disruptionBudgetView);
   }
 
   /**

@@ -84,6 +84,7 @@ describe("application probes on the admin port", () => {
     admin = createAdminServer({
       registry: new Registry(),
       ready: () => true,
+      degradations: () => [],
       identity: undefined,
       appProbes: parsed.config.admin.appProbes,
     });

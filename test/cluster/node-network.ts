@@ -77,9 +77,22 @@ function ipv4Routes(): Route[] {
 }
 
 /**
- * Creates the bridge for a free 10.253.N.0/24, gives it the gateway address, and adds the
- * host's `unreachable` route for the Service range. Throws when a route already sends any of
- * the Service range somewhere (a real network could then be reached).
+ * The bridge's own MAC address, set when it is created (locally administered, one per /24).
+ * Without it the kernel gives a bridge the lowest MAC among its ports, which changes whenever a
+ * pod's veth with a lower one is added or the port holding it is deleted. Pods do not learn of
+ * the change (no gratuitous ARP): they keep sending to the gateway's old MAC, which once its port
+ * is gone reaches nothing, so every pod loses the node's address (DNS, the API forwarder, the
+ * kubelet's probes' answers) for as long as their ARP entry lives — seconds, each time a pod
+ * holding the lowest MAC ends. The end-to-end test saw it as 5 s DNS stalls whenever pods ended.
+ */
+export function bridgeMac(index: number): string {
+  return `02:74:72:fd:${index.toString(16).padStart(2, "0")}:01`;
+}
+
+/**
+ * Creates the bridge for a free 10.253.N.0/24 with a fixed MAC address (bridgeMac), gives it
+ * the gateway address, and adds the host's `unreachable` route for the Service range. Throws
+ * when a route already sends any of the Service range somewhere (a real network could reach it).
  */
 export function createNodeNetwork(ownerDir: string, serviceCidr: string): NodeNetwork {
   const routes = ipv4Routes();
@@ -95,7 +108,7 @@ export function createNodeNetwork(ownerDir: string, serviceCidr: string): NodeNe
     const podCidr = `${SUBNET_PREFIX}.${index}.0/24`;
     if (routes.some((r) => cidrsOverlap(r.dst, podCidr))) continue;
     const bridge = `${BRIDGE_PREFIX}${index}`;
-    if (!tryIp(["link", "add", "name", bridge, "type", "bridge"])) continue;
+    if (!tryIp(["link", "add", "name", bridge, "address", bridgeMac(index), "type", "bridge"])) continue;
     const network: NodeNetwork = {
       index,
       bridge,

@@ -277,14 +277,25 @@ function greetingCaller(url: URL): Caller {
   return {
     call: (timeoutMs) =>
       new Promise((resolve) => {
+        const started = performance.now();
         const socket = net.connect(Number(url.port), url.hostname);
+        // Where the time went, for a failure: name resolution, then the connection.
+        const steps: string[] = [];
+        const step = (name: string) => steps.push(`${name} ${Math.round(performance.now() - started)} ms`);
+        socket.once("lookup", () => step("resolved"));
+        socket.once("connect", () => step("connected"));
         let text = "";
         const resolveOnce = once(resolve);
         const settle = (o: Outcome) => {
           resolveOnce(o);
           socket.destroy();
         };
-        socket.setTimeout(timeoutMs, () => settle({ ok: false, error: `greeting: timeout after "${text}"` }));
+        socket.setTimeout(timeoutMs, () =>
+          settle({
+            ok: false,
+            error: `greeting: timeout after "${text}" (${steps.join(", ") || "not resolved"})`,
+          }),
+        );
         socket.on("data", (d) => {
           text += d.toString();
           if (/^220 .* ready\r\n$/.test(text)) socket.write("PING\r\n");

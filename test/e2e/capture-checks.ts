@@ -132,18 +132,18 @@ apiVersion: v1
 kind: Pod
 metadata: { name: no-capabilities, namespace: ${PLAIN_NS} }
 spec:${realNode}
-  restartPolicy: Never
-  initContainers:
-  - name: trellis-init
-    image: ${initImage}
-    imagePullPolicy: Never
-    terminationMessagePolicy: FallbackToLogsOnError
-    securityContext:
-      runAsUser: 65532
-      runAsNonRoot: true
-      allowPrivilegeEscalation: false
-      readOnlyRootFilesystem: true
-      capabilities: { drop: [ALL] }
-  containers:${container("app", { MESH_APP_ROLE: "server" })}
+      restartPolicy: Never
+      initContainers:
+      - name: trellis-init
+        image: ${initImage}
+        imagePullPolicy: Never
+        terminationMessagePolicy: FallbackToLogsOnError
+        securityContext:
+          runAsUser: 65532
+          runAsNonRoot: true
+          allowPrivilegeEscalation: false
+          readOnlyRootFilesystem: true
+          capabilities: { drop: [ALL] }
+      containers:${container("app", { MESH_APP_ROLE: "server" })}
 `;
 }

@@ -10,7 +10,8 @@
 //           DRAIN_MS, as a real service does while the endpoint removal spreads, then exits.
 //   client  calls each of TARGETS ("class=url,...", app-protocols.ts) RATE times a second and
 //           counts every exchange. GET /stats on STATS_PORT returns the counters and hands over
-//           (drains) the samples since the last call: [unix ms, latency ms, ok (1/0), class].
+//           (drains) the samples completed since the last call: [unix ms when sent, latency ms,
+//           ok (1/0), class].
 //           On SIGTERM it stops, waits for exchanges in flight, and serves /stats for DRAIN_MS
 //           more so the test collects its last numbers.
 //   check   calls each of TARGETS once, retrying until it succeeds or DEADLINE_MS passes, prints
@@ -79,11 +80,12 @@ function runClient(): void {
       if (!sending) return;
       counters.sent++;
       counters.inFlight++;
+      const sentAt = Date.now();
       const started = performance.now();
       void caller.call(timeoutMs).then((outcome) => {
         counters.inFlight--;
         samples.push([
-          Date.now(),
+          sentAt,
           Math.round((performance.now() - started) * 1000) / 1000,
           outcome.ok ? 1 : 0,
           name,

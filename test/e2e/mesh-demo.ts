@@ -74,14 +74,15 @@ export function demoTargets(namespace: string): string {
 /**
  * Client and server Deployments in `namespace`, applications that know nothing of the mesh: the
  * client calls the server's Service by name over HTTP/1.1 and HTTP/2 (full and short names),
- * gRPC and a server-first TCP protocol, `rate` times a second each. The server's probes are one of
+ * gRPC and a server-first TCP protocol, `rate` times a second each, giving each exchange
+ * `requestTimeoutMs` (the application's own deadline). The server's probes are one of
  * each kind (grpc, httpGet, tcpSocket): the injector rewrites them for capture. A headless
  * Service lets clients outside the mesh reach the server's pods (there is no kube-proxy here).
  */
 export function demoWorkloads(
   namespace: string,
   rate: number,
-  options: { restricted?: boolean; replicas?: number } = {},
+  options: { restricted?: boolean; replicas?: number; requestTimeoutMs?: number } = {},
 ): string {
   // What the `restricted` Pod Security Standard asks of every container, when the namespace
   // enforces it (test/e2e/cni.test.ts); the applications are the same either way.
@@ -173,6 +174,7 @@ spec:
         - { name: MESH_APP_ROLE, value: client }
         - { name: TARGETS, value: "${demoTargets(namespace)}" }
         - { name: RATE, value: "${rate}" }
+        - { name: REQUEST_TIMEOUT_MS, value: "${options.requestTimeoutMs ?? 5000}" }
         - { name: DRAIN_MS, value: "10000" }
         ports: [{ name: stats, containerPort: 9000 }]
         securityContext: ${securityContext}

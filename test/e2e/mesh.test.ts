@@ -27,6 +27,7 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { installCrds, type OperatorProcess, startOperator } from "../operator-process.ts";
 import { CAPTURE_NS, captureCheckWorkloads, PLAIN_NS } from "./capture-checks.ts";
+import { controlPlaneOutage } from "./control-plane-outage.ts";
 import {
   buildAppImage,
   buildTrellisImages,
@@ -34,7 +35,7 @@ import {
   demoWorkloads,
   meshedNamespace,
 } from "./mesh-demo.ts";
-import { proxyMetrics, sumWhere } from "./proxy-metrics-text.ts";
+import { proxyMetrics, seriesWhere, sumWhere } from "./proxy-metrics-text.ts";
 import { formatTable, TrafficCollector } from "./traffic.ts";
 
 const NS = "demo";
@@ -42,9 +43,21 @@ const TD = "spiffe://cluster.local";
 const V0 = "0.1.0";
 const V1 = "0.1.1";
 const BROKEN = "0.1.2-broken";
+/**
+ * The demo client's deadline per exchange. The application's own default is 5 s; on this shared
+ * 2-core machine the real node's pods compete with every other suite's processes (at a load of
+ * 20–40 the pods' cgroup gets a few percent of the CPU), so an exchange can succeed after more
+ * than 5 s for reasons that have nothing to do with the mesh. Such exchanges are not failures;
+ * the table reports them (column "> 5 s") beside p99. Errors — a 5xx, a reset, a refused or
+ * closed connection, a TLS failure — fail the test whatever their latency.
+ */
+const REQUEST_TIMEOUT_MS = 15_000;
 /** The demo client's request classes (mesh-demo.ts demoTargets). */
 const CLASSES = ["h1-fqdn", "h1-short", "h2-fqdn", "h2-short", "grpc", "tcp"];
 const NOT_MTLS = /^(?!mtls$)/;
+
+/** The client pods' last error lines, for a failure message. */
+const errorsOf = (t: TrafficCollector) => JSON.stringify([...t.errors].filter(([, e]) => e.length > 0));
 
 interface MeshView {
   status?: {
@@ -188,7 +201,7 @@ spec:
       throw await diagnose(e);
     });
     note(`injection effective ${injecting.toFixed(1)} s after the namespace was annotated`);
-    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(NS, 5));
+    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(NS, 5, { requestTimeoutMs: REQUEST_TIMEOUT_MS }));
     await waitFor(async () => settled(V0), 180_000, "client and server pods Ready with proxy 0.1.0").catch(
       async (e) => {
         throw await diagnose(e);
@@ -230,10 +243,11 @@ spec:
         ["trellis-init", undefined],
         ["trellis-proxy", "Always"],
       ],
+      "trellis-init, then the proxy as a native sidecar",
     );
     await traffic.flush();
     // Every class (HTTP/1.1 and HTTP/2 to the full and the short name, gRPC, the server-first
-    // protocol) was answered by both server replicas: the client's proxy balanced each over the
+    // protocol) was answered by the server's replicas: the client's proxy balanced each over the
     // endpoints it discovered for the address the application dialled.
     const serverPods = all
       .filter((p) => p.app === "server")
@@ -244,10 +258,22 @@ spec:
       const [, cls = "", server = ""] = key.split(" ");
       byClass.set(cls, (byClass.get(cls) ?? new Set()).add(server.split("/")[0] ?? ""));
     }
-    for (const cls of CLASSES) assert.deepEqual([...(byClass.get(cls) ?? [])].sort(), serverPods, cls);
+    // Opaque TCP is balanced per connection and may stay on the cheaper replica; the classes
+    // together reached both.
+    for (const cls of CLASSES)
+      assert.ok(
+        [...(byClass.get(cls) ?? [])].every((p) => serverPods.includes(p)) && byClass.get(cls)?.size,
+        cls,
+      );
+    assert.deepEqual(
+      [...new Set([...byClass.values()].flatMap((s) => [...s]))].sort(),
+      serverPods,
+      "every server replica answered",
+    );
     // Both proxies counted every class as mTLS with the peer's identity, and nothing else.
     const client = `${TD}/ns/${NS}/sa/client`;
     const server = `${TD}/ns/${NS}/sa/server`;
+    let serverTcp = 0;
     for (const p of all) {
       const text = await proxyMetrics(p.ip);
       const side = p.app === "server" ? "inbound" : "outbound";
@@ -261,26 +287,41 @@ spec:
         });
       assert.ok(http("8080", "mtls", peer) > 0, `${p.name}: HTTP on 8080 over mTLS with ${peer}`);
       assert.ok(http("9090", "mtls", peer) > 0, `${p.name}: gRPC on 9090 over mTLS with ${peer}`);
+      // Opaque TCP is balanced per connection and may stay on one server replica (above): each
+      // client's proxy, and the servers' together, relayed it over mTLS with the peer's identity.
       const tcp = sumWhere(text, "tcp_forward_total", { direction: side, tls: "mtls", peer_identity: peer });
-      assert.ok(tcp > 0, `${p.name}: the greeting protocol over mTLS with ${peer}`);
-      // Every request the server answered went over mTLS (before the servers were ready, the
-      // client's proxy answered some itself: 503, no endpoints, no TLS).
-      const plain = sumWhere(text, "request_total", { direction: side, tls: NOT_MTLS, status_class: "2xx" });
-      assert.equal(plain, 0, `${p.name}: ${plain} ${side} requests answered without mTLS`);
+      if (side === "inbound") serverTcp += tcp;
+      else assert.ok(tcp > 0, `${p.name}: the greeting protocol over mTLS with ${peer}`);
+      // Nothing between the two went without mTLS, whatever its status: inbound, every request
+      // and relay came from a verified peer; outbound, nothing was sent in plaintext. (Until the
+      // servers were ready the client's proxy answered some requests itself — no endpoints —
+      // counted tls="no_endpoint": sent nowhere, so neither mTLS nor plaintext.)
+      const plain = side === "inbound" ? NOT_MTLS : "none";
+      for (const metric of ["request_total", "tcp_forward_total"]) {
+        const where = { direction: side, tls: plain };
+        const n = sumWhere(text, metric, where);
+        const series = JSON.stringify(seriesWhere(text, metric, where));
+        assert.equal(n, 0, `${p.name}: ${n} ${side} ${metric} without mTLS: ${series}`);
+      }
     }
+    assert.ok(serverTcp > 0, `the servers' proxies relayed the greeting protocol over mTLS from ${client}`);
     const before = traffic.figures().find((f) => f.phase === "before");
     assert.equal(
       before?.failed,
       0,
-      `failed before any change: ${JSON.stringify(traffic.failedIn("before").slice(0, 5))}`,
+      `failed before any change: ${JSON.stringify(traffic.failedIn("before").slice(0, 5))} ${errorsOf(traffic)}`,
     );
   });
 
   it("reaches an unmeshed server and is reached by an unmeshed client in plaintext, reaches both ports of a two-container pod, and completes a meshed Job", async () => {
     const started = Date.now();
-    await meshedNamespace(cluster, CAPTURE_NS);
-    cluster.kubectl(["apply", "-f", "-"], captureCheckWorkloads(NS, 30_000, `localhost/trellis/init:${V0}`));
+    traffic.phase("capture checks");
     try {
+      await meshedNamespace(cluster, CAPTURE_NS);
+      cluster.kubectl(
+        ["apply", "-f", "-"],
+        captureCheckWorkloads(NS, 30_000, `localhost/trellis/init:${V0}`),
+      );
       await captureChecks();
     } finally {
       // Out of the way of the rollout, which counts the fleet, whatever happened above.
@@ -289,6 +330,7 @@ spec:
         "namespace",
         CAPTURE_NS,
         PLAIN_NS,
+        "--ignore-not-found",
         "--wait=true",
         "--timeout=120s",
       ]);
@@ -299,7 +341,14 @@ spec:
       );
       note(`capture checks done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     }
-    assert.equal(traffic.failedIn("before").length, 0);
+    await traffic.flush();
+    // The demo's traffic went on undisturbed while the checks' pods came and went.
+    const failed = traffic.failedIn("capture checks");
+    assert.equal(
+      failed.length,
+      0,
+      `capture checks: ${JSON.stringify(failed.slice(0, 5))} ${errorsOf(traffic)}`,
+    );
   });
 
   /** The capture checks' assertions (capture-checks.ts has the workloads). */
@@ -343,7 +392,7 @@ spec:
       sumWhere(outbound, "request_total", {
         direction: "outbound",
         authority: /^plain-server/,
-        tls: NOT_MTLS,
+        tls: "none",
       }) > 0,
       "meshed client → unmeshed server, counted as plaintext",
     );
@@ -459,18 +508,14 @@ spec:
       assert.equal(rs[d], (rsBefore[d] ?? 0) + 1, `${d} restarted exactly once`);
     for (const phase of ["proxy rollout", "after rollout"]) {
       const failed = traffic.failedIn(phase);
-      assert.equal(
-        failed.length,
-        0,
-        `${phase}: ${JSON.stringify(failed.slice(0, 5))} ${JSON.stringify([...traffic.errors])}`,
-      );
+      assert.equal(failed.length, 0, `${phase}: ${JSON.stringify(failed.slice(0, 5))} ${errorsOf(traffic)}`);
     }
     for (const p of await pods()) assert.equal(p.proxyImage, `localhost/trellis/proxy:${V1}`, p.name);
   });
 
   it("rotates the trust anchor with zero failed requests, across an operator kill", async () => {
     const old = mesh().status?.trustAnchor;
-    assert.equal(old?.rotationPhase, "Stable");
+    assert.equal(old?.rotationPhase, "Stable", JSON.stringify(old));
     const rsBefore = replicaSets();
     traffic.phase("anchor rotation");
     note("trust-anchor rotation requested");
@@ -496,7 +541,7 @@ spec:
       throw await diagnose(new Error(`${e.message}; phases ${phases.join(" → ")}`));
     });
     const next = mesh().status?.trustAnchor?.fingerprint as string;
-    assert.notEqual(next, old?.fingerprint);
+    assert.notEqual(next, old?.fingerprint, "a new anchor");
     assert.ok(phases.includes("IssuerSwitched"), phases.join(" → "));
     // Every proxy reports a leaf chained to the new anchor and a bundle of the new anchor only.
     await waitFor(
@@ -518,13 +563,38 @@ spec:
       };
       assert.equal(held.leafAnchorFingerprint, next, `${p.name}'s leaf`);
       assert.deepEqual(held.trustBundleFingerprints, [next], `${p.name}'s bundle`);
-      assert.equal(held.spiffeId, `${TD}/ns/${NS}/sa/${p.app}`);
+      assert.equal(held.spiffeId, `${TD}/ns/${NS}/sa/${p.app}`, `${p.name}'s identity`);
     }
     traffic.phase("after rotation");
     await new Promise((r) => setTimeout(r, 15_000));
     await traffic.flush();
     assert.deepEqual(replicaSets(), rsBefore, "a rotation restarts no workload");
     for (const phase of ["anchor rotation", "after rotation"]) {
+      const failed = traffic.failedIn(phase);
+      assert.equal(failed.length, 0, `${phase}: ${JSON.stringify(failed.slice(0, 5))} ${errorsOf(traffic)}`);
+    }
+  });
+
+  it("keeps every request flowing while destination and identity are down past a leaf lifetime, and frozen", async () => {
+    const report = await controlPlaneOutage({
+      cluster,
+      traffic,
+      namespace: NS,
+      note,
+      leafLifetimeMs: 120_000,
+      stopOperator: () => operator.kill(),
+      startOperator: async () => {
+        operator = await startOperator(cluster, ["--no-leader-elect"], {}, operatorBundle);
+      },
+    }).catch(async (e) => {
+      throw await diagnose(e);
+    });
+    await traffic.flush();
+    process.stderr.write(`\ncontrol-plane outage, evidence:\n${report.evidence.join("\n")}\n`);
+    assert.ok(report.downSeconds > 120, `down ${report.downSeconds} s, longer than the 2m leaf lifetime`);
+    assert.ok(report.meshEvents.includes("ComponentsUnavailable"), report.meshEvents.join(", "));
+    assert.ok(report.meshEvents.includes("ComponentsAvailable"), report.meshEvents.join(", "));
+    for (const phase of report.phases) {
       const failed = traffic.failedIn(phase);
       assert.equal(
         failed.length,
@@ -554,9 +624,14 @@ spec:
     );
     const degraded = mesh().status?.conditions?.find((c) => c.type === "Degraded");
     note(`rolled back: ${degraded?.reason}: ${degraded?.message}`);
-    assert.equal(degraded?.reason, "RolloutFailed");
-    // The fleet is back on 0.1.1, which is not the version the spec asks for: 0/4 up to date.
-    await waitFor(async () => settled(V1, "0/4"), 180_000, "everything back on 0.1.1").catch(async (e) => {
+    assert.equal(degraded?.reason, "RolloutFailed", JSON.stringify(degraded));
+    // The fleet is back on 0.1.1: the Mesh counts proxies against the fleet's version after a
+    // rollback (issue 17), so 4/4 on 0.1.1.
+    await waitFor(
+      async () => (await settled(V1, "4/4")) && mesh().status?.proxies?.version === V1,
+      180_000,
+      "everything back on 0.1.1",
+    ).catch(async (e) => {
       throw await diagnose(e);
     });
     traffic.phase("after rollback");
@@ -573,6 +648,7 @@ spec:
     note(
       `broken version: ${failed.length} failed requests, from ${[...failingPods].join(", ") || "no pod"} (canary: ${touched[0]})`,
     );
-    assert.equal(traffic.failedIn("after rollback").length, 0);
+    const late = traffic.failedIn("after rollback");
+    assert.equal(late.length, 0, `after rollback: ${JSON.stringify(late.slice(0, 5))} ${errorsOf(traffic)}`);
   });
 });

@@ -31,15 +31,18 @@ export function seriesOf(text: string, family: string): Series[] {
   return out;
 }
 
+/** The series of `family` whose labels equal (or match) every one of `where`. */
+export function seriesWhere(text: string, family: string, where: Record<string, string | RegExp>): Series[] {
+  return seriesOf(text, family).filter((s) =>
+    Object.entries(where).every(([k, v]) =>
+      typeof v === "string" ? s.labels[k] === v : v.test(s.labels[k] ?? ""),
+    ),
+  );
+}
+
 /** The sum of `family` over the series whose labels equal (or match) every one of `where`. */
 export function sumWhere(text: string, family: string, where: Record<string, string | RegExp>): number {
-  return seriesOf(text, family)
-    .filter((s) =>
-      Object.entries(where).every(([k, v]) =>
-        typeof v === "string" ? s.labels[k] === v : v.test(s.labels[k] ?? ""),
-      ),
-    )
-    .reduce((sum, s) => sum + s.value, 0);
+  return seriesWhere(text, family, where).reduce((sum, s) => sum + s.value, 0);
 }
 
 /** A pod proxy's metrics, from the host (pod IPs are on the harness's bridge). */

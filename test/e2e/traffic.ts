@@ -32,10 +32,15 @@ export interface ClientPod {
   ip: string;
 }
 
+/** An exchange that succeeded but took longer than this is reported as slow (not failed). */
+export const SLOW_MS = 5000;
+
 export interface PhaseFigures {
   phase: string;
   sent: number;
   failed: number;
+  /** Succeeded, but after more than SLOW_MS. */
+  slow: number;
   p50: number;
   p99: number;
   seconds: number;
@@ -157,6 +162,7 @@ export class TrafficCollector {
         phase: p.name,
         sent: inPhase.length,
         failed: inPhase.filter((s) => !s.ok).length,
+        slow: inPhase.filter((s) => s.ok && s.latencyMs > SLOW_MS).length,
         p50: quantile(ok, 0.5),
         p99: quantile(ok, 0.99),
         seconds: (last - p.start) / 1000,
@@ -175,12 +181,13 @@ export class TrafficCollector {
 }
 
 export function formatTable(rows: PhaseFigures[]): string {
-  const header = ["phase", "seconds", "sent", "failed", "p50 ms", "p99 ms"];
+  const header = ["phase", "seconds", "sent", "failed", `> ${SLOW_MS / 1000} s`, "p50 ms", "p99 ms"];
   const lines = rows.map((r) => [
     r.phase,
     r.seconds.toFixed(0),
     String(r.sent),
     String(r.failed),
+    String(r.slow),
     Number.isNaN(r.p50) ? "-" : r.p50.toFixed(2),
     Number.isNaN(r.p99) ? "-" : r.p99.toFixed(2),
   ]);
