@@ -150,22 +150,13 @@ describe("capture without privileged pods: the trellis-cni plugin on a real node
     return s?.proxies?.version === revision && s.rollout?.state === "Complete" && (await demoOn(mode));
   };
   /**
-   * Zero failed requests of HTTP/1.1, HTTP/2 and gRPC in a phase. The server-first TCP class
-   * opens a new connection per exchange, and the first exchanges of a client pod that just
-   * started can time out while its proxy is still discovering the server (seen in the warm-up,
-   * and in the pods the rollout starts in either mode, as a handful within a few seconds): it is
-   * held to 5 % and reported. The baseline stretch before the switches is shown in the table,
-   * not asserted: it measures the machine.
+   * Zero failed exchanges of every class in a phase: HTTP/1.1, HTTP/2, gRPC and the server-first
+   * TCP protocol (a new connection per exchange). The baseline stretch before the switches is
+   * shown in the table, not asserted: it measures the machine.
    */
   const assertClean = (phase: string, collector = demo) => {
     const failed = collector?.failedIn(phase) ?? [];
-    const why = failures(phase, collector);
-    assert.equal(failed.filter((f) => f.proto !== "tcp").length, 0, why);
-    const tcpSent =
-      collector?.samples.filter((x) => x.proto === "tcp" && collector.phaseOf(x.at) === phase).length ?? 0;
-    const tcpFailed = failed.filter((f) => f.proto === "tcp").length;
-    assert.ok(tcpFailed <= Math.max(1, tcpSent / 20), why);
-    if (tcpFailed > 0) note(`${phase}: ${tcpFailed} of ${tcpSent} server-first TCP exchanges timed out`);
+    assert.equal(failed.length, 0, failures(phase, collector));
   };
   const setCaptureMode = (mode: "InitContainer" | "CNI") =>
     cluster.kubectl([
@@ -315,7 +306,8 @@ metadata:
   });
 
   it("the end-to-end demo runs in InitContainer mode, its traffic flowing", async () => {
-    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(DEMO, 2));
+    // The same per-exchange deadline as mesh.test.ts (REQUEST_TIMEOUT_MS, why it is 15 s there).
+    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(DEMO, 2, { requestTimeoutMs: 15_000 }));
     await until("the demo's pods Ready in InitContainer mode", () => demoOn("InitContainer"));
     const clients = await podsOf(DEMO, "client");
     const collector = new TrafficCollector(async () =>
@@ -398,7 +390,10 @@ metadata:
   });
 
   it("restricted namespace, CNI mode: the demo apps admitted and meshed, mTLS with peer identities", async () => {
-    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(LOCKED, 2, { restricted: true, replicas: 1 }));
+    cluster.kubectl(
+      ["apply", "-f", "-"],
+      demoWorkloads(LOCKED, 2, { restricted: true, replicas: 1, requestTimeoutMs: 15_000 }),
+    );
     const meshed = async () => [...(await podsOf(LOCKED, "server")), ...(await podsOf(LOCKED, "client"))];
     await until("the demo's servers and clients Ready in the restricted namespace", async () => {
       const pods = await meshed();
