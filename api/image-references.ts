@@ -12,12 +12,15 @@ export const IMAGE_REPOSITORIES = {
   controlPlane: "controlplane",
   proxy: "proxy",
   init: "init",
+  cni: "cni",
 } as const;
 
 export interface MeshImages {
   controlPlane: string;
   /** trellis-init, the capture rules installer: released with the control plane (the injector renders its flags). */
   init: string;
+  /** trellis-cni: the node plugin's installer and the meshed pods' validator (Mesh capture mode CNI). */
+  cni: string;
   proxy: string;
 }
 
@@ -36,8 +39,8 @@ export function proxyRepository(registry: string, image?: string): string {
 }
 
 /**
- * Image references for a mesh version: <registry>/controlplane:<version>, <registry>/init:<version>
- * and <registry>/proxy:<proxy version>.
+ * Image references for a mesh version: <registry>/controlplane:<version>, <registry>/init:<version>,
+ * <registry>/cni:<version> and <registry>/proxy:<proxy version>.
  */
 export function meshImages(
   registry: string,
@@ -47,6 +50,7 @@ export function meshImages(
   return {
     controlPlane: `${trimmed(registry)}/${IMAGE_REPOSITORIES.controlPlane}:${imageTag(version)}`,
     init: `${trimmed(registry)}/${IMAGE_REPOSITORIES.init}:${imageTag(version)}`,
+    cni: `${trimmed(registry)}/${IMAGE_REPOSITORIES.cni}:${imageTag(version)}`,
     proxy: `${proxyRepository(registry, proxy?.image)}:${imageTag(proxy?.version ?? version)}`,
   };
 }

@@ -139,11 +139,17 @@ export function explainIptablesFailure(output: string): string {
   return "iptables failed";
 }
 
-interface Run {
+export interface Run {
   status: number;
   output: string;
   stdout: string;
 }
+
+/**
+ * Runs one iptables tool by name (`iptables-nft-restore`, ...). The default runs it here; the CNI
+ * plugin passes one that runs it inside a pod's network namespace from the node.
+ */
+export type CommandRunner = (command: string, args: string[], input?: string) => Run;
 
 function run(command: string, args: string[], input?: string): Run {
   const r = spawnSync(command, args, {
@@ -159,11 +165,14 @@ const tool = (family: IpFamily, backend: Backend, verb: "save" | "restore") =>
   `${family === 6 ? "ip6tables" : "iptables"}-${backend}-${verb}`;
 
 /** The backend to use: nf_tables unless forced to legacy, or `auto` and nf_tables does not work. */
-export function chooseBackend(mode: InitOptions["mode"]): { backend: Backend; why: string } {
+export function chooseBackend(
+  mode: InitOptions["mode"],
+  runner: CommandRunner = run,
+): { backend: Backend; why: string } {
   if (mode !== "auto") return { backend: mode, why: `--iptables-mode=${mode}` };
-  const nft = run(tool(4, "nft", "save"), ["-t", "nat"]);
+  const nft = runner(tool(4, "nft", "save"), ["-t", "nat"]);
   if (nft.status === 0) return { backend: "nft", why: "nf_tables works" };
-  const legacy = run(tool(4, "legacy", "save"), ["-t", "nat"]);
+  const legacy = runner(tool(4, "legacy", "save"), ["-t", "nat"]);
   if (legacy.status === 0) return { backend: "legacy", why: `nf_tables does not work (${nft.output})` };
   throw new InitError(
     `neither iptables backend works: ${explainIptablesFailure(nft.output)}; nft: ${nft.output}; legacy: ${legacy.output}`,
@@ -185,9 +194,10 @@ function installFamily(
   family: IpFamily,
   backend: Backend,
   dryRun: boolean,
+  runner: CommandRunner,
 ): string {
   const save = () => {
-    const r = run(tool(family, backend, "save"), ["-t", "nat"]);
+    const r = runner(tool(family, backend, "save"), ["-t", "nat"]);
     if (r.status !== 0)
       throw new InitError(
         `${tool(family, backend, "save")}: ${explainIptablesFailure(r.output)}: ${r.output}`,
@@ -196,7 +206,7 @@ function installFamily(
   };
   const ruleset = captureRuleset(settings, family, installedJumps(save()));
   if (dryRun) return ruleset;
-  const restore = run(tool(family, backend, "restore"), ["--noflush", "--wait"], ruleset);
+  const restore = runner(tool(family, backend, "restore"), ["--noflush", "--wait"], ruleset);
   if (restore.status !== 0) {
     throw new InitError(
       `${tool(family, backend, "restore")}: ${explainIptablesFailure(restore.output)}: ${restore.output}\nrules:\n${ruleset}`,
@@ -217,16 +227,17 @@ function installFamily(
 }
 
 /** The whole job; returns the lines to print. Throws InitError with the cause on failure. */
-export function runInit(options: InitOptions, procStatus: string): string[] {
+export function runInit(options: InitOptions, procStatus: string, runner: CommandRunner = run): string[] {
   const missing = missingCapabilities(capabilitySets(procStatus));
   if (missing && !options.dryRun) throw new InitError(`cannot program the capture rules: ${missing}`);
   const { backend, why } = options.dryRun
     ? { backend: options.mode === "legacy" ? ("legacy" as const) : ("nft" as const), why: "dry run" }
-    : chooseBackend(options.mode);
+    : chooseBackend(options.mode, runner);
   const families: IpFamily[] = [4];
   if (options.ipv6 === "on" || (options.ipv6 === "auto" && namespaceHasIpv6())) families.push(6);
   const lines = [`backend ${backend} (${why}); families IPv${families.join(", IPv")}`];
-  for (const family of families) lines.push(installFamily(options.settings, family, backend, options.dryRun));
+  for (const family of families)
+    lines.push(installFamily(options.settings, family, backend, options.dryRun, runner));
   return lines;
 }
 

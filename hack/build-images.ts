@@ -1,6 +1,7 @@
 // `npm run images`: builds the images a Mesh and the OLM bundle refer to, without a Docker
 // engine: the operator, the control plane (one image, the component is its first argument),
-// trellis-init (installs a meshed pod's capture rules) and the proxy, plus on request a
+// trellis-init (installs a meshed pod's capture rules), trellis-cni (the CNI plugin's node
+// installer and the pods' validator) and the proxy, plus on request a
 // never-ready proxy for rollback tests. Bundles the programs
 // (hack/bundle.ts), assembles the root filesystems (hack/image-rootfs.ts), writes each image as
 // an OCI archive (hack/oci-image.ts) under ~/.cache/trellis/images/<version>/, and prints name,
@@ -19,6 +20,7 @@ import { PROXY_UID } from "../controlplane/injector/inject.ts";
 import pkg from "../package.json" with { type: "json" };
 import { proxyNodeEnvironment, proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { bundle, NATIVE_ADDON } from "./bundle.ts";
+import { addCniTools } from "./cni-image.ts";
 import { importIntoContainerd } from "./containerd-import.ts";
 import {
   assembleApp,
@@ -77,6 +79,8 @@ interface ImageDefinition {
   testImage?: string;
   /** A layer between the runtime and the app: trellis-init's capture tools. */
   tools?: boolean;
+  /** Adds files to the assembled app folder; returns the Debian packages it added. */
+  addFiles?: (appDir: string, below: RuntimeComponent[]) => RuntimeComponent[];
 }
 
 /** CAP_NET_ADMIN and CAP_NET_RAW (linux/capability.h): what trellis-init needs, nothing else. */
@@ -165,6 +169,23 @@ function definitions(o: BuildOptions, dist: string): ImageDefinition[] {
       tools: true,
     },
     {
+      name: "cni",
+      repositoryRef: refs.cni,
+      title: "trellis-cni",
+      description:
+        "The Trellis CNI plugin: its node installer (DaemonSet), the plugin itself and the meshed pods' validator.",
+      program: program("trellis-cni"),
+      config: {
+        User: nonroot,
+        Entrypoint: [node, "/app/trellis-cni.mjs"],
+        Cmd: ["install"],
+        Env: ["PATH=/usr/sbin:/usr/bin", `TRELLIS_CNI_VERSION=${o.version}`],
+        WorkingDir: "/app",
+      },
+      tools: true,
+      addFiles: addCniTools,
+    },
+    {
       name: "proxy",
       repositoryRef: refs.proxy,
       title: "trellis-proxy",
@@ -242,6 +263,7 @@ export async function buildImages(
     const packages = d.program.packages || join(o.out, "no-packages.json");
     if (!d.program.packages) writeFileSync(packages, "[]\n");
     assembleApp(appDir, d.program, packages);
+    d.addFiles?.(appDir, d.tools ? [...runtime, ...tools] : runtime);
     const appLayer: Layer = layerOf(entriesOfDir(appDir), o.epoch, `/app/${d.program.as}, bundled`);
     const image = ociImage({
       reference: d.repositoryRef,

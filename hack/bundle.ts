@@ -4,6 +4,7 @@
 //   proxy.mjs         the sidecar proxy (proxy/main.ts)
 //   original-dst.node the proxy's native addon for capture mode (hack/build-native.ts)
 //   trellis-init.mjs  the capture rules installer of meshed pods (capture/init-main.ts)
+//   trellis-cni.mjs   the CNI plugin, its node installer and the pods' validator (cni/main.ts)
 // and the kubectl plugin: kubectl-trellis (trellis.mjs as one executable file), its krew archive
 // kubectl-trellis.tar.gz and krew/trellis.yaml, the plugin manifest for that archive.
 // Each bundle runs under plain `node` (no tsx, no node_modules) and comes with
@@ -26,6 +27,7 @@ export const PROGRAMS = [
   { name: "controlplane", entry: "controlplane/main.ts" },
   { name: "proxy", entry: "proxy/main.ts" },
   { name: "trellis-init", entry: "capture/init-main.ts" },
+  { name: "trellis-cni", entry: "cni/main.ts" },
 ] as const;
 
 export interface BundledPackage {

@@ -194,21 +194,20 @@ function compileInitExec(out: string): void {
 }
 
 /**
- * Assembles the capture tools of the trellis-init image: from Debian's packages the two xtables
- * programs (nf_tables and legacy backends) with the links iptables needs and the extensions
- * folder, the libraries they link beyond those of `runtime` (the layer below), their copyright
- * files and /usr/share/doc/capture-tools.json naming every package with its version; and the
- * entrypoint compiled from capture/native/init-exec.c.
+ * Copies programs of Debian's packages into `root` at their paths, with the libraries they link
+ * beyond those of `below` (the layers underneath) and each package's copyright file, recording
+ * every file under its package in `byPackage`. Returns the recorder, for files added by hand.
  */
-export function assembleCaptureTools(root: string, runtime: RuntimeComponent[]): RuntimeComponent[] {
-  rmSync(root, { recursive: true, force: true });
-  compileInitExec(join(root, INIT_EXEC.slice(1)));
-  const programs = ["/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi"];
-  const below = new Set(runtime.flatMap((c) => c.files));
-  const byPackage = new Map<string, RuntimeComponent>();
+export function copyDebianPrograms(
+  root: string,
+  programs: string[],
+  below: RuntimeComponent[],
+  byPackage: Map<string, RuntimeComponent>,
+): (path: string) => void {
+  const present = new Set(below.flatMap((c) => c.files));
   const record = (path: string) => {
     const pkg = debianPackage(path);
-    if (!pkg) throw new Error(`${path} belongs to no Debian package: the init image is made from Debian's`);
+    if (!pkg) throw new Error(`${path} belongs to no Debian package: the images are made from Debian's`);
     const license = `/usr/share/doc/${pkg.name}/copyright`;
     const c = byPackage.get(pkg.name) ?? { name: pkg.name, version: pkg.version, files: [], license };
     c.files.push(path);
@@ -219,11 +218,27 @@ export function assembleCaptureTools(root: string, runtime: RuntimeComponent[]):
     copyInto(root, program.slice(1), realpathSync(program), 0o755);
     record(program);
     for (const [path, file] of sharedLibraries(program)) {
-      if (below.has(path) || existsSync(join(root, path))) continue;
+      if (present.has(path) || existsSync(join(root, path))) continue;
       copyInto(root, path.slice(1), file, 0o755);
       record(path);
     }
   }
+  return record;
+}
+
+/**
+ * Assembles the capture tools of the trellis-init image: from Debian's packages the two xtables
+ * programs (nf_tables and legacy backends) with the links iptables needs and the extensions
+ * folder, the libraries they link beyond those of `runtime` (the layer below), their copyright
+ * files and /usr/share/doc/capture-tools.json naming every package with its version; and the
+ * entrypoint compiled from capture/native/init-exec.c.
+ */
+export function assembleCaptureTools(root: string, runtime: RuntimeComponent[]): RuntimeComponent[] {
+  rmSync(root, { recursive: true, force: true });
+  compileInitExec(join(root, INIT_EXEC.slice(1)));
+  const programs = ["/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi"];
+  const byPackage = new Map<string, RuntimeComponent>();
+  const record = copyDebianPrograms(root, programs, runtime, byPackage);
   for (const name of IPTABLES_TOOLS) {
     const backend = name.includes("-nft-") ? "xtables-nft-multi" : "xtables-legacy-multi";
     symlinkSync(backend, join(root, "usr/sbin", name));

@@ -13,6 +13,7 @@ import { LocalCluster, waitFor } from "../test/cluster/local-cluster.ts";
 import {
   buildAppImage,
   buildTrellisImages,
+  cniFolders,
   controlPlaneOnRealNode,
   demoWorkloads,
   meshedNamespace,
@@ -37,7 +38,12 @@ if (realNode) {
   process.stderr.write(
     `building the Trellis ${pkg.version} images, proxy ${NEXT_PROXY} and the demo app image\n`,
   );
-  const { images } = await buildTrellisImages({ version: pkg.version }, ["controlplane", "init", "proxy"]);
+  const { images } = await buildTrellisImages({ version: pkg.version }, [
+    "controlplane",
+    "init",
+    "cni",
+    "proxy",
+  ]);
   const next = await buildTrellisImages({ version: pkg.version, proxyVersion: NEXT_PROXY }, ["proxy"]);
   archives = [...images.map((i) => i.archive), ...next.images.map((i) => i.archive), await buildAppImage()];
 }
@@ -84,6 +90,8 @@ metadata: { name: default }
 spec:
   version: ${pkg.version}
   controlPlane:${controlPlaneOnRealNode}
+  # Where the real node's runtime keeps its CNI plugins, for capture mode CNI (docs/cni.md).
+  proxy: { capture: { cni: { binDir: ${cniFolders(cluster.dir).binDir}, confDir: ${cniFolders(cluster.dir).confDir} } } }
 `,
     );
   } else {
@@ -143,7 +151,10 @@ captured by its pod's proxy and carried to the server's with mutual TLS. To see 
 Roll the demo's proxies to ${NEXT_PROXY} (built above) through a canary and waves:
   kubectl trellis upgrade plan --proxy-version ${NEXT_PROXY}   # what it will do, changing nothing
   kubectl patch mesh default --type=merge -p '{"spec":{"proxy":{"version":"${NEXT_PROXY}"}}}'
-  kubectl trellis rollout status --watch`
+  kubectl trellis rollout status --watch
+Capture without privileged pods (the trellis-cni plugin on the node, then the same canaried rollout):
+  kubectl patch mesh default --type=merge -p '{"spec":{"proxy":{"capture":{"mode":"CNI"}}}}'
+  kubectl get mesh default -o jsonpath='{.status.capture}'`
     : "No real node: control-plane pods are scheduled on KWOK nodes and do not run."
 }
 The operator runs on this host (pid ${operator.process.child.pid}, metrics on 127.0.0.1:${operator.port}, log ${operator.logFile}).

@@ -120,6 +120,7 @@ describe("ClusterServiceVersion", () => {
         "quay.io/x/operator:0.3.0",
         "quay.io/x/controlplane:1.0.0",
         "quay.io/x/init:1.0.0",
+        "quay.io/x/cni:1.0.0",
         "quay.io/x/proxy:1.0.0",
       ],
     );

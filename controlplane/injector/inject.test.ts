@@ -8,6 +8,8 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { V1Pod } from "@kubernetes/client-node";
 import { parse, stringify } from "yaml";
+import { podCaptureOf } from "../../capture/annotations.ts";
+import { parseCaptureAnnotation } from "../../cni/capture-annotation.ts";
 import { assertGolden } from "../../test/golden.ts";
 import { decideInjection, type InjectionConfig } from "./inject.ts";
 import { applyJsonPatch } from "./json-patch.ts";
@@ -16,6 +18,8 @@ const testdata = fileURLToPath(new URL("./testdata", import.meta.url));
 const config: InjectionConfig = {
   proxyImage: "localhost/trellis/proxy",
   initImage: "localhost/trellis/init:1.0.0",
+  captureMode: "InitContainer",
+  cniImage: "localhost/trellis/cni:1.0.0",
   defaultProxyVersion: "1.0.0",
   logLevel: "info",
   resources: { requests: { cpu: "10m", memory: "20Mi" }, limits: { memory: "128Mi" } },
@@ -44,6 +48,51 @@ function podOf(w: Workload): V1Pod {
 const load = (file: string) => podOf(parse(readFileSync(join(testdata, file), "utf8")) as Workload);
 
 describe("sidecar injection", () => {
+  it("CNI mode: the validator instead of trellis-init, the plugin's annotation, and no capability anywhere", () => {
+    const pod = load("deployment.yaml");
+    const restricted = { "pod-security.kubernetes.io/enforce": "restricted" };
+    const decision = decideInjection(pod, shopNamespace, { ...config, captureMode: "CNI" }, restricted);
+    assert.ok(decision.inject);
+    assert.deepEqual(decision.notices, [], "restricted forbids nothing of a CNI-mode pod");
+    const out = applyJsonPatch(pod, decision.patch);
+    assert.deepEqual(
+      out.spec?.initContainers?.map((c) => c.name),
+      ["trellis-validate", "trellis-proxy"],
+    );
+    assert.ok(!out.spec?.volumes?.some((v) => v.name.startsWith("trellis-init")));
+    assert.equal(out.metadata?.labels?.["trellis.dev/capture-mode"], "CNI");
+    const annotation = parseCaptureAnnotation(out.metadata?.annotations?.["trellis.dev/capture"] ?? "");
+    assert.ok(annotation.ok);
+    assert.deepEqual(annotation.settings, podCaptureOf(undefined, shopNamespace).settings);
+    for (const c of out.spec?.initContainers ?? []) {
+      const sc = c.securityContext;
+      assert.equal(sc?.allowPrivilegeEscalation, false, c.name);
+      assert.deepEqual(sc?.capabilities, { drop: ["ALL"] }, c.name);
+      assert.equal(sc?.seccompProfile?.type, "RuntimeDefault", c.name);
+      assert.equal(sc?.readOnlyRootFilesystem, true, c.name);
+      assert.ok(sc?.runAsNonRoot && (sc.runAsUser ?? 0) > 0, c.name);
+    }
+    assert.equal(out.spec?.initContainers?.[0]?.securityContext?.runAsUser === 2102, false);
+  });
+
+  it("a workload's capture-mode annotation wins over the mesh's; a bad one is reported and ignored", () => {
+    const pod = load("deployment.yaml");
+    const asked = (value: string) => ({
+      ...pod,
+      metadata: { ...pod.metadata, annotations: { "trellis.dev/capture-mode": value } },
+    });
+    const cni = decideInjection(asked("CNI"), shopNamespace, config);
+    assert.ok(cni.inject);
+    assert.equal(applyJsonPatch(asked("CNI"), cni.patch).spec?.initContainers?.[0]?.name, "trellis-validate");
+    const bad = decideInjection(asked("Sidecar"), shopNamespace, config);
+    assert.ok(bad.inject);
+    assert.equal(applyJsonPatch(asked("Sidecar"), bad.patch).spec?.initContainers?.[0]?.name, "trellis-init");
+    assert.deepEqual(
+      bad.notices.map((n) => n.reason),
+      ["CaptureModeRefused"],
+    );
+  });
+
   for (const file of readdirSync(testdata).filter((f) => f.endsWith(".yaml") && !f.includes(".golden"))) {
     it(`${file}: golden and idempotent`, () => {
       const pod = load(file);

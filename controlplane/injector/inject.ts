@@ -10,10 +10,17 @@
 // pods without it get the fleet's current version from the Mesh status.
 import type { V1Container, V1Pod, V1Volume } from "@kubernetes/client-node";
 import { imageTag } from "../../api/image-references.ts";
-import { ANNOTATIONS, CONTROL_PLANE_NAMESPACE, IDENTITY_AUDIENCE, LABELS } from "../../api/index.ts";
+import {
+  ANNOTATIONS,
+  type CaptureMode,
+  CONTROL_PLANE_NAMESPACE,
+  IDENTITY_AUDIENCE,
+  LABELS,
+} from "../../api/index.ts";
 import { type PodCapture, podCaptureOf } from "../../capture/annotations.ts";
 import type { AppProbe } from "../../capture/app-probes.ts";
 import { PROXY_PORTS, PROXY_UID } from "../../capture/capture-settings.ts";
+import { CAPTURE_ANNOTATION, captureAnnotationValue } from "../../cni/capture-annotation.ts";
 import {
   captureNotices,
   captureProxyEnv,
@@ -22,6 +29,7 @@ import {
   initContainer,
   initVolumes,
 } from "./capture-injection.ts";
+import { podCaptureMode, validatorContainer } from "./cni-injection.ts";
 import { rewriteProbes } from "./probe-rewrite.ts";
 
 export type { InjectionNotice };
@@ -35,6 +43,10 @@ export interface InjectionConfig {
   proxyImage: string;
   /** The trellis-init image (with tag): the control plane's version (api/image-references.ts). */
   initImage: string;
+  /** The capture mode of pods whose workload names none (the Mesh's status.capture.mode). */
+  captureMode: CaptureMode;
+  /** The cni image (with tag), whose validator CNI-mode pods run first. */
+  cniImage: string;
   /** Version given to pods whose template does not name one. */
   defaultProxyVersion: string;
   logLevel: string;
@@ -83,7 +95,8 @@ export function decideInjection(
   const version = pod.metadata?.annotations?.[ANNOTATIONS.proxyVersion] ?? config.defaultProxyVersion;
   const namespace = pod.metadata?.namespace ?? "";
   const capture = podCaptureOf(pod.metadata?.annotations, namespaceAnnotations);
-  const patch = injectionPatch(pod, config, version, capture);
+  const mode = podCaptureMode(pod.metadata?.annotations, config.captureMode);
+  const patch = injectionPatch(pod, config, version, capture, mode.mode);
   const clash = nameClash(pod, patch);
   if (clash)
     return {
@@ -91,7 +104,11 @@ export function decideInjection(
       reason: clash,
       notices: [{ reason: "NameTaken", message: `trellis: pod not meshed: ${clash}` }],
     };
-  return { inject: true, version, patch, notices: captureNotices(capture, namespace, namespaceLabels) };
+  // In CNI mode no container needs a capability: Pod Security levels forbid nothing of it.
+  const notices = captureNotices(capture, namespace, namespaceLabels).filter(
+    (n) => mode.mode === "InitContainer" || n.reason !== "PodSecurityForbidsCapture",
+  );
+  return { inject: true, version, patch, notices: [...notices, ...mode.notices] };
 }
 
 /**
@@ -128,13 +145,16 @@ function injectionPatch(
   config: InjectionConfig,
   version: string,
   capture: PodCapture,
+  mode: CaptureMode,
 ): JsonPatchOperation[] {
   const spec = pod.spec ?? { containers: [] };
   // Probe replacements address containers by their index as admitted: they go first.
   const probes = rewriteProbes(pod, capture.settings.skipInboundPorts);
   const ops: JsonPatchOperation[] = [...probes.patch];
   const first = [
-    initContainer(capture, config.initImage, config.resources),
+    mode === "CNI"
+      ? validatorContainer(capture, config.cniImage, config.resources)
+      : initContainer(capture, config.initImage, config.resources),
     proxyContainer(pod, config, version, capture, probes.probes),
   ];
   if (spec.initContainers && spec.initContainers.length > 0) {
@@ -144,7 +164,7 @@ function injectionPatch(
   } else {
     ops.push({ op: "add", path: "/spec/initContainers", value: first });
   }
-  const volumes = [...initVolumes(), ...proxyVolumes()];
+  const volumes = [...(mode === "CNI" ? [] : initVolumes()), ...proxyVolumes()];
   if (spec.volumes && spec.volumes.length > 0) {
     for (const v of volumes) ops.push({ op: "add", path: "/spec/volumes/-", value: v });
   } else {
@@ -156,8 +176,16 @@ function injectionPatch(
     path: `/metadata/annotations/${escapePointer(ANNOTATIONS.proxyVersion)}`,
     value: version,
   });
+  if (mode === "CNI") {
+    ops.push({
+      op: "add",
+      path: `/metadata/annotations/${escapePointer(CAPTURE_ANNOTATION)}`,
+      value: captureAnnotationValue(capture.settings),
+    });
+  }
   if (!pod.metadata?.labels) ops.push({ op: "add", path: "/metadata/labels", value: {} });
   ops.push({ op: "add", path: `/metadata/labels/${escapePointer(LABELS.proxyVersion)}`, value: version });
+  ops.push({ op: "add", path: `/metadata/labels/${escapePointer(LABELS.captureMode)}`, value: mode });
   return ops;
 }
 
@@ -258,6 +286,8 @@ function proxyContainer(
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
       capabilities: { drop: ["ALL"] },
+      // With the rest, what the `restricted` Pod Security Standard asks of every container.
+      seccompProfile: { type: "RuntimeDefault" },
     },
     volumeMounts: [
       { name: "trellis-identity-token", mountPath: "/var/run/trellis/identity", readOnly: true },

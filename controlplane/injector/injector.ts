@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { DEFAULT_IMAGE_REGISTRY, meshImages, proxyRepository } from "../../api/image-references.ts";
-import { CONTROL_PLANE_NAMESPACE, fleetProxyVersion, type Mesh } from "../../api/index.ts";
+import { CONTROL_PLANE_NAMESPACE, fleetCaptureMode, fleetProxyVersion, type Mesh } from "../../api/index.ts";
 import type { Manager } from "../../kube/index.ts";
 import type { InjectionConfig } from "./inject.ts";
 import { startWebhookServer } from "./webhook-server.ts";
@@ -53,6 +53,8 @@ export function injectionConfigOf(mesh: Mesh, flags: InjectorFlags): InjectionCo
   return {
     proxyImage: proxyRepository(registry, spec.proxy?.image),
     initImage: meshImages(registry, spec.version).init,
+    captureMode: fleetCaptureMode(mesh),
+    cniImage: meshImages(registry, spec.version).cni,
     defaultProxyVersion: fleetProxyVersion(mesh),
     logLevel: spec.proxy?.logLevel ?? "info",
     allowUnmeshedClients: (spec.proxy?.unmeshedClients ?? "Allow") === "Allow",

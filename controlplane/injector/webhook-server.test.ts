@@ -125,6 +125,8 @@ describe("injector webhook server", () => {
 const config: InjectionConfig = {
   proxyImage: "localhost/trellis/proxy",
   initImage: "localhost/trellis/init:1.0.0",
+  captureMode: "InitContainer",
+  cniImage: "localhost/trellis/cni:1.0.0",
   defaultProxyVersion: "1.0.0",
   logLevel: "info",
   resources: {},

@@ -62,7 +62,12 @@ export function ownedLabels(meshName: string): Record<string, string> {
   return { [LABELS.managedBy]: MANAGED_BY, [LABELS.mesh]: meshName, [LABELS.partOf]: "trellis" };
 }
 
-function meta(input: RenderInput, name: string, extraLabels: Record<string, string> = {}, namespaced = true) {
+export function meta(
+  input: Pick<RenderInput, "mesh">,
+  name: string,
+  extraLabels: Record<string, string> = {},
+  namespaced = true,
+) {
   return {
     name,
     ...(namespaced ? { namespace: CONTROL_PLANE_NAMESPACE } : {}),

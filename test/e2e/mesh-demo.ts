@@ -3,12 +3,14 @@
 // Node runtime), a Mesh that places the control plane on the real node, and a client and a
 // server Deployment (2 replicas each) in a namespace the injector meshes.
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { type BuildOptions, type BuiltImage, buildImages, defaultOptions } from "../../hack/build-images.ts";
 import { cacheRoot, repoRoot } from "../cluster/binaries.ts";
 import { type LocalCluster, REAL_NODE_LABEL, waitFor } from "../cluster/local-cluster.ts";
+import { nodeDir } from "../cluster/node-config.ts";
 import { nodeRuntimeImageArchive } from "../cluster/node-images.ts";
 
 export const APP_IMAGE = "localhost/trellis-mesh-app:1";
@@ -77,7 +79,18 @@ export function demoTargets(namespace: string): string {
  * each kind (grpc, httpGet, tcpSocket): the injector rewrites them for capture. A headless
  * Service lets clients outside the mesh reach the server's pods (there is no kube-proxy here).
  */
-export function demoWorkloads(namespace: string, rate: number, requestTimeoutMs = 5000): string {
+export function demoWorkloads(
+  namespace: string,
+  rate: number,
+  options: { restricted?: boolean; replicas?: number; requestTimeoutMs?: number } = {},
+): string {
+  // What the `restricted` Pod Security Standard asks of every container, when the namespace
+  // enforces it (test/e2e/cni.test.ts); the applications are the same either way.
+  const securityContext = `{ runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true${
+    options.restricted
+      ? ", allowPrivilegeEscalation: false, capabilities: { drop: [ALL] }, seccompProfile: { type: RuntimeDefault }"
+      : ""
+  } }`;
   return `
 apiVersion: v1
 kind: ServiceAccount
@@ -111,7 +124,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: { name: server, namespace: ${namespace}, labels: { app: server } }
 spec:
-  replicas: 2
+  replicas: ${options.replicas ?? 2}
   selector: { matchLabels: { app: server } }
   template:
     metadata: { labels: { app: server } }
@@ -136,13 +149,13 @@ spec:
         startupProbe: { grpc: { port: 9090 }, periodSeconds: 1, failureThreshold: 30 }
         readinessProbe: { httpGet: { path: /ready, port: http }, periodSeconds: 2 }
         livenessProbe: { tcpSocket: { port: greeting }, periodSeconds: 10 }
-        securityContext: { runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true }
+        securityContext: ${securityContext}
 ---
 apiVersion: apps/v1
 kind: Deployment
 metadata: { name: client, namespace: ${namespace}, labels: { app: client } }
 spec:
-  replicas: 2
+  replicas: ${options.replicas ?? 2}
   selector: { matchLabels: { app: client } }
   template:
     metadata:
@@ -161,10 +174,10 @@ spec:
         - { name: MESH_APP_ROLE, value: client }
         - { name: TARGETS, value: "${demoTargets(namespace)}" }
         - { name: RATE, value: "${rate}" }
-        - { name: REQUEST_TIMEOUT_MS, value: "${requestTimeoutMs}" }
+        - { name: REQUEST_TIMEOUT_MS, value: "${options.requestTimeoutMs ?? 5000}" }
         - { name: DRAIN_MS, value: "10000" }
         ports: [{ name: stats, containerPort: 9000 }]
-        securityContext: { runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true }
+        securityContext: ${securityContext}
 `;
 }
 
@@ -194,4 +207,18 @@ export async function meshedNamespace(cluster: LocalCluster, namespace: string):
     1000,
   );
   return (Date.now() - started) / 1000;
+}
+
+/**
+ * The real node's CNI folders, as its containerd configuration names them (under the cluster's
+ * dir): what a Mesh's spec.proxy.capture.cni says for capture mode CNI (docs/cni.md).
+ */
+export function cniFolders(clusterDir: string): { binDir: string; confDir: string } {
+  const config = readFileSync(join(nodeDir(clusterDir), "containerd", "config.toml"), "utf8");
+  const value = (key: string) => {
+    const m = new RegExp(`^\\s*${key} = "([^"]+)"`, "m").exec(config);
+    if (!m?.[1]) throw new Error(`no ${key} in the real node's containerd configuration`);
+    return m[1];
+  };
+  return { binDir: value("bin_dir"), confDir: value("conf_dir") };
 }

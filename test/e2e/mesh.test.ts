@@ -201,7 +201,7 @@ spec:
       throw await diagnose(e);
     });
     note(`injection effective ${injecting.toFixed(1)} s after the namespace was annotated`);
-    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(NS, 5, REQUEST_TIMEOUT_MS));
+    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(NS, 5, { requestTimeoutMs: REQUEST_TIMEOUT_MS }));
     await waitFor(async () => settled(V0), 180_000, "client and server pods Ready with proxy 0.1.0").catch(
       async (e) => {
         throw await diagnose(e);
