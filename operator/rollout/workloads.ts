@@ -6,7 +6,7 @@
 // that no such workload owns (Jobs, CronJob pods, bare pods, pods of other controllers) are
 // grouped by owner as "other pods": a rollout never restarts them. Finished pods (Succeeded,
 // Failed) run no proxy and count nowhere. Pure over the pods and workloads read from the caches.
-import { ANNOTATIONS, LABELS } from "../../api/index.ts";
+import { ANNOTATIONS, podRevision, templateRevision } from "../../api/index.ts";
 import type { PodView, UpdateStrategyView, WorkloadObjectView } from "../resources.ts";
 import { type PodFailure, podFailure } from "./pod-failures.ts";
 
@@ -123,7 +123,8 @@ function newView(ref: WorkloadRef, key: string, obj: WorkloadObject): WorkloadVi
     namespace: ref.namespace,
     name: ref.name,
     key,
-    templateVersion: annotations?.[ANNOTATIONS.proxyVersion],
+    // The data-plane revision (proxy version and capture mode, api/data-plane-revision.ts).
+    templateVersion: templateRevision(annotations),
     restartedAt: annotations?.[ANNOTATIONS.restartedAt],
     labels: obj.metadata?.labels ?? {},
     pods: new Map(),
@@ -167,7 +168,7 @@ export function inventory(pods: PodView[], workloads: WorkloadObject[]): Invento
     return v;
   };
   for (const pod of pods) {
-    const version = pod.metadata?.labels?.[LABELS.proxyVersion];
+    const version = podRevision(pod.metadata?.labels);
     if (!version || pod.metadata?.deletionTimestamp || isFinished(pod)) continue;
     const ref = ownerWorkload(pod);
     const v = ref && view(ref);
