@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { parse } from "yaml";
 import { clusterBinaries } from "../test/cluster/binaries.ts";
-import { bundle } from "./bundle.ts";
+import { bundle, PROGRAMS } from "./bundle.ts";
 import { krewBinaries, renderKrewManifest } from "./krew-manifest.ts";
 import { readTar } from "./tar-archive.ts";
 
@@ -49,10 +49,10 @@ test("the proxy bundle refuses a bad configuration with exit 2 and says why", ()
 test("the bundles take Node's built-ins without ES module facades, so the proxy starts without the parts it never uses", () => {
   // An `import … from "node:crypto"` goes through the module's ES facade, which reads every
   // export and so loads WebCrypto, zlib and the web streams through Node's lazy getters.
-  for (const program of ["trellis", "controlplane", "proxy"]) {
-    const text = readFileSync(join(dir, `${program}.mjs`), "utf8");
+  for (const { name } of PROGRAMS) {
+    const text = readFileSync(join(dir, `${name}.mjs`), "utf8");
     const imports = text.match(/(?:from|import)\s*["'](?:node:)?[a-z_/0-9]+["']/g) ?? [];
-    assert.deepEqual(imports, ["from 'node:module'"], `${program}.mjs imports built-ins as ES modules`);
+    assert.deepEqual(imports, ["from 'node:module'"], `${name}.mjs imports built-ins as ES modules`);
   }
   const out = join(dir, "loaded.json");
   const hook = join(dir, "loaded.cjs");
