@@ -22,7 +22,7 @@ const signer: Signer | undefined =
 function sign(body: Buffer, issuer: Signer): string {
   const request = parseCsr(body);
   const leaf = issueLeaf({
-    publicKey: request.publicKey,
+    publicKey: request,
     signer: issuer,
     spiffeId: request.spiffeId,
     notAfter: new Date(Date.now() + 86_400_000),

@@ -62,7 +62,7 @@ export function trellisWorkloads(csrs: Buffer[]): Workload[] {
   const fromCsr = (i: number) => {
     const request = parseCsr(csrs[i % csrs.length] ?? Buffer.alloc(0));
     return issueLeaf({
-      publicKey: request.publicKey,
+      publicKey: request,
       signer,
       spiffeId: request.spiffeId,
       notAfter: new Date(Date.now() + DAY_MS),
@@ -197,7 +197,7 @@ export function trellisBreakdown(csrs: Buffer[], seconds: number): Record<string
       "issueLeaf, key already imported (Trellis)": (i) => {
         const r = at(requests, i);
         return issueLeaf({
-          publicKey: r.publicKey,
+          publicKey: r,
           signer,
           spiffeId: r.spiffeId,
           notAfter: new Date(Date.now() + DAY_MS),

@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { parse } from "yaml";
 import { clusterBinaries } from "../test/cluster/binaries.ts";
-import { bundle } from "./bundle.ts";
+import { bundle, PROGRAMS } from "./bundle.ts";
 import { krewBinaries, renderKrewManifest } from "./krew-manifest.ts";
 import { readTar } from "./tar-archive.ts";
 
@@ -44,6 +44,33 @@ test("the proxy bundle refuses a bad configuration with exit 2 and says why", ()
   const r = run("proxy.mjs", [], { TRELLIS_PROXY_ADMIN_LISTEN: "127.0.0.1:0" });
   assert.equal(r.status, 2);
   assert.match(r.stderr, /configure inbound, outbound or both/);
+});
+
+test("the bundles take Node's built-ins without ES module facades, so the proxy starts without the parts it never uses", () => {
+  // An `import … from "node:crypto"` goes through the module's ES facade, which reads every
+  // export and so loads WebCrypto, zlib and the web streams through Node's lazy getters.
+  for (const { name } of PROGRAMS) {
+    const text = readFileSync(join(dir, `${name}.mjs`), "utf8");
+    const imports = text.match(/(?:from|import)\s*["'](?:node:)?[a-z_/0-9]+["']/g) ?? [];
+    assert.deepEqual(imports, ["from 'node:module'"], `${name}.mjs imports built-ins as ES modules`);
+  }
+  const out = join(dir, "loaded.json");
+  const hook = join(dir, "loaded.cjs");
+  writeFileSync(
+    hook,
+    `process.on("exit", () => require("node:fs").writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.moduleLoadList)));`,
+  );
+  const r = spawnSync(process.execPath, ["--require", hook, join(dir, "proxy.mjs")], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? "", TRELLIS_PROXY_ADMIN_LISTEN: "127.0.0.1:0" },
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  assert.equal(r.status, 2, r.stderr);
+  const loaded = JSON.parse(readFileSync(out, "utf8")) as string[];
+  assert.ok(loaded.includes("NativeModule http2"), "the proxy loads what it uses");
+  for (const unused of ["internal/crypto/webcrypto", "zlib", "internal/webstreams/readablestream"])
+    assert.ok(!loaded.includes(`NativeModule ${unused}`), `the proxy loaded ${unused} at start`);
 });
 
 test("the proxy bundle loads its original-destination addon from its own folder in capture mode", async () => {

@@ -12,9 +12,10 @@
 // esbuild's metafile, for the image's package list. The output is a pure function of the
 // sources and the lock file: no timestamps, no absolute paths.
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { builtinModules } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 import pkg from "../package.json" with { type: "json" };
 import { buildNativeAddon } from "./build-native.ts";
 import { PLUGIN_ARCHIVE, PLUGIN_BINARY, pluginArchive, renderKrewManifest } from "./krew-manifest.ts";
@@ -59,6 +60,32 @@ export function packagesOf(inputs: string[]): BundledPackage[] {
   return [...out.values()].sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version));
 }
 
+/**
+ * Node's built-in modules as `process.getBuiltinModule(id)`, not as `import … from "node:…"`.
+ * An ES module import of a built-in goes through its ES module facade, which reads every export
+ * of the module once — and so runs the lazy getters Node keeps for rarely used parts:
+ * `crypto.webcrypto`, `fs.promises`, `stream.promises`, `zlib`, `worker_threads`, the web
+ * streams. On Node 24 the proxy bundle loaded 21 more built-in modules that way and held
+ * 3.5 MB more RSS idle (docs/node-runtime.md, "What the bundle loads at start"). Through this
+ * plugin each built-in is the module object itself, as `require` returns it; esbuild's
+ * CommonJS interop reads a named import when the code uses it, so nothing else changes.
+ */
+const builtinsWithoutFacade: Plugin = {
+  name: "builtins-without-esm-facade",
+  setup(b) {
+    const ids = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+    b.onResolve({ filter: /^(node:)?[a-z_/0-9]+$/ }, (args) =>
+      ids.has(args.path) || args.path.startsWith("node:")
+        ? { path: args.path, namespace: "node-builtin" }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: "node-builtin" }, (args) => ({
+      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(args.path)});`,
+      loader: "js",
+    }));
+  },
+};
+
 export async function bundle(outdir: string, minify = true): Promise<void> {
   mkdirSync(outdir, { recursive: true });
   for (const program of PROGRAMS) {
@@ -77,6 +104,7 @@ export async function bundle(outdir: string, minify = true): Promise<void> {
       legalComments: "none",
       metafile: true,
       logLevel: "warning",
+      plugins: [builtinsWithoutFacade],
       // CommonJS dependencies call require(); an ES module has none unless given one.
       banner: {
         js: "import { createRequire as __trellisRequire } from 'node:module'; const require = __trellisRequire(import.meta.url);",

@@ -2,14 +2,17 @@
 // code with it: node:crypto's X509Certificate (OpenSSL), the openssl CLI and @peculiar/x509.
 
 import assert from "node:assert/strict";
-import { generateKeyPairSync, X509Certificate } from "node:crypto";
+import { generateKeyPairSync, type KeyObject, X509Certificate } from "node:crypto";
 import { describe, test } from "node:test";
 import {
+  createCsr,
   fingerprint,
+  generateKeyPair,
   type IssuedCertificate,
   issueLeaf,
   PkiError,
   parseCertificate,
+  parseCsr,
   spiffeIdFor,
 } from "./index.ts";
 import { type Authority, DAY, fromNow, HOUR, issuer, trustAnchor } from "./testing/hierarchy.ts";
@@ -20,6 +23,14 @@ const root = trustAnchor("Trellis Root 2026");
 const mid = issuer("Trellis Issuer", root);
 const leafKeys = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const spiffeId = spiffeIdFor("cluster.local", "shop", "checkout");
+/** The identity service's path: the key comes from a verified CSR, certified without a KeyObject. */
+const csrKeys = generateKeyPair();
+const request = parseCsr(createCsr({ keyPair: csrKeys, spiffeId }).pem);
+/** Enough DNS names that the SAN, the extensions and the TBS need two-byte DER lengths. */
+const manyNames = Array.from({ length: 12 }, (_, i) => `replica-${i}.checkout.shop.svc.cluster.local`);
+/** A hierarchy that outlives 2049, so the leaf's notAfter is a GeneralizedTime. */
+const longRoot = trustAnchor("Trellis Root 2070", { notAfter: new Date("2070-01-01T00:00:00Z") });
+const longMid = issuer("Trellis Issuer 2060", longRoot, { notAfter: new Date("2060-01-01T00:00:00Z") });
 
 interface Kind {
   name: string;
@@ -31,6 +42,10 @@ interface Kind {
   subject?: string;
   san?: string;
   untrusted?: string;
+  /** The trust anchor of its chain, when not `root`. */
+  anchor?: Authority;
+  /** The public key the certificate must carry, for leaves. */
+  key?: KeyObject;
 }
 
 const kinds: Kind[] = [
@@ -77,6 +92,49 @@ const kinds: Kind[] = [
     san: "DNS:trellis-webhook.trellis-system.svc, DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1, IP Address:FD00:10:0:0:0:0:0:2A",
     untrusted: mid.certificate.pem,
   },
+  {
+    name: "workload leaf from a verified CSR (the identity service's path)",
+    cert: issueLeaf({ publicKey: request, signer: mid.signer, spiffeId, notAfter: fromNow(DAY) }),
+    parent: mid,
+    ca: false,
+    keyUsage: 1,
+    san: `URI:${spiffeId}`,
+    untrusted: mid.certificate.pem,
+    key: csrKeys.publicKey,
+  },
+  {
+    name: "serving leaf with twelve DNS names (two-byte DER lengths)",
+    cert: issueLeaf({
+      publicKey: request,
+      signer: mid.signer,
+      commonName: "checkout",
+      dnsNames: manyNames,
+      notAfter: fromNow(DAY),
+    }),
+    parent: mid,
+    ca: false,
+    keyUsage: 1,
+    subject: "CN=checkout",
+    san: manyNames.map((n) => `DNS:${n}`).join(", "),
+    untrusted: mid.certificate.pem,
+    key: csrKeys.publicKey,
+  },
+  {
+    name: "leaf valid past 2049 (GeneralizedTime notAfter)",
+    cert: issueLeaf({
+      publicKey: leafKeys.publicKey,
+      signer: longMid.signer,
+      spiffeId,
+      notAfter: new Date("2055-06-30T12:00:00Z"),
+    }),
+    parent: longMid,
+    ca: false,
+    keyUsage: 1,
+    san: `URI:${spiffeId}`,
+    untrusted: longMid.certificate.pem,
+    anchor: longRoot,
+    key: leafKeys.publicKey,
+  },
 ];
 
 describe("issued certificates, checked by independent implementations", () => {
@@ -94,12 +152,13 @@ describe("issued certificates, checked by independent implementations", () => {
       assert.equal(cert.fingerprint256.replaceAll(":", "").toLowerCase(), kind.cert.fingerprint);
       assert.equal(new Date(cert.validTo).getTime(), kind.cert.notAfter.getTime());
       assert.equal(new Date(cert.validFrom).getTime(), kind.cert.notBefore.getTime());
+      if (kind.key) assert.ok(cert.publicKey.equals(kind.key), "the leaf carries the requested key");
     });
 
     test(`${kind.name}: openssl verify and extension text`, () => {
       const result = opensslVerify({
         leafPem: kind.cert.pem,
-        anchorsPem: root.certificate.pem,
+        anchorsPem: (kind.anchor ?? root).certificate.pem,
         ...(kind.untrusted ? { untrustedPem: kind.untrusted } : {}),
       });
       assert.ok(result.ok, result.output);

@@ -7,28 +7,29 @@
 import { type KeyObject, sign } from "node:crypto";
 import { decodeCertificate } from "./certificate-decode.ts";
 import { fingerprint } from "./certificate-info.ts";
-import { bitString, contextConstructedTag, sequence, smallInteger, tlv } from "./der-encode.ts";
+import { CertificateRequest } from "./csr.ts";
+import { contextConstructedTag, putHeader, smallInteger, TAG, tlv, tlvSize } from "./der-encode.ts";
 import { PkiError } from "./errors.ts";
 import { assertKeyMatches, type KeyPair, keyIdentifier, p256Spki } from "./keys.ts";
 import { ECDSA_WITH_SHA256 } from "./oids.ts";
 import { toPem } from "./pem.ts";
-import { randomSerial } from "./serial-number.ts";
+import { SERIAL_DER_SIZE, serialHexAt, writeRandomSerial } from "./serial-number.ts";
 import { validateSpiffeId } from "./spiffe.ts";
-import { encodeGeneralNames, ipToBytes, validateDnsName } from "./subject-alt-names.ts";
+import { ipToBytes, validateDnsName } from "./subject-alt-names.ts";
 import {
   authorityKeyIdExtension,
   CA_KEY_USAGE,
   caBasicConstraints,
-  certificateExtensions,
   KEY_USAGE,
   LEAF_BASIC_CONSTRAINTS,
   LEAF_KEY_USAGE,
   SERVER_AND_CLIENT_AUTH,
+  SUBJECT_KEY_ID_PREFIX,
   subjectAltNameExtension,
   subjectKeyIdExtension,
 } from "./x509-extensions.ts";
 import { encodeName } from "./x509-name.ts";
-import { encodeValidity, toWholeSeconds } from "./x509-time.ts";
+import { toWholeSeconds, validitySize, writeValidity } from "./x509-time.ts";
 
 export interface Signer {
   certificateDer: Buffer;
@@ -36,17 +37,18 @@ export interface Signer {
 }
 
 export interface IssuedCertificate {
-  der: Buffer;
-  pem: string;
-  notBefore: Date;
-  notAfter: Date;
-  fingerprint: string;
-  serialHex: string;
+  readonly der: Buffer;
+  readonly pem: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly fingerprint: string;
+  readonly serialHex: string;
 }
 
 /** Default backdating of notBefore, so peers whose clocks run a little behind accept a new certificate. */
 const CLOCK_SKEW_MS = 60_000;
 const VERSION_3 = tlv(contextConstructedTag(0), smallInteger(2));
+const EXTENSIONS_TAG = contextConstructedTag(3);
 
 interface SignerContext {
   spki: Buffer;
@@ -124,29 +126,92 @@ interface TbsFields {
   spki: Buffer;
   notBefore: Date;
   notAfter: Date;
+  /** The Extensions SEQUENCE's content, in parts (whole extensions, or pieces of one, in order). */
   extensions: Buffer[];
 }
 
+/** The signature's BIT STRING at its longest: a DER ECDSA P-256 signature is at most 72 bytes. */
+const MAX_SIGNATURE_BITS = tlvSize(1 + 72);
+
+/**
+ * Writes the TBSCertificate and then the Certificate around it into one Buffer — every size is
+ * known before the first byte, the signer's fixed parts (algorithm, issuer name, the leaves'
+ * constant extensions) are copied as they were encoded once — and signs the TBS where it lies.
+ */
 function signCertificate(fields: TbsFields, privateKey: KeyObject): IssuedCertificate {
-  const serial = randomSerial();
-  const tbs = sequence(
-    VERSION_3,
-    serial.der,
-    fields.algorithmAndIssuer,
-    encodeValidity(fields.notBefore, fields.notAfter),
-    fields.subjectName,
-    fields.spki,
-    certificateExtensions(fields.extensions),
-  );
-  const der = sequence(tbs, ECDSA_WITH_SHA256, bitString(sign("sha256", tbs, privateKey)));
-  return {
-    der,
-    pem: toPem("CERTIFICATE", der),
-    notBefore: fields.notBefore,
-    notAfter: fields.notAfter,
-    fingerprint: fingerprint(der),
-    serialHex: serial.hex,
-  };
+  let extensionsLength = 0;
+  for (const extension of fields.extensions) extensionsLength += extension.length;
+  const extensionsSequence = tlvSize(extensionsLength);
+  const tbsLength =
+    VERSION_3.length +
+    SERIAL_DER_SIZE +
+    fields.algorithmAndIssuer.length +
+    validitySize(fields.notBefore, fields.notAfter) +
+    fields.subjectName.length +
+    fields.spki.length +
+    tlvSize(extensionsSequence);
+  const tbsSize = tlvSize(tbsLength);
+  const longest = tbsSize + ECDSA_WITH_SHA256.length + MAX_SIGNATURE_BITS;
+  // Room for the Certificate's header as the longest signature would need it; a shorter one may
+  // need a shorter header, written closer to the TBS (the DER then starts a byte or two later).
+  const headerRoom = tlvSize(longest) - longest;
+  const out = Buffer.allocUnsafe(headerRoom + longest);
+  let p = putHeader(out, headerRoom, TAG.sequence, tbsLength);
+  p = copyInto(out, p, VERSION_3);
+  const serialAt = p;
+  p = writeRandomSerial(out, p);
+  p = copyInto(out, p, fields.algorithmAndIssuer);
+  p = writeValidity(out, p, fields.notBefore, fields.notAfter);
+  p = copyInto(out, p, fields.subjectName);
+  p = copyInto(out, p, fields.spki);
+  p = putHeader(out, p, EXTENSIONS_TAG, extensionsSequence);
+  p = putHeader(out, p, TAG.sequence, extensionsLength);
+  for (const extension of fields.extensions) p = copyInto(out, p, extension);
+  const signature = sign("sha256", out.subarray(headerRoom, p), privateKey);
+  const length = tbsSize + ECDSA_WITH_SHA256.length + tlvSize(1 + signature.length);
+  const start = headerRoom - (tlvSize(length) - length);
+  putHeader(out, start, TAG.sequence, length);
+  p = copyInto(out, p, ECDSA_WITH_SHA256);
+  p = putHeader(out, p, TAG.bitString, 1 + signature.length);
+  out[p++] = 0;
+  p = copyInto(out, p, signature);
+  return new Issued(out.subarray(start, p), serialAt - start, fields);
+}
+
+function copyInto(out: Buffer, offset: number, part: Buffer): number {
+  out.set(part, offset);
+  return offset + part.length;
+}
+
+/** The PEM, fingerprint and serial text are made when first read: the identity service needs only the PEM. */
+class Issued implements IssuedCertificate {
+  readonly der: Buffer;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly #serialOffset: number;
+  #pem: string | undefined;
+  #fingerprint: string | undefined;
+
+  constructor(der: Buffer, serialOffset: number, window: { notBefore: Date; notAfter: Date }) {
+    this.der = der;
+    this.notBefore = window.notBefore;
+    this.notAfter = window.notAfter;
+    this.#serialOffset = serialOffset;
+  }
+
+  get pem(): string {
+    this.#pem ??= toPem("CERTIFICATE", this.der);
+    return this.#pem;
+  }
+
+  get fingerprint(): string {
+    this.#fingerprint ??= fingerprint(this.der);
+    return this.#fingerprint;
+  }
+
+  get serialHex(): string {
+    return serialHexAt(this.der, this.#serialOffset);
+  }
 }
 
 /** Self-signed root: CA without a path length limit, keyCertSign + cRLSign. */
@@ -216,12 +281,13 @@ function altNamesExtension(
   if (uris.length + dnsNames.length + ipBytes.length === 0) {
     throw new PkiError("MissingSubjectAltName", "a leaf needs a SPIFFE ID, a DNS name or an IP address");
   }
-  return subjectAltNameExtension(encodeGeneralNames({ uris, dnsNames, ipAddresses: [] }, ipBytes), critical);
+  return subjectAltNameExtension({ uris, dnsNames }, ipBytes, critical);
 }
 
 /** End-entity certificate for mTLS: CA:false, digitalSignature, serverAuth + clientAuth. */
 export function issueLeaf(o: {
-  publicKey: KeyObject;
+  /** The key to certify, or a request from parseCsr: its verified key is certified with no import. */
+  publicKey: KeyObject | CertificateRequest;
   signer: Signer;
   spiffeId?: string;
   dnsNames?: string[];
@@ -230,12 +296,16 @@ export function issueLeaf(o: {
   notBefore?: Date;
   notAfter: Date;
 }): IssuedCertificate {
-  const spki = p256Spki(o.publicKey);
+  const spki =
+    o.publicKey instanceof CertificateRequest
+      ? CertificateRequest.spkiOf(o.publicKey)
+      : p256Spki(o.publicKey);
   const subjectName = encodeName(o.commonName);
   const signer = signerContext(o.signer);
   const extensions = [
     signer.leafExtensions,
-    subjectKeyIdExtension(keyIdentifier(spki)),
+    SUBJECT_KEY_ID_PREFIX, // the key id itself follows: SHA-1, 20 bytes
+    keyIdentifier(spki),
     altNamesExtension(o, o.commonName === undefined),
   ];
   const window = validity(o.notBefore, o.notAfter, signer.notAfter);

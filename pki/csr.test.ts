@@ -2,18 +2,20 @@
 // those tools too, and rejects tampered, foreign-algorithm and malformed input with a PkiError.
 
 import assert from "node:assert/strict";
-import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
+import { generateKeyPairSync, type KeyObject, sign, X509Certificate } from "node:crypto";
 import { describe, test } from "node:test";
 import { DerReader } from "./der-decode.ts";
 import { bitString, contextConstructedTag, sequence, TAG, tlv } from "./der-encode.ts";
-import { createCsr, generateKeyPair, PkiError, parseCsr, privateKeyToPem } from "./index.ts";
+import { createCsr, generateKeyPair, issueLeaf, PkiError, parseCsr, privateKeyToPem } from "./index.ts";
 import { ECDSA_WITH_SHA256 } from "./oids.ts";
+import { fromNow, HOUR, issuer, trustAnchor } from "./testing/hierarchy.ts";
 import { opensslOrThrow } from "./testing/openssl-cli.ts";
 import { x509 } from "./testing/peculiar-x509.ts";
 
 const keys = generateKeyPair();
 const spiffeId = "spiffe://cluster.local/ns/shop/sa/checkout";
 const keyPem = privateKeyToPem(keys.privateKey);
+const ca = issuer("CSR Test Issuer", trustAnchor("CSR Test Root"));
 
 function opensslCsr(
   subjectAltName: string | undefined,
@@ -99,6 +101,11 @@ describe("parseCsr accepts", () => {
       input: () => opensslCsr(undefined),
       commonName: "from-openssl",
     },
+    {
+      name: "an openssl CSR whose key is a compressed point",
+      input: () => opensslCsr(undefined, compressedKeyPem()),
+      commonName: "from-openssl",
+    },
   ];
   for (const c of inputs) {
     test(c.name, () => {
@@ -108,6 +115,22 @@ describe("parseCsr accepts", () => {
       assert.equal(parsed.commonName, c.commonName);
     });
   }
+
+  test("the requested key is certified as it is, without building a KeyObject for it", () => {
+    for (const input of [ours.der, opensslCsr(undefined, compressedKeyPem())]) {
+      const parsed = parseCsr(input);
+      const leaf = issueLeaf({ publicKey: parsed, signer: ca.signer, spiffeId, notAfter: fromNow(HOUR) });
+      // A compressed point is certified uncompressed, the form every TLS stack reads.
+      const spki = keys.publicKey.export({ type: "spki", format: "der" });
+      assert.ok(new X509Certificate(leaf.der).publicKey.export({ type: "spki", format: "der" }).equals(spki));
+      assert.ok(parsed.publicKey.equals(keys.publicKey), "the key, imported when asked for");
+    }
+  });
+
+  test("only parseCsr makes a CertificateRequest (issuing trusts its key as verified)", () => {
+    const Request = parseCsr(ours.der).constructor as new (...args: unknown[]) => unknown;
+    assert.throws(() => new Request(Symbol("verified CSR"), ours.der, Buffer.alloc(91), []), TypeError);
+  });
 
   test("a CSR made by @peculiar/x509", async () => {
     const cryptoKeys = await x509.cryptoProvider
@@ -124,6 +147,11 @@ describe("parseCsr accepts", () => {
     assert.equal(parsed.spiffeId, spiffeId);
   });
 });
+
+/** The test key as SEC 1 PEM whose public point is written compressed (openssl ec -conv_form). */
+function compressedKeyPem(): string {
+  return opensslOrThrow(["ec", "-in", "k.pem", "-conv_form", "compressed"], { "k.pem": keyPem });
+}
 
 function pkcs8Pem(key: KeyObject): string {
   return key.export({ type: "pkcs8", format: "pem" }).toString();

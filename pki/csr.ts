@@ -7,24 +7,52 @@ import { type KeyObject, sign, verify } from "node:crypto";
 import { DerReader, readSmallInteger, readWholeBytes, type Tlv, tlvEquals } from "./der-decode.ts";
 import { bitString, contextConstructedTag, sequence, set, smallInteger, TAG, tlv } from "./der-encode.ts";
 import { PkiError } from "./errors.ts";
-import { assertKeyMatches, importP256Spki, type KeyPair, p256Spki } from "./keys.ts";
+import { assertKeyMatches, importP256Spki, isUncompressedP256Spki, type KeyPair, p256Spki } from "./keys.ts";
 import { ECDSA_WITH_SHA256, OID } from "./oids.ts";
 import { labelledPemBlocks, toPem } from "./pem.ts";
 import { validateSpiffeId } from "./spiffe.ts";
-import { type AltNames, encodeGeneralNames, validateDnsName } from "./subject-alt-names.ts";
-import { decodeExtensions, extension } from "./x509-extensions.ts";
+import { type AltNames, validateDnsName } from "./subject-alt-names.ts";
+import { decodeExtensions, subjectAltNameExtension } from "./x509-extensions.ts";
 import { encodeName, readCommonName } from "./x509-name.ts";
 
 const CODE = "MalformedCsr";
 const ATTRIBUTES_TAG = contextConstructedTag(0);
 const CSR_LABELS = new Set(["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"]);
 
-export interface CertificateRequest {
-  publicKey: KeyObject;
+/** Only parseCsr makes a CertificateRequest: its key is one whose signature verified. */
+const VERIFIED = Symbol("verified CSR");
+
+/** A parsed PKCS#10 request whose proof-of-possession signature verified with the key it carries. */
+export class CertificateRequest {
+  readonly der: Buffer;
+  readonly dnsNames: string[];
   commonName?: string;
   spiffeId?: string;
-  dnsNames: string[];
-  der: Buffer;
+  /** The key's SubjectPublicKeyInfo (P-256, uncompressed point, on the curve): a private copy. */
+  readonly #spki: Buffer;
+  #publicKey: KeyObject | undefined;
+
+  constructor(token: typeof VERIFIED, der: Buffer, spki: Buffer, dnsNames: string[], publicKey?: KeyObject) {
+    if (token !== VERIFIED) throw new TypeError("a CertificateRequest comes from parseCsr");
+    this.der = der;
+    this.#spki = spki;
+    this.dnsNames = dnsNames;
+    this.#publicKey = publicKey;
+  }
+
+  /**
+   * The requester's key, imported on first use: issuing from a request needs only its SPKI (pass
+   * the request itself to issueLeaf), and the signature was verified straight from the DER.
+   */
+  get publicKey(): KeyObject {
+    this.#publicKey ??= importP256Spki(this.#spki, CODE);
+    return this.#publicKey;
+  }
+
+  /** For issueLeaf (pki-internal): the verified key's SPKI, without a KeyObject. */
+  static spkiOf(request: CertificateRequest): Buffer {
+    return request.#spki;
+  }
 }
 
 function extensionRequest(o: { commonName?: string; spiffeId?: string; dnsNames?: string[] }): Buffer[] {
@@ -36,11 +64,7 @@ function extensionRequest(o: { commonName?: string; spiffeId?: string; dnsNames?
   const dnsNames = o.dnsNames ?? [];
   for (const name of dnsNames) validateDnsName(name);
   if (uris.length + dnsNames.length === 0) return [];
-  const san = extension(
-    OID.subjectAltName,
-    o.commonName === undefined,
-    encodeGeneralNames({ uris, dnsNames, ipAddresses: [] }, []),
-  );
+  const san = subjectAltNameExtension({ uris, dnsNames }, [], o.commonName === undefined);
   return [sequence(OID.extensionRequest, set(sequence(san)))];
 }
 
@@ -136,14 +160,44 @@ export function parseCsr(input: Buffer | string): CertificateRequest {
   const spiffeId = names.uris[0];
   if (spiffeId !== undefined) validateSpiffeId(spiffeId);
 
-  const publicKey = importP256Spki(der.subarray(spki.start, spki.end), CODE);
-  if (!verifySignature(der.subarray(infoTlv.start, infoTlv.end), publicKey, signature)) {
-    throw new PkiError("BadCsrSignature", "the CSR signature does not verify with the public key it carries");
-  }
-  const request: CertificateRequest = { publicKey, dnsNames: names.dnsNames, der };
+  const request = verifiedRequest(der, der.subarray(infoTlv.start, infoTlv.end), spki, signature, names);
   if (commonName !== undefined) request.commonName = commonName;
   if (spiffeId !== undefined) request.spiffeId = spiffeId;
   return request;
+}
+
+/**
+ * Checks the proof of possession. An uncompressed P-256 point (what every common library writes)
+ * is verified straight from its SPKI DER — OpenSSL decodes it, checking it is on the curve, and no
+ * KeyObject is built unless a caller asks for one. Anything else (a compressed point, another key
+ * type) is imported first, which says precisely what is wrong.
+ */
+function verifiedRequest(
+  der: Buffer,
+  info: Buffer,
+  spkiTlv: Tlv,
+  signature: Buffer,
+  names: AltNames,
+): CertificateRequest {
+  const spki = der.subarray(spkiTlv.start, spkiTlv.end);
+  if (isUncompressedP256Spki(spki)) {
+    let verified: boolean | undefined;
+    try {
+      verified = verify("sha256", info, { key: spki, format: "der", type: "spki" }, signature);
+    } catch {
+      // The point is not on the curve, or the signature is not DER: the import below says which.
+    }
+    if (verified === true) return new CertificateRequest(VERIFIED, der, Buffer.from(spki), names.dnsNames);
+    if (verified === undefined) importP256Spki(spki, CODE);
+    throw badSignature();
+  }
+  const publicKey = importP256Spki(spki, CODE);
+  if (!verifySignature(info, publicKey, signature)) throw badSignature();
+  return new CertificateRequest(VERIFIED, der, p256Spki(publicKey), names.dnsNames, publicKey);
+}
+
+function badSignature(): PkiError {
+  return new PkiError("BadCsrSignature", "the CSR signature does not verify with the public key it carries");
 }
 
 function verifySignature(data: Buffer, key: KeyObject, signature: Buffer): boolean {

@@ -1,6 +1,7 @@
 // DER encoding of the handful of ASN.1 types X.509 certificates and PKCS#10 requests need.
 // Not a general ASN.1 library: single-byte tags only, definite lengths, values built bottom-up
-// as Buffers and concatenated once per level (certificates are ~600 bytes, a few levels deep).
+// as Buffers and concatenated once per level (certificates are ~600 bytes, a few levels deep), or,
+// where the sizes are known first (the certificates pki issues), written into one Buffer.
 
 export const TAG = {
   boolean: 0x01,
@@ -38,25 +39,37 @@ function headerLength(contentLength: number): number {
   return 6;
 }
 
-function writeHeader(out: Buffer, tag: number, contentLength: number): number {
-  out[0] = tag;
+/** Bytes taken by a TLV whose content is `contentLength` bytes: header and content. */
+export function tlvSize(contentLength: number): number {
+  return headerLength(contentLength) + contentLength;
+}
+
+/**
+ * Writes a TLV header at `offset` of `out` and returns where its content starts. With tlvSize,
+ * lets a structure whose sizes are known be written into one Buffer instead of one per level.
+ */
+export function putHeader(out: Buffer, offset: number, tag: number, contentLength: number): number {
+  out[offset] = tag;
   if (contentLength < 0x80) {
-    out[1] = contentLength;
-    return 2;
+    out[offset + 1] = contentLength;
+    return offset + 2;
   }
   const size = headerLength(contentLength) - 2;
-  out[1] = 0x80 | size;
-  for (let i = 0; i < size; i++) out[2 + i] = (contentLength >>> (8 * (size - 1 - i))) & 0xff;
-  return 2 + size;
+  out[offset + 1] = 0x80 | size;
+  for (let i = 0; i < size; i++) out[offset + 2 + i] = (contentLength >>> (8 * (size - 1 - i))) & 0xff;
+  return offset + 2 + size;
 }
 
 /** One TLV whose value is the concatenation of `parts`. */
 export function tlv(tag: number, ...parts: Buffer[]): Buffer {
   let contentLength = 0;
   for (const part of parts) contentLength += part.length;
-  const out = Buffer.allocUnsafe(headerLength(contentLength) + contentLength);
-  let offset = writeHeader(out, tag, contentLength);
-  for (const part of parts) offset += part.copy(out, offset);
+  const out = Buffer.allocUnsafe(tlvSize(contentLength));
+  let offset = putHeader(out, 0, tag, contentLength);
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
   return out;
 }
 
@@ -91,7 +104,7 @@ export function smallInteger(value: number): Buffer {
   return unsignedInteger(Buffer.from(bytes));
 }
 
-const BOOLEAN_TRUE = Buffer.from([TAG.boolean, 1, 0xff]);
+export const BOOLEAN_TRUE = Buffer.from([TAG.boolean, 1, 0xff]);
 
 export function booleanTrue(): Buffer {
   return BOOLEAN_TRUE;

@@ -26,7 +26,7 @@ const P256_SPKI_LENGTH = P256_SPKI_PREFIX.length + 65;
 /** P-256 public or private key → the SPKI DER of its public point, for keys already checked. */
 const spkiByKey = new WeakMap<KeyObject, Buffer>();
 
-function isUncompressedP256Spki(spki: Buffer): boolean {
+export function isUncompressedP256Spki(spki: Buffer): boolean {
   return (
     spki.length === P256_SPKI_LENGTH &&
     spki.compare(P256_SPKI_PREFIX, 0, P256_SPKI_PREFIX.length, 0, P256_SPKI_PREFIX.length) === 0 &&

@@ -7,26 +7,31 @@ import { TAG } from "./der-encode.ts";
 
 const SERIAL_BYTES = 16;
 const pool = Buffer.alloc(SERIAL_BYTES * 256);
-let offset = pool.length;
+/** Where the pool's unused random bytes start. */
+let unused = pool.length;
 
-export interface Serial {
-  /** The INTEGER TLV: 0x02 0x10 then 16 bytes whose first is 0x01–0x7f (positive, no padding byte). */
-  der: Buffer;
-  /** The 16 bytes as lowercase hex. */
-  hex: string;
+/** The INTEGER TLV's size: 0x02 0x10 then 16 bytes whose first is 0x01–0x7f (positive, no padding byte). */
+export const SERIAL_DER_SIZE = 2 + SERIAL_BYTES;
+
+/** Writes a fresh serial's INTEGER TLV at `offset` of `out`; returns the end. */
+export function writeRandomSerial(out: Buffer, offset: number): number {
+  if (unused + SERIAL_BYTES > pool.length) {
+    randomFillSync(pool);
+    unused = 0;
+  }
+  out[offset] = TAG.integer;
+  out[offset + 1] = SERIAL_BYTES;
+  // Copied byte by byte and wiped behind: no view object per serial, and no random byte used twice.
+  for (let i = 0; i < SERIAL_BYTES; i++) {
+    out[offset + 2 + i] = pool[unused + i] ?? 0;
+    pool[unused + i] = 0;
+  }
+  unused += SERIAL_BYTES;
+  out[offset + 2] = (out[offset + 2] ?? 0) & 0x7f || 0x01;
+  return offset + SERIAL_DER_SIZE;
 }
 
-export function randomSerial(): Serial {
-  if (offset + SERIAL_BYTES > pool.length) {
-    randomFillSync(pool);
-    offset = 0;
-  }
-  const der = Buffer.allocUnsafe(2 + SERIAL_BYTES);
-  der[0] = TAG.integer;
-  der[1] = SERIAL_BYTES;
-  pool.copy(der, 2, offset, offset + SERIAL_BYTES);
-  pool.fill(0, offset, offset + SERIAL_BYTES);
-  offset += SERIAL_BYTES;
-  der[2] = (der[2] ?? 0) & 0x7f || 0x01;
-  return { der, hex: der.toString("hex", 2) };
+/** The serial of the INTEGER TLV written at `offset` of `der`, as lowercase hex. */
+export function serialHexAt(der: Buffer, offset: number): string {
+  return der.toString("hex", offset + 2, offset + SERIAL_DER_SIZE);
 }

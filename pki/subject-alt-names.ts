@@ -3,7 +3,7 @@
 
 import { isIPv4, isIPv6 } from "node:net";
 import { DerReader, type Tlv } from "./der-decode.ts";
-import { contextPrimitiveTag, sequence, TAG, tlv } from "./der-encode.ts";
+import { contextPrimitiveTag, putHeader, TAG, tlvSize } from "./der-encode.ts";
 import { PkiError, type PkiErrorCode } from "./errors.ts";
 
 const GN_DNS = contextPrimitiveTag(2);
@@ -66,13 +66,47 @@ export function bytesToIp(bytes: Buffer): string | undefined {
   return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLength).join(":")}`;
 }
 
-/** GeneralNames SEQUENCE (the SubjectAltName extension value) in URI, DNS, IP order. */
-export function encodeGeneralNames(names: AltNames, ipBytes: Buffer[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const uri of names.uris) parts.push(tlv(GN_URI, Buffer.from(uri, "latin1")));
-  for (const dns of names.dnsNames) parts.push(tlv(GN_DNS, Buffer.from(dns, "latin1")));
-  for (const ip of ipBytes) parts.push(tlv(GN_IP, ip));
-  return sequence(...parts);
+/** URI and DNS names (validated ASCII, so one byte per character) and iPAddress bytes. */
+export interface EncodableNames {
+  uris: readonly string[];
+  dnsNames: readonly string[];
+}
+
+/** Content length of the GeneralNames SEQUENCE for `names` (see writeGeneralNames). */
+export function generalNamesLength(names: EncodableNames, ipBytes: readonly Buffer[]): number {
+  let length = 0;
+  for (const uri of names.uris) length += tlvSize(uri.length);
+  for (const dns of names.dnsNames) length += tlvSize(dns.length);
+  for (const ip of ipBytes) length += tlvSize(ip.length);
+  return length;
+}
+
+/**
+ * Writes the GeneralNames SEQUENCE (the SubjectAltName extension value) at `offset`, in URI, DNS,
+ * IP order; `length` is generalNamesLength's. Returns the end.
+ */
+export function writeGeneralNames(
+  out: Buffer,
+  offset: number,
+  length: number,
+  names: EncodableNames,
+  ipBytes: readonly Buffer[],
+): number {
+  let p = putHeader(out, offset, TAG.sequence, length);
+  for (const uri of names.uris) {
+    p = putHeader(out, p, GN_URI, uri.length);
+    p += out.write(uri, p, "latin1");
+  }
+  for (const dns of names.dnsNames) {
+    p = putHeader(out, p, GN_DNS, dns.length);
+    p += out.write(dns, p, "latin1");
+  }
+  for (const ip of ipBytes) {
+    p = putHeader(out, p, GN_IP, ip.length);
+    out.set(ip, p);
+    p += ip.length;
+  }
+  return p;
 }
 
 function ia5(buf: Buffer, item: Tlv, reader: DerReader): string {

@@ -5,19 +5,27 @@
 
 import { DerReader, readSmallInteger, type Tlv, tlvEquals } from "./der-decode.ts";
 import {
+  BOOLEAN_TRUE,
   booleanTrue,
-  contextConstructedTag,
   contextPrimitiveTag,
   namedBits,
   octetString,
+  putHeader,
   sequence,
   smallInteger,
   TAG,
   tlv,
+  tlvSize,
 } from "./der-encode.ts";
 import type { PkiErrorCode } from "./errors.ts";
 import { OID } from "./oids.ts";
-import { type AltNames, decodeGeneralNames } from "./subject-alt-names.ts";
+import {
+  type AltNames,
+  decodeGeneralNames,
+  type EncodableNames,
+  generalNamesLength,
+  writeGeneralNames,
+} from "./subject-alt-names.ts";
 
 /** KeyUsage bit numbers (RFC 5280 §4.2.1.3). */
 export const KEY_USAGE = { digitalSignature: 0, keyCertSign: 5, cRLSign: 6 } as const;
@@ -45,14 +53,16 @@ export function caBasicConstraints(pathLen: number | undefined): Buffer {
   return extension(OID.basicConstraints, true, value);
 }
 
-/** SEQUENCE { subjectKeyIdentifier, OCTET STRING { OCTET STRING (20) } }: all but the key id is fixed. */
-const SKI_SHA1_PREFIX = extension(OID.subjectKeyIdentifier, false, octetString(Buffer.alloc(20))).subarray(
-  0,
-  -20,
-);
+/** SEQUENCE { subjectKeyIdentifier, OCTET STRING { OCTET STRING (20) } }: all but the 20-byte key id is fixed. */
+export const SUBJECT_KEY_ID_PREFIX = extension(
+  OID.subjectKeyIdentifier,
+  false,
+  octetString(Buffer.alloc(20)),
+).subarray(0, -20);
 
 export function subjectKeyIdExtension(keyId: Buffer): Buffer {
-  if (keyId.length === 20) return Buffer.concat([SKI_SHA1_PREFIX, keyId], SKI_SHA1_PREFIX.length + 20);
+  if (keyId.length === 20)
+    return Buffer.concat([SUBJECT_KEY_ID_PREFIX, keyId], SUBJECT_KEY_ID_PREFIX.length + 20);
   return extension(OID.subjectKeyIdentifier, false, octetString(keyId));
 }
 
@@ -60,14 +70,29 @@ export function authorityKeyIdExtension(keyId: Buffer): Buffer {
   return extension(OID.authorityKeyIdentifier, false, sequence(tlv(contextPrimitiveTag(0), keyId)));
 }
 
-/** RFC 5280 §4.2.1.6: the SAN is critical when the subject is empty. */
-export function subjectAltNameExtension(generalNames: Buffer, critical: boolean): Buffer {
-  return extension(OID.subjectAltName, critical, generalNames);
-}
-
-/** The `[3] EXPLICIT Extensions` field of a TBSCertificate. */
-export function certificateExtensions(extensions: Buffer[]): Buffer {
-  return tlv(contextConstructedTag(3), sequence(...extensions));
+/**
+ * The SubjectAltName extension, in one allocation (it is the one extension of a leaf that changes
+ * from certificate to certificate). RFC 5280 §4.2.1.6: critical when the subject is empty.
+ */
+export function subjectAltNameExtension(
+  names: EncodableNames,
+  ipBytes: readonly Buffer[],
+  critical: boolean,
+): Buffer {
+  const generalNames = generalNamesLength(names, ipBytes);
+  const value = tlvSize(generalNames);
+  const content = OID.subjectAltName.length + (critical ? BOOLEAN_TRUE.length : 0) + tlvSize(value);
+  const out = Buffer.allocUnsafe(tlvSize(content));
+  let p = putHeader(out, 0, TAG.sequence, content);
+  out.set(OID.subjectAltName, p);
+  p += OID.subjectAltName.length;
+  if (critical) {
+    out.set(BOOLEAN_TRUE, p);
+    p += BOOLEAN_TRUE.length;
+  }
+  p = putHeader(out, p, TAG.octetString, value);
+  writeGeneralNames(out, p, generalNames, names, ipBytes);
+  return out;
 }
 
 export interface DecodedExtensions {

@@ -58,15 +58,24 @@ export function encodeTime(date: Date): Buffer {
   return out;
 }
 
-/** The Validity SEQUENCE { notBefore, notAfter } in one allocation. */
-export function encodeValidity(notBefore: Date, notAfter: Date): Buffer {
+/** Bytes the Validity SEQUENCE { notBefore, notAfter } takes (32 through 2049). */
+export function validitySize(notBefore: Date, notAfter: Date): number {
+  return 2 + timeSize(notBefore) + timeSize(notAfter);
+}
+
+/** Writes the Validity SEQUENCE at `offset`; returns the end. */
+export function writeValidity(out: Buffer, offset: number, notBefore: Date, notAfter: Date): number {
   checkRange(notBefore);
   checkRange(notAfter);
-  const size = timeSize(notBefore) + timeSize(notAfter);
-  const out = Buffer.allocUnsafe(2 + size);
-  out[0] = TAG.sequence;
-  out[1] = size;
-  writeTime(out, writeTime(out, 2, notBefore), notAfter);
+  out[offset] = TAG.sequence;
+  out[offset + 1] = timeSize(notBefore) + timeSize(notAfter);
+  return writeTime(out, writeTime(out, offset + 2, notBefore), notAfter);
+}
+
+/** The Validity SEQUENCE { notBefore, notAfter } in one allocation. */
+export function encodeValidity(notBefore: Date, notAfter: Date): Buffer {
+  const out = Buffer.allocUnsafe(validitySize(notBefore, notAfter));
+  writeValidity(out, 0, notBefore, notAfter);
   return out;
 }
 

@@ -15,9 +15,13 @@
  *   arena that keeps what they freed; on Node 24 those arenas held 8–9 MB at 500 req/s. One arena:
  *   ~5 MB less RSS, CPU per request no worse (the proxy allocates on its main thread).
  *
- * Measured and left out on Node 24: `--optimize-for-size`, `--single-threaded-gc`, `--max-lazy`
- * (no gain or worse), `--no-opt --no-maglev` (Sparkplug only: 13 MB less RSS, twice the CPU per
- * request), `--jitless` (17 MB less, 3.3× the CPU). On Node 20: `--single-threaded-gc`,
+ * Measured and left out on Node 24: `--optimize-for-size`, `--single-threaded-gc`, `--max-lazy`,
+ * `--v8-pool-size=1`, `--single-threaded`, `--no-concurrent-array-buffer-sweeping`, `--minor-ms`,
+ * `--external-memory-accounted-in-global-limit`, `MALLOC_TRIM_THRESHOLD_` (no gain or worse),
+ * `MALLOC_MMAP_THRESHOLD_=65536` (5–8 MB less on the plain hop at 500 req/s, but 1.37× the CPU
+ * per request on the mTLS pair), `--no-turboshaft` (6 MB fewer pages of the binary, but
+ * 2.3× the CPU, as with `--no-opt`), `--no-opt --no-maglev` (Sparkplug only: 13 MB less RSS,
+ * twice the CPU per request), `--jitless` (17 MB less, 3.3× the CPU). On Node 20: `--single-threaded-gc`,
  * `--single-threaded`, `--v8-pool-size=1` (within noise).
  *
  * Owns: those lists. The image build reads them; the benchmark runs the proxies with them.

@@ -72,8 +72,13 @@ export function checkRequestedIdentity(
   }
 }
 
+/** The last answer's notAfter text: leaves issued within the same second share it. */
+let lastNotAfter = { ms: Number.NaN, text: "" };
+
 function wholeSecondsIso(date: Date): string {
-  return `${date.toISOString().slice(0, 19)}Z`;
+  const ms = date.getTime();
+  if (ms !== lastNotAfter.ms) lastNotAfter = { ms, text: `${date.toISOString().slice(0, 19)}Z` };
+  return lastNotAfter.text;
 }
 
 /** Verifies the CSR, checks its identity against `account` and issues the leaf. */
@@ -98,7 +103,7 @@ export function signCsr(
   let leaf: ReturnType<typeof issueLeaf>;
   try {
     leaf = issueLeaf({
-      publicKey: request.publicKey,
+      publicKey: request,
       signer: issuer.signer,
       spiffeId: expected,
       notAfter: new Date(now + policy.lifetimeMs),

@@ -1,0 +1,3 @@
+module trellis.dev/pki/testing/go-x509-verify
+
+go 1.26
