@@ -4,6 +4,7 @@ export * from "./common-schema.ts";
 export * from "./crd.ts";
 export * from "./duration.ts";
 export * from "./group.ts";
+export * from "./injection-intent.ts";
 export * from "./mesh.ts";
 export * from "./service-profile.ts";
 export * from "./validation.ts";

@@ -8,7 +8,13 @@
 // pods without it get the fleet's current version from the Mesh status.
 import type { V1Container, V1Pod, V1Volume } from "@kubernetes/client-node";
 import { imageTag } from "../../api/image-references.ts";
-import { ANNOTATIONS, CONTROL_PLANE_NAMESPACE, IDENTITY_AUDIENCE, LABELS } from "../../api/index.ts";
+import {
+  ANNOTATIONS,
+  CONTROL_PLANE_NAMESPACE,
+  IDENTITY_AUDIENCE,
+  injectionIntent,
+  LABELS,
+} from "../../api/index.ts";
 
 export const PROXY_CONTAINER = "trellis-proxy";
 export const PROXY_UID = 2102;
@@ -43,14 +49,10 @@ export function decideInjection(
   namespaceAnnotations: Record<string, string>,
   config: InjectionConfig,
 ): InjectionDecision {
-  const podSetting = pod.metadata?.annotations?.[ANNOTATIONS.inject];
   if (pod.spec?.initContainers?.some((c) => c.name === PROXY_CONTAINER && c.restartPolicy === "Always"))
     return { inject: false, reason: "already injected" };
-  if (podSetting === "disabled")
-    return { inject: false, reason: "pod opted out (trellis.dev/inject: disabled)" };
-  if (podSetting !== "enabled" && namespaceAnnotations[ANNOTATIONS.inject] !== "enabled") {
-    return { inject: false, reason: "neither pod nor namespace has trellis.dev/inject: enabled" };
-  }
+  const intent = injectionIntent(pod.metadata?.annotations, namespaceAnnotations);
+  if (!intent.meshed) return { inject: false, reason: intent.reason };
   if (pod.spec?.hostNetwork)
     return {
       inject: false,

@@ -28,7 +28,15 @@ import { TransitionWriter, writeStatusIfChanged } from "../status-write.ts";
 import { type ControlPlaneState, planControlPlane } from "./control-plane-plan.ts";
 import { type IdentityCaches, planIdentity } from "./mesh-identity.ts";
 import { removeMesh } from "./mesh-removal.ts";
-import { MESH_STATUS_KEYS, meshOwnedStatus, meshStatus, pickBlocker, rolloutBlocker } from "./mesh-status.ts";
+import {
+  dataPlaneCondition,
+  MESH_STATUS_KEYS,
+  meshOwnedStatus,
+  meshStatus,
+  pickBlocker,
+  repairBlocker,
+  rolloutBlocker,
+} from "./mesh-status.ts";
 import { observeComponents, versionHealth } from "./observe.ts";
 import { renderControlPlane } from "./render.ts";
 
@@ -161,7 +169,12 @@ export class MeshController {
       );
     }
     const components = plan.versions.flatMap((v) => observeComponents(deployments, v));
-    const blocker = pickBlocker(identity.blocker, rolloutBlocker(mesh.status?.rollout));
+    const blocker = pickBlocker(
+      identity.blocker,
+      rolloutBlocker(mesh.status?.rollout),
+      repairBlocker(mesh.status?.repair),
+    );
+    const dataPlane = dataPlaneCondition(mesh.status?.proxies, mesh.status?.repair, spec.injection.repair);
     const status = meshStatus({
       previous: mesh.status,
       generation,
@@ -170,6 +183,7 @@ export class MeshController {
       operatorVersion: this.options.operatorVersion,
       trustAnchor: identity.rotation.status,
       ...(blocker ? { blocker } : {}),
+      dataPlane,
       now,
     });
     // Status first, on the precondition that the Mesh is the one decided on; the Events of the

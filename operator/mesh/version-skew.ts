@@ -1,7 +1,8 @@
 // The version skew policy of the control plane, as a pure function (see docs/upgrades.md):
 // - downgrades are never silent: any older version is refused;
 // - upgrades: within a major, at most one minor release at a time (1.2.x → 1.3.y);
-// - a new major, a skipped minor or any downgrade needs spec.upgrade.force.
+// - a new major, a skipped minor or any downgrade needs spec.upgrade.force;
+// - proxies: within a major, at most one minor release from the control plane (proxyInSkew).
 import semver from "semver";
 
 export type SkewVerdict =
@@ -49,4 +50,17 @@ export function checkVersionChange(
     };
   }
   return { allowed: true };
+}
+
+/**
+ * The skew policy between a proxy and the control plane that serves it: the same major release
+ * and at most one minor release apart, either way (a 1.3 control plane serves 1.2 and 1.4
+ * proxies, not 1.1). A forced control-plane upgrade that skips a minor release leaves the
+ * proxies outside it until they restart. Versions that do not parse are not judged.
+ */
+export function proxyInSkew(proxy: string, controlPlane: string): boolean {
+  const p = semver.parse(proxy);
+  const c = semver.parse(controlPlane);
+  if (!p || !c) return true;
+  return p.major === c.major && Math.abs(p.minor - c.minor) <= 1;
 }
