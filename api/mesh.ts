@@ -78,6 +78,11 @@ const ProxySpec = Type.Object(
       requests: { cpu: "10m", memory: "20Mi" },
       limits: { memory: "128Mi" },
     }),
+    unmeshedClients: Type.Union([Type.Literal("Allow"), Type.Literal("Deny")], {
+      default: "Allow",
+      description:
+        "Whether clients outside the mesh (plaintext: an ingress controller, a scraper, the kubelet's probes) may reach meshed pods. Allow, like Linkerd's default all-unauthenticated; Deny admits only meshed clients. Meshed clients always get mutual TLS either way.",
+    }),
   },
   { default: {} },
 );

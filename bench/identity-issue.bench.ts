@@ -12,6 +12,7 @@
 //   IDENTITY_BENCH_E2E_SECONDS (5), IDENTITY_BENCH_E2E=0 to skip part (b).
 import { X509Certificate } from "node:crypto";
 import { cpus, loadavg } from "node:os";
+import { recordFigure } from "./bench-figures.ts";
 import {
   checkOneAnswer,
   closedLoop,
@@ -101,6 +102,8 @@ function reportSigning(rows: Row[]): void {
     ),
   );
   const goRow = rows.find((r) => r.label.startsWith("Go"));
+  for (const r of rows) recordFigure(`signing: ${r.label}`, rate(r), "certs per CPU-s", "higher");
+  if (goRow) recordFigure("signing: identity path ÷ Go crypto/x509", trellis / rate(goRow), "×", "higher");
   const vsGo = goRow ? `, ${(trellis / rate(goRow)).toFixed(2)}× Go (target ≥ 1.5×)` : "";
   const met = trellis >= SIGNING_TARGET && (!goRow || trellis >= 1.5 * rate(goRow));
   console.log(
@@ -159,6 +162,8 @@ async function endToEnd(): Promise<void> {
       ),
     );
     const perCore = (i: number) => median((samples[i] ?? []).map((s) => s.requests / s.serverCpuSeconds));
+    for (const [i, label] of labels.entries())
+      recordFigure(`endpoint: ${label}`, perCore(i), "req per server CPU-s", "higher");
     const identity = samples[0] ?? [];
     const errors = identity.reduce((n, s) => n + s.errors, 0);
     console.log(

@@ -6,6 +6,7 @@
 
 import { X509Certificate } from "node:crypto";
 import { cpus, loadavg } from "node:os";
+import { recordFigure } from "./bench-figures.ts";
 import { formatTable, median, type Sample } from "./pki-measure.ts";
 import { forgeWorkloads } from "./pki-peer-forge.ts";
 import { buildGoPeer } from "./pki-peer-go.ts";
@@ -142,6 +143,14 @@ function report(rows: Row[]): void {
   );
   const goRow = csrRows.find((r) => r.label.startsWith("Go"));
   const goRate = goRow ? median(goRow.samples.map((s) => s.perCpuSecond)) : undefined;
+  for (const r of rows)
+    recordFigure(
+      `${r.work}: ${r.label}`,
+      median(r.samples.map((s) => s.perCpuSecond)),
+      "certs per CPU-s",
+      "higher",
+    );
+  if (goRate) recordFigure("csr: Trellis ÷ Go crypto/x509", trellis / goRate, "×", "higher");
   const verdict =
     trellis >= TARGET_PER_SECOND && (goRate === undefined || trellis >= 1.5 * goRate) ? "met" : "NOT met";
   const vsGo = goRate === undefined ? "" : `, ${(trellis / goRate).toFixed(2)}× Go (target ≥ 1.5×)`;

@@ -3,6 +3,8 @@
 // from the SPKI DER avoid the key import?" (docs/pki.md: no — the import is the cost).
 // Run: node --import tsx bench/pki-key-import.bench.ts   (KEY_BENCH_ROUNDS, KEY_BENCH_MS)
 import { createPublicKey, generateKeyPairSync, type JsonWebKey, sign, verify } from "node:crypto";
+import { recordFigure } from "./bench-figures.ts";
+import { median } from "./pki-measure.ts";
 
 const ROUNDS = Number(process.env.KEY_BENCH_ROUNDS ?? 3);
 const MS = Number(process.env.KEY_BENCH_MS ?? 700);
@@ -50,5 +52,7 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 console.log(`P-256 verify with a key seen for the first time, ${KEYS} keys in rotation, per CPU-second`);
 console.log(`node ${process.version}, OpenSSL ${process.versions.openssl}, ${ROUNDS} rounds × ${MS} ms`);
-for (const [name, rates] of results)
+for (const [name, rates] of results) {
+  recordFigure(name, median(rates), "verifies per CPU-s", "higher");
   console.log(`${name.padEnd(52)} ${rates.map((r) => r.toLocaleString("en-US")).join(" / ")}`);
+}

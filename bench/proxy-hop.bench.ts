@@ -18,22 +18,26 @@
  *      BENCH_RATE_SECONDS (default 5), BENCH_ROUNDS (the whole sequence again, default 1:
  *      every round prints its own table and ratios), BENCH_ONLY (comma-separated: haproxy, trellis,
  *      node-relay, haproxy-mtls, trellis-mtls; direct always runs), BENCH_NODE_FLAGS (replaces the image's flags for the Trellis
- *      proxies; "none" for none), BENCH_CPU_PROF (a directory: the Trellis proxies write
+ *      proxies; "none" for none), BENCH_NODE_ENV (replaces the image's variables for them, "K=V …" or "none"), BENCH_CPU_PROF (a directory: the Trellis proxies write
  *      --cpu-prof profiles there), BENCH_BUNDLE (a proxy.mjs built elsewhere, e.g. from
- *      another commit, instead of building one).
+ *      another commit, instead of building one), BENCH_HEAP_REPORT=1 (the Node processes report
+ *      their V8 heap spaces and RSS split after the fixed rate: bench/proxy-hop-figures.ts).
+ * Node 20 against Node 24 (and V8 flags): bench/runtimes.bench.ts runs this file under each.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { bundle } from "../hack/bundle.ts";
+import { ensureNode } from "../hack/node-runtime.ts";
 import { generateKeyPair, privateKeyToPem } from "../pki/index.ts";
-import { proxyNodeFlags } from "../proxy/runtime-flags.ts";
+import { proxyNodeEnvironment, proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { FakeDestination, FakeIdentity } from "../proxy/test/control-plane-fakes.ts";
 import { createMeshCa, issueFor } from "../proxy/test/mesh-pki.ts";
 import { type SpawnOptions, spawnProxy, tempDir } from "../proxy/test/proxy-process.ts";
 import { cpuSeconds, rssAnonMb, rssMb, type Started, start, stop, wrk } from "./proxy-bench-processes.ts";
 import { plainHop, type TlsFiles, tlsClientHop, tlsServerHop } from "./proxy-haproxy.ts";
+import { type HeapReport, heapReportFlags, heapReports, recordRow } from "./proxy-hop-figures.ts";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
 const rate = Number(process.env.BENCH_RATE ?? 500);
@@ -48,15 +52,31 @@ const nodeFlags =
     : flagsEnv === "none"
       ? []
       : flagsEnv.split(/\s+/).filter(Boolean);
+nodeFlags.push(...heapReportFlags());
 const cpuProfDir = process.env.BENCH_CPU_PROF;
 if (cpuProfDir) {
   mkdirSync(cpuProfDir, { recursive: true });
   nodeFlags.push("--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`);
 }
+/**
+ * The upstream and the fixed-rate client run on the pinned runtime whatever runs this file, so
+ * that under bench/runtimes.bench.ts only the proxies (and the relay) change runtime.
+ */
+const peerNode = ensureNode();
 /** The upstream's port, for the direct half of the paired fixed-rate runs. */
 let upstreamPort = 0;
 /** How the Trellis proxies are started; `bundle` is set once the bundle is built. */
-const proxyRun: SpawnOptions = { nodeFlags };
+const envSetting = process.env.BENCH_NODE_ENV;
+/** The environment the image sets for the proxy (proxy/runtime-flags.ts), or BENCH_NODE_ENV's. */
+const proxyEnv: Record<string, string> =
+  envSetting === undefined
+    ? { ...proxyNodeEnvironment }
+    : Object.fromEntries(
+        (envSetting === "none" ? [] : envSetting.split(/\s+/).filter(Boolean)).map(
+          (kv) => kv.split("=", 2) as [string, string],
+        ),
+      );
+const proxyRun: SpawnOptions = { nodeFlags, env: proxyEnv };
 
 interface Path {
   name: string;
@@ -83,6 +103,8 @@ interface Row {
   rateRssMb: number[];
   /** Anonymous RSS at the end of the fixed-rate run (without the node binary's pages). */
   rateAnonMb: number[];
+  /** Where the memory is after the fixed-rate run (BENCH_HEAP_REPORT=1, Node processes). */
+  heap: HeapReport[];
 }
 
 function freePort(): Promise<number> {
@@ -163,6 +185,7 @@ async function nodeRelay(upstream: number): Promise<Path> {
     process.execPath,
     [...nodeFlags.filter((f) => !f.startsWith("--cpu-prof")), "bench/proxy-node-relay.mjs", String(upstream)],
     /port/,
+    { ...process.env, ...proxyEnv },
   );
   return {
     name: "Node byte relay (floor)",
@@ -290,6 +313,7 @@ async function measure(path: Path): Promise<Row> {
   await wrk(url, path.host, 3, 8);
   const rated = await peakRssDuring(path.proxyPids, () => rateRun(path));
   const rateAnon = path.proxyPids.map(rssAnonMb);
+  const heap = await heapReports(path.proxyPids);
   await wrk(url, path.host, 1, 32);
   const cpu0 = path.proxyPids.map(cpuSeconds);
   const closed = await peakRssDuring(path.proxyPids, () => wrk(url, path.host, seconds, 32));
@@ -310,6 +334,7 @@ async function measure(path: Path): Promise<Row> {
     idleRssMb: idleRss,
     rateRssMb: rated.peak,
     rateAnonMb: rateAnon,
+    heap,
   };
 }
 
@@ -324,7 +349,7 @@ interface RateResult {
 /** The fixed-rate run; through a proxy it is paired with direct requests to the upstream. */
 async function rateRun(path: Path): Promise<RateResult> {
   const run = await start(
-    process.execPath,
+    peerNode,
     [
       "--import",
       "tsx",
@@ -403,9 +428,13 @@ async function main(): Promise<void> {
     proxyRun.bundle = join(dist, "proxy.mjs");
   }
   process.stderr.write(
-    `Trellis proxies: node ${[...nodeFlags, proxyRun.bundle].join(" ")}; ${rounds} round(s)\n`,
+    `Trellis proxies: ${Object.entries(proxyEnv)
+      .map(([k, v]) => `${k}=${v} `)
+      .join(
+        "",
+      )}${process.execPath} ${[...nodeFlags, proxyRun.bundle].join(" ")}; ${rounds} round(s); upstream and client: ${peerNode}\n`,
   );
-  const upstream = await start(process.execPath, ["--import", "tsx", "bench/proxy-upstream.ts"], /port/);
+  const upstream = await start(peerNode, ["--import", "tsx", "bench/proxy-upstream.ts"], /port/);
   const up = (JSON.parse(upstream.line) as { port: number }).port;
   upstreamPort = up;
   // The upstream is itself a `node --import tsx` process: its idle RSS is the runtime's floor.
@@ -438,6 +467,7 @@ async function main(): Promise<void> {
         const path = await make();
         try {
           rows.push(await measure(path));
+          recordRow(rows.at(-1)!);
         } finally {
           await path.teardown();
         }

@@ -9,6 +9,7 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bundle } from "../hack/bundle.ts";
+import { recordFigure } from "./bench-figures.ts";
 import { runRolloutScale } from "./rollout-scale.ts";
 
 const env = (k: string, d: string) => process.env[k] ?? d;
@@ -34,6 +35,17 @@ const figures = await runRolloutScale({
   repairPercent: Number(env("REPAIR", "10")),
   log: (l) => process.stderr.write(`[bench] ${l}\n`),
 });
+recordFigure("operator peak RSS", figures.peakRssMb, "MB", "lower");
+recordFigure("operator CPU during the rollout", figures.cpuSeconds, "s", "lower");
+recordFigure("operator API writes per workload", figures.writesPerWorkload, "writes", "lower");
+recordFigure("rollout wall clock", figures.rolloutWallS, "s", "lower");
+if (figures.peerWallS)
+  recordFigure(
+    "restart phase ÷ peer",
+    (figures.rolloutWallS - figures.sumOfWaitsS) / figures.peerWallS,
+    "×",
+    "lower",
+  );
 const f = (n: number | undefined, d = 1) => (n === undefined ? "n/a" : n.toFixed(d));
 const rows: Array<[string, string, string]> = [
   ["workloads / pods", `${figures.workloads} / ${figures.pods}`, ""],

@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { gunzipSync } from "node:zlib";
 import { type BuiltImage, buildImages, defaultOptions } from "./build-images.ts";
+import { pinnedRuntime } from "./node-runtime.ts";
 import { sha256 } from "./oci-image.ts";
 import { type ReadEntry, readTar } from "./tar-archive.ts";
 
@@ -79,7 +80,11 @@ test("proxy 0.1.0 and 0.1.1 differ only in their version label and variable", ()
   const [a, b] = [open(image(0, "proxy").archive), open(image(1, "proxy").archive)];
   assert.equal(image(1, "proxy").reference, "localhost/trellis/proxy:0.1.1");
   assert.deepEqual(a.manifest.layers, b.manifest.layers);
-  assert.deepEqual(b.config.config.Env, ["PATH=/usr/bin", "TRELLIS_PROXY_VERSION=0.1.1"]);
+  assert.deepEqual(b.config.config.Env, [
+    "PATH=/usr/bin",
+    "TRELLIS_PROXY_VERSION=0.1.1",
+    "MALLOC_ARENA_MAX=1",
+  ]);
   assert.equal(b.config.config.Labels["org.opencontainers.image.version"], "0.1.1");
   const same = (c: Opened["config"]) => ({
     ...c.config,
@@ -193,6 +198,24 @@ async function get(url: string, output: () => string, deadline = Date.now() + 30
 }
 
 const canMount = process.getuid?.() === 0 && spawnSync("unshare", ["--mount", "true"]).status === 0;
+
+test("node --version inside every image is the pinned runtime's", { skip: !canMount }, () => {
+  for (const i of builds[0]!.images) {
+    const { config, files } = open(i.archive);
+    const rootfs = mkdtempSync(join(dir, "version-"));
+    chmodSync(rootfs, 0o755);
+    unpack(files, rootfs);
+    const user = config.config.User;
+    // Inside the image's root: its own node binary and the libraries it carries, as its user.
+    const r = spawnSync("chroot", [`--userspec=${user}`, rootfs, "/usr/bin/node", "--version"], {
+      encoding: "utf8",
+    });
+    rmSync(rootfs, { recursive: true, force: true });
+    assert.equal(r.stdout.trim(), `v${pinnedRuntime.version}`, `${i.name}: ${r.stderr}`);
+    const runtime = JSON.parse(files.get("usr/share/doc/runtime.json")!.data.toString());
+    assert.equal(runtime[0].version, pinnedRuntime.version, i.name);
+  }
+});
 
 test("the proxy runs from its image on a read-only root as its own user and answers /live", {
   skip: !canMount,

@@ -16,17 +16,19 @@ import { parseArgs } from "node:util";
 import { DEFAULT_IMAGE_REGISTRY, imageTag, releaseImageReferences } from "../api/image-references.ts";
 import { PROXY_UID } from "../controlplane/injector/inject.ts";
 import pkg from "../package.json" with { type: "json" };
-import { proxyNodeFlags } from "../proxy/runtime-flags.ts";
-import { bundle } from "./bundle.ts";
+import { proxyNodeEnvironment, proxyNodeFlags } from "../proxy/runtime-flags.ts";
+import { bundle, NATIVE_ADDON } from "./bundle.ts";
 import { importIntoContainerd } from "./containerd-import.ts";
 import { assembleApp, assembleRuntime, NONROOT_UID, type RuntimeComponent } from "./image-rootfs.ts";
+import { ensureNode } from "./node-runtime.ts";
 import { type ImageConfig, type Layer, layerOf, ociArchive, ociImage, sourceDateEpoch } from "./oci-image.ts";
 import { entriesOfDir } from "./tar-archive.ts";
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 
-/** Node flags of the proxy image: the ones the proxy benchmark measured (proxy/runtime-flags.ts). */
+/** Node flags and variables of the proxy image: the ones the proxy benchmark measured (proxy/runtime-flags.ts). */
 export const PROXY_NODE_FLAGS: readonly string[] = proxyNodeFlags;
+const PROXY_NODE_ENV = Object.entries(proxyNodeEnvironment).map(([k, v]) => `${k}=${v}`);
 
 export interface BuildOptions {
   version: string;
@@ -39,6 +41,7 @@ export interface BuildOptions {
   revision: string;
   source?: string;
   strip: boolean;
+  /** The Node binary the images carry: the pinned runtime (hack/node-runtime.json) by default. */
   node: string;
 }
 
@@ -60,7 +63,7 @@ interface ImageDefinition {
   repositoryRef: string;
   title: string;
   description: string;
-  program: { file: string; as: string; packages: string };
+  program: { file: string; as: string; packages: string; beside?: { file: string; as: string }[] };
   config: Omit<ImageConfig, "Labels">;
   testImage?: string;
 }
@@ -78,7 +81,7 @@ export function defaultOptions(overrides: Partial<BuildOptions> = {}): BuildOpti
     revision: git("rev-parse", "HEAD").stdout.trim() || "unknown",
     ...(origin.status === 0 && origin.stdout.trim() ? { source: origin.stdout.trim() } : {}),
     strip: spawnSync("strip", ["--version"]).status === 0,
-    node: process.execPath,
+    node: ensureNode(),
     ...overrides,
   };
 }
@@ -128,11 +131,12 @@ function definitions(o: BuildOptions, dist: string): ImageDefinition[] {
       repositoryRef: refs.proxy,
       title: "trellis-proxy",
       description: "The Trellis sidecar proxy.",
-      program: program("proxy"),
+      // The native addon capture mode reads SO_ORIGINAL_DST with (proxy/original-destination.ts).
+      program: { ...program("proxy"), beside: [{ file: join(dist, NATIVE_ADDON), as: NATIVE_ADDON }] },
       config: {
         User: `${PROXY_UID}:${PROXY_UID}`,
         Entrypoint: [node, ...PROXY_NODE_FLAGS, "/app/proxy.mjs"],
-        Env: env("TRELLIS_PROXY_VERSION", o.proxyVersion),
+        Env: [...env("TRELLIS_PROXY_VERSION", o.proxyVersion), ...PROXY_NODE_ENV],
         WorkingDir: "/app",
       },
     },

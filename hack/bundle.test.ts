@@ -35,6 +35,39 @@ test("the proxy bundle refuses a bad configuration with exit 2 and says why", ()
   assert.match(r.stderr, /configure inbound, outbound or both/);
 });
 
+test("the proxy bundle loads its original-destination addon from its own folder in capture mode", async () => {
+  const { spawn } = await import("node:child_process");
+  const child = spawn(process.execPath, [join(dir, "proxy.mjs")], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH ?? "",
+      TRELLIS_PROXY_CAPTURE: "true",
+      TRELLIS_PROXY_OUTBOUND_LISTEN: "127.0.0.1:0",
+      TRELLIS_PROXY_ADMIN_LISTEN: "127.0.0.1:0",
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  // Started means the addon loaded (a capture proxy without it exits at once, naming the paths).
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    child.stdout.on("data", () => {
+      if (out.includes("proxy started")) child.kill("SIGKILL");
+    });
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  assert.match(out, /proxy started/, out);
+});
+
 test("the control-plane bundle names its components when given none", () => {
   const r = run("controlplane.mjs", ["nonsense"], { KUBECONFIG: "/dev/null" });
   assert.equal(r.status, 2);

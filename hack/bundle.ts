@@ -2,6 +2,7 @@
 //   trellis.mjs       the operator command (bin/trellis.ts)
 //   controlplane.mjs  injector, identity and destination (controlplane/main.ts)
 //   proxy.mjs         the sidecar proxy (proxy/main.ts)
+//   original-dst.node the proxy's native addon for capture mode (hack/build-native.ts)
 // Each bundle runs under plain `node` (no tsx, no node_modules) and comes with
 // <name>.packages.json: the npm packages (name, version, license) inlined in it, read from
 // esbuild's metafile, for the image's package list. The output is a pure function of the
@@ -10,6 +11,8 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
+import { buildNativeAddon } from "./build-native.ts";
+import { pinnedRuntime } from "./node-runtime.ts";
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 
@@ -57,7 +60,8 @@ export async function bundle(outdir: string, minify = true): Promise<void> {
       outfile: join(outdir, `${program.name}.mjs`),
       bundle: true,
       platform: "node",
-      target: "node20",
+      // The runtime the images carry, so esbuild lowers nothing it supports.
+      target: `node${pinnedRuntime.version}`,
       format: "esm",
       minify,
       // Names stay readable in stack traces and logs.
@@ -73,7 +77,12 @@ export async function bundle(outdir: string, minify = true): Promise<void> {
     const packages = packagesOf(Object.keys(result.metafile.inputs));
     writeFileSync(join(outdir, `${program.name}.packages.json`), `${JSON.stringify(packages, null, 2)}\n`);
   }
+  // proxy.mjs loads it from its own folder (proxy/original-destination.ts).
+  buildNativeAddon(join(outdir, NATIVE_ADDON));
 }
+
+/** The proxy's native addon, beside proxy.mjs in dist/ and in the image's /app. */
+export const NATIVE_ADDON = "original-dst.node";
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({

@@ -56,9 +56,12 @@ function writeInto(root: string, path: string, content: string): void {
   writeFileSync(join(root, path), content);
 }
 
-/** Node's own license file beside the binary's installation, as nodejs.org and Debian lay it out. */
+/**
+ * Node's own license file: beside the binary's installation (the registry package and nodejs.org
+ * archives: <dir>/bin/node, <dir>/LICENSE) first, then where Debian puts it.
+ */
 function nodeLicense(node: string): string {
-  for (const p of ["/usr/share/doc/nodejs/LICENSE", join(dirname(realpathSync(node)), "..", "LICENSE")])
+  for (const p of [join(dirname(realpathSync(node)), "..", "LICENSE"), "/usr/share/doc/nodejs/LICENSE"])
     if (existsSync(p)) return p;
   throw new Error(`no LICENSE found for ${node}`);
 }
@@ -111,9 +114,17 @@ export function assembleRuntime(root: string, options: RuntimeOptions, proxyUid:
   return components;
 }
 
-/** Assembles an app folder: /app/<program>.mjs and /app/packages.json (the npm packages inside it). */
-export function assembleApp(root: string, program: { file: string; as: string }, packagesJson: string): void {
+/**
+ * Assembles an app folder: /app/<program>.mjs, the files it loads beside it (the proxy's native
+ * addon) and /app/packages.json (the npm packages inside it).
+ */
+export function assembleApp(
+  root: string,
+  program: { file: string; as: string; beside?: readonly { file: string; as: string }[] },
+  packagesJson: string,
+): void {
   rmSync(root, { recursive: true, force: true });
   copyInto(root, `app/${program.as}`, program.file, 0o644);
+  for (const extra of program.beside ?? []) copyInto(root, `app/${extra.as}`, extra.file, 0o644);
   copyInto(root, "app/packages.json", packagesJson, 0o644);
 }

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up (npm packages, Debian packages, Kubernetes binaries), lint,
+# The whole test suite: set-up (npm packages, Node, Debian packages, Kubernetes binaries), lint,
 # type check, then every *.test.ts under the source folders with Node's test runner.
 # Usage: hack/test.sh [file-or-folder ...]   (default: everything)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash hack/setup.sh
+# Everything below runs on the pinned Node, not the machine's (hack/node-env.sh).
+source hack/node-env.sh
+echo "== node $(node --version) ($(command -v node))"
 
 echo "== lint and format (biome)"
 npx biome ci --colors=off --reporter=summary .

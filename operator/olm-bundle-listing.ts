@@ -189,6 +189,12 @@ export const OWNED_KINDS: Array<{
         ...select("trace", "debug", "info", "warn", "error"),
       ),
       d(
+        "proxy.unmeshedClients",
+        "Clients outside the mesh",
+        "Allow: plaintext clients (ingress, scrapers, probes) reach meshed pods; Deny: only meshed clients.",
+        ...select("Allow", "Deny"),
+      ),
+      d(
         "identity.trustDomain",
         "Trust domain",
         "SPIFFE trust domain of workload identities.",

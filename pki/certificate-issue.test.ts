@@ -87,7 +87,8 @@ describe("issued certificates, checked by independent implementations", () => {
       assert.ok(cert.checkIssued(parent), "checkIssued");
       assert.ok(cert.verify(parent.publicKey), "signature verifies with the parent key");
       assert.equal(cert.ca, kind.ca);
-      assert.equal(cert.subject, kind.subject);
+      // An empty subject reads as undefined on Node 20 and as "" on Node 24.
+      assert.equal(cert.subject || undefined, kind.subject);
       assert.equal(cert.subjectAltName, kind.san);
       assert.equal(cert.serialNumber.toLowerCase(), kind.cert.serialHex);
       assert.equal(cert.fingerprint256.replaceAll(":", "").toLowerCase(), kind.cert.fingerprint);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { describe, test } from "node:test";
 import { DerReader } from "./der-decode.ts";
-import { bitString, sequence, TAG } from "./der-encode.ts";
+import { bitString, contextConstructedTag, sequence, TAG, tlv } from "./der-encode.ts";
 import { createCsr, generateKeyPair, PkiError, parseCsr, privateKeyToPem } from "./index.ts";
 import { ECDSA_WITH_SHA256 } from "./oids.ts";
 import { opensslOrThrow } from "./testing/openssl-cli.ts";
@@ -84,6 +84,11 @@ describe("parseCsr accepts", () => {
     },
     { name: "PEM with surrounding text", input: () => `# request for checkout\n${ours.pem}\n`, spiffeId },
     {
+      name: "PEM bytes with surrounding text, as the same text as a string",
+      input: () => Buffer.from(`# request for checkout\n${ours.pem}\n`),
+      spiffeId,
+    },
+    {
       name: "a CSR made by openssl",
       input: () => opensslCsr(`URI:${spiffeId},DNS:x.shop`),
       spiffeId,
@@ -130,6 +135,27 @@ function resign(der: Buffer, key: KeyObject): Buffer {
   const info = outer.next(TAG.sequence);
   const infoBytes = der.subarray(info.start, info.end);
   return sequence(infoBytes, ECDSA_WITH_SHA256, bitString(sign("sha256", infoBytes, key)));
+}
+
+/** A CSR whose attributes are `a`'s extensionRequest followed by `b`'s, signed by `key`. */
+function twoExtensionRequests(a: Buffer, b: Buffer, key: KeyObject): Buffer {
+  const parts = (der: Buffer) => {
+    const outer = DerReader.inside(der, DerReader.single(der, TAG.sequence, "MalformedCsr"), "MalformedCsr");
+    const info = DerReader.inside(der, outer.next(TAG.sequence), "MalformedCsr");
+    const version = info.next(TAG.integer);
+    const subject = info.next(TAG.sequence);
+    const spki = info.next(TAG.sequence);
+    const attributes = info.next(contextConstructedTag(0));
+    const bytes = (t: { start: number; end: number }) => der.subarray(t.start, t.end);
+    const inner = DerReader.inside(der, attributes, "MalformedCsr");
+    return {
+      head: [bytes(version), bytes(subject), bytes(spki)],
+      attribute: bytes(inner.next(TAG.sequence)),
+    };
+  };
+  const first = parts(a);
+  const info = sequence(...first.head, tlv(contextConstructedTag(0), first.attribute, parts(b).attribute));
+  return sequence(info, ECDSA_WITH_SHA256, bitString(sign("sha256", info, key)));
 }
 
 function tamper(der: Buffer, at: number): Buffer {
@@ -191,6 +217,17 @@ describe("parseCsr rejects", () => {
       code: "MalformedCsr",
     },
     {
+      name: "two extensionRequest attributes (OpenSSL reads the first, Go refuses)",
+      input: () =>
+        twoExtensionRequests(
+          createCsr({ keyPair: keys, spiffeId: "spiffe://cluster.local/ns/shop/sa/harmless" }).der,
+          csr.der,
+          keys.privateKey,
+        ),
+      code: "MalformedCsr",
+    },
+    { name: "bytes that are neither DER nor PEM", input: () => Buffer.from("hello"), code: "MalformedCsr" },
+    {
       name: "an indefinite length",
       input: () => Buffer.concat([Buffer.of(0x30, 0x80), csr.der.subarray(3), Buffer.of(0, 0)]),
       code: "MalformedCsr",
@@ -201,6 +238,15 @@ describe("parseCsr rejects", () => {
       assert.throws(() => parseCsr(c.input()), isPkiError(c.code));
     });
   }
+
+  test("says what it expected of input that is neither DER nor PEM, given as bytes or as text", () => {
+    for (const input of [Buffer.from("hello"), "hello"]) {
+      assert.throws(
+        () => parseCsr(input),
+        /expected a DER CSR \(a SEQUENCE\) or a PEM CERTIFICATE REQUEST block/,
+      );
+    }
+  });
 
   test("every truncation of a CSR, without crashing", () => {
     for (let length = 0; length < csr.der.length; length++) {

@@ -65,12 +65,17 @@ export function createCsr(o: {
   return { der, pem: toPem("CERTIFICATE REQUEST", der) };
 }
 
+/**
+ * The DER of a CSR given as DER, or as PEM text (a string or its bytes). PEM may have text before
+ * and after its block (RFC 7468 §2; OpenSSL and Go skip it too), whichever way it is given.
+ */
 function csrDer(input: Buffer | string): Buffer {
-  // DER starts with 0x30 (SEQUENCE); PEM with "-----BEGIN ".
-  const isPem =
-    typeof input === "string" || (input[0] === 0x2d && input.toString("latin1", 0, 11) === "-----BEGIN ");
-  if (!isPem) return input;
+  // DER starts with 0x30 (SEQUENCE); anything else can only be PEM text.
+  if (typeof input !== "string" && input[0] === 0x30) return input;
   const text = typeof input === "string" ? input : input.toString("latin1");
+  if (!text.includes("-----BEGIN ")) {
+    throw new PkiError(CODE, "expected a DER CSR (a SEQUENCE) or a PEM CERTIFICATE REQUEST block");
+  }
   let blocks: Buffer[];
   try {
     blocks = labelledPemBlocks(text)
@@ -89,12 +94,15 @@ function csrDer(input: Buffer | string): Buffer {
 function readRequestedNames(buf: Buffer, attributes: Tlv): AltNames {
   const reader = DerReader.inside(buf, attributes, CODE);
   let names: AltNames = { uris: [], dnsNames: [], ipAddresses: [] };
+  let extensionRequests = 0;
   while (!reader.atEnd()) {
     const attribute = DerReader.inside(buf, reader.next(TAG.sequence), CODE);
     const type = attribute.next(TAG.oid);
     const values = attribute.next(TAG.set);
     attribute.finish();
     if (!tlvEquals(buf, type, OID.extensionRequest)) continue;
+    // OpenSSL reads the first, we would read the last, Go refuses: two can only mislead.
+    if (++extensionRequests > 1) throw new PkiError(CODE, "a CSR may carry one extensionRequest attribute");
     const inner = DerReader.inside(buf, values, CODE);
     names = decodeExtensions(buf, inner.next(TAG.sequence), CODE).altNames;
     inner.finish();

@@ -11,6 +11,11 @@ export interface EndpointSpec {
   port: number;
   /** Expected SPIFFE ID of the proxy at this endpoint; absent means not meshed (plaintext). */
   identity?: string;
+  /**
+   * Meshed endpoints: the application port in the peer's pod, carried in the transport header
+   * (the endpoint's `port` is then the peer proxy's inbound port).
+   */
+  targetPort?: number;
 }
 
 export interface Endpoint extends EndpointSpec {
@@ -19,7 +24,7 @@ export interface Endpoint extends EndpointSpec {
 }
 
 export function endpointKey(e: EndpointSpec): string {
-  return `${e.address}:${e.port}#${e.identity ?? ""}`;
+  return `${e.address}:${e.port}>${e.targetPort ?? ""}#${e.identity ?? ""}`;
 }
 
 export class Balancer {

@@ -11,8 +11,8 @@
  */
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
+import { ChunkedDecoder } from "./h1-chunked.ts";
 import {
-  ChunkedDecoder,
   type Framing,
   H1SyntaxError,
   parseResponseHead,
@@ -21,7 +21,7 @@ import {
 } from "./h1-codec.ts";
 import { H1Pools, type Lease } from "./h1-pool.ts";
 import { type Headers, ProxyError, type ProxyRequest, type ProxyResponse } from "./handler.ts";
-import { forwardableHeaders, forwardableTrailers } from "./headers.ts";
+import { forwardableResponseHeaders, forwardableTrailers } from "./headers.ts";
 import type { ClientLimits, ClientTls, UpstreamTarget } from "./upstream.ts";
 
 const maxResponseHeadBytes = 64 * 1024;
@@ -154,6 +154,9 @@ class Exchange {
           if (!parsed || parsed.head.status >= 200 || parsed.head.status === 101) break;
           offset += parsed.consumed;
         }
+        // The proxy never forwards an upgrade, so a 101 answers nothing that was asked: what
+        // follows it is not HTTP, and forwarding it as a final answer would hand it to the client.
+        if (parsed?.head.status === 101) throw new H1SyntaxError("unsolicited 101 Switching Protocols");
       } catch (err) {
         this.fail(err as Error);
         return;
@@ -171,8 +174,20 @@ class Exchange {
 
   private onHead(head: { status: number; headers: Headers; keepAlive: boolean }, rest: Buffer): void {
     let framing: Framing;
+    // Chunks that came with the head are decoded before anything is answered, so a body broken
+    // from its first bytes is a 502 rather than a forwarded head with a cut body.
+    let early: Buffer[] | undefined;
+    let earlyUsed = 0;
     try {
       framing = responseFraming(this.req.method, head);
+      if (framing.kind === "chunked") {
+        this.chunked = new ChunkedDecoder();
+        if (rest.length > 0) {
+          const parts: Buffer[] = [];
+          earlyUsed = this.chunked.feed(rest, (d) => parts.push(d));
+          early = parts;
+        }
+      }
     } catch (err) {
       this.fail(err as Error);
       return;
@@ -181,27 +196,20 @@ class Exchange {
     this.keepAlive = head.keepAlive && framing.kind !== "close";
     const response: ProxyResponse = {
       status: head.status,
-      headers: forwardableHeaders(head.headers),
+      headers: forwardableResponseHeaders(head.headers),
       body: null,
       trailers: () => (this.chunked?.trailers ? forwardableTrailers(this.chunked.trailers) : undefined),
     };
-    if (framing.kind === "none") {
-      this.finished = true;
-      this.resolve(response);
-      this.maybeRelease();
-      return;
-    }
-    if (framing.kind === "length" && rest.length >= framing.length) {
-      // The whole body came with the head: hand it over as a Buffer, no stream needed.
-      if (rest.length > framing.length) this.keepAlive = false;
-      response.body = rest.length === framing.length ? rest : rest.subarray(0, framing.length);
+    const whole = this.wholeBody(framing, rest, early, earlyUsed);
+    if (whole !== undefined) {
+      // The whole body came with the head: hand it over as a Buffer (or none), no stream needed.
+      response.body = whole.length === 0 && framing.kind === "none" ? null : whole;
       this.finished = true;
       this.resolve(response);
       this.maybeRelease();
       return;
     }
     if (framing.kind === "length") this.remaining = framing.length;
-    if (framing.kind === "chunked") this.chunked = new ChunkedDecoder();
     const socket = this.lease.socket;
     this.body = new Readable({
       read: () => socket.resume(),
@@ -212,7 +220,37 @@ class Exchange {
     });
     response.body = this.body;
     this.resolve(response);
-    if (rest.length > 0) this.onBody(rest);
+    if (early) {
+      if (this.chunked!.done && earlyUsed < rest.length) this.keepAlive = false;
+      for (const part of early) this.push(part);
+      if (this.chunked!.done) this.complete();
+    } else if (rest.length > 0) this.onBody(rest);
+  }
+
+  /**
+   * The body when it is complete in what came with the head (empty for a bodiless response);
+   * undefined when it must be streamed. Bytes past its end answer nothing: no reuse.
+   */
+  private wholeBody(
+    framing: Framing,
+    rest: Buffer,
+    early: Buffer[] | undefined,
+    used: number,
+  ): Buffer | undefined {
+    if (framing.kind === "none") {
+      if (rest.length > 0) this.keepAlive = false;
+      return rest.subarray(0, 0);
+    }
+    if (framing.kind === "length" && rest.length >= framing.length) {
+      if (rest.length > framing.length) this.keepAlive = false;
+      return rest.length === framing.length ? rest : rest.subarray(0, framing.length);
+    }
+    // Trailers need the streamed path: a Buffer body is sent without them.
+    if (framing.kind === "chunked" && early && this.chunked!.done && !this.chunked!.trailers) {
+      if (used < rest.length) this.keepAlive = false;
+      return early.length === 1 ? early[0]! : Buffer.concat(early);
+    }
+    return undefined;
   }
 
   private onBody(chunk: Buffer): void {

@@ -6,10 +6,19 @@
  * stream cancellation. Does not choose the target (layers/balance.ts).
  */
 import http2 from "node:http2";
+import tls from "node:tls";
 import { sendBody } from "./body.ts";
 import { type Headers, ProxyError, type ProxyRequest, type ProxyResponse } from "./handler.ts";
-import { forwardableHeaders, forwardableTrailers } from "./headers.ts";
-import { type ClientLimits, type ClientTls, targetKey, type UpstreamTarget } from "./upstream.ts";
+import { forwardableResponseHeaders, forwardableTrailers } from "./headers.ts";
+import {
+  alpnFor,
+  type ClientLimits,
+  type ClientTls,
+  startSession,
+  targetKey,
+  targetPrefix,
+  type UpstreamTarget,
+} from "./upstream.ts";
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, HTTP2_FLAG_END_STREAM } = {
   ...http2.constants,
@@ -17,8 +26,11 @@ const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, HTTP2_FLAG_END_STREAM } = {
 };
 
 interface PooledSession {
-  session: http2.ClientHttp2Session;
+  /** Undefined while a transport-header connection is still being set up (`ready`). */
+  session: http2.ClientHttp2Session | undefined;
+  ready: Promise<http2.ClientHttp2Session>;
   connected: boolean;
+  failed: boolean;
 }
 
 export class H2Client {
@@ -29,8 +41,14 @@ export class H2Client {
     private readonly limits: ClientLimits,
   ) {}
 
-  forward(req: ProxyRequest, target: UpstreamTarget): Promise<ProxyResponse> {
+  async forward(req: ProxyRequest, target: UpstreamTarget): Promise<ProxyResponse> {
     const pooled = this.sessionFor(target);
+    let session: http2.ClientHttp2Session;
+    try {
+      session = pooled.session ?? (await pooled.ready);
+    } catch (err) {
+      throw new ProxyError("ConnectFailed", (err as Error).message, true);
+    }
     return new Promise<ProxyResponse>((resolve, reject) => {
       const headers: http2.OutgoingHttpHeaders = {
         ...req.headers,
@@ -42,7 +60,7 @@ export class H2Client {
       if (req.body.kind === "buffered") headers["content-length"] = String(req.body.data.length);
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = pooled.session.request(headers, { endStream: req.body.kind === "empty" });
+        stream = session.request(headers, { endStream: req.body.kind === "empty" });
       } catch (err) {
         reject(new ProxyError("ConnectFailed", (err as Error).message, true));
         return;
@@ -72,7 +90,7 @@ export class H2Client {
         if (ended) stream.resume();
         resolve({
           status: Number(h[":status"] ?? 502),
-          headers: forwardableHeaders(h),
+          headers: forwardableResponseHeaders(h),
           body: ended ? null : stream,
           trailers: () => trailers,
         });
@@ -89,39 +107,96 @@ export class H2Client {
     const generation = this.tls?.generation ?? 0;
     const key = targetKey(target, generation);
     const existing = this.sessions.get(key);
-    if (existing && !existing.session.closed && !existing.session.destroyed) return existing;
+    const usable = (p: PooledSession) =>
+      !p.failed && (!p.session || (!p.session.closed && !p.session.destroyed));
+    if (existing && usable(existing)) return existing;
     const pooled = this.connect(target);
     this.sessions.set(key, pooled);
     const forget = () => {
       if (this.sessions.get(key) === pooled) this.sessions.delete(key);
     };
-    pooled.session.on("close", forget);
-    pooled.session.on("goaway", forget);
-    pooled.session.on("error", forget);
+    pooled.ready.then(
+      (session) => {
+        session.on("close", forget);
+        session.on("goaway", forget);
+        session.on("error", forget);
+      },
+      () => {
+        pooled.failed = true;
+        forget();
+      },
+    );
     if (target.identity !== undefined) this.retireOlderGenerations(target, key);
     return pooled;
   }
 
   private connect(target: UpstreamTarget): PooledSession {
     const host = target.host.includes(":") ? `[${target.host}]` : target.host;
-    let session: http2.ClientHttp2Session;
-    if (target.identity === undefined) {
-      session = http2.connect(`http://${host}:${target.port}`);
-    } else {
-      const context = this.tls?.clientContext();
-      if (!this.tls || !context) throw new ProxyError("NoIdentity", "no local identity yet for mTLS", true);
-      session = http2.connect(`https://${host}:${target.port}`, {
-        secureContext: context,
-        ALPNProtocols: ["h2"],
-        rejectUnauthorized: true,
-        checkServerIdentity: this.tls.verifierFor(target.identity),
+    if (target.identity === undefined) return this.pooled(http2.connect(`http://${host}:${target.port}`));
+    const context = this.tls?.clientContext();
+    if (!this.tls || !context) throw new ProxyError("NoIdentity", "no local identity yet for mTLS", true);
+    const socket = tls.connect({
+      host: target.host,
+      port: target.port,
+      secureContext: context,
+      ALPNProtocols: alpnFor(target, "h2"),
+      rejectUnauthorized: true,
+      checkServerIdentity: this.tls.verifierFor(target.identity),
+    });
+    const url = `https://${host}:${target.port}`;
+    if (target.targetPort === undefined)
+      return this.pooled(http2.connect(url, { createConnection: () => socket }));
+    // The transport header must be written, and its write finished, before node:http2 takes
+    // the socket over (a write still in flight then trips an assertion inside Node).
+    const pooled: PooledSession = {
+      session: undefined,
+      ready: Promise.resolve(undefined as never),
+      connected: false,
+      failed: false,
+    };
+    pooled.ready = new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+      const timer = setTimeout(
+        () => socket.destroy(new Error("connect timed out")),
+        this.limits.connectTimeoutMs,
+      );
+      const fail = (err: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err);
+      };
+      socket.once("error", fail);
+      socket.once("secureConnect", () => {
+        const attach = () => {
+          clearTimeout(timer);
+          socket.off("error", fail);
+          const session = http2.connect(url, { createConnection: () => socket });
+          this.watch(pooled, session, false);
+          pooled.session = session;
+          resolve(session);
+        };
+        if (!startSession(socket, target, "h2", "h2", attach))
+          fail(new Error("peer selected no usable ALPN"));
       });
-    }
-    const pooled: PooledSession = { session, connected: false };
-    const timer = setTimeout(
-      () => session.destroy(new Error("connect timed out")),
-      this.limits.connectTimeoutMs,
-    );
+    });
+    return pooled;
+  }
+
+  /** A pool entry for a session that node:http2 connects itself. */
+  private pooled(session: http2.ClientHttp2Session): PooledSession {
+    const pooled: PooledSession = {
+      session,
+      ready: Promise.resolve(session),
+      connected: false,
+      failed: false,
+    };
+    this.watch(pooled, session, true);
+    return pooled;
+  }
+
+  private watch(pooled: PooledSession, session: http2.ClientHttp2Session, connecting: boolean): void {
+    const timer = connecting
+      ? setTimeout(() => session.destroy(new Error("connect timed out")), this.limits.connectTimeoutMs)
+      : undefined;
     session.once("connect", () => {
       pooled.connected = true;
       clearTimeout(timer);
@@ -129,21 +204,26 @@ export class H2Client {
     session.once("close", () => clearTimeout(timer));
     session.on("error", () => {});
     session.setTimeout(this.limits.idleTimeoutMs, () => session.close());
-    return pooled;
   }
 
   /** Sessions made with older TLS material get GOAWAY: in-flight streams finish, no new ones start. */
   private retireOlderGenerations(target: UpstreamTarget, currentKey: string): void {
-    const prefix = `${target.host}:${target.port}#${target.identity}@`;
+    const prefix = targetPrefix(target);
     for (const [key, pooled] of this.sessions) {
       if (key === currentKey || !key.startsWith(prefix)) continue;
       this.sessions.delete(key);
-      pooled.session.close();
+      pooled.session?.close();
     }
   }
 
   close(): void {
-    for (const pooled of this.sessions.values()) pooled.session.close();
+    for (const pooled of this.sessions.values()) {
+      pooled.session?.close();
+      void pooled.ready.then(
+        (s) => s.close(),
+        () => {},
+      );
+    }
     this.sessions.clear();
   }
 }

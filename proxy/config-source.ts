@@ -9,12 +9,18 @@ import { readFileSync } from "node:fs";
 /** Environment variable → dotted path in the JSON config. */
 export const envSettings: Readonly<Record<string, string>> = {
   TRELLIS_PROXY_ADMIN_LISTEN: "admin.listen",
+  TRELLIS_PROXY_CAPTURE: "capture",
   TRELLIS_PROXY_INBOUND_LISTEN: "inbound.listen",
   TRELLIS_PROXY_INBOUND_APP: "inbound.app",
   TRELLIS_PROXY_INBOUND_ALLOW_PLAINTEXT: "inbound.allowPlaintext",
+  TRELLIS_PROXY_INBOUND_PLAINTEXT_PORTS: "inbound.plaintextPorts",
   TRELLIS_PROXY_INBOUND_AUTHORIZED_IDENTITIES: "inbound.authorizedIdentities",
+  TRELLIS_PROXY_INBOUND_OPAQUE_PORTS: "inbound.opaquePorts",
   TRELLIS_PROXY_OUTBOUND_LISTEN: "outbound.listen",
   TRELLIS_PROXY_OUTBOUND_OPAQUE_AUTHORITY: "outbound.opaqueAuthority",
+  TRELLIS_PROXY_POD_NAMESPACE: "outbound.podNamespace",
+  TRELLIS_PROXY_CLUSTER_DOMAIN: "outbound.clusterDomain",
+  TRELLIS_PROXY_OUTBOUND_OPAQUE_PORTS: "outbound.opaquePorts",
   TRELLIS_PROXY_IDENTITY_URL: "identity.url",
   TRELLIS_PROXY_IDENTITY_TOKEN_PATH: "identity.tokenPath",
   TRELLIS_PROXY_IDENTITY_SPIFFE_ID: "identity.spiffeId",

@@ -11,6 +11,46 @@ export interface HostPort {
   port: number;
 }
 
+/** Ports as inclusive ranges (a single port is a range of one). */
+export type PortSet = readonly { from: number; to: number }[];
+
+/**
+ * Ports where the server speaks first or the protocol is not HTTP, as mature meshes default
+ * them (Linkerd's opaque ports): SMTP, submission, MySQL, Galera, PostgreSQL, Redis,
+ * Elasticsearch transport, memcached. Never sniffed unless a setting replaces the list.
+ */
+export const defaultOpaquePorts: PortSet = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211].map((p) => ({
+  from: p,
+  to: p,
+}));
+
+export function portSetHas(set: PortSet, port: number): boolean {
+  for (const r of set) if (port >= r.from && port <= r.to) return true;
+  return false;
+}
+
+/**
+ * Parses ports and ranges: a list of numbers and "from-to" strings, or one comma-separated
+ * string of them ("25,587,8000-8010"). Returns undefined on anything else.
+ */
+export function parsePortSet(v: unknown): PortSet | undefined {
+  const items = typeof v === "string" ? (v.trim() === "" ? [] : v.split(",")) : v;
+  if (!Array.isArray(items)) return undefined;
+  const out: { from: number; to: number }[] = [];
+  for (const item of items) {
+    const m =
+      typeof item === "number"
+        ? [String(item), String(item)]
+        : /^\s*(\d{1,5})(?:-(\d{1,5}))?\s*$/.exec(String(item))?.slice(1);
+    if (!m) return undefined;
+    const from = Number(m[0]);
+    const to = m[1] === undefined ? from : Number(m[1]);
+    if (!Number.isInteger(from) || from < 1 || to > 65535 || to < from) return undefined;
+    out.push({ from, to });
+  }
+  return out;
+}
+
 export interface Limits {
   /** Accepted connections per listener beyond which new ones are closed at once. */
   maxConnections: number;
@@ -34,10 +74,46 @@ export interface Limits {
 
 export interface ProxyConfig {
   admin: { listen: HostPort };
+  /**
+   * Transparent capture: nat rules in the pod send every connection here, and each listener
+   * reads the connection's original destination (SO_ORIGINAL_DST) to know where it was going.
+   */
+  capture: boolean;
   inbound:
-    | { listen: HostPort; app: HostPort; allowPlaintext: boolean; authorizedIdentities: string[] | undefined }
+    | {
+        listen: HostPort;
+        /**
+         * Without capture: the application. With capture: only the fallback for connections that
+         * name no port (a peer proxy without the transport header, plaintext not redirected).
+         */
+        app: HostPort | undefined;
+        allowPlaintext: boolean;
+        /** Ports that admit plaintext clients even when allowPlaintext is false. */
+        plaintextPorts: PortSet;
+        authorizedIdentities: string[] | undefined;
+        /**
+         * Target ports whose traffic is opaque TCP: only a peer proxy's TLS is detected, every
+         * other byte is relayed to the application unread — still only for clients the policy
+         * admits. Other ports accept HTTP, or an opaque stream a peer proxy asked for.
+         * Default: `defaultOpaquePorts`.
+         */
+        opaquePorts: PortSet;
+      }
     | undefined;
-  outbound: { listen: HostPort; opaqueAuthority: string | undefined } | undefined;
+  outbound:
+    | {
+        listen: HostPort;
+        opaqueAuthority: string | undefined;
+        /** Namespace short Service names (`web:8080`) resolve in. */
+        podNamespace: string | undefined;
+        clusterDomain: string;
+        /**
+         * Original-destination ports whose traffic is relayed at once, without protocol
+         * detection. Default: `defaultOpaquePorts`.
+         */
+        opaquePorts: PortSet;
+      }
+    | undefined;
   identity:
     | {
         url: string;
@@ -131,6 +207,21 @@ class Reader {
     return s.replace(/\/$/, "");
   }
 
+  /** Absent: `fallback`; `"none"`: no port (an environment variable cannot be empty). */
+  ports(o: Raw | undefined, key: string, path: string, fallback: PortSet): PortSet {
+    const v = o?.[key];
+    if (v === undefined) return fallback;
+    if (v === "none") return [];
+    const set = parsePortSet(v);
+    if (set === undefined) {
+      this.errors.push(
+        `${path}.${key}: expected ports and ranges from 1 to 65535 (e.g. "25,3306,8000-8010"), or "none", got ${JSON.stringify(v)}`,
+      );
+      return fallback;
+    }
+    return set;
+  }
+
   strList(o: Raw | undefined, key: string, path: string): string[] | undefined {
     const v = o?.[key];
     if (v === undefined) return undefined;
@@ -139,6 +230,10 @@ class Reader {
     this.errors.push(`${path}.${key}: expected a list of strings`);
     return undefined;
   }
+}
+
+function isWildcard(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "";
 }
 
 export function parseHostPort(s: string): HostPort | undefined {
@@ -206,17 +301,24 @@ export function parseConfig(
   if (!(logLevels as readonly string[]).includes(logLevel)) {
     r.errors.push(`config.logLevel: expected one of ${logLevels.join(", ")}, got "${logLevel}"`);
   }
+  const capture = r.bool(root, "capture", "config", false);
   const config: ProxyConfig = {
     admin: { listen: r.hostPort(admin, "listen", "admin", false) ?? { host: "127.0.0.1", port: 4191 } },
+    capture,
     inbound: inbound && {
       listen: r.hostPort(inbound, "listen", "inbound", true) ?? { host: "", port: 0 },
-      app: r.hostPort(inbound, "app", "inbound", true) ?? { host: "", port: 0 },
+      app: r.hostPort(inbound, "app", "inbound", !capture),
       allowPlaintext: r.bool(inbound, "allowPlaintext", "inbound", false),
+      plaintextPorts: r.ports(inbound, "plaintextPorts", "inbound", []),
       authorizedIdentities: r.strList(inbound, "authorizedIdentities", "inbound"),
+      opaquePorts: r.ports(inbound, "opaquePorts", "inbound", defaultOpaquePorts),
     },
     outbound: outbound && {
       listen: r.hostPort(outbound, "listen", "outbound", true) ?? { host: "", port: 0 },
       opaqueAuthority: r.str(outbound, "opaqueAuthority", "outbound", false),
+      podNamespace: r.str(outbound, "podNamespace", "outbound", false),
+      clusterDomain: r.str(outbound, "clusterDomain", "outbound", false) ?? "cluster.local",
+      opaquePorts: r.ports(outbound, "opaquePorts", "outbound", defaultOpaquePorts),
     },
     identity: readIdentity(r, r.obj(root.identity, "identity")),
     destination: destination && {
@@ -235,6 +337,11 @@ export function parseConfig(
     logLevel: logLevel as ProxyConfig["logLevel"],
   };
   if (!config.inbound && !config.outbound) r.errors.push("config: configure inbound, outbound or both");
+  if (config.outbound && capture && isWildcard(config.outbound.listen.host)) {
+    r.errors.push(
+      `outbound.listen: with capture it must be a loopback address (127.0.0.1:4140), not "${config.outbound.listen.host}": anyone reaching it would speak with this pod's identity`,
+    );
+  }
   if (config.inbound && !config.inbound.allowPlaintext && !config.identity) {
     r.errors.push(
       "inbound: without identity only plaintext is possible; set inbound.allowPlaintext or identity",

@@ -1,46 +1,60 @@
 /**
- * Protocol detection on a fresh connection: TLS, HTTP/2 (prior knowledge preface), HTTP/1.x
- * or anything else (opaque TCP), by reading the first bytes — never more than a small bound.
+ * Protocol detection on a fresh connection, by reading its first bytes — never more than a
+ * small bound: a TLS ClientHello, the HTTP/2 preface, an HTTP/1.x request line (any RFC 9110
+ * token method followed by a space, after the empty lines RFC 9112 §2.2 lets a server skip),
+ * other bytes, or silence.
  *
  * Owns: the classification rules and the bounded read. Does not act on the result
- * (listener.ts).
+ * (connection-policy.ts decides, listener.ts dispatches).
  */
 import type { Socket } from "node:net";
+import type { ConnectionProtocol } from "./connection-policy.ts";
 
-export type Detected = "tls" | "h2" | "http/1.1" | "opaque";
+export type Detected = Exclude<ConnectionProtocol, "opaque">;
 
 const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
-const methods = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]);
-const maxMethodLength = 7;
-/** More than enough for every rule below; detection never buffers past it. */
-export const maxDetectBytes = h2Preface.length;
+/** Enough for some empty lines and a long extension method; detection never buffers past it. */
+export const maxDetectBytes = 64;
+
+/** RFC 9110 tchar, by byte. */
+const tchar = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") {
+  tchar[c.charCodeAt(0)] = 1;
+}
 
 /** Classifies the first bytes of a stream, or returns "incomplete" when more are needed. */
-export function classify(prefix: Buffer): Detected | "incomplete" {
+export function classify(prefix: Buffer, tlsOnly = false): Exclude<Detected, "silent"> | "incomplete" {
   if (prefix.length === 0) return "incomplete";
   // TLS record: handshake (22), protocol major version 3.
-  if (prefix[0] === 0x16) return prefix.length < 2 ? "incomplete" : prefix[1] === 0x03 ? "tls" : "opaque";
+  if (prefix[0] === 0x16) return prefix.length < 2 ? "incomplete" : prefix[1] === 0x03 ? "tls" : "unknown";
+  if (tlsOnly) return "unknown";
   const n = Math.min(prefix.length, h2Preface.length);
   if (prefix.subarray(0, n).equals(h2Preface.subarray(0, n))) {
-    return prefix.length >= h2Preface.length ? "h2" : "incomplete";
+    if (prefix.length < h2Preface.length) return "incomplete";
+    return "h2";
   }
-  const space = prefix.indexOf(0x20);
-  if (space === -1) {
-    if (prefix.length > maxMethodLength) return "opaque";
-    for (const c of prefix) if (c < 0x41 || c > 0x5a) return "opaque";
-    return "incomplete";
+  let i = 0;
+  while (prefix[i] === 13) {
+    if (i + 1 === prefix.length) return "incomplete";
+    if (prefix[i + 1] !== 10) return "unknown";
+    i += 2;
   }
-  return methods.has(prefix.toString("latin1", 0, space)) ? "http/1.1" : "opaque";
+  const start = i;
+  while (i < prefix.length && tchar[prefix[i]!] === 1) i++;
+  if (i === prefix.length) return "incomplete";
+  return i > start && prefix[i] === 0x20 ? "http/1.1" : "unknown";
 }
 
 /**
- * Reads until the protocol is known or `timeoutMs` passes. A client that sends nothing in
- * time may speak a server-first protocol, so silence is "opaque" with an empty prefix.
- * Resolves undefined if the socket closes or errors first.
+ * Reads until the protocol is known or `timeoutMs` passes: "silent" when nothing came (a
+ * server-first protocol may be waiting for us), "unknown" when bytes came but were not enough.
+ * With `tlsOnly`, only a TLS ClientHello is told apart (a port declared opaque). Resolves
+ * undefined if the socket closes or errors first.
  */
 export function detect(
   socket: Socket,
   timeoutMs: number,
+  tlsOnly = false,
 ): Promise<{ protocol: Detected; prefix: Buffer } | undefined> {
   return new Promise((resolve) => {
     let prefix: Buffer = Buffer.alloc(0);
@@ -54,12 +68,15 @@ export function detect(
     };
     const onData = (chunk: Buffer) => {
       prefix = prefix.length === 0 ? chunk : Buffer.concat([prefix, chunk]);
-      const c = classify(prefix);
+      const c = classify(prefix, tlsOnly);
       if (c !== "incomplete") finish({ protocol: c, prefix });
-      else if (prefix.length >= maxDetectBytes) finish({ protocol: "opaque", prefix });
+      else if (prefix.length >= maxDetectBytes) finish({ protocol: "unknown", prefix });
     };
     const onClose = () => finish(undefined);
-    const timer = setTimeout(() => finish({ protocol: "opaque", prefix }), timeoutMs);
+    const timer = setTimeout(
+      () => finish({ protocol: prefix.length === 0 ? "silent" : "unknown", prefix }),
+      timeoutMs,
+    );
     socket.on("data", onData);
     socket.once("close", onClose);
     socket.once("end", onClose);

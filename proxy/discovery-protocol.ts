@@ -12,6 +12,18 @@ export interface DiscoveryUpdate {
   endpoints: EndpointSpec[];
   routes: RouteSpec[];
   retryBudget: RetryBudgetSpec | undefined;
+  /**
+   * True when the destination port is opaque (a Service port's `appProtocol`, or the pod's
+   * opaque-ports annotation): its connections are relayed without protocol detection.
+   */
+  opaque?: boolean;
+}
+
+function port(v: unknown, where: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 65535) {
+    throw new Error(`${where} must be an integer 1-65535`);
+  }
+  return v;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -20,16 +32,21 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 function parseEndpoint(v: unknown, i: number): EndpointSpec {
   if (!isRecord(v)) throw new Error(`endpoints[${i}] must be an object`);
-  const { address, port, identity } = v;
+  const { address, identity } = v;
   if (typeof address !== "string" || address === "")
     throw new Error(`endpoints[${i}].address must be a string`);
-  if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new Error(`endpoints[${i}].port must be an integer 1-65535`);
-  }
+  const spec: EndpointSpec = { address, port: port(v.port, `endpoints[${i}].port`) };
   if (identity !== undefined && identity !== null && typeof identity !== "string") {
     throw new Error(`endpoints[${i}].identity must be a string`);
   }
-  return typeof identity === "string" && identity !== "" ? { address, port, identity } : { address, port };
+  if (typeof identity === "string" && identity !== "") {
+    spec.identity = identity;
+    // Only a meshed peer reads the header; a plaintext endpoint is dialled at its own port.
+    if (v.targetPort !== undefined && v.targetPort !== null) {
+      spec.targetPort = port(v.targetPort, `endpoints[${i}].targetPort`);
+    }
+  }
+  return spec;
 }
 
 function parseCondition(v: unknown, where: string): RouteCondition {
@@ -91,10 +108,12 @@ export function parseDiscoveryUpdate(v: unknown): DiscoveryUpdate {
   const routes = v.routes ?? [];
   if (!Array.isArray(endpoints)) throw new Error("endpoints must be an array");
   if (!Array.isArray(routes)) throw new Error("routes must be an array");
+  if (v.opaque !== undefined && typeof v.opaque !== "boolean") throw new Error("opaque must be a boolean");
   return {
     endpoints: endpoints.map(parseEndpoint),
     routes: routes.map(parseRoute),
     retryBudget: parseBudget(v.retryBudget),
+    ...(v.opaque === true ? { opaque: true } : {}),
   };
 }
 

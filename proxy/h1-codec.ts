@@ -1,12 +1,25 @@
 /**
- * The HTTP/1.1 wire format for the proxy's client side: serializing a request head, parsing
- * a response head incrementally with a size bound, deciding how the body is framed, and
- * decoding a chunked body (with trailers) as it streams.
+ * The HTTP/1.1 message format for both sides of the proxy (RFC 9112), as an intermediary must
+ * read it: request and response heads parsed with a size bound, body framing decided by the
+ * §6.3 rules with every ambiguity refused, and heads serialized so no value can split them.
+ * The table of what is refused and what is normalised is in docs/proxy.md ("HTTP/1.1 framing").
  *
- * Owns: syntax only, as pure functions and a small state machine. Does not touch sockets
- * (client-h1.ts).
+ * Owns: syntax and framing decisions, as pure functions. Does not touch sockets (client-h1.ts,
+ * server-h1-connection.ts), read field lines (h1-fields.ts) or decode chunks (h1-chunked.ts).
  */
+
+import {
+  findHeadEnd,
+  H1SyntaxError,
+  HeadTooLarge,
+  hasControlCharacter,
+  parseContentLength,
+  parseFieldLines,
+  tokenPattern,
+} from "./h1-fields.ts";
 import type { Headers } from "./handler.ts";
+
+export { H1SyntaxError, HeadTooLarge };
 
 export interface ResponseHead {
   status: number;
@@ -20,10 +33,6 @@ export type Framing =
   | { kind: "length"; length: number }
   | { kind: "chunked" }
   | { kind: "close" };
-
-export class H1SyntaxError extends Error {}
-
-const crlfcrlf = Buffer.from("\r\n\r\n");
 
 function hasLineBreak(v: string): boolean {
   return v.includes("\n") || v.includes("\r");
@@ -56,148 +65,66 @@ export function serializeRequestHead(
   return `${head}${framing}\r\n`;
 }
 
-function addHeader(headers: Headers, name: string, value: string): void {
-  const prev = headers[name];
-  if (prev === undefined) headers[name] = value;
-  else if (typeof prev === "string")
-    headers[name] = name === "set-cookie" ? [prev, value] : `${prev}, ${value}`;
-  else prev.push(value);
+/** Whether the `Connection` field lists `token` (case-insensitive). */
+function connectionHas(headers: Headers, token: string): boolean {
+  const v = headers.connection;
+  if (typeof v !== "string" || v === "") return false;
+  for (const t of v.split(",")) if (t.trim().toLowerCase() === token) return true;
+  return false;
 }
 
-/** Parses header lines `lines[from..]` into `headers`; throws on a malformed line. */
-export function parseHeaderLines(lines: string[], from: number, headers: Headers): void {
-  for (let i = from; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(":");
-    if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) {
-      throw new H1SyntaxError("malformed header line");
-    }
-    addHeader(headers, line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-  }
-}
+const statusLine = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: (.*))?$/;
 
 /**
  * Parses a response head at the start of `buf`. Returns undefined when more bytes are needed;
- * throws when the head is malformed or longer than `maxBytes`.
+ * throws H1SyntaxError when the head is malformed or longer than `maxBytes`.
  */
 export function parseResponseHead(
   buf: Buffer,
   maxBytes: number,
 ): { head: ResponseHead; consumed: number } | undefined {
-  const end = buf.indexOf(crlfcrlf);
-  if (end === -1) {
-    if (buf.length > maxBytes) throw new H1SyntaxError(`response head longer than ${maxBytes} bytes`);
-    return undefined;
-  }
-  if (end > maxBytes) throw new H1SyntaxError(`response head longer than ${maxBytes} bytes`);
-  const lines = buf.toString("latin1", 0, end).split("\r\n");
-  const statusLine = lines[0]!;
-  if (!statusLine.startsWith("HTTP/1.") || (statusLine.length > 12 && statusLine.charCodeAt(12) !== 32)) {
+  const end = findHeadEnd(buf, 0, maxBytes);
+  if (end === -1) return undefined;
+  const lines = buf.toString("latin1", 0, end - 4).split("\r\n");
+  const m = statusLine.exec(lines[0]!);
+  if (!m || (m[3] !== undefined && hasControlCharacter(m[3])))
     throw new H1SyntaxError("malformed status line");
-  }
-  const status = Number(statusLine.slice(9, 12));
-  if (!Number.isInteger(status) || status < 100 || status > 999)
-    throw new H1SyntaxError("malformed status code");
+  const status = Number(m[2]);
   const headers: Headers = {};
-  parseHeaderLines(lines, 1, headers);
-  const connection = String(headers.connection ?? "").toLowerCase();
-  const keepAlive = statusLine.startsWith("HTTP/1.1")
-    ? !connection.includes("close")
-    : connection.includes("keep-alive");
-  return { head: { status, headers, keepAlive }, consumed: end + 4 };
+  parseFieldLines(lines, 1, headers);
+  const keepAlive = m[1] === "1" ? !connectionHas(headers, "close") : connectionHas(headers, "keep-alive");
+  return { head: { status, headers, keepAlive }, consumed: end };
 }
 
-/** How the response body is delimited (RFC 9112 §6.3). */
+/**
+ * How the response body is delimited (RFC 9112 §6.3). Refused (H1SyntaxError, a 502 for the
+ * client) where the framing is ambiguous: `Transfer-Encoding` with `Content-Length` (a response
+ * splitting vector: §6.3 lets an intermediary drop the length and forward, llhttp refuses, and so
+ * do we), a transfer coding other than exactly `chunked`, or an invalid or listed
+ * `Content-Length`.
+ */
 export function responseFraming(method: string, head: ResponseHead): Framing {
   const s = head.status;
-  if (method === "HEAD" || s === 204 || s === 304 || (s >= 100 && s < 200)) return { kind: "none" };
+  if (method === "HEAD" || s === 204 || s === 304 || s < 200) return { kind: "none" };
   const te = head.headers["transfer-encoding"];
-  if (te !== undefined) {
-    if (String(te).toLowerCase().trim().endsWith("chunked")) return { kind: "chunked" };
-    return { kind: "close" };
-  }
   const cl = head.headers["content-length"];
+  if (te !== undefined) {
+    if (cl !== undefined) throw new H1SyntaxError("both transfer-encoding and content-length");
+    if (typeof te !== "string" || te.toLowerCase() !== "chunked")
+      throw new H1SyntaxError("unsupported transfer-encoding");
+    return { kind: "chunked" };
+  }
   if (cl !== undefined) {
-    const values = String(cl)
-      .split(",")
-      .map((v) => v.trim());
-    const n = Number(values[0]);
-    if (!/^\d+$/.test(values[0]!) || values.some((v) => v !== values[0])) {
-      throw new H1SyntaxError("invalid content-length");
-    }
+    const n = parseContentLength(cl);
     return n === 0 ? { kind: "none" } : { kind: "length", length: n };
   }
   return { kind: "close" };
 }
 
-type ChunkState = "size" | "data" | "dataEnd" | "trailers" | "done";
-
-/** Streaming chunked-body decoder; bounded: size lines and trailers may not exceed `maxLine`. */
-export class ChunkedDecoder {
-  private state: ChunkState = "size";
-  private remaining = 0;
-  private line = "";
-  private trailerLines: string[] = [];
-  trailers: Headers | undefined;
-
-  constructor(private readonly maxLine = 16 * 1024) {}
-
-  get done(): boolean {
-    return this.state === "done";
-  }
-
-  /** Decodes `buf`, calling `onData` for body bytes. Returns bytes consumed (rest belongs to no one). */
-  feed(buf: Buffer, onData: (chunk: Buffer) => void): number {
-    let i = 0;
-    while (i < buf.length && this.state !== "done") {
-      if (this.state === "data") {
-        const n = Math.min(this.remaining, buf.length - i);
-        onData(buf.subarray(i, i + n));
-        i += n;
-        this.remaining -= n;
-        if (this.remaining === 0) this.state = "dataEnd";
-        continue;
-      }
-      const nl = buf.indexOf(10, i);
-      const end = nl === -1 ? buf.length : nl + 1;
-      this.line += buf.toString("latin1", i, end);
-      i = end;
-      if (this.line.length > this.maxLine) throw new H1SyntaxError("chunk line too long");
-      if (nl === -1) break;
-      const line = this.line.replace(/\r?\n$/, "");
-      this.line = "";
-      this.onLine(line);
-    }
-    return i;
-  }
-
-  private onLine(line: string): void {
-    if (this.state === "dataEnd") {
-      if (line !== "") throw new H1SyntaxError("missing CRLF after chunk");
-      this.state = "size";
-    } else if (this.state === "size") {
-      const hex = line.split(";")[0]!.trim();
-      if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) throw new H1SyntaxError("bad chunk size");
-      this.remaining = Number.parseInt(hex, 16);
-      this.state = this.remaining === 0 ? "trailers" : "data";
-    } else if (this.state === "trailers") {
-      if (line === "") {
-        if (this.trailerLines.length > 0) {
-          this.trailers = {};
-          parseHeaderLines(this.trailerLines, 0, this.trailers);
-        }
-        this.state = "done";
-      } else {
-        this.trailerLines.push(line);
-        if (this.trailerLines.length > 100) throw new H1SyntaxError("too many trailers");
-      }
-    }
-  }
-}
-
 export interface RequestHead {
   method: string;
   target: string;
+  version: "HTTP/1.1" | "HTTP/1.0";
   headers: Headers;
   /** Whether the client allows the connection to stay open after this exchange. */
   keepAlive: boolean;
@@ -205,32 +132,36 @@ export interface RequestHead {
 
 export type RequestFraming = { kind: "none" } | { kind: "length"; length: number } | { kind: "chunked" };
 
-const tokenPattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Request targets: visible ASCII only (no controls, spaces or obs-text). */
 const targetPattern = /^[\x21-\x7e]+$/;
-/** Field values may hold visible characters, spaces and tabs only (RFC 9110 §5.5). */
-function hasControlCharacter(v: string): boolean {
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+
+/** Bytes of empty lines before a request line at `from` (RFC 9112 §2.2), or -1 if more are needed. */
+function skipEmptyLines(buf: Buffer, from: number): number {
+  let i = from;
+  while (i < buf.length && buf[i] === 13) {
+    if (i + 1 === buf.length) return -1;
+    if (buf[i + 1] !== 10) throw new H1SyntaxError("bare CR before the request line");
+    i += 2;
   }
-  return false;
+  return i - from;
 }
 
 /**
- * Parses a request head at the start of `buf` (RFC 9112 §3). Returns undefined when more
- * bytes are needed; throws H1SyntaxError when malformed, and HeadTooLarge past `maxBytes`.
+ * Parses a request head at the start of `buf` (RFC 9112 §3). Empty lines (CRLF) before the
+ * request line are skipped, as §2.2 asks of servers; a bare LF there is refused. Returns
+ * undefined when more bytes are needed; throws H1SyntaxError when malformed, and HeadTooLarge
+ * past `maxBytes` (leading empty lines count).
  */
 export function parseRequestHead(
   buf: Buffer,
   maxBytes: number,
 ): { head: RequestHead; consumed: number } | undefined {
-  const end = buf.indexOf(crlfcrlf);
-  if (end === -1) {
-    if (buf.length > maxBytes) throw new HeadTooLarge();
-    return undefined;
-  }
-  if (end > maxBytes) throw new HeadTooLarge();
-  const lines = buf.toString("latin1", 0, end).split("\r\n");
+  const skipped = skipEmptyLines(buf, 0);
+  if (skipped === -1) return undefined;
+  if (skipped > maxBytes) throw new HeadTooLarge("too many empty lines before the request line");
+  const end = findHeadEnd(buf, skipped, maxBytes - skipped);
+  if (end === -1) return undefined;
+  const lines = buf.toString("latin1", skipped, end - 4).split("\r\n");
   const parts = lines[0]!.split(" ");
   if (parts.length !== 3) throw new H1SyntaxError("malformed request line");
   const [method, target, version] = parts as [string, string, string];
@@ -238,42 +169,64 @@ export function parseRequestHead(
     throw new H1SyntaxError("malformed request line");
   if (version !== "HTTP/1.1" && version !== "HTTP/1.0") throw new H1SyntaxError("unsupported HTTP version");
   const headers: Headers = {};
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(":");
-    const name = colon > 0 ? line.slice(0, colon) : "";
-    if (!tokenPattern.test(name)) throw new H1SyntaxError("malformed header line");
-    const value = line.slice(colon + 1).trim();
-    if (hasControlCharacter(value)) throw new H1SyntaxError("control character in header value");
-    addHeader(headers, name.toLowerCase(), value);
-  }
-  const connection = String(headers.connection ?? "").toLowerCase();
+  parseFieldLines(lines, 1, headers);
   const keepAlive =
-    version === "HTTP/1.1" ? !connection.includes("close") : connection.includes("keep-alive");
-  return { head: { method, target, headers, keepAlive }, consumed: end + 4 };
+    version === "HTTP/1.1" ? !connectionHas(headers, "close") : connectionHas(headers, "keep-alive");
+  return { head: { method, target, version, headers, keepAlive }, consumed: end };
 }
 
-export class HeadTooLarge extends H1SyntaxError {}
-
-/** Request body framing; ambiguous framing (a request smuggling vector) is refused. */
-export function requestFraming(headers: Headers): RequestFraming {
-  const te = headers["transfer-encoding"];
-  const cl = headers["content-length"];
+/**
+ * Request body framing (RFC 9112 §6.1–6.3); every ambiguity (a request smuggling vector) is
+ * refused: `Transfer-Encoding` with `Content-Length`, a coding other than exactly `chunked`,
+ * `Transfer-Encoding` in HTTP/1.0 (§6.1: faulty framing), an invalid or listed length.
+ */
+export function requestFraming(head: Pick<RequestHead, "headers" | "version">): RequestFraming {
+  const te = head.headers["transfer-encoding"];
+  const cl = head.headers["content-length"];
   if (te !== undefined) {
     if (cl !== undefined) throw new H1SyntaxError("both transfer-encoding and content-length");
-    if (String(te).toLowerCase().trim() !== "chunked")
+    if (head.version !== "HTTP/1.1") throw new H1SyntaxError("transfer-encoding in HTTP/1.0");
+    if (typeof te !== "string" || te.toLowerCase() !== "chunked")
       throw new H1SyntaxError("unsupported transfer-encoding");
     return { kind: "chunked" };
   }
   if (cl === undefined) return { kind: "none" };
-  const values = String(cl)
-    .split(",")
-    .map((v) => v.trim());
-  if (!/^\d{1,15}$/.test(values[0]!) || values.some((v) => v !== values[0])) {
-    throw new H1SyntaxError("invalid content-length");
-  }
-  const length = Number(values[0]);
+  const length = parseContentLength(cl);
   return length === 0 ? { kind: "none" } : { kind: "length", length };
+}
+
+/**
+ * The authority a request is for (RFC 9112 §3.2–3.3): from an absolute-form target (`http://`,
+ * which then takes precedence over `Host`), else from the one `Host` field, and the path to
+ * forward. Refused (H1SyntaxError, 400): a missing or empty `Host` (a second one was refused by
+ * the field parser), an authority that is not host[:port], a target in authority-form or with
+ * another scheme, and `*` other than for OPTIONS.
+ */
+export function requestTarget(head: RequestHead): { authority: string; path: string } {
+  const target = head.target;
+  if (target.charCodeAt(0) === 47 /* "/" */)
+    return { authority: checkedAuthority(head.headers.host), path: target };
+  if (target === "*" && head.method === "OPTIONS") {
+    return { authority: checkedAuthority(head.headers.host), path: target };
+  }
+  if (target.length > 7 && target.slice(0, 7).toLowerCase() === "http://") {
+    // The authority ends at the path or, without one, at the query (RFC 3986 §3.2).
+    let end = 7;
+    while (end < target.length && target[end] !== "/" && target[end] !== "?") end++;
+    const authority = checkedAuthority(target.slice(7, end));
+    const rest = target.slice(end);
+    return { authority, path: rest === "" ? "/" : rest.charCodeAt(0) === 63 /* "?" */ ? `/${rest}` : rest };
+  }
+  throw new H1SyntaxError("unsupported request target");
+}
+
+const authorityPattern = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%]+)(?::\d{1,5})?$/;
+
+function checkedAuthority(value: string | string[] | undefined): string {
+  if (typeof value !== "string" || !authorityPattern.test(value)) {
+    throw new H1SyntaxError(value === undefined ? "missing host" : "invalid host");
+  }
+  return value;
 }
 
 /** Builds a response head; values that would split the head are dropped, not sent. */

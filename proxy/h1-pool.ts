@@ -9,7 +9,15 @@
 import net, { type Socket } from "node:net";
 import tls from "node:tls";
 import { ProxyError } from "./handler.ts";
-import { type ClientLimits, type ClientTls, targetKey, type UpstreamTarget } from "./upstream.ts";
+import {
+  alpnFor,
+  type ClientLimits,
+  type ClientTls,
+  startSession,
+  targetKey,
+  targetPrefix,
+  type UpstreamTarget,
+} from "./upstream.ts";
 
 const maxIdlePerPool = 256;
 /** Peers whose last TLS session we keep for resumption. */
@@ -106,7 +114,7 @@ export class H1Pools {
   }
 
   private retireOlder(target: UpstreamTarget, currentKey: string): void {
-    const prefix = `${target.host}:${target.port}#${target.identity}@`;
+    const prefix = targetPrefix(target);
     for (const [key, pool] of this.pools) {
       if (key === currentKey || !key.startsWith(prefix)) continue;
       pool.retired = true;
@@ -131,7 +139,7 @@ export class H1Pools {
           host: target.host,
           port: target.port,
           secureContext: context,
-          ALPNProtocols: ["http/1.1"],
+          ALPNProtocols: alpnFor(target, "http/1.1"),
           rejectUnauthorized: true,
           checkServerIdentity: this.tls.verifierFor(target.identity),
           session: this.tlsSessions.get(key),
@@ -150,6 +158,17 @@ export class H1Pools {
       );
       socket.once("error", fail);
       socket.once(target.identity === undefined ? "connect" : "secureConnect", () => {
+        if (
+          target.identity !== undefined &&
+          !startSession(socket as tls.TLSSocket, target, "http/1.1", "http/1.1")
+        ) {
+          fail(
+            new Error(
+              `${target.host}:${target.port} selected ALPN ${(socket as tls.TLSSocket).alpnProtocol}`,
+            ),
+          );
+          return;
+        }
         clearTimeout(timer);
         socket.off("error", fail);
         resolve(socket);

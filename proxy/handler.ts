@@ -9,6 +9,7 @@
 import type { Readable } from "node:stream";
 import type { Endpoint } from "./balancer.ts";
 import type { Cancellation } from "./cancellation.ts";
+import type { HostPort } from "./config.ts";
 import type { CompiledRoute } from "./routes.ts";
 import type { Service } from "./service.ts";
 
@@ -32,6 +33,14 @@ export interface ConnectionContext {
   /** SPIFFE ID of the peer proxy, verified against the trust bundle; undefined for plaintext. */
   peerIdentity: string | undefined;
   clientAddress: string;
+  /**
+   * Outbound with capture: where the application's connection was going (SO_ORIGINAL_DST);
+   * requests go there, to its Service's endpoints or to that pod. Undefined: explicit use,
+   * routed by `Host`.
+   */
+  originalDestination?: HostPort;
+  /** Inbound: the application address this connection's requests go to (inbound-target.ts). */
+  target?: HostPort;
 }
 
 export interface ProxyRequest {

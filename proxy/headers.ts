@@ -20,22 +20,46 @@ const hopByHop = new Set([
   "http2-settings",
 ]);
 
-/** Header the inbound proxy sets to the verified client identity; never trusted from input. */
+/**
+ * The proxy owns every header named `trellis-*`: it sets them, and never takes one from a client.
+ * Every request arriving at either listener, over any HTTP version, loses them on the way in
+ * (`forwardableRequestHeaders`), so a value the application sees was set by the proxy.
+ */
+export const ownedHeaderPrefix = "trellis-";
+/** Header the inbound proxy sets to the verified client identity. */
 export const clientIdHeader = "trellis-client-id";
 /** Header the proxy adds when it answered itself rather than the upstream. */
 export const proxyErrorHeader = "trellis-proxy-error";
 
+export function isOwnedHeader(name: string): boolean {
+  return name.charCodeAt(0) === 116 /* "t" */ && name.startsWith(ownedHeaderPrefix);
+}
+
 /**
- * Copies request or response headers, dropping pseudo-headers, hop-by-hop headers, headers
- * named by `Connection`, `TE` other than "trailers", and the proxy's own identity header.
+ * Copies the headers of a request from a client: pseudo-headers, hop-by-hop headers, headers
+ * named by `Connection`, `TE` other than "trailers", and every header the proxy owns are dropped.
  */
-export function forwardableHeaders(src: Record<string, string | string[] | undefined>): Headers {
+export function forwardableRequestHeaders(src: Record<string, string | string[] | undefined>): Headers {
+  return copyHeaders(src, true);
+}
+
+/**
+ * Copies the headers of a response from an upstream, as requests are copied, except that the
+ * proxy's own `trellis-proxy-error` from a peer proxy passes (it tells the client why the peer
+ * answered); `trellis-client-id` is dropped.
+ */
+export function forwardableResponseHeaders(src: Record<string, string | string[] | undefined>): Headers {
+  return copyHeaders(src, false);
+}
+
+function copyHeaders(src: Record<string, string | string[] | undefined>, request: boolean): Headers {
   const out: Headers = {};
   const connection = src.connection;
   const named =
     typeof connection === "string" && connection !== "" ? connectionTokens(connection) : undefined;
   for (const name in src) {
-    if (name.charCodeAt(0) === 58 /* ":" */ || hopByHop.has(name) || name === clientIdHeader) continue;
+    if (name.charCodeAt(0) === 58 /* ":" */ || hopByHop.has(name)) continue;
+    if (request ? isOwnedHeader(name) : name === clientIdHeader) continue;
     if (named?.has(name)) continue;
     const v = src[name];
     if (v === undefined) continue;

@@ -1,6 +1,7 @@
 /**
  * Opaque TCP pass-through for traffic that is not HTTP: bytes are relayed unchanged, over
- * mTLS (ALPN `trellis.opaque`) to a meshed peer or plaintext otherwise.
+ * mTLS (ALPN `trellis.opaque`, or the transport header naming the target port and "opaque")
+ * to a meshed peer, or plaintext otherwise.
  *
  * Owns: connecting the upstream leg and relaying with backpressure and idle/half-close
  * handling. Does not detect protocols (detect.ts).
@@ -9,7 +10,8 @@ import net, { type Socket } from "node:net";
 import tls from "node:tls";
 import type { HostPort } from "./config.ts";
 import type { Discovery } from "./discovery-client.ts";
-import { type ClientTls, opaqueAlpn } from "./upstream.ts";
+import type { ConnectionContext } from "./handler.ts";
+import { alpnFor, type ClientTls, opaqueAlpn, startSession, type UpstreamTarget } from "./upstream.ts";
 
 /** Relays both ways; when either side fails or closes, both are closed. */
 export function relay(a: Socket, b: Socket): void {
@@ -46,12 +48,17 @@ function connectPlain(
   });
 }
 
-/** Inbound: relay to the local application. */
-export function relayToApp(app: HostPort, timeoutMs: number) {
-  return (client: Socket, prefix: Buffer): void => {
+/** Inbound: relay to the connection's target (capture mode), else the local application. */
+export function relayToApp(app: HostPort | undefined, timeoutMs: number) {
+  return (client: Socket, prefix: Buffer, conn: ConnectionContext): void => {
+    const target = conn.target ?? app;
+    if (!target) {
+      client.destroy();
+      return;
+    }
     client.pause();
     connectPlain(
-      app,
+      target,
       timeoutMs,
       (upstream) => {
         if (prefix.length > 0) upstream.write(prefix);
@@ -63,56 +70,69 @@ export function relayToApp(app: HostPort, timeoutMs: number) {
   };
 }
 
-/** Outbound: relay to an endpoint of `authority`, over mTLS when the endpoint is meshed. */
-export function relayToAuthority(
+export interface OutboundRelayDeps {
+  discovery: Discovery | undefined;
+  clientTls: ClientTls | undefined;
+  timeoutMs: number;
+  /** Counts each relayed connection by TLS ("mtls" or "none") and peer identity. */
+  forwarded: (tls: "mtls" | "none", peer: string) => void;
+}
+
+/**
+ * Outbound: relays to the destination `authority` names — an endpoint of its Service (mTLS
+ * with the transport header when the endpoint is meshed, plaintext otherwise), or, when the
+ * destination service does not know it, `direct` itself in plaintext.
+ */
+export async function relayOutbound(
+  client: Socket,
+  prefix: Buffer,
   authority: string,
-  discovery: Discovery | undefined,
-  clientTls: ClientTls | undefined,
-  timeoutMs: number,
-) {
-  return async (client: Socket, prefix: Buffer): Promise<void> => {
-    client.pause();
-    const resolved = discovery ? await discovery.resolve(authority) : "direct";
-    let target: { host: string; port: number; identity?: string } | undefined;
-    if (resolved === "direct") {
-      const [host, port] = [
-        authority.slice(0, authority.lastIndexOf(":")),
-        Number(authority.slice(authority.lastIndexOf(":") + 1)),
-      ];
-      target = { host, port };
-    } else if (resolved) {
-      const e = resolved.balancer.pick();
-      target = e && { host: e.address, port: e.port, identity: e.identity };
-    }
-    const context = clientTls?.clientContext();
-    if (!target || client.destroyed || (target.identity !== undefined && (!context || !clientTls))) {
-      client.destroy();
-      return;
-    }
-    const ready = (upstream: Socket) => {
-      if (prefix.length > 0) upstream.write(prefix);
-      relay(client, upstream);
-      client.resume();
-    };
-    if (target.identity === undefined) {
-      connectPlain(target, timeoutMs, ready, () => client.destroy());
-      return;
-    }
-    const upstream = tls.connect({
-      host: target.host,
-      port: target.port,
-      secureContext: context,
-      ALPNProtocols: [opaqueAlpn],
-      checkServerIdentity: clientTls!.verifierFor(target.identity),
-    });
-    const timer = setTimeout(() => upstream.destroy(), timeoutMs);
-    upstream.once("secureConnect", () => {
-      clearTimeout(timer);
-      ready(upstream);
-    });
-    upstream.once("error", () => {
-      clearTimeout(timer);
-      client.destroy();
-    });
+  direct: HostPort,
+  deps: OutboundRelayDeps,
+): Promise<void> {
+  client.pause();
+  const resolved = deps.discovery ? await deps.discovery.resolve(authority) : "direct";
+  let target: UpstreamTarget | undefined;
+  if (resolved === "direct") target = { host: direct.host, port: direct.port, identity: undefined };
+  else if (resolved) {
+    const e = resolved.balancer.pick();
+    target = e && { host: e.address, port: e.port, identity: e.identity, targetPort: e.targetPort };
+  }
+  const clientTls = deps.clientTls;
+  const context = clientTls?.clientContext();
+  if (!target || client.destroyed || (target.identity !== undefined && (!context || !clientTls))) {
+    client.destroy();
+    return;
+  }
+  const ready = (upstream: Socket) => {
+    deps.forwarded(target.identity === undefined ? "none" : "mtls", target.identity ?? "");
+    if (prefix.length > 0) upstream.write(prefix);
+    relay(client, upstream);
+    client.resume();
   };
+  if (target.identity === undefined) {
+    connectPlain(target, deps.timeoutMs, ready, () => client.destroy());
+    return;
+  }
+  const upstream = tls.connect({
+    host: target.host,
+    port: target.port,
+    secureContext: context,
+    ALPNProtocols: alpnFor(target, opaqueAlpn),
+    checkServerIdentity: clientTls!.verifierFor(target.identity),
+  });
+  const timer = setTimeout(() => upstream.destroy(), deps.timeoutMs);
+  upstream.once("secureConnect", () => {
+    clearTimeout(timer);
+    if (!startSession(upstream, target, "opaque", opaqueAlpn)) {
+      upstream.destroy();
+      client.destroy();
+      return;
+    }
+    ready(upstream);
+  });
+  upstream.once("error", () => {
+    clearTimeout(timer);
+    client.destroy();
+  });
 }

@@ -16,6 +16,7 @@ export interface ProxyMetrics {
   retriesSkipped: Counter;
   tcpOpen: Counter;
   tcpOpenConnections: Gauge;
+  tcpForwarded: Counter;
   tcpRejected: Counter;
   tlsHandshakeFailures: Counter;
   protocolErrors: Counter;
@@ -54,6 +55,11 @@ export function createProxyMetrics(): ProxyMetrics {
       "peer_identity",
     ]),
     tcpOpenConnections: r.gauge("tcp_open_connections", "Connections open now.", ["direction"]),
+    tcpForwarded: r.counter(
+      "tcp_forward_total",
+      'Opaque TCP connections relayed upstream, by TLS ("mtls", or "none" to an unmeshed or unknown destination) and peer identity.',
+      ["direction", "tls", "peer_identity"],
+    ),
     tcpRejected: r.counter("tcp_rejected_total", "Connections refused, by reason.", ["direction", "reason"]),
     tlsHandshakeFailures: r.counter("tls_handshake_failures_total", "Failed TLS handshakes.", [
       "direction",

@@ -5,19 +5,24 @@
  *
  * Owns: lifecycle (start, readiness, drain). Does not own any request behaviour (stacks.ts).
  */
+import type { Socket } from "node:net";
 import type { Logger } from "pino";
 import { createAdminServer, listenAdmin } from "./admin.ts";
 import { H1Client } from "./client-h1.ts";
 import { H2Client } from "./client-h2.ts";
-import type { ProxyConfig } from "./config.ts";
+import { type HostPort, type ProxyConfig, parseHostPort } from "./config.ts";
 import { Discovery } from "./discovery-client.ts";
-import { Listener } from "./listener.ts";
+import type { Direction, Handler } from "./handler.ts";
+import { InboundTargets } from "./inbound-target.ts";
+import { type Capture, type HttpServers, Listener, type ListenerDeps } from "./listener.ts";
 import { LocalIdentity } from "./local-identity.ts";
-import { relayToApp, relayToAuthority } from "./opaque.ts";
+import { type OutboundRelayDeps, relayOutbound, relayToApp } from "./opaque.ts";
+import { loadOriginalDestinationAddon, originalDestination } from "./original-destination.ts";
+import { authorityOf, decideOutbound, ProxyAddresses } from "./outbound-destination.ts";
 import { createProxyMetrics, type ProxyMetrics } from "./proxy-metrics.ts";
 import { H1Server } from "./server-h1.ts";
 import { H2Server } from "./server-h2.ts";
-import { inboundStack, outboundStack } from "./stacks.ts";
+import { forbiddenStack, inboundStack, outboundStack } from "./stacks.ts";
 import { TrustBundle } from "./trust-bundle.ts";
 
 export interface RunningProxy {
@@ -29,8 +34,26 @@ export interface RunningProxy {
 
 interface Side {
   listener: Listener;
-  h1: H1Server;
-  h2: H2Server;
+  servers: HttpServers[];
+}
+
+/**
+ * Capture's IPv6 twin of a listener: nat REDIRECT sends IPv6 connections to `::1` (outbound) or
+ * the pod's IPv6 address (inbound), which an IPv4 socket never sees. 127.0.0.1 gets `::1`,
+ * 0.0.0.0 gets `::` (IPv6 only, beside the IPv4 socket); any other address has no twin. A pod
+ * without IPv6 simply gets none.
+ */
+async function listenIpv6Twin(deps: ListenerDeps, at: HostPort, log: Logger): Promise<Listener | undefined> {
+  const host = at.host === "127.0.0.1" ? "::1" : at.host === "0.0.0.0" ? "::" : undefined;
+  if (!host) return undefined;
+  const twin = new Listener(deps);
+  try {
+    await twin.listen({ host, port: at.port }, host === "::");
+    return twin;
+  } catch (err) {
+    log.info({ direction: deps.direction, host, err: (err as Error).message }, "no IPv6 listener");
+    return undefined;
+  }
 }
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
@@ -75,43 +98,109 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   const appClients = { h1: new H1Client(undefined, clientLimits), h2: new H2Client(undefined, clientLimits) };
   const sides: Side[] = [];
   const ports: RunningProxy["ports"] = { admin: 0 };
+  // The proxy's own ports are never a destination: not for the application's connections
+  // (a loop) and not for a peer's transport header.
+  const proxyPorts = new Set(
+    [config.inbound?.listen.port, config.outbound?.listen.port, config.admin.listen.port].filter(
+      (p): p is number => p !== undefined && p !== 0,
+    ),
+  );
+  const self = new ProxyAddresses(proxyPorts);
+  const addon = config.capture ? loadOriginalDestinationAddon() : undefined;
+  const readDestination = addon && ((s: Socket) => originalDestination(addon, s));
 
+  const servers = (handler: Handler, direction: Direction, closeEach = false): HttpServers => ({
+    h1: new H1Server(handler, limits, metrics, direction, closeEach),
+    h2: new H2Server(handler, limits, metrics, direction),
+  });
   if (config.inbound) {
-    const handler = inboundStack(config.inbound, metrics, appClients);
-    const h1 = new H1Server(handler, limits, metrics, "inbound");
-    const h2 = new H2Server(handler, limits, metrics, "inbound");
-    const listener = new Listener({
+    const inbound = config.inbound;
+    const http = servers(inboundStack(inbound, metrics, appClients), "inbound");
+    // A refused peer gets its 403, then the close.
+    const forbidden = servers(forbiddenStack(metrics), "inbound", true);
+    const capture: Capture | undefined = readDestination && {
+      direction: "inbound",
+      originalDestination: readDestination,
+      targets: new InboundTargets({ proxyPorts, fallback: inbound.app }),
+      plaintextPorts: inbound.plaintextPorts,
+    };
+    const deps: ListenerDeps = {
       direction: "inbound",
       limits,
       metrics,
-      h1,
-      h2,
+      http,
+      forbidden,
       serverTls: identity,
-      allowPlaintext: config.inbound.allowPlaintext,
-      opaque: relayToApp(config.inbound.app, limits.connectTimeoutMs),
-    });
-    ports.inbound = await listener.listen(config.inbound.listen);
-    sides.push({ listener, h1, h2 });
+      policy: inbound,
+      // Without capture every connection is for the application; with capture this is the port
+      // of connections that name none (capture.targets decides the rest).
+      targetPort: () => inbound.app?.port,
+      opaquePorts: inbound.opaquePorts,
+      opaqueFallback: false,
+      opaque: relayToApp(inbound.app, limits.connectTimeoutMs),
+      capture,
+    };
+    const listener = new Listener(deps);
+    ports.inbound = await listener.listen(inbound.listen);
+    proxyPorts.add(ports.inbound);
+    sides.push({ listener, servers: [http, forbidden] });
+    if (capture) {
+      const twin = await listenIpv6Twin(deps, { ...inbound.listen, port: ports.inbound }, log);
+      if (twin) sides.push({ listener: twin, servers: [http, forbidden] });
+    }
   }
   if (config.outbound) {
-    const handler = outboundStack(config, metrics, discovery, meshClients);
-    const h1 = new H1Server(handler, limits, metrics, "outbound");
-    const h2 = new H2Server(handler, limits, metrics, "outbound");
+    const http = servers(outboundStack(config, metrics, discovery, meshClients, self), "outbound");
     const opaqueAuthority = config.outbound.opaqueAuthority;
-    const listener = new Listener({
+    const explicitOpaque = opaqueAuthority ? parseHostPort(opaqueAuthority) : undefined;
+    const relayDeps: OutboundRelayDeps = {
+      discovery,
+      clientTls: identity,
+      timeoutMs: limits.connectTimeoutMs,
+      forwarded: (tls, peer) => metrics.tcpForwarded.inc(["outbound", tls, peer]),
+    };
+    const outboundOpaquePorts = config.outbound.opaquePorts;
+    const capture: Capture | undefined = readDestination && {
+      direction: "outbound",
+      decide: (socket) =>
+        decideOutbound(socket, {
+          originalDestination: readDestination,
+          self,
+          opaquePorts: outboundOpaquePorts,
+          discovery,
+        }),
+    };
+    const deps: ListenerDeps = {
       direction: "outbound",
       limits,
       metrics,
-      h1,
-      h2,
+      http,
+      forbidden: undefined,
       serverTls: undefined,
-      allowPlaintext: true,
-      opaque: opaqueAuthority
-        ? relayToAuthority(opaqueAuthority, discovery, identity, limits.connectTimeoutMs)
-        : undefined,
-    });
+      policy: undefined,
+      targetPort: () => undefined,
+      opaquePorts: config.outbound.opaquePorts,
+      opaqueFallback: opaqueAuthority !== undefined,
+      // Opaque TCP goes where the application was going (capture), else to opaqueAuthority.
+      opaque: (socket, prefix, conn) => {
+        const dst = conn.originalDestination;
+        if (dst) return relayOutbound(socket, prefix, authorityOf(dst), dst, relayDeps);
+        if (opaqueAuthority && explicitOpaque) {
+          return relayOutbound(socket, prefix, opaqueAuthority, explicitOpaque, relayDeps);
+        }
+        metrics.tcpRejected.inc(["outbound", "opaque_not_configured"]);
+        socket.destroy();
+      },
+      capture,
+    };
+    const listener = new Listener(deps);
     ports.outbound = await listener.listen(config.outbound.listen);
-    sides.push({ listener, h1, h2 });
+    proxyPorts.add(ports.outbound);
+    sides.push({ listener, servers: [http] });
+    if (capture) {
+      const twin = await listenIpv6Twin(deps, { ...config.outbound.listen, port: ports.outbound }, log);
+      if (twin) sides.push({ listener: twin, servers: [http] });
+    }
   }
 
   let draining = false;
@@ -121,14 +210,17 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
     identity: identity ? () => identity.status() : undefined,
   });
   ports.admin = await listenAdmin(admin, config.admin.listen);
+  proxyPorts.add(ports.admin);
 
   const drain = async () => {
     if (draining) return;
     draining = true;
     await Promise.all(sides.map((s) => s.listener.stopAccepting()));
     for (const s of sides) {
-      s.h1.drain();
-      s.h2.drain();
+      for (const { h1, h2 } of s.servers) {
+        h1.drain();
+        h2.drain();
+      }
     }
     const deadline = Date.now() + limits.shutdownGraceMs;
     while (Date.now() < deadline && sides.some((s) => s.listener.openConnections > 0)) {

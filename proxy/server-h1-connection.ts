@@ -1,28 +1,31 @@
 /**
  * One HTTP/1.1 connection on the server side: request heads parsed with bounds, request
  * bodies streamed into the stack with backpressure, responses framed (content-length as
- * given, else chunked with trailers) and written with their head in one write when possible.
+ * given and enforced, else chunked with trailers) and written with their head in one write
+ * when possible. A client that half-closes after its requests gets its answers, then the close.
  *
- * Owns: the per-connection state machine. Does not own listener-wide state (server-h1.ts).
+ * Owns: the per-connection state machine. Does not own listener-wide state (server-h1.ts) or
+ * the message syntax (h1-codec.ts).
  */
 import type { Socket } from "node:net";
 import { Readable } from "node:stream";
 import { discardBody } from "./body.ts";
 import { Cancellation } from "./cancellation.ts";
+import { ChunkedDecoder } from "./h1-chunked.ts";
 import {
-  ChunkedDecoder,
   H1SyntaxError,
   HeadTooLarge,
   parseRequestHead,
   type RequestFraming,
   type RequestHead,
   requestFraming,
+  requestTarget,
   serializeLastChunk,
   serializeResponseHead,
 } from "./h1-codec.ts";
 import type { ConnectionContext, ProxyRequest, ProxyResponse, RequestBody } from "./handler.ts";
-import { forwardableHeaders } from "./headers.ts";
-import { type H1ServerShared, reasonPhrase } from "./server-h1.ts";
+import { forwardableRequestHeaders } from "./headers.ts";
+import { type H1ServerShared, reasonPhrase } from "./server-h1-shared.ts";
 
 const continueLine = "HTTP/1.1 100 Continue\r\n\r\n";
 const crlf = "\r\n";
@@ -30,8 +33,12 @@ const crlf = "\r\n";
 export class H1Connection {
   private pending: Buffer | undefined;
   private inFlight = false;
+  /** The current response's head has been written: the connection can no longer refuse it. */
+  private responding = false;
   private closed = false;
   private closeAfter = false;
+  /** The client half-closed: answer what was received, then close. */
+  private ended = false;
   private awaitingHead = true;
   /** The head deadline (headerTimeoutMs from its first byte) or, between requests, the keep-alive idle wait. */
   private timer: NodeJS.Timeout;
@@ -49,11 +56,15 @@ export class H1Connection {
   ) {
     // Detection has read the first bytes of the first head: its deadline runs from now.
     this.timer = setTimeout(() => this.onTimer(), shared.limits.headerTimeoutMs);
+    // A client may half-close after its last request and still read the answers (RFC 9112
+    // §9.6); node would otherwise end our side as soon as theirs ends.
+    socket.allowHalfOpen = true;
   }
 
   start(prefix: Buffer | undefined): void {
     const s = this.socket;
     s.on("data", (chunk: Buffer) => this.onData(chunk));
+    s.once("end", () => this.onEnd());
     s.once("close", () => this.onClose());
     if (prefix && prefix.length > 0) this.onData(prefix);
     s.resume();
@@ -91,7 +102,7 @@ export class H1Connection {
         );
         return;
       }
-      if (!parsed) return;
+      if (!parsed) break;
       const rest = this.pending.subarray(parsed.consumed);
       this.pending = undefined;
       if (!this.begin(parsed.head)) return;
@@ -99,14 +110,23 @@ export class H1Connection {
         const after = this.bodyDone ? rest : this.feedBody(rest);
         if (after !== undefined && after.length > 0) this.pending = after;
       }
+      // A pipelined request begun after the client's FIN: what its body lacks will never come.
+      if (this.ended && !this.bodyDone && !this.closed) {
+        this.cutShort();
+        return;
+      }
     }
+    // Half-closed and nothing more to answer: an incomplete head can never complete.
+    if (this.ended && !this.inFlight && !this.closed) this.endConnection();
   }
 
   /** Starts one exchange; false when the request was refused. */
   private begin(head: RequestHead): boolean {
     let framing: RequestFraming;
+    let target: { authority: string; path: string };
     try {
-      framing = requestFraming(head.headers);
+      framing = requestFraming(head);
+      target = requestTarget(head);
     } catch {
       this.refuse(400, "malformed");
       return false;
@@ -115,17 +135,10 @@ export class H1Connection {
       this.refuse(400, "malformed");
       return false;
     }
-    // Absolute-form targets come from applications that use the outbound port as an HTTP proxy.
-    let authority = typeof head.headers.host === "string" ? head.headers.host : "";
-    let path = head.target;
-    if (path.startsWith("http://")) {
-      const slash = path.indexOf("/", 7);
-      authority = path.slice(7, slash === -1 ? undefined : slash);
-      path = slash === -1 ? "/" : path.slice(slash);
-    }
     this.awaitingHead = false;
     this.inFlight = true;
-    if (!head.keepAlive) this.closeAfter = true;
+    this.responding = false;
+    if (!head.keepAlive || this.shared.closeEach) this.closeAfter = true;
     const body = this.openBody(framing);
     if (framing.kind !== "none" && String(head.headers.expect ?? "").toLowerCase() === "100-continue") {
       this.socket.write(continueLine);
@@ -135,9 +148,9 @@ export class H1Connection {
     const req: ProxyRequest = {
       method: head.method,
       scheme: "http",
-      authority,
-      path,
-      headers: forwardableHeaders(head.headers),
+      authority: target.authority,
+      path: target.path,
+      headers: forwardableRequestHeaders(head.headers),
       body,
       version: "http/1.1",
       conn: this.conn,
@@ -177,9 +190,7 @@ export class H1Connection {
       try {
         used = this.chunked.feed(chunk, (d) => this.pushBody(d));
       } catch {
-        this.shared.metrics.protocolErrors.inc([this.shared.direction, "malformed"]);
-        this.body?.destroy(new H1SyntaxError("malformed chunked body"));
-        this.close();
+        this.refuseBody();
         return undefined;
       }
       if (this.chunked.done) this.endBody();
@@ -190,6 +201,21 @@ export class H1Connection {
     this.remaining -= n;
     if (this.remaining === 0) this.endBody();
     return chunk.subarray(n);
+  }
+
+  /**
+   * A malformed chunked body: the upstream exchange is abandoned (its request can never be
+   * completed) and the client gets 400 unless a response is already under way, then the close.
+   */
+  private refuseBody(): void {
+    this.body?.destroy(new H1SyntaxError("malformed chunked body"));
+    this.cancel?.abort();
+    if (this.responding) {
+      this.shared.metrics.protocolErrors.inc([this.shared.direction, "malformed"]);
+      this.close();
+    } else {
+      this.refuse(400, "malformed");
+    }
   }
 
   private pushBody(data: Buffer): void {
@@ -207,20 +233,23 @@ export class H1Connection {
       discardBody(res.body);
       return;
     }
+    this.responding = true;
     const status = res.status;
     const bodiless = head.method === "HEAD" || status === 204 || status === 304 || status < 200;
-    const hasLength = res.headers["content-length"] !== undefined;
+    const length = declaredLength(res, status);
     let extra = this.closeAfter || this.shared.draining ? "connection: close\r\n" : this.shared.keepAliveHint;
     let chunked = false;
-    if (!bodiless && res.body === null && !hasLength) extra += "content-length: 0\r\n";
-    else if (!bodiless && Buffer.isBuffer(res.body) && !hasLength)
-      extra += `content-length: ${res.body.length}\r\n`;
-    else if (!bodiless && res.body !== null && !hasLength) {
+    const body = res.body;
+    if (!bodiless && body === null && length === undefined) extra += "content-length: 0\r\n";
+    else if (!bodiless && Buffer.isBuffer(body) && length !== body.length) {
+      // A whole body in hand frames itself, whatever length was declared.
+      res.headers["content-length"] = undefined;
+      extra += `content-length: ${body.length}\r\n`;
+    } else if (!bodiless && body !== null && length === undefined) {
       extra += "transfer-encoding: chunked\r\n";
       chunked = true;
     }
     const text = serializeResponseHead(status, reasonPhrase(status), res.headers, extra);
-    const body = res.body;
     if (bodiless || body === null || Buffer.isBuffer(body)) {
       // Head and a whole body leave in one write — and, over TLS, in one record.
       const headBytes = Buffer.from(text, "latin1");
@@ -231,23 +260,42 @@ export class H1Connection {
     }
     socket.cork();
     socket.write(text, "latin1");
-    this.streamResponse(body, chunked, () => res.trailers());
+    this.streamResponse(body, chunked ? -1 : length!, () => res.trailers());
     process.nextTick(() => socket.uncork());
   }
 
-  private streamResponse(body: Readable, chunked: boolean, trailers: ProxyResponse["trailers"]): void {
+  /**
+   * Writes a streamed body: chunked (`length` -1) or exactly `length` bytes. A body that runs
+   * past or short of its declared length cannot be framed: the connection is closed rather than
+   * let the extra bytes be read as the next response.
+   */
+  private streamResponse(body: Readable, length: number, trailers: ProxyResponse["trailers"]): void {
     const socket = this.socket;
+    let left = length;
     body.on("data", (chunk: Buffer) => {
-      const ok = chunked
-        ? socket.write(`${chunk.length.toString(16)}\r\n`) && socket.write(chunk) && socket.write(crlf)
-        : socket.write(chunk);
+      let ok: boolean;
+      if (left === -1) {
+        ok = socket.write(`${chunk.length.toString(16)}\r\n`) && socket.write(chunk) && socket.write(crlf);
+      } else if (chunk.length <= left) {
+        left -= chunk.length;
+        ok = socket.write(chunk);
+      } else {
+        socket.end(chunk.subarray(0, left));
+        body.destroy();
+        this.close();
+        return;
+      }
       if (!ok) {
         body.pause();
         socket.once("drain", () => body.resume());
       }
     });
     body.once("end", () => {
-      if (chunked) socket.write(serializeLastChunk(trailers()), "latin1");
+      if (left > 0) {
+        this.close();
+        return;
+      }
+      if (left === -1) socket.write(serializeLastChunk(trailers()), "latin1");
       this.finish();
     });
     body.once("error", () => this.close());
@@ -259,14 +307,13 @@ export class H1Connection {
     this.cancel = undefined;
     if (!this.bodyDone || this.closeAfter || this.shared.draining) {
       // An unread request body leaves no way to find the next request: close instead.
-      this.socket.end();
-      this.closed = true;
+      this.endConnection();
       return;
     }
     this.awaitingHead = true;
     this.arm(this.pending === undefined);
-    this.socket.resume();
-    if (this.pending !== undefined) this.parseNext();
+    if (!this.ended) this.socket.resume();
+    this.parseNext();
   }
 
   private refuse(status: number, reason: string): void {
@@ -296,6 +343,28 @@ export class H1Connection {
     this.close();
   }
 
+  /** The client sent FIN. A body cut short can never complete; complete requests are answered. */
+  private onEnd(): void {
+    this.ended = true;
+    if (this.closed) return;
+    if (!this.bodyDone) this.cutShort();
+    else if (!this.inFlight) this.parseNext();
+  }
+
+  /** The request body in flight can no longer complete: the exchange is abandoned. */
+  private cutShort(): void {
+    this.body?.destroy(new H1SyntaxError("request body cut short"));
+    this.cancel?.abort();
+    this.close();
+  }
+
+  /** Ends our side after what was written; the socket closes once both sides are done. */
+  private endConnection(): void {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.socket.end();
+  }
+
   private close(): void {
     this.closed = true;
     this.socket.destroy();
@@ -307,4 +376,19 @@ export class H1Connection {
     this.cancel?.abort();
     if (!this.bodyDone) this.body?.destroy();
   }
+}
+
+/**
+ * The response's `Content-Length` as a number, or undefined when it has none or it cannot be
+ * trusted (then the header is dropped and the body framed by the server). 1xx and 204 responses
+ * may not carry one (RFC 9110 §8.6).
+ */
+function declaredLength(res: ProxyResponse, status: number): number | undefined {
+  const v = res.headers["content-length"];
+  if (v === undefined) return undefined;
+  if (status < 200 || status === 204 || typeof v !== "string" || !/^\d{1,15}$/.test(v)) {
+    res.headers["content-length"] = undefined;
+    return undefined;
+  }
+  return Number(v);
 }

@@ -8,45 +8,28 @@
  * Owns: connections handed over by listener.ts after detection, one exchange at a time
  * (pipelined requests wait). Does not route or forward.
  */
-import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import type { ConnectionContext, Handler } from "./handler.ts";
 import type { ProxyMetrics } from "./proxy-metrics.ts";
 import { H1Connection } from "./server-h1-connection.ts";
+import type { H1ServerShared, ServerLimits } from "./server-h1-shared.ts";
 
-export interface ServerLimits {
-  maxHeaderBytes: number;
-  headerTimeoutMs: number;
-  idleTimeoutMs: number;
-}
-
-/** What every connection of one listener shares. */
-export interface H1ServerShared {
-  handler: Handler;
-  limits: ServerLimits;
-  metrics: ProxyMetrics;
-  direction: string;
-  draining: boolean;
-  /**
-   * `keep-alive: timeout=N` telling clients when an idle connection will be closed (the
-   * keep-alive idle wait, idleTimeoutMs), so their pools drop it first instead of racing the
-   * close.
-   */
-  keepAliveHint: string;
-}
-
-export function reasonPhrase(status: number): string {
-  return STATUS_CODES[status] ?? "Unknown";
-}
+export type { ServerLimits } from "./server-h1-shared.ts";
 
 export class H1Server {
   private readonly connections = new Set<H1Connection>();
   private readonly shared: H1ServerShared;
 
-  constructor(handler: Handler, limits: ServerLimits, metrics: ProxyMetrics, direction: string) {
+  constructor(
+    handler: Handler,
+    limits: ServerLimits,
+    metrics: ProxyMetrics,
+    direction: string,
+    closeEach = false,
+  ) {
     const seconds = Math.floor(limits.idleTimeoutMs / 1000);
     const keepAliveHint = seconds >= 2 ? `keep-alive: timeout=${seconds}\r\n` : "";
-    this.shared = { handler, limits, metrics, direction, draining: false, keepAliveHint };
+    this.shared = { handler, limits, metrics, direction, draining: false, keepAliveHint, closeEach };
   }
 
   /** Takes over an accepted socket whose first bytes (`prefix`) were read by detection. */

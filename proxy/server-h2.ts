@@ -10,9 +10,9 @@ import type { Socket } from "node:net";
 import { discardBody, pipeBody } from "./body.ts";
 import { Cancellation } from "./cancellation.ts";
 import type { ConnectionContext, Handler, ProxyRequest, ProxyResponse, RequestBody } from "./handler.ts";
-import { forwardableHeaders } from "./headers.ts";
+import { forwardableRequestHeaders } from "./headers.ts";
 import type { ProxyMetrics } from "./proxy-metrics.ts";
-import type { ServerLimits } from "./server-h1.ts";
+import type { ServerLimits } from "./server-h1-shared.ts";
 
 export interface H2ServerLimits extends ServerLimits {
   maxConcurrentStreams: number;
@@ -44,7 +44,9 @@ export class H2Server {
     });
     this.server.on("session", (session) => this.onSession(session));
     this.server.on("stream", (stream, headers, flags) => this.onStream(stream, headers, flags));
-    this.server.on("sessionError", () => this.metrics.protocolErrors.inc([this.direction, "h2_session"]));
+    // Counted once, from the session's own "error" event (the server re-emits the same error as
+    // "sessionError").
+    this.server.on("sessionError", () => {});
   }
 
   /** Takes over a socket known to speak HTTP/2 (h2c preface or ALPN h2). */
@@ -70,7 +72,9 @@ export class H2Server {
       return;
     }
     this.sessions.set(session, conn);
-    session.on("error", () => this.metrics.protocolErrors.inc([this.direction, "h2_session"]));
+    session.on("error", (err: NodeJS.ErrnoException) => {
+      if (isProtocolError(err)) this.metrics.protocolErrors.inc([this.direction, "h2_session"]);
+    });
     session.once("close", () => this.sessions.delete(session));
     session.setTimeout(this.limits.idleTimeoutMs, () => session.close());
   }
@@ -95,7 +99,7 @@ export class H2Server {
       scheme: headers[":scheme"] ?? "http",
       authority: headers[":authority"] ?? headers.host ?? "",
       path,
-      headers: forwardableHeaders(headers),
+      headers: forwardableRequestHeaders(headers),
       body: requestBody(stream, headers, flags),
       version: "h2",
       conn,
@@ -107,6 +111,15 @@ export class H2Server {
       () => respondEmpty(stream, 502),
     );
   }
+}
+
+/**
+ * A session error the peer's HTTP/2 caused (bad frames, a GOAWAY with an error code), as opposed
+ * to its TCP connection ending: clients such as grpc-go close theirs with a reset, which node
+ * reports as ECONNRESET on the session and is not a protocol error.
+ */
+function isProtocolError(err: NodeJS.ErrnoException): boolean {
+  return typeof err.code === "string" && err.code.startsWith("ERR_HTTP2");
 }
 
 function requestBody(

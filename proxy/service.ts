@@ -17,6 +17,8 @@ export class Service {
   budget: RetryBudget;
   /** Route names dropped from the last update because they did not compile. */
   invalidRoutes: string[] = [];
+  /** The destination said its connections are not HTTP: relay them without detection. */
+  opaque = false;
 
   constructor(
     readonly authority: string,
@@ -28,6 +30,7 @@ export class Service {
 
   apply(update: DiscoveryUpdate): void {
     this.balancer.update(update.endpoints);
+    this.opaque = update.opaque === true;
     const routes: CompiledRoute[] = [];
     const invalid: string[] = [];
     for (const spec of update.routes) {

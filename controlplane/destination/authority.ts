@@ -37,3 +37,22 @@ export function parseAuthority(
 export function profileName(service: ServiceAuthority, clusterDomain = "cluster.local"): string {
   return `${service.name}.${service.namespace}.svc.${clusterDomain}`;
 }
+
+/** A watched authority that is an address: `10.0.0.7:8080` or `[fd00::7]:8080`. */
+export interface AddressAuthority {
+  ip: string;
+  port: number;
+}
+
+const ipv4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** The address an authority names, or undefined when it is not `ip:port`. */
+export function parseAddressAuthority(authority: string): AddressAuthority | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):(\d{1,5})$/.exec(authority);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  if (m[2] !== undefined) return ipv4.test(m[2]) ? { ip: m[2], port } : undefined;
+  const ip = m[1]!.toLowerCase();
+  return ip.includes(":") ? { ip, port } : undefined;
+}

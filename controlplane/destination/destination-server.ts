@@ -1,5 +1,6 @@
-// The HTTP/2 side of the destination service: `GET /v1/watch?authority=<host:port>` answered
-// with 404 (not a Service) or a long-lived 200 `application/x-ndjson` stream fed by the hub.
+// The HTTP/2 side of the destination service: `GET /v1/watch?authority=<host:port>` (a Service
+// name, or an IP:port — a ClusterIP or a pod IP) answered with 404 (not a Service or pod known
+// here) or a long-lived 200 `application/x-ndjson` stream fed by the hub.
 // Mutual TLS (serving certificate and trust bundle from files, reloaded in place; client proxies
 // must present a mesh identity of the trust domain), or plaintext for tests. Every resource is
 // bounded: open
@@ -10,7 +11,7 @@ import http2 from "node:http2";
 import type { TLSSocket } from "node:tls";
 import type { Logger } from "pino";
 import type { Counter, Gauge } from "../../kube/index.ts";
-import { parseAuthority } from "./authority.ts";
+import { parseAddressAuthority, parseAuthority } from "./authority.ts";
 import { checkClientLeaf, classifyHandshakeError } from "./client-identity.ts";
 import type { ServingMaterial } from "./serving-tls.ts";
 import type { WatchHub } from "./watch-hub.ts";
@@ -85,8 +86,10 @@ export async function startDestinationServer(options: DestinationServerOptions):
     };
     const url = new URL(String(headers[":path"] ?? "/"), "http://destination");
     if (headers[":method"] !== "GET" || url.pathname !== "/v1/watch") return answer(404, "NoSuchPath");
-    const target = parseAuthority(url.searchParams.get("authority") ?? "", options.clusterDomain);
-    if (!target) return answer(404, "NotAService");
+    const authority = url.searchParams.get("authority") ?? "";
+    const target = parseAuthority(authority, options.clusterDomain);
+    const address = target ? undefined : parseAddressAuthority(authority);
+    if (!target && !address) return answer(404, "NotAService");
     if (open >= options.maxStreams) return answer(503, "TooManyStreams");
     const subscriber = {
       send: (line: string): boolean => {
@@ -103,7 +106,9 @@ export async function startDestinationServer(options: DestinationServerOptions):
         if (!stream.destroyed) stream.end();
       },
     };
-    const result = options.hub.subscribe(target, subscriber);
+    const result = target
+      ? options.hub.subscribe(target, subscriber)
+      : options.hub.subscribeAddress(address!, subscriber);
     if (!result.ok) return answer(result.reason === "NotFound" ? 404 : 503, result.reason);
     options.requests.inc({ result: "Watching" });
     open++;

@@ -11,7 +11,7 @@ import { freePort, LocalCluster, waitFor } from "../../test/cluster/local-cluste
 const repo = join(import.meta.dirname, "../..");
 
 interface Update {
-  endpoints: { address: string; port: number; identity?: string }[];
+  endpoints: { address: string; port: number; identity?: string; targetPort?: number }[];
   routes: {
     name: string;
     condition: { method?: string; pathRegex: string };
@@ -203,6 +203,33 @@ describe("destination service", { timeout: 180_000 }, () => {
       await waitFor(async () => watch.status !== 0, 10_000, `status for ${authority}`);
       assert.equal(watch.status, 404, authority);
     }
+  });
+
+  it("answers a ClusterIP:port as its Service and a pod IP:port as that pod (capture's lookups)", async () => {
+    const clusterIp = cluster.kubectl([
+      "get",
+      "service",
+      "-n",
+      "shop",
+      "web",
+      "-o",
+      "jsonpath={.spec.clusterIP}",
+    ]);
+    const byName = new WatchStream(session, "web.shop:8080");
+    const byIp = new WatchStream(session, `${clusterIp.trim()}:8080`);
+    await waitFor(async () => byName.updates.length > 0 && byIp.updates.length > 0, 10_000, "both answered");
+    assert.deepEqual(byIp.last, byName.last);
+    assert.equal(byIp.last?.endpoints[0]?.targetPort, 80);
+    const podIp = byName.last?.endpoints[0]?.address ?? "";
+    const pod = new WatchStream(session, `${podIp}:9090`);
+    await waitFor(async () => pod.updates.length > 0, 10_000, "pod answered");
+    assert.deepEqual(pod.last?.endpoints, [
+      { address: podIp, port: 4143, identity: "spiffe://cluster.local/ns/shop/sa/web", targetPort: 9090 },
+    ]);
+    const unknown = new WatchStream(session, "198.18.255.254:80");
+    await waitFor(async () => unknown.status !== 0, 10_000, "status for an unknown address");
+    assert.equal(unknown.status, 404);
+    for (const w of [byName, byIp, pod]) w.close();
   });
 
   it("ends the stream when the Service is deleted, so the proxy reconnects and learns 404", async () => {

@@ -8,6 +8,7 @@ import type { KubernetesObject, V1EndpointSlice, V1Pod, V1Service } from "@kuber
 import type { Logger } from "pino";
 import type { ServiceProfile } from "../../api/index.ts";
 import type { Manager } from "../../kube/index.ts";
+import { AddressIndex, clusterIPsOf, podIPsOf } from "./address-index.ts";
 import { parseAuthority } from "./authority.ts";
 import { startDestinationServer } from "./destination-server.ts";
 import { ServingTls } from "./serving-tls.ts";
@@ -97,11 +98,23 @@ export async function runDestination(
   const slices = manager.informer<V1EndpointSlice & KubernetesObject>(SLICE);
   const pods = manager.informer<V1Pod & KubernetesObject>(POD);
   const profiles = manager.informer<ServiceProfile & KubernetesObject>(PROFILE);
+  const serviceIPs = new AddressIndex();
+  const podIPs = new AddressIndex();
   const view: ClusterView = {
     service: (ns, name) => services.get(`${ns}/${name}`),
     slices: (ns, name) => slices.list(ns).filter((s) => s.metadata?.labels?.[SERVICE_NAME_LABEL] === name),
     pod: (ns, name) => pods.get(`${ns}/${name}`),
     profile: (ns, name) => profiles.get(`${ns}/${name}.${ns}.svc.${flags.clusterDomain}`),
+    serviceByClusterIP: (ip) => {
+      const key = serviceIPs.owner(ip);
+      if (!key) return undefined;
+      const [namespace = "", name = ""] = key.split("/");
+      return { namespace, name };
+    },
+    podByIP: (ip) => {
+      const key = podIPs.owner(ip);
+      return key ? pods.get(key) : undefined;
+    },
   };
   const hub = new WatchHub({
     view,
@@ -115,6 +128,18 @@ export async function runDestination(
     onAdd: changed,
     onUpdate: (_old: T, obj: T) => changed(obj),
     onDelete: changed,
+  });
+  const keyOf = (o: KubernetesObject) => `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
+  // The indexes first, so the hub's recompute sees the new owner of an address.
+  services.addEventHandler({
+    onAdd: (s) => serviceIPs.set(keyOf(s), clusterIPsOf(s)),
+    onUpdate: (_old, s) => serviceIPs.set(keyOf(s), clusterIPsOf(s)),
+    onDelete: (s) => serviceIPs.delete(keyOf(s)),
+  });
+  pods.addEventHandler({
+    onAdd: (p) => podIPs.set(keyOf(p), podIPsOf(p)),
+    onUpdate: (_old, p) => podIPs.set(keyOf(p), podIPsOf(p)),
+    onDelete: (p) => podIPs.delete(keyOf(p)),
   });
   services.addEventHandler(
     on((s) => hub.serviceChanged(s.metadata?.namespace ?? "", s.metadata?.name ?? "")),

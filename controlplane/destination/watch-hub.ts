@@ -1,12 +1,13 @@
-// The subscriptions of the destination service: one topic per watched Service port, each with
-// its subscribers (open streams) and the last update sent. Cluster changes mark topics dirty;
+// The subscriptions of the destination service: one topic per watched Service port (by name or
+// by ClusterIP, the same topic) or pod IP:port, each with its subscribers (open streams) and the
+// last update sent. Cluster changes mark topics dirty;
 // a timer coalesces a burst (a rollout touches slices and pods many times) into one recompute,
 // and a line goes out only when the state really changed. Owns topics, coalescing and
 // fan-out; does not own HTTP (destination-server.ts) or the mapping itself (destination-state.ts).
 import type { V1EndpointSlice, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { ServiceProfile } from "../../api/index.ts";
-import type { ServiceAuthority } from "./authority.ts";
-import { type DiscoveryUpdate, destinationUpdate, servicePortOf } from "./destination-state.ts";
+import type { AddressAuthority, ServiceAuthority } from "./authority.ts";
+import { type DiscoveryUpdate, destinationUpdate, podUpdate, servicePortOf } from "./destination-state.ts";
 
 /** Read access to the informer caches the hub needs. */
 export interface ClusterView {
@@ -14,6 +15,10 @@ export interface ClusterView {
   slices(namespace: string, service: string): V1EndpointSlice[];
   pod(namespace: string, name: string): V1Pod | undefined;
   profile(namespace: string, service: string): ServiceProfile | undefined;
+  /** The Service whose ClusterIP (any of its clusterIPs) is `ip`. */
+  serviceByClusterIP(ip: string): { namespace: string; name: string } | undefined;
+  /** The running pod whose IP (any of its podIPs) is `ip`; host-network pods are not indexed. */
+  podByIP(ip: string): V1Pod | undefined;
 }
 
 /** One open stream, as the hub sees it. */
@@ -24,8 +29,10 @@ export interface Subscriber {
   end(): void;
 }
 
+type TopicTarget = ({ kind: "service" } & ServiceAuthority) | ({ kind: "pod" } & AddressAuthority);
+
 interface Topic {
-  target: ServiceAuthority;
+  target: TopicTarget;
   subscribers: Set<Subscriber>;
   lastLine: string;
 }
@@ -42,7 +49,8 @@ export type SubscribeResult =
   | { ok: true; line: string; unsubscribe: () => void }
   | { ok: false; reason: "NotFound" | "TooManyAuthorities" };
 
-const topicKey = (t: ServiceAuthority) => `${t.namespace}/${t.name}:${t.port}`;
+const topicKey = (t: TopicTarget) =>
+  t.kind === "service" ? `${t.namespace}/${t.name}:${t.port}` : `pod ${t.ip}:${t.port}`;
 
 export class WatchHub {
   private readonly topics = new Map<string, Topic>();
@@ -57,14 +65,25 @@ export class WatchHub {
     return this.topics.size;
   }
 
-  subscribe(target: ServiceAuthority, subscriber: Subscriber): SubscribeResult {
-    const service = this.options.view.service(target.namespace, target.name);
-    if (!service || !servicePortOf(service, target.port)) return { ok: false, reason: "NotFound" };
+  subscribe(named: ServiceAuthority, subscriber: Subscriber): SubscribeResult {
+    return this.subscribeTopic({ kind: "service", ...named }, subscriber);
+  }
+
+  /** An IP:port: a Service's ClusterIP (the Service's own topic), else a pod's IP, else NotFound. */
+  subscribeAddress(address: AddressAuthority, subscriber: Subscriber): SubscribeResult {
+    const service = this.options.view.serviceByClusterIP(address.ip);
+    if (service) return this.subscribeTopic({ kind: "service", ...service, port: address.port }, subscriber);
+    return this.subscribeTopic({ kind: "pod", ...address }, subscriber);
+  }
+
+  private subscribeTopic(target: TopicTarget, subscriber: Subscriber): SubscribeResult {
+    const line = this.lineFor(target);
+    if (line === undefined) return { ok: false, reason: "NotFound" };
     const key = topicKey(target);
     let topic = this.topics.get(key);
     if (!topic) {
       if (this.topics.size >= this.options.maxAuthorities) return { ok: false, reason: "TooManyAuthorities" };
-      topic = { target, subscribers: new Set(), lastLine: this.render(target, service) };
+      topic = { target, subscribers: new Set(), lastLine: line };
       this.topics.set(key, topic);
     }
     topic.subscribers.add(subscriber);
@@ -81,14 +100,19 @@ export class WatchHub {
 
   /** A Service, its slices or its profile changed. */
   serviceChanged(namespace: string, name: string): void {
-    for (const [key, topic] of this.topics) {
-      if (topic.target.namespace === namespace && topic.target.name === name) this.markDirty(key);
+    for (const [key, { target: t }] of this.topics) {
+      if (t.kind === "service" && t.namespace === namespace && t.name === name) this.markDirty(key);
     }
   }
 
-  /** A pod changed: its identity or mesh membership may change any Service of its namespace. */
+  /**
+   * A pod changed: its identity or mesh membership may change any Service of its namespace, and
+   * any pod IP topic (an IP is reused by the next pod that gets it, in any namespace).
+   */
   namespaceChanged(namespace: string): void {
-    for (const [key, topic] of this.topics) if (topic.target.namespace === namespace) this.markDirty(key);
+    for (const [key, { target: t }] of this.topics) {
+      if (t.kind === "pod" || t.namespace === namespace) this.markDirty(key);
+    }
   }
 
   close(): void {
@@ -117,17 +141,27 @@ export class WatchHub {
   }
 
   private refresh(key: string, topic: Topic): void {
-    const { namespace, name, port } = topic.target;
-    const service = this.options.view.service(namespace, name);
-    if (!service || !servicePortOf(service, port)) {
+    const line = this.lineFor(topic.target);
+    if (line === undefined) {
       this.topics.delete(key);
       for (const s of topic.subscribers) s.end();
       return;
     }
-    const line = this.render(topic.target, service);
     if (line === topic.lastLine) return;
     topic.lastLine = line;
     for (const s of [...topic.subscribers]) if (s.send(line)) this.updatesSent++;
+  }
+
+  /** The current line of a topic, or undefined when its Service port or pod is gone. */
+  private lineFor(target: TopicTarget): string | undefined {
+    const view = this.options.view;
+    if (target.kind === "pod") {
+      const pod = view.podByIP(target.ip);
+      return pod && `${JSON.stringify(podUpdate(pod, target.ip, target.port, this.options.trustDomain))}\n`;
+    }
+    const service = view.service(target.namespace, target.name);
+    if (!service || !servicePortOf(service, target.port)) return undefined;
+    return this.render(target, service);
   }
 
   private render(target: ServiceAuthority, service: V1Service): string {

@@ -27,6 +27,8 @@ export interface InjectionConfig {
   /** Version given to pods whose template does not name one. */
   defaultProxyVersion: string;
   logLevel: string;
+  /** Mesh spec.proxy.unmeshedClients: whether plaintext clients may reach meshed pods (default true). */
+  allowUnmeshedClients?: boolean;
   resources: NonNullable<V1Container["resources"]>;
   trustDomain: string;
   identityUrl?: string;
@@ -153,6 +155,10 @@ function proxyContainer(pod: V1Pod, config: InjectionConfig, version: string): V
       : [
           { name: "TRELLIS_PROXY_INBOUND_LISTEN", value: `0.0.0.0:${PORTS.inbound}` },
           { name: "TRELLIS_PROXY_INBOUND_APP", value: `127.0.0.1:${port}` },
+          {
+            name: "TRELLIS_PROXY_INBOUND_ALLOW_PLAINTEXT",
+            value: String(config.allowUnmeshedClients ?? true),
+          },
         ]),
     {
       name: "TRELLIS_PROXY_IDENTITY_URL",

@@ -56,6 +56,7 @@ export function injectionConfigOf(mesh: Mesh, flags: InjectorFlags): InjectionCo
     ),
     defaultProxyVersion: fleetProxyVersion(mesh),
     logLevel: spec.proxy?.logLevel ?? "info",
+    allowUnmeshedClients: (spec.proxy?.unmeshedClients ?? "Allow") === "Allow",
     resources: (spec.proxy?.resources ?? {}) as InjectionConfig["resources"],
     trustDomain: spec.identity?.trustDomain ?? "cluster.local",
     ...(flags.identityUrl ? { identityUrl: flags.identityUrl } : {}),

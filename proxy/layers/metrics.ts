@@ -29,7 +29,8 @@ export function recordMetrics(metrics: ProxyMetrics, direction: Direction): Laye
       peer = req.conn.peerIdentity ?? "";
     } else {
       peer = req.upstreamIdentity ?? "";
-      tls = peer === "" ? "plaintext" : "mtls";
+      // "none": sent without TLS because the destination is not meshed (or not known).
+      tls = peer === "" ? "none" : "mtls";
     }
     const key = `${req.authority}\u0000${route}\u0000${tls}\u0000${peer}`;
     let s = cache.get(key);

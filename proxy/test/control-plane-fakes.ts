@@ -45,6 +45,11 @@ export class FakeDestination {
     this.server = server;
   }
   private readonly state = new Map<string, DiscoveryUpdate>();
+  /**
+   * The answer for an authority never `set`: with one, no authority is "not a mesh service", so
+   * a proxy never dials a name from a test's (possibly mangled) Host header directly.
+   */
+  fallback: DiscoveryUpdate | undefined;
   private readonly watchers = new Map<string, Set<http2.ServerHttp2Stream>>();
 
   async start(): Promise<this> {
@@ -73,7 +78,7 @@ export class FakeDestination {
     stream.on("error", () => {});
     const url = new URL(headers[":path"] ?? "/", "http://x");
     const authority = url.searchParams.get("authority") ?? "";
-    const current = this.state.get(authority);
+    const current = this.state.get(authority) ?? this.fallback;
     if (url.pathname !== "/v1/watch" || !current) {
       stream.respond({ ":status": 404 }, { endStream: true });
       return;

@@ -4,27 +4,14 @@
  */
 import assert from "node:assert/strict";
 import http from "node:http";
-import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { type ProxyProcess, spawnProxy } from "./proxy-process.ts";
+import { rawExchange } from "./raw-peers.ts";
 import { type App, startH1App } from "./test-apps.ts";
 
-function rawExchange(port: number, text: string, until: (got: string) => boolean): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, "127.0.0.1", () => s.write(text));
-    let got = "";
-    s.setEncoding("latin1");
-    s.on("data", (d: string) => {
-      got += d;
-      if (until(got)) {
-        s.destroy();
-        resolve(got);
-      }
-    });
-    s.on("close", () => resolve(got));
-    s.on("error", reject);
-    setTimeout(() => s.destroy(), 5_000);
-  });
+/** Writes `text` and collects the answer until `until` holds or the proxy closes. */
+async function exchange(port: number, text: string, until: (got: string) => boolean): Promise<string> {
+  return (await rawExchange(port, text, { until })).text;
 }
 
 describe("HTTP/1.1 on the wire", () => {
@@ -86,18 +73,18 @@ describe("HTTP/1.1 on the wire", () => {
 
   it("answers pipelined requests in order on one connection", async () => {
     const two = `GET /one HTTP/1.1\r\nhost: ${host}\r\n\r\nPOST /two HTTP/1.1\r\nhost: ${host}\r\ncontent-length: 3\r\n\r\nxyz`;
-    const got = await rawExchange(proxy.ports.outbound!, two, (g) => g.includes("POST /two xyz"));
+    const got = await exchange(proxy.ports.outbound!, two, (g) => g.includes("POST /two xyz"));
     assert.ok(got.indexOf("GET /one ") < got.indexOf("POST /two xyz"), got);
     assert.equal(got.match(/HTTP\/1\.1 200/g)?.length, 2);
   });
 
   it("keeps the length of a HEAD response without a body, and sends 100 Continue", async () => {
-    const head = await rawExchange(proxy.ports.outbound!, `HEAD /h HTTP/1.1\r\nhost: ${host}\r\n\r\n`, (g) =>
+    const head = await exchange(proxy.ports.outbound!, `HEAD /h HTTP/1.1\r\nhost: ${host}\r\n\r\n`, (g) =>
       g.includes("\r\n\r\n"),
     );
     assert.match(head, /content-length: 8/i); // "HEAD /h "
     assert.ok(head.endsWith("\r\n\r\n"));
-    const cont = await rawExchange(
+    const cont = await exchange(
       proxy.ports.outbound!,
       `POST /c HTTP/1.1\r\nhost: ${host}\r\nexpect: 100-continue\r\ncontent-length: 2\r\n\r\nok`,
       (g) => g.includes("POST /c ok"),
@@ -106,7 +93,7 @@ describe("HTTP/1.1 on the wire", () => {
   });
 
   it("accepts absolute-form targets from applications using it as an HTTP proxy", async () => {
-    const got = await rawExchange(
+    const got = await exchange(
       proxy.ports.outbound!,
       `GET http://${host}/abs?q=1 HTTP/1.1\r\nhost: ignored\r\n\r\n`,
       (g) => g.includes("GET /abs?q=1"),
@@ -117,7 +104,7 @@ describe("HTTP/1.1 on the wire", () => {
   it("refuses ambiguous framing instead of forwarding it", async () => {
     const smuggle = `POST / HTTP/1.1\r\nhost: ${host}\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\n\r\n`;
     const hits = app.hits;
-    const got = await rawExchange(proxy.ports.outbound!, smuggle, () => false);
+    const got = await exchange(proxy.ports.outbound!, smuggle, () => false);
     assert.match(got, /^HTTP\/1\.1 400/);
     assert.equal(app.hits, hits);
   });

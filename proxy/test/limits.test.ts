@@ -5,6 +5,7 @@
  * handler. Also: graceful drain on SIGTERM and configuration errors exit non-zero.
  */
 import assert from "node:assert/strict";
+import http2 from "node:http2";
 import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import {
@@ -14,33 +15,11 @@ import {
   spawnProxy,
   waitFor,
 } from "./proxy-process.ts";
+import { rawExchange } from "./raw-peers.ts";
 import { type App, h1Request, startReplyingApp } from "./test-apps.ts";
 
 /** Writes raw bytes and collects what comes back until the proxy closes (or `waitMs`). */
-function raw(
-  port: number,
-  data: string | Buffer,
-  waitMs = 3_000,
-): Promise<{ text: string; closed: boolean; ms: number }> {
-  return new Promise((resolve) => {
-    const started = Date.now();
-    const s = net.connect(port, "127.0.0.1", () => s.write(data));
-    let text = "";
-    s.setEncoding("latin1");
-    s.on("data", (d: string) => {
-      text += d;
-    });
-    s.on("error", () => {});
-    const timer = setTimeout(() => {
-      s.destroy();
-      resolve({ text, closed: false, ms: Date.now() - started });
-    }, waitMs);
-    s.on("close", () => {
-      clearTimeout(timer);
-      resolve({ text, closed: true, ms: Date.now() - started });
-    });
-  });
-}
+const raw = (port: number, data: string | Buffer, waitMs = 3_000) => rawExchange(port, data, { waitMs });
 
 describe("limits and bad input", () => {
   let app: App;
@@ -114,9 +93,10 @@ describe("limits and bad input", () => {
     // Outbound, nothing sent: detection times out, and non-HTTP has nowhere to go.
     const silent = await raw(proxy.ports.outbound!, Buffer.alloc(0), 3_000);
     assert.ok(silent.closed && silent.ms < 2_500, `silent connection closed after ${silent.ms} ms`);
-    // Inbound opaque relay with no traffic: the idle timeout closes it.
-    const idle = await raw(proxy.ports.inbound!, "\x05hello", 6_000);
-    assert.ok(idle.closed && idle.ms < 4_000, `idle connection closed after ${idle.ms} ms`);
+    // Inbound, bytes that are not HTTP on a port not declared opaque: 400, closed at once.
+    const opaque = await raw(proxy.ports.inbound!, "\x05hello", 6_000);
+    assert.ok(opaque.closed && opaque.ms < 4_000, `non-HTTP connection closed after ${opaque.ms} ms`);
+    assert.match(opaque.text, /^HTTP\/1\.1 400/);
   });
 
   it("refuses connections past the limit and recovers", async () => {
@@ -166,6 +146,44 @@ describe("limits and bad input", () => {
     await stillServes();
     const m = (await proxy.admin("/metrics")).body;
     assert.equal(metricValue(m, "process_errors_total", {}), 0);
+  });
+
+  it("counts an HTTP/2 session error once, and a client's reset not at all", async () => {
+    const sessionErrors = async () =>
+      metricValue((await proxy.admin("/metrics")).body, "http_protocol_errors_total", {
+        direction: "outbound",
+        reason: "h2_session",
+      });
+    const before = await sessionErrors();
+    const junk = Buffer.concat([
+      Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+      Buffer.from("000004ff0000000000deadbeef", "hex"),
+      Buffer.alloc(64, 0x41),
+    ]);
+    assert.ok((await raw(proxy.ports.outbound!, junk)).closed);
+    await waitFor(async () => (await sessionErrors()) > before, 5_000);
+    // A client that ends its connection with a TCP reset, as grpc-go's does.
+    let socket: net.Socket | undefined;
+    const session = http2.connect(`http://127.0.0.1:${proxy.ports.outbound}`, {
+      createConnection: () => {
+        socket = net.connect(proxy.ports.outbound!, "127.0.0.1");
+        return socket;
+      },
+    });
+    session.on("error", () => {});
+    await new Promise<void>((resolve, reject) => {
+      const s = session.request({ ":path": "/ping", ":authority": appHost });
+      s.on("error", reject);
+      s.resume();
+      s.on("end", () => resolve());
+      s.end();
+    });
+    socket!.resetAndDestroy();
+    await waitFor(async () => {
+      const m = (await proxy.admin("/metrics")).body;
+      return metricValue(m, "tcp_open_connections", { direction: "outbound" }) === 0;
+    }, 5_000);
+    assert.equal(await sessionErrors(), before + 1);
   });
 
   it("lets in-flight requests finish on SIGTERM, then exits 0", async () => {

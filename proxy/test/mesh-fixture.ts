@@ -3,7 +3,7 @@
  * bundle file holding its anchor, the fake identity service issuing leaves to the named
  * workloads (token `tok-<name>`), and the fake destination service speaking mutual TLS.
  */
-import { writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FakeDestination, FakeIdentity } from "./control-plane-fakes.ts";
 import { createMeshCa, type MeshCa } from "./mesh-pki.ts";
@@ -26,6 +26,8 @@ export async function startMeshFixture(
 ): Promise<MeshFixture> {
   const ca = createMeshCa(name);
   const dir = tempDir(name);
+  // Readable by proxies that run under their own UID (the capture tests).
+  chmodSync(dir, 0o755);
   const bundlePath = join(dir, "bundle.pem");
   writeFileSync(bundlePath, ca.anchor.pem);
   const tokens = new Map(Object.entries(workloads).map(([w, id]) => [`tok-${w}`, id]));

@@ -39,7 +39,9 @@ describe("mesh: outbound → mTLS → inbound", () => {
         stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
         stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "x-count": "done" }));
         stream.on("data", (d: Buffer) => stream.write(`echo:${d.toString()};`));
-        stream.on("end", () => stream.end(`client=${headers["trellis-client-id"]}`));
+        stream.on("end", () =>
+          stream.end(`client=${headers["trellis-client-id"]}${headers["trellis-anything"] ?? ""}`),
+        );
       },
     );
     server = await spawnProxy({
@@ -87,7 +89,13 @@ describe("mesh: outbound → mTLS → inbound", () => {
       const res = await h2Request(session, {
         authority: web,
         path: "/pkg.Echo/Stream",
-        headers: { "content-type": "application/grpc", te: "trailers" },
+        // Headers the proxy owns, forged by the client: stripped, the identity set from mTLS.
+        headers: {
+          "content-type": "application/grpc",
+          te: "trailers",
+          "trellis-client-id": "spiffe://forged",
+          "trellis-anything": "forged",
+        },
         chunks: ["one", "two", "three"],
       });
       assert.equal(res.status, 200);

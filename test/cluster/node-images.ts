@@ -2,8 +2,9 @@
 //
 // Owns: the pause program (a static Go binary, built once into the cache), writing an OCI image
 // archive from a folder (one uncompressed layer, written with GNU tar, digests from node:crypto),
-// and a Node.js runtime image (/usr/bin/node, the shared libraries `ldd` lists, and the files a
-// test gives). Archives are cached under ~/.cache/trellis/images, keyed by a hash of their inputs.
+// and a Node.js runtime image (the pinned Node of hack/node-runtime.json as /usr/bin/node, the
+// shared libraries `ldd` lists, and the files a test gives). Archives are cached under
+// ~/.cache/trellis/images, keyed by a hash of their inputs.
 // Does not own: importing archives into containerd (real-node.ts) or the Trellis product images.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -21,6 +22,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { ensureNode } from "../../hack/node-runtime.ts";
 import { cacheRoot } from "./binaries.ts";
 
 export const PAUSE_IMAGE = "localhost/trellis-pause:1";
@@ -212,16 +214,18 @@ function sharedLibraries(binary: string): string[] {
 }
 
 /**
- * A Node.js runtime image: the host's /usr/bin/node and its libraries, plus `files`
+ * A Node.js runtime image: the pinned Node (as /usr/bin/node) and its libraries, plus `files`
  * (path in the image → content). The entrypoint is node itself; pods pass the script as args.
  */
 export function nodeRuntimeImageArchive(name: string, files: Record<string, string>): string {
-  const node = realpathSync("/usr/bin/node");
+  const node = realpathSync(ensureNode());
   const libraries = sharedLibraries(node);
   const key = [node, statSync(node).mtimeMs, ...libraries, JSON.stringify(files)].join("\n");
   const config: ImageConfig = { name, entrypoint: ["/usr/bin/node"], workingDir: "/app" };
   return cachedArchive(config, key, (rootfs) => {
-    for (const path of ["/usr/bin/node", ...libraries]) {
+    mkdirSync(join(rootfs, "usr/bin"), { recursive: true });
+    copyFileSync(node, join(rootfs, "usr/bin/node"));
+    for (const path of libraries) {
       mkdirSync(join(rootfs, dirname(path)), { recursive: true });
       copyFileSync(realpathSync(path), join(rootfs, path));
     }

@@ -1,0 +1,56 @@
+// Builds the proxy's one native addon (proxy/native/original-dst.c: SO_ORIGINAL_DST for
+// transparent capture) with the machine's C compiler against the Node-API headers from the
+// lock file (node-api-headers). Node-API is ABI-stable, so the one build loads on Node 20 and
+// 24 alike. Deterministic: no timestamps or paths end up in the output (-ffile-prefix-map,
+// no build id). Skips the build when the output is newer than the source and the headers.
+//   node --import tsx hack/build-native.ts [--out <file>]
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, statSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+
+const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
+export const NATIVE_SOURCE = join(root, "proxy/native/original-dst.c");
+const headers = join(root, "node_modules/node-api-headers/include");
+/** Where the proxy looks for the addon when it runs from its sources (proxy/original-destination.ts). */
+export const SOURCE_TREE_ADDON = join(root, "proxy/native/build/original-dst.node");
+
+function newer(out: string, inputs: string[]): boolean {
+  if (!existsSync(out)) return false;
+  const built = statSync(out).mtimeMs;
+  return inputs.every((i) => statSync(i).mtimeMs <= built);
+}
+
+/** Compiles the addon to `out` unless it is up to date; returns `out`. */
+export function buildNativeAddon(out = SOURCE_TREE_ADDON): string {
+  const inputs = [NATIVE_SOURCE, join(headers, "node_api.h")];
+  if (newer(out, inputs)) return out;
+  mkdirSync(dirname(out), { recursive: true });
+  const cc = process.env.CC ?? "cc";
+  execFileSync(
+    cc,
+    [
+      "-O2",
+      "-Wall",
+      "-Wextra",
+      "-Werror",
+      "-shared",
+      "-fPIC",
+      "-fvisibility=hidden",
+      "-Wl,--build-id=none",
+      `-ffile-prefix-map=${root}=.`,
+      "-I",
+      headers,
+      "-o",
+      out,
+      NATIVE_SOURCE,
+    ],
+    { stdio: ["ignore", "inherit", "inherit"] },
+  );
+  return out;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({ options: { out: { type: "string" } } });
+  process.stdout.write(`${buildNativeAddon(values.out ? resolve(values.out) : undefined)}\n`);
+}
