@@ -1,5 +1,6 @@
 // Is the injector serving? A repair must not restart workloads while it is not: their new pods
-// would come back without a proxy. In a cluster the injector's Deployment says so (the Mesh's
+// would come back without a proxy. Its webhook must be registered, and in a cluster the
+// injector's Deployment says whether it serves (the Mesh's
 // status.controlPlane.components); when the operator is told the injector's URL (development,
 // tests: the injector runs beside the operator), it asks the webhook itself: any HTTP answer to
 // an empty review (400) means it serves, a refused or timed-out connection that it does not.
@@ -17,7 +18,9 @@ export class InjectorProbe {
 
   constructor(private readonly url: string | undefined) {}
 
-  async ready(mesh: Pick<Mesh, "status">): Promise<boolean> {
+  /** `registered`: the Mesh's MutatingWebhookConfiguration exists (without it nothing calls the injector). */
+  async ready(mesh: Pick<Mesh, "status">, registered: boolean): Promise<boolean> {
+    if (!registered) return false;
     const component = mesh.status?.controlPlane?.components?.find((c) => c.name === "injector");
     if (component && !component.ready) return false;
     if (!this.url) return component !== undefined;

@@ -74,6 +74,7 @@ export class RolloutController {
   private readonly namespaces: Informer<KubernetesObject>;
   private readonly workloads = new Map<WorkloadKind, Informer<WorkloadObjectView>>();
   private readonly budgets: Informer<V1PodDisruptionBudget & KubernetesObject>;
+  private readonly webhooks: Informer<KubernetesObject>;
   private readonly writer: ObjectWriter;
   private readonly lastWrite = new Map<string, number>();
   private readonly transitions: TransitionWriter;
@@ -105,6 +106,7 @@ export class RolloutController {
     this.uninjected = manager.informer(RESOURCES.uninjectedPod);
     this.namespaces = manager.informer(RESOURCES.anyNamespace);
     this.budgets = manager.informer(RESOURCES.anyPodDisruptionBudget);
+    this.webhooks = manager.informer(RESOURCES.mutatingWebhook);
     const controller = manager.controller({
       name: "rollout",
       reconcile: (r) => this.reconcile(r),
@@ -112,7 +114,12 @@ export class RolloutController {
     });
     controller.watches(this.meshes);
     // A rollout reads pods and workloads in bulk; one reconcile per interval sees every change.
-    for (const source of [this.pods, this.uninjected, this.namespaces] as Informer<KubernetesObject>[])
+    for (const source of [
+      this.pods,
+      this.uninjected,
+      this.namespaces,
+      this.webhooks,
+    ] as Informer<KubernetesObject>[])
       controller.watches(source, () => this.meshes.keys(), { coalesceMs: CACHE_COALESCE_MS });
     // A budget that allows a disruption again lets a blocked workload restart.
     controller.watches(this.budgets, () => this.meshes.keys(), { coalesceMs: CACHE_COALESCE_MS });
@@ -163,7 +170,10 @@ export class RolloutController {
       rolloutActive: rolloutActive(rollout.rollout, target, rollout.fleetVersion),
       rolloutTarget: target,
       gapOthers: found.gapOthers,
-      injectorReady: await this.injector.ready(mesh),
+      injectorReady: await this.injector.ready(
+        mesh,
+        this.webhooks.list().some((w) => w.metadata?.labels?.["trellis.dev/mesh"] === mesh.metadata?.name),
+      ),
       analyse: (upgraded, _baseline, version) => podVerdict(upgraded, version),
     });
     const gaps: GapTotals = {
@@ -173,10 +183,8 @@ export class RolloutController {
     };
     this.missingGauge.set({ mesh: request.key }, gaps.missing);
     this.skewGauge.set({ mesh: request.key }, gaps.outOfSkew);
-    const counted =
-      rollout.rollout?.state === "RolledBack" || !rollout.rollout
-        ? rollout.fleetVersion
-        : rollout.rollout.toVersion;
+    // Counted against the version the spec asks for: after a rollback, "0/4" (not up to date).
+    const counted = rollout.rollout?.toVersion ?? rollout.fleetVersion;
     const status: MeshStatus = {
       ...(rollout.rollout ? { rollout: rollout.rollout } : {}),
       ...(repair.rollout ? { repair: repair.rollout } : {}),

@@ -7,7 +7,8 @@
 //
 //   1. a proxy rollout 0.1.0 → 0.1.1 through the canary, the operator SIGKILLed mid-rollout;
 //   2. an automatic trust-anchor rotation, the operator SIGKILLed mid-rotation;
-//   3. a broken proxy version (never ready), caught by the canary and rolled back.
+//   3. a broken proxy version (never ready), caught by the canary and rolled back;
+//   4. a server pod admitted without a proxy (webhook gone, operator stopped), repaired.
 //
 // The operator runs on the host, from the same bundle the operator image holds: killing it
 // with SIGKILL and starting its successor is then a process kill, not a Deployment restart
@@ -39,7 +40,8 @@ interface MeshView {
   status?: {
     phase?: string;
     rollout?: { state?: string; step?: number; toVersion?: string; message?: string };
-    proxies?: { summary?: string; version?: string };
+    repair?: { state?: string; message?: string };
+    proxies?: { summary?: string; version?: string; missing?: number };
     trustAnchor?: { rotationPhase?: string; generation?: number; fingerprint?: string; message?: string };
     conditions?: Array<{ type: string; status: string; reason: string; message: string }>;
   };
@@ -403,5 +405,57 @@ spec:
       `broken version: ${failed.length} failed requests, from ${[...failingPods].join(", ") || "no pod"} (canary: ${touched[0]})`,
     );
     assert.equal(traffic.failedIn("after rollback").length, 0);
+  });
+
+  it("repairs a server pod admitted without a proxy with zero failed requests (issue 21)", async () => {
+    // With the operator stopped and the injector's webhook configuration gone, a third server
+    // replica comes up without a proxy (the meshed clients reach it in plaintext on its port).
+    await operator.stop();
+    cluster.kubectl(["delete", "mutatingwebhookconfiguration", "trellis-proxy-injector"]);
+    cluster.kubectl(["-n", NS, "scale", "deployment", "server", "--replicas=3"]);
+    await waitFor(
+      async () => (await pods()).some((p) => p.app === "server" && p.ready && !p.deleting && !p.proxyVersion),
+      120_000,
+      "a server pod without a proxy",
+    ).catch(async (e) => {
+      throw await diagnose(e);
+    });
+    const rsBefore = replicaSets();
+    traffic.phase("repair");
+    note("operator started again with a server pod without a proxy");
+    operator = await startOperator(cluster, ["--no-leader-elect"], {}, operatorBundle);
+    await waitFor(
+      async () => mesh().status?.proxies?.missing === 1,
+      60_000,
+      "the pod reported missing",
+    ).catch(async (e) => {
+      throw await diagnose(e);
+    });
+    await waitFor(
+      async () => {
+        const server = (await pods()).filter((p) => p.app === "server" && !p.deleting);
+        return (
+          mesh().status?.repair?.state === "Complete" &&
+          !mesh().status?.proxies?.missing &&
+          server.length === 3 &&
+          server.every((p) => p.ready && p.proxyVersion === V1)
+        );
+      },
+      300_000,
+      "the repair to complete",
+    ).catch(async (e) => {
+      throw await diagnose(e);
+    });
+    note(`repair complete: ${mesh().status?.repair?.message}`);
+    traffic.phase("after repair");
+    await new Promise((r) => setTimeout(r, 15_000));
+    await traffic.flush();
+    const rs = replicaSets();
+    assert.equal(rs.server, (rsBefore.server ?? 0) + 1, "the server restarted exactly once");
+    assert.equal(rs.client, rsBefore.client, "the client untouched");
+    for (const phase of ["repair", "after repair"]) {
+      const failed = traffic.failedIn(phase);
+      assert.equal(failed.length, 0, `${phase}: ${JSON.stringify(failed.slice(0, 5))}`);
+    }
   });
 });
