@@ -100,6 +100,33 @@ describe("sidecar injection through the API server", { timeout: 180_000 }, () =>
     }
   });
 
+  it("meshes a pod created in the same breath as its annotated namespace (issue 21)", () => {
+    // One apply: the namespace and the pod reach the API server milliseconds apart, long before
+    // the injector's namespace cache can have seen the namespace.
+    cluster.kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: v1
+kind: Namespace
+metadata: { name: fresh, annotations: { trellis.dev/inject: enabled } }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: first, namespace: fresh }
+spec: { containers: [{ name: app, image: localhost/app:1 }] }
+`,
+    );
+    const init = cluster.kubectl([
+      "-n",
+      "fresh",
+      "get",
+      "pod",
+      "first",
+      "-o",
+      "jsonpath={.spec.initContainers[0].name}",
+    ]);
+    assert.equal(init, "trellis-proxy");
+  });
+
   it("creates a pod whose app container is named trellis-proxy, unmeshed, with a warning (issue 17, 9)", () => {
     const pod = (name: string, spec: string) =>
       `apiVersion: v1
