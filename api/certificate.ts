@@ -68,8 +68,21 @@ export const CertificateKind: KindDefinition<typeof CertificateSpec, typeof Cert
     { name: "Type", type: "string", jsonPath: ".spec.type" },
     { name: "Ready", type: "string", jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
     { name: "Secret", type: "string", jsonPath: ".spec.secretName" },
-    { name: "Expires", type: "date", jsonPath: ".status.notAfter" },
-    { name: "Renewal", type: "date", jsonPath: ".status.renewalTime", priority: 1 },
+    // `date` columns print a future time as <invalid> (kubectl shows ages, not times to come):
+    // the timestamps themselves are what a person reads here.
+    {
+      name: "Expires",
+      type: "string",
+      jsonPath: ".status.notAfter",
+      description: "End of validity of the current certificate (RFC 3339, UTC).",
+    },
+    {
+      name: "Renewal",
+      type: "string",
+      jsonPath: ".status.renewalTime",
+      priority: 1,
+      description: "When Trellis renews it (RFC 3339, UTC).",
+    },
     { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
   ],
   specValidations: [

@@ -19,6 +19,8 @@ export const ANNOTATIONS = {
   rotateTrustAnchor: "trellis.dev/rotate-trust-anchor",
   proxyVersion: "trellis.dev/proxy-version",
   restartedAt: "trellis.dev/restarted-at",
+  /** The status.upgradePlan.id a user approved (spec.upgrade.approval: Manual). */
+  approveUpgrade: "trellis.dev/approve-upgrade",
   trustBundleFingerprints: "trellis.dev/trust-bundle-fingerprints",
   leafAnchorFingerprint: "trellis.dev/leaf-anchor-fingerprint",
 } as const;

@@ -214,6 +214,11 @@ const UpgradeSpec = Type.Object(
         "What a workload whose PodDisruptionBudget allows no disruption now does to its proxy rollout step: Wait (the step waits, and says for what), Skip (it is left on its version and reported), Fail (the step fails and the rollout halts, without a rollback).",
     }),
     paused: Type.Boolean({ default: false, description: "Pause the upgrade in progress; false resumes it." }),
+    approval: Type.Union([Type.Literal("Automatic"), Type.Literal("Manual")], {
+      default: "Automatic",
+      description:
+        "Manual: a new mesh or proxy version waits, with its plan in status.upgradePlan, until the Mesh is annotated trellis.dev/approve-upgrade=<status.upgradePlan.id> (kubectl trellis upgrade approve).",
+    }),
     controlPlaneDeadline: Duration("How long a new control-plane revision has to become healthy.", "5m"),
     stepDeadline: Duration(
       "How long the restarts of one rollout step may take before the step fails.",
@@ -366,6 +371,30 @@ export const MeshStatus = Type.Object({
   ),
   rollout: Type.Optional(ProxyPass),
   repair: Type.Optional(ProxyPass),
+  upgradePlan: Type.Optional(
+    Type.Object(
+      {
+        id: Type.String({
+          description: "Names this plan; approve it with the annotation trellis.dev/approve-upgrade=<id>.",
+        }),
+        state: Type.Union([Type.Literal("AwaitingApproval"), Type.Literal("Approved")]),
+        summary: Type.String({ description: "The plan in one line (Argo CD shows it)." }),
+        controlPlane: Type.Optional(Type.Object({ from: Type.String(), to: Type.String() })),
+        proxies: Type.Optional(Type.Object({ from: Type.String(), to: Type.String() })),
+        steps: Type.Optional(
+          Type.Array(Type.Object({ name: Type.String(), workloads: Type.Integer(), pods: Type.Integer() }), {
+            maxItems: 21,
+          }),
+        ),
+        skippedWorkloads: Type.Optional(Type.Integer()),
+        since: Type.Optional(Type.String({ format: "date-time" })),
+      },
+      {
+        description:
+          "With spec.upgrade.approval Manual: the upgrade the spec asks for, not started until approved (kubectl trellis upgrade plan shows it in full).",
+      },
+    ),
+  ),
   trustAnchor: Type.Optional(
     Type.Object({
       fingerprint: Type.Optional(Type.String()),

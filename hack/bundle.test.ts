@@ -1,10 +1,21 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFile, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
+import { promisify } from "node:util";
+import { gunzipSync } from "node:zlib";
+import { parse } from "yaml";
+import { clusterBinaries } from "../test/cluster/binaries.ts";
 import { bundle } from "./bundle.ts";
+import { krewBinaries, renderKrewManifest } from "./krew-manifest.ts";
+import { readTar } from "./tar-archive.ts";
+
+const execFileAsync = promisify(execFile);
 
 let dir: string;
 before(async () => {
@@ -23,10 +34,10 @@ const run = (file: string, args: string[], env: Record<string, string> = {}) =>
   });
 
 test("the operator bundle runs under plain node and knows its version", () => {
-  const r = run("trellis.mjs", ["version"]);
+  const r = run("trellis.mjs", ["version", "--client", "-o", "json"]);
   assert.equal(r.status, 0, r.stderr);
   const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
-  assert.equal(r.stdout.trim(), pkg.version);
+  assert.equal(JSON.parse(r.stdout).client, pkg.version);
 });
 
 test("the proxy bundle refuses a bad configuration with exit 2 and says why", () => {
@@ -81,4 +92,64 @@ test("each bundle lists the npm packages inlined in it, and the proxy carries no
   assert.ok(!proxy.some((p) => p.name === "@kubernetes/client-node"));
   assert.ok(operator.some((p) => p.name === "@kubernetes/client-node"));
   assert.ok(operator.every((p) => !["typescript", "tsx", "esbuild"].includes(p.name)));
+});
+
+test("the kubectl plugin is one executable file, in a krew archive whose manifest names its sha256", () => {
+  const r = spawnSync(join(dir, "kubectl-trellis"), ["version", "--client"], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? "" },
+    encoding: "utf8",
+    timeout: 20_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^Client: +trellis \d+\.\d+\.\d+/);
+  const archive = readFileSync(join(dir, "kubectl-trellis.tar.gz"));
+  const [license, entry, ...more] = readTar(gunzipSync(archive));
+  assert.equal(more.length, 0);
+  assert.equal(license?.path, "LICENSE");
+  assert.equal(entry?.path, "kubectl-trellis");
+  assert.equal((entry?.mode ?? 0) & 0o777, 0o755);
+  assert.deepEqual(entry?.data, readFileSync(join(dir, "kubectl-trellis")));
+  const manifest = parse(readFileSync(join(dir, "krew", "trellis.yaml"), "utf8"));
+  const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+  assert.equal(manifest.kind, "Plugin");
+  assert.equal(manifest.metadata.name, "trellis");
+  assert.equal(manifest.spec.version, `v${pkg.version}`);
+  const [platform] = manifest.spec.platforms;
+  assert.equal(platform.bin, "kubectl-trellis");
+  assert.equal(platform.sha256, createHash("sha256").update(archive).digest("hex"));
+  assert.match(platform.uri, new RegExp(`/v${pkg.version}/kubectl-trellis\\.tar\\.gz$`));
+});
+
+test("krew's own validator accepts the manifest, and krew installs the plugin from it", async () => {
+  const krew = krewBinaries();
+  const archive = readFileSync(join(dir, "kubectl-trellis.tar.gz"));
+  // The archive served on loopback stands for the release download.
+  const server = createServer((_req, res) => res.end(archive));
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  const work = mkdtempSync(join(tmpdir(), "trellis-krew-"));
+  try {
+    const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
+    const manifest = join(work, "trellis.yaml");
+    writeFileSync(
+      manifest,
+      renderKrewManifest(`v${pkg.version}`, archive, `http://127.0.0.1:${port}/kubectl-trellis.tar.gz`),
+    );
+    const PATH = `${krew}:${dirname(clusterBinaries().kubectl)}:${process.env.PATH}`;
+    const validated = await execFileAsync(join(krew, "validate-krew-manifest"), ["-manifest", manifest], {
+      env: { PATH },
+    });
+    assert.match(validated.stderr, /structural validation OK[\s\S]*installed {2}spec\.platforms\[0\]/);
+    const root = join(work, "krew-root");
+    const env = { PATH, KREW_ROOT: root, KREW_NO_UPGRADE_CHECK: "1", HOME: work };
+    await execFileAsync("kubectl", ["krew", "install", "--manifest", manifest], { env });
+    const version = await execFileAsync("kubectl", ["trellis", "version", "--client"], {
+      env: { ...env, PATH: `${join(root, "bin")}:${PATH}` },
+    });
+    assert.equal(version.stdout, `Client:     trellis ${pkg.version}\n`);
+  } finally {
+    server.close();
+    rmSync(work, { recursive: true, force: true });
+  }
 });

@@ -3,15 +3,19 @@
 //   controlplane.mjs  injector, identity and destination (controlplane/main.ts)
 //   proxy.mjs         the sidecar proxy (proxy/main.ts)
 //   original-dst.node the proxy's native addon for capture mode (hack/build-native.ts)
+// and the kubectl plugin: kubectl-trellis (trellis.mjs as one executable file), its krew archive
+// kubectl-trellis.tar.gz and krew/trellis.yaml, the plugin manifest for that archive.
 // Each bundle runs under plain `node` (no tsx, no node_modules) and comes with
 // <name>.packages.json: the npm packages (name, version, license) inlined in it, read from
 // esbuild's metafile, for the image's package list. The output is a pure function of the
 // sources and the lock file: no timestamps, no absolute paths.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { build } from "esbuild";
+import pkg from "../package.json" with { type: "json" };
 import { buildNativeAddon } from "./build-native.ts";
+import { PLUGIN_ARCHIVE, PLUGIN_BINARY, pluginArchive, renderKrewManifest } from "./krew-manifest.ts";
 import { pinnedRuntime } from "./node-runtime.ts";
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
@@ -79,6 +83,22 @@ export async function bundle(outdir: string, minify = true): Promise<void> {
   }
   // proxy.mjs loads it from its own folder (proxy/original-destination.ts).
   buildNativeAddon(join(outdir, NATIVE_ADDON));
+  writePlugin(outdir);
+}
+
+/** kubectl's plugin convention: an executable named kubectl-trellis on PATH. */
+function writePlugin(outdir: string): void {
+  const program = Buffer.concat([
+    Buffer.from("#!/usr/bin/env node\n"),
+    readFileSync(join(outdir, "trellis.mjs")),
+  ]);
+  const bin = join(outdir, PLUGIN_BINARY);
+  writeFileSync(bin, program);
+  chmodSync(bin, 0o755);
+  const archive = pluginArchive(program);
+  writeFileSync(join(outdir, PLUGIN_ARCHIVE), archive);
+  mkdirSync(join(outdir, "krew"), { recursive: true });
+  writeFileSync(join(outdir, "krew", "trellis.yaml"), renderKrewManifest(`v${pkg.version}`, archive));
 }
 
 /** The proxy's native addon, beside proxy.mjs in dist/ and in the image's /app. */
@@ -90,4 +110,5 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   });
   await bundle(resolve(String(values.outdir)), !values["no-minify"]);
   for (const p of PROGRAMS) process.stdout.write(`${join(String(values.outdir), `${p.name}.mjs`)}\n`);
+  process.stdout.write(`${join(String(values.outdir), PLUGIN_BINARY)}\n`);
 }

@@ -2,7 +2,7 @@
 # Debian packages the tests and the local cluster use, installed only when missing.
 # Each entry is command:package.
 set -euo pipefail
-needed=(openssl:openssl git:git lua5.4:lua5.4 setpriv:util-linux prometheus:prometheus redis-server:redis-server
+needed=(openssl:openssl git:git setpriv:util-linux prometheus:prometheus redis-server:redis-server
   containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins podman:podman
   ip:iproute2 iptables:iptables)
 missing=()

@@ -3,6 +3,6 @@
 # pinned Node (hack/node-env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash hack/setup.sh
+bash hack/setup.sh --up
 source hack/node-env.sh
 exec node --import tsx hack/up.ts "$@"

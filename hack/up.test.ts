@@ -35,5 +35,11 @@ describe("npm run up", { timeout: 600_000 }, () => {
     assert.equal(demoPods.length, 4, out.slice(-4000));
     assert.ok(demoPods.every((l) => l.includes("trellis-real-node")));
     assert.match(out, /The control plane runs as pods on the real node/);
+    assert.match(
+      out,
+      /^ {2}export PATH="\/\S+\/bin:\$PATH" KUBECONFIG="\/\S+\/kubeconfig"$/m,
+      "one line for the shell",
+    );
+    assert.match(out, /^ {2}kubectl trellis check --proxies/m, "short names after it");
   });
 });

@@ -4,7 +4,7 @@
 // images (built here) and a meshed demo app (client and server with injected proxies) sends
 // real traffic. `--no-real-node` starts KWOK nodes only; `--exit-when-ready` stops after set-up
 // (hack/up.test.ts).
-import { readdirSync } from "node:fs";
+import { mkdirSync, readdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import semver from "semver";
@@ -70,7 +70,8 @@ async function setUp(): Promise<OperatorProcess> {
     "app.kubernetes.io/part-of=trellis",
   ]);
 
-  operator = await startOperator(cluster, ["--no-leader-elect"]);
+  // With leader election, as its Deployment runs it: `kubectl trellis check` sees it by its Lease.
+  operator = await startOperator(cluster, []);
   const example = join(repoRoot, "docs/examples/mesh.yaml");
   if (realNode) {
     // The example's defaults, with the version of the images built above and the control plane
@@ -116,30 +117,42 @@ spec:
     process.stdout.write(cluster.kubectl(["-n", DEMO, "get", "pods", "-o", "wide"]));
   }
 
-  const kubectl = cluster.binaries.kubectl;
+  const bin = toolsOnPath(cluster);
   process.stdout.write(`
-Trellis local cluster is up (${cluster.server}).
-  export KUBECONFIG=${cluster.kubeconfigPath}
-  ${kubectl} get nodes
-  ${kubectl} get trellis        # meshes, serviceprofiles and certificates
-  ${kubectl} get meshes -w      # the example Mesh (docs/examples/mesh.yaml) becoming Ready
+Trellis local cluster is up (${cluster.server}). Put kubectl and kubectl trellis on PATH, pointed at it:
+
+  export PATH="${bin}:$PATH" KUBECONFIG="${cluster.kubeconfigPath}"
+
+  kubectl get nodes
+  kubectl get trellis                # meshes, serviceprofiles and certificates
+  kubectl trellis check --proxies    # the cluster, the operator, the Mesh and its data plane
 Installed CRDs: ${crds.join(", ")}
 ${
   realNode
-    ? `The control plane runs as pods on the real node (${kubectl} -n trellis-system get pods).
+    ? `The control plane runs as pods on the real node (kubectl -n trellis-system get pods).
 The demo app in namespace ${DEMO} sends HTTP/1.1 and HTTP/2 through its proxies, with mutual TLS:
-  ${kubectl} -n ${DEMO} get pods -o wide
+  kubectl trellis stat ${DEMO}              # success rate, RPS, latency per workload, from the proxies
+  kubectl -n ${DEMO} get pods -o wide
   curl http://<client pod IP>:9000/stats     # the client's counters (pod IPs are on this host's bridge)
-  curl http://<any demo pod IP>:4191/metrics # its proxy's metrics
 Roll the demo's proxies to ${NEXT_PROXY} (built above) through a canary and waves:
-  ${kubectl} patch mesh default --type=merge -p '{"spec":{"proxy":{"version":"${NEXT_PROXY}"}}}'
-  ${kubectl} get meshes -w`
+  kubectl trellis upgrade plan --proxy-version ${NEXT_PROXY}   # what it will do, changing nothing
+  kubectl patch mesh default --type=merge -p '{"spec":{"proxy":{"version":"${NEXT_PROXY}"}}}'
+  kubectl trellis rollout status --watch`
     : "No real node: control-plane pods are scheduled on KWOK nodes and do not run."
 }
 The operator runs on this host (pid ${operator.process.child.pid}, metrics on 127.0.0.1:${operator.port}, log ${operator.logFile}).
 Press Ctrl-C to stop; everything started here stops with it.
 `);
   return operator;
+}
+
+/** A folder holding only kubectl (the cluster's) and kubectl-trellis (this checkout's), for PATH. */
+function toolsOnPath(c: LocalCluster): string {
+  const bin = join(c.dir, "bin");
+  mkdirSync(bin, { recursive: true });
+  symlinkSync(c.binaries.kubectl, join(bin, "kubectl"));
+  symlinkSync(join(repoRoot, "bin", "kubectl-trellis"), join(bin, "kubectl-trellis"));
+  return bin;
 }
 
 if (exitWhenReady) {

@@ -61,6 +61,8 @@ export interface RequestSpec {
   timeoutMs?: number;
   /** Aborts the request (an informer that stops does not wait for a slow list). */
   signal?: AbortSignal;
+  /** The Accept header (default application/json). */
+  accept?: string;
 }
 
 export function apiPrefix(apiVersion: string): string {
@@ -91,6 +93,13 @@ export class KubeClient {
   async request<T>(spec: RequestSpec): Promise<T> {
     const { status, text } = await this.send(spec);
     if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
+    throw toApiError(status, text, spec);
+  }
+
+  /** The body as text (e.g. a pod's /metrics through the proxy subresource), or an ApiError. */
+  async requestText(spec: RequestSpec): Promise<string> {
+    const { status, text } = await this.send(spec);
+    if (status >= 200 && status < 300) return text;
     throw toApiError(status, text, spec);
   }
 
@@ -191,7 +200,7 @@ export class KubeClient {
     const opts: RequestOptions = {};
     await this.kubeConfig.applyToHTTPSOptions(opts);
     const payload = spec.body === undefined ? undefined : JSON.stringify(spec.body);
-    const headers: Record<string, string> = { Accept: "application/json" };
+    const headers: Record<string, string> = { Accept: spec.accept ?? "application/json" };
     for (const [k, v] of Object.entries(opts.headers ?? {})) if (v !== undefined) headers[k] = String(v);
     if (payload !== undefined) {
       headers["Content-Type"] = spec.contentType ?? "application/json";

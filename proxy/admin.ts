@@ -1,7 +1,14 @@
 /**
  * The admin endpoint: GET /metrics (Prometheus text), /ready, /live and /identity
  * ({spiffeId, leafNotAfter, leafFingerprint, leafAnchorFingerprint, trustBundleFingerprints,
- * renewals, lastReportedAt, lastReportError}: what the proxy holds and what it last reported).
+ * renewals, leafExpired, renewalFailures, …, lastReportedAt, lastReportError}: what the proxy
+ * holds and what it last reported).
+ *
+ * `/ready` answers 503 only while the proxy cannot serve at all (docs/proxy.md, "Readiness"):
+ * before its first leaf, and while draining. A degraded state — the control plane unreachable,
+ * an expired leaf, a refused trust bundle — keeps it 200 with one `degraded:` line per state in
+ * the body: making every proxy unready when the control plane fails would empty every Service
+ * at once and turn a control-plane outage into a data-plane one.
  *
  * Owns: the admin HTTP server. Does not compute readiness or identity (proxy.ts and
  * local-identity.ts supply them).
@@ -15,6 +22,8 @@ import type { Registry } from "./metrics.ts";
 export interface AdminSources {
   registry: Registry;
   ready: () => boolean;
+  /** Degraded states, one sentence each (shown by /ready, never making it fail). */
+  degradations: () => string[];
   identity: (() => IdentityStatus) | undefined;
 }
 
@@ -35,10 +44,12 @@ export function createAdminServer(sources: AdminSources): http.Server {
           return send(res, 200, "text/plain; version=0.0.4", sources.registry.render());
         case "/live":
           return send(res, 200, "text/plain", "live\n");
-        case "/ready":
+        case "/ready": {
+          const degraded = sources.degradations().map((d) => `degraded: ${d}\n`);
           return sources.ready()
-            ? send(res, 200, "text/plain", "ready\n")
-            : send(res, 503, "text/plain", "not ready\n");
+            ? send(res, 200, "text/plain", ["ready\n", ...degraded].join(""))
+            : send(res, 503, "text/plain", ["not ready\n", ...degraded].join(""));
+        }
         case "/identity":
           if (!sources.identity) return send(res, 404, "text/plain", "identity not configured\n");
           return send(res, 200, "application/json", `${JSON.stringify(sources.identity())}\n`);

@@ -2,12 +2,18 @@
  * HTTP/2 client side of the proxy: one multiplexed session per upstream (h2c or mTLS with
  * ALPN h2), streams forwarded with their trailers.
  *
+ * Make before break (issue 23): a session made with a new TLS generation replaces the older
+ * sessions to its peer once it is connected (or `olderGenerationGraceMs` after it appeared);
+ * until then, and while it cannot be made at all (this proxy's leaf expired, the peer refuses
+ * the new one), an older connected session keeps carrying requests.
+ *
  * Owns: the session pool, session health (GOAWAY, errors, idle timeout), connect timeouts and
  * stream cancellation. Does not choose the target (layers/balance.ts).
  */
 import http2 from "node:http2";
 import tls from "node:tls";
 import { sendBody } from "./body.ts";
+import { olderGenerationGraceMs } from "./h1-pool.ts";
 import { type Headers, ProxyError, type ProxyRequest, type ProxyResponse } from "./handler.ts";
 import { forwardableResponseHeaders, forwardableTrailers } from "./headers.ts";
 import {
@@ -31,10 +37,23 @@ interface PooledSession {
   ready: Promise<http2.ClientHttp2Session>;
   connected: boolean;
   failed: boolean;
+  generation: number;
+  /** Streams opened and not yet closed. */
+  inflight: number;
+  /** Takes no new streams; closed once its last stream is. */
+  retired: boolean;
+  /** Called once the session is connected. */
+  onConnect?: () => void;
+}
+
+function usable(p: PooledSession | undefined): PooledSession | undefined {
+  return p && !p.failed && (!p.session || (!p.session.closed && !p.session.destroyed)) ? p : undefined;
 }
 
 export class H2Client {
   private readonly sessions = new Map<string, PooledSession>();
+  /** When the last session of a pool key failed before connecting (throttles new attempts). */
+  private readonly failedAt = new Map<string, number>();
 
   constructor(
     private readonly tls: ClientTls | undefined,
@@ -65,6 +84,7 @@ export class H2Client {
         reject(new ProxyError("ConnectFailed", (err as Error).message, true));
         return;
       }
+      pooled.inflight++;
       let settled = false;
       let trailers: Headers | undefined;
       stream.on("trailers", (t) => {
@@ -78,6 +98,9 @@ export class H2Client {
         reject(new ProxyError(beforeSend ? "ConnectFailed" : "UpstreamReset", err.message, beforeSend));
       });
       stream.on("close", () => {
+        // A retired session is closed only now: closing it under a stream not yet on the wire
+        // would refuse that stream (REFUSED_STREAM).
+        if (--pooled.inflight === 0 && pooled.retired) session.close();
         if (settled) return;
         settled = true;
         reject(
@@ -106,14 +129,31 @@ export class H2Client {
   private sessionFor(target: UpstreamTarget): PooledSession {
     const generation = this.tls?.generation ?? 0;
     const key = targetKey(target, generation);
-    const existing = this.sessions.get(key);
-    const usable = (p: PooledSession) =>
-      !p.failed && (!p.session || (!p.session.closed && !p.session.destroyed));
-    if (existing && usable(existing)) return existing;
-    const pooled = this.connect(target);
+    const current = usable(this.sessions.get(key));
+    if (current?.connected || target.identity === undefined)
+      return current ?? this.open(target, key, generation);
+    // mTLS, and no connected session of the current generation yet: an older one serves meanwhile.
+    const older = this.olderConnected(target, generation);
+    if (current) return older ?? current;
+    if (older && (this.failedAt.get(key) ?? 0) > Date.now() - this.limits.connectTimeoutMs) return older;
+    try {
+      const fresh = this.open(target, key, generation);
+      return older ?? fresh;
+    } catch (err) {
+      if (older) return older;
+      throw err;
+    }
+  }
+
+  private open(target: UpstreamTarget, key: string, generation: number): PooledSession {
+    const pooled = this.connect(target, generation);
     this.sessions.set(key, pooled);
     const forget = () => {
       if (this.sessions.get(key) === pooled) this.sessions.delete(key);
+      if (!pooled.connected) {
+        if (this.failedAt.size >= 1024) this.failedAt.clear();
+        this.failedAt.set(key, Date.now());
+      }
     };
     pooled.ready.then(
       (session) => {
@@ -126,13 +166,32 @@ export class H2Client {
         forget();
       },
     );
-    if (target.identity !== undefined) this.retireOlderGenerations(target, key);
+    if (target.identity !== undefined) {
+      pooled.onConnect = () => {
+        this.failedAt.delete(key);
+        this.retireOlderGenerations(target, generation);
+      };
+      if (this.olderConnected(target, generation)) {
+        setTimeout(() => this.retireOlderGenerations(target, generation), olderGenerationGraceMs).unref();
+      }
+    }
     return pooled;
   }
 
-  private connect(target: UpstreamTarget): PooledSession {
+  /** A connected session to `target` made with an older TLS generation, if one is still open. */
+  private olderConnected(target: UpstreamTarget, generation: number): PooledSession | undefined {
+    const prefix = targetPrefix(target);
+    for (const [key, pooled] of this.sessions) {
+      if (!key.startsWith(prefix) || pooled.generation >= generation || pooled.retired) continue;
+      if (usable(pooled)?.connected) return pooled;
+    }
+    return undefined;
+  }
+
+  private connect(target: UpstreamTarget, generation: number): PooledSession {
     const host = target.host.includes(":") ? `[${target.host}]` : target.host;
-    if (target.identity === undefined) return this.pooled(http2.connect(`http://${host}:${target.port}`));
+    if (target.identity === undefined)
+      return this.pooled(http2.connect(`http://${host}:${target.port}`), generation);
     const context = this.tls?.clientContext();
     if (!this.tls || !context) throw new ProxyError("NoIdentity", "no local identity yet for mTLS", true);
     const socket = tls.connect({
@@ -145,7 +204,7 @@ export class H2Client {
     });
     const url = `https://${host}:${target.port}`;
     if (target.targetPort === undefined)
-      return this.pooled(http2.connect(url, { createConnection: () => socket }));
+      return this.pooled(http2.connect(url, { createConnection: () => socket }), generation);
     // The transport header must be written, and its write finished, before node:http2 takes
     // the socket over (a write still in flight then trips an assertion inside Node).
     const pooled: PooledSession = {
@@ -153,6 +212,9 @@ export class H2Client {
       ready: Promise.resolve(undefined as never),
       connected: false,
       failed: false,
+      generation,
+      inflight: 0,
+      retired: false,
     };
     pooled.ready = new Promise<http2.ClientHttp2Session>((resolve, reject) => {
       const timer = setTimeout(
@@ -182,12 +244,15 @@ export class H2Client {
   }
 
   /** A pool entry for a session that node:http2 connects itself. */
-  private pooled(session: http2.ClientHttp2Session): PooledSession {
+  private pooled(session: http2.ClientHttp2Session, generation: number): PooledSession {
     const pooled: PooledSession = {
       session,
       ready: Promise.resolve(session),
       connected: false,
       failed: false,
+      generation,
+      inflight: 0,
+      retired: false,
     };
     this.watch(pooled, session, true);
     return pooled;
@@ -200,19 +265,29 @@ export class H2Client {
     session.once("connect", () => {
       pooled.connected = true;
       clearTimeout(timer);
+      pooled.onConnect?.();
     });
     session.once("close", () => clearTimeout(timer));
     session.on("error", () => {});
     session.setTimeout(this.limits.idleTimeoutMs, () => session.close());
   }
 
-  /** Sessions made with older TLS material get GOAWAY: in-flight streams finish, no new ones start. */
-  private retireOlderGenerations(target: UpstreamTarget, currentKey: string): void {
+  /**
+   * Sessions made with older TLS material take no new streams, and get GOAWAY once their streams
+   * are done.
+   */
+  private retireOlderGenerations(target: UpstreamTarget, generation: number): void {
     const prefix = targetPrefix(target);
     for (const [key, pooled] of this.sessions) {
-      if (key === currentKey || !key.startsWith(prefix)) continue;
+      if (!key.startsWith(prefix) || pooled.generation >= generation) continue;
       this.sessions.delete(key);
-      pooled.session?.close();
+      pooled.retired = true;
+      void pooled.ready.then(
+        (s) => {
+          if (pooled.inflight === 0) s.close();
+        },
+        () => {},
+      );
     }
   }
 

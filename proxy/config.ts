@@ -68,6 +68,10 @@ export interface Limits {
   maxServices: number;
   /** Time to wait for a destination's first discovery update. */
   discoveryTimeoutMs: number;
+  /** How often the connection to the destination service is PINGed … */
+  discoveryPingIntervalMs: number;
+  /** … and how long a PING may go unanswered before the connection is given up. */
+  discoveryPingTimeoutMs: number;
   /** Time in-flight requests get to finish after SIGTERM. */
   shutdownGraceMs: number;
 }
@@ -143,6 +147,8 @@ export const defaultLimits: Limits = {
   maxConcurrentStreams: 100,
   maxServices: 1_000,
   discoveryTimeoutMs: 5_000,
+  discoveryPingIntervalMs: 10_000,
+  discoveryPingTimeoutMs: 5_000,
   shutdownGraceMs: 10_000,
 };
 
@@ -258,6 +264,8 @@ function readLimits(r: Reader, o: Raw | undefined): Limits {
     maxConcurrentStreams: r.num(o, "maxConcurrentStreams", p, d.maxConcurrentStreams, 1, 65_535),
     maxServices: r.num(o, "maxServices", p, d.maxServices, 1, 1_000_000),
     discoveryTimeoutMs: r.num(o, "discoveryTimeoutMs", p, d.discoveryTimeoutMs, 10, day),
+    discoveryPingIntervalMs: r.num(o, "discoveryPingIntervalMs", p, d.discoveryPingIntervalMs, 10, day),
+    discoveryPingTimeoutMs: r.num(o, "discoveryPingTimeoutMs", p, d.discoveryPingTimeoutMs, 10, day),
     shutdownGraceMs: r.num(o, "shutdownGraceMs", p, d.shutdownGraceMs, 0, day),
   };
 }

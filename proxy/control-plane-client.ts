@@ -49,7 +49,7 @@ export function connectControlPlane(
     if (ca === undefined) throw new Error("no trust bundle loaded to verify the control plane");
     const ctx = security.clientContext?.();
     if (!ctx && security.requireClientCertificate) {
-      throw new Error(`no leaf yet to present to ${url}`);
+      throw new Error(`no valid leaf (none yet, or expired) to present to ${url}`);
     }
     session = http2.connect(url, {
       ...(ctx ? { secureContext: ctx } : { ca }),

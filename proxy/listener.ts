@@ -31,6 +31,7 @@ import { peerSpiffeId } from "./peer-certificate.ts";
 import type { ProxyMetrics } from "./proxy-metrics.ts";
 import type { H1Server } from "./server-h1.ts";
 import type { H2Server } from "./server-h2.ts";
+import { expiredSessionCertificate } from "./tls-session-bounds.ts";
 import { readTransportHeader, type TransportHeader, transportAlpn } from "./transport-header.ts";
 import { opaqueAlpn } from "./upstream.ts";
 
@@ -372,6 +373,12 @@ export class Listener {
     const { direction, metrics } = this.deps;
     tlsSocket.on("error", () => tlsSocket.destroy());
     const opaquePort = this.opaqueHandshakes.delete(addressKey(tlsSocket));
+    const expired = expiredSessionCertificate(tlsSocket);
+    if (expired !== undefined) {
+      metrics.expiredCertificates.inc([direction, expired]);
+      tlsSocket.destroy();
+      return;
+    }
     const peer = peerSpiffeId(tlsSocket.getPeerCertificate());
     if (peer === undefined) {
       metrics.tlsHandshakeFailures.inc([direction, "no_peer_identity"]);

@@ -5,6 +5,10 @@
  * existing connections are not touched, so renewal and bundle rotation drop nothing.
  * After each leaf and each bundle it reports what it trusts (trust-reporter.ts).
  *
+ * A leaf is never used past its notAfter: from that instant no new mTLS connection is opened
+ * with it (the listener refuses inbound ones, tls-session-bounds.ts), while connections already
+ * open carry on; failed renewals retry faster as expiry nears (renewal-schedule.ts).
+ *
  * Owns: key, leaf, renewal schedule, the secure context and `/identity` status. Does not own
  * the wire exchange (identity-client.ts), bundle loading (trust-bundle.ts) or report retries.
  */
@@ -22,6 +26,7 @@ import type { ProxyConfig } from "./config.ts";
 import { certify, IdentityRefusal, reportTrust } from "./identity-client.ts";
 import { spiffeVerifier } from "./peer-certificate.ts";
 import type { ProxyMetrics } from "./proxy-metrics.ts";
+import { renewAtMs, renewalRetryDelayMs } from "./renewal-schedule.ts";
 import type { BundleLog, TrustBundle } from "./trust-bundle.ts";
 import { type ReportStatus, TrustReporter, type TrustState } from "./trust-reporter.ts";
 import type { ClientTls } from "./upstream.ts";
@@ -46,6 +51,10 @@ export interface IdentityStatus extends ReportStatus {
   leafAnchorFingerprint: string | undefined;
   trustBundleFingerprints: string[];
   renewals: number;
+  leafExpired: boolean;
+  renewalFailures: number;
+  lastRenewalError: string | undefined;
+  nextRenewalAt: string | undefined;
 }
 
 /** Refusals a retry cannot fix are not retried (the request itself is wrong, or not served). */
@@ -54,7 +63,8 @@ function retryableReportError(err: unknown): boolean {
   return err.status >= 500 || err.status === 408 || err.status === 429;
 }
 
-const maxBackoffMs = 30_000;
+/** setTimeout's limit; a longer wait is re-armed when it fires. */
+const maxTimerMs = 2 ** 31 - 1;
 
 export class LocalIdentity implements ClientTls {
   generation = 0;
@@ -63,10 +73,16 @@ export class LocalIdentity implements ClientTls {
   private leaf: Leaf | undefined;
   private context: SecureContext | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private nextRenewalAt: number | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private expired = false;
   private failures = 0;
+  private failingSince: number | undefined;
+  private lastError: string | undefined;
   private renewals = 0;
   private stopped = false;
   private readonly readyWaiters: (() => void)[] = [];
+  private readonly leafListeners: (() => void)[] = [];
   private readonly reporter: TrustReporter;
 
   constructor(
@@ -93,10 +109,25 @@ export class LocalIdentity implements ClientTls {
       this.rebuildContext();
       this.reportTrust();
     });
+    metrics.identityLeafTimeLeft.sample = () =>
+      this.leaf ? Math.round((this.leaf.notAfter.getTime() - Date.now()) / 100) / 10 : undefined;
   }
 
+  /** A leaf has been installed (it may have expired since: see degradation()). */
   get ready(): boolean {
     return this.context !== undefined;
+  }
+
+  /** What is wrong with this identity now, if anything, in a sentence for `/ready`. */
+  degradation(): string | undefined {
+    const failing = this.failures > 0 ? `; renewal failing ${this.failures} time(s): ${this.lastError}` : "";
+    if (this.expired) return `leaf expired at ${this.leaf?.notAfter.toISOString()}${failing}`;
+    return failing ? `leaf valid until ${this.leaf?.notAfter.toISOString() ?? "-"}${failing}` : undefined;
+  }
+
+  /** Calls `listener` after every leaf installed. */
+  onLeaf(listener: () => void): void {
+    this.leafListeners.push(listener);
   }
 
   /** Resolves once a leaf is installed (or never, if the identity service never answers). */
@@ -112,10 +143,16 @@ export class LocalIdentity implements ClientTls {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.expiryTimer);
     this.reporter.stop();
   }
 
+  /** The context for new outbound mTLS connections; none before the first leaf or once it expired. */
   clientContext(): SecureContext | undefined {
+    if (this.expired) {
+      this.metrics.expiredCertificates.inc(["outbound", "local"]);
+      return undefined;
+    }
     return this.context;
   }
 
@@ -131,6 +168,11 @@ export class LocalIdentity implements ClientTls {
       leafAnchorFingerprint: this.trustState().leafAnchorFingerprint,
       trustBundleFingerprints: this.bundle.fingerprints,
       renewals: this.renewals,
+      leafExpired: this.expired,
+      renewalFailures: this.failures,
+      lastRenewalError: this.lastError,
+      nextRenewalAt:
+        this.nextRenewalAt === undefined ? undefined : new Date(this.nextRenewalAt).toISOString(),
       ...this.reporter.status(),
     };
   }
@@ -151,6 +193,7 @@ export class LocalIdentity implements ClientTls {
 
   private async refresh(): Promise<void> {
     if (this.stopped) return;
+    this.nextRenewalAt = undefined;
     try {
       const csr = createCsr({ keyPair: this.keyPair, spiffeId: this.cfg.spiffeId });
       const res = await certify({
@@ -162,37 +205,88 @@ export class LocalIdentity implements ClientTls {
         timeoutMs: this.timeoutMs,
       });
       this.install(res.certificateChainPem);
-      this.failures = 0;
-      this.renewals++;
-      this.metrics.identityRenewals.inc(["ok"]);
-      this.schedule(this.renewDelayMs());
     } catch (err) {
-      this.failures++;
-      this.metrics.identityRenewals.inc(["error"]);
-      const delay = Math.min(maxBackoffMs, 250 * 2 ** Math.min(this.failures, 8));
-      this.log.warn({ err: (err as Error).message, retryInMs: delay }, "identity refresh failed");
-      this.schedule(delay);
+      this.renewalFailed((err as Error).message);
+      return;
     }
+    this.renewals++;
+    this.metrics.identityRenewals.inc(["ok"]);
+    this.renewalRecovered();
+    this.schedule(renewAtMs(this.leafTimes()!, this.cfg.renewFraction) - Date.now());
+  }
+
+  private renewalFailed(message: string): void {
+    this.failures++;
+    this.lastError = message;
+    this.metrics.identityRenewals.inc(["error"]);
+    this.metrics.identityRefreshFailures.set([], this.failures);
+    const delay = renewalRetryDelayMs(this.leafTimes(), this.failures, Date.now());
+    if (this.failingSince === undefined) {
+      this.failingSince = Date.now();
+      this.log.warn(
+        { err: message, leafNotAfter: this.leaf?.notAfter.toISOString(), retryInMs: delay },
+        "identity renewal failing; retrying with back-off",
+      );
+    } else {
+      this.log.debug?.(
+        { err: message, failures: this.failures, retryInMs: delay },
+        "identity renewal retry failed",
+      );
+    }
+    this.schedule(delay);
+  }
+
+  private renewalRecovered(): void {
+    if (this.failingSince !== undefined) {
+      this.log.warn(
+        { failures: this.failures, failingSeconds: Math.round((Date.now() - this.failingSince) / 1000) },
+        "identity renewal recovered",
+      );
+    }
+    this.failures = 0;
+    this.failingSince = undefined;
+    this.lastError = undefined;
+    this.metrics.identityRefreshFailures.set([], 0);
   }
 
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.refresh(), delayMs);
+    const delay = Math.min(maxTimerMs, Math.max(100, delayMs));
+    this.nextRenewalAt = Date.now() + delay;
+    this.timer = setTimeout(() => void this.refresh(), delay);
     this.timer.unref();
   }
 
-  /**
-   * Renew at `renewFraction` of the lifetime, with a little jitter so a fleet spreads out.
-   * The lifetime counts from receipt when notBefore was backdated for clock skew.
-   */
-  private renewDelayMs(): number {
-    const leaf = this.leaf!;
-    const start = Math.max(leaf.notBefore.getTime(), leaf.receivedAt);
-    const lifetime = leaf.notAfter.getTime() - start;
-    const jitter = 1 - Math.random() * 0.05;
-    const at = start + lifetime * this.cfg.renewFraction * jitter;
-    return Math.max(100, at - Date.now());
+  private leafTimes() {
+    const leaf = this.leaf;
+    if (!leaf) return undefined;
+    return {
+      notBefore: leaf.notBefore.getTime(),
+      notAfter: leaf.notAfter.getTime(),
+      receivedAt: leaf.receivedAt,
+    };
+  }
+
+  /** Arms the expiry of the current leaf; from then on it opens no new connection. */
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    const leaf = this.leaf;
+    if (!leaf) return;
+    const left = leaf.notAfter.getTime() - Date.now();
+    if (left > 0) {
+      this.expiryTimer = setTimeout(() => this.armExpiry(), Math.min(maxTimerMs, left + 1));
+      this.expiryTimer.unref();
+      return;
+    }
+    if (this.expired) return;
+    this.expired = true;
+    this.log.warn(
+      { notAfter: leaf.notAfter.toISOString(), renewalFailures: this.failures, lastError: this.lastError },
+      "leaf expired; no new mTLS connections until a renewal succeeds (open ones carry on)",
+    );
+    // A retry scheduled for later than the no-leaf cap is brought forward.
+    if (this.failures > 0) this.schedule(renewalRetryDelayMs(this.leafTimes(), this.failures, Date.now()));
   }
 
   /** Checks the chain against the bundle and our key and identity, then swaps the context. */
@@ -220,12 +314,16 @@ export class LocalIdentity implements ClientTls {
       anchorFingerprint: verdict.anchorFingerprint,
     };
     this.metrics.identityLeafExpiry.set([], Math.floor(this.leaf.notAfter.getTime() / 1000));
-    this.log.info(
-      { spiffeId: parsed.spiffeId, notAfter: this.leaf.notAfter.toISOString() },
-      "leaf installed",
-    );
+    const wasExpired = this.expired;
+    this.expired = false;
+    this.armExpiry();
+    const msg = wasExpired ? "leaf installed; the expired one is replaced" : "leaf installed";
+    const fields = { spiffeId: parsed.spiffeId, notAfter: this.leaf.notAfter.toISOString() };
+    if (wasExpired) this.log.warn(fields, msg);
+    else this.log.info(fields, msg);
     this.rebuildContext();
     this.reportTrust();
+    for (const l of this.leafListeners) l();
   }
 
   /** Options for tls.Server#setSecureContext (the inbound side swaps contexts through it). */

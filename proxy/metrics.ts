@@ -89,6 +89,19 @@ export class Gauge extends Metric<{ v: number }> {
   }
 }
 
+/** A gauge read when scraped (ages, time left); no series while `sample` returns undefined. */
+export class SampledGauge extends Metric<null> {
+  sample: () => number | undefined = () => undefined;
+  protected fresh() {
+    return null;
+  }
+  render(out: string[]): void {
+    out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`);
+    const v = this.sample();
+    if (v !== undefined) out.push(`${this.name} ${v}`);
+  }
+}
+
 export interface HistogramData {
   counts: Float64Array;
   sum: number;
@@ -152,6 +165,10 @@ export class Registry {
   }
   gauge(name: string, help: string, labels: readonly string[]): Gauge {
     return this.add(new Gauge(name, help, labels, this.maxSeries));
+  }
+  /** A label-less gauge whose value is read from its `sample` function at each scrape. */
+  sampledGauge(name: string, help: string): SampledGauge {
+    return this.add(new SampledGauge(name, help, [], 1));
   }
   histogram(name: string, help: string, labels: readonly string[], buckets: readonly number[]): Histogram {
     return this.add(new Histogram(name, help, labels, buckets, this.maxSeries));

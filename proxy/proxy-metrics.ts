@@ -4,7 +4,7 @@
  *
  * Owns: metric names, labels and buckets. Does not own storage or exposition (metrics.ts).
  */
-import { type Counter, type Gauge, type Histogram, Registry } from "./metrics.ts";
+import { type Counter, type Gauge, type Histogram, Registry, type SampledGauge } from "./metrics.ts";
 
 const latencyBucketsMs = [1, 2, 3, 4, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10000, 30000];
 
@@ -22,9 +22,18 @@ export interface ProxyMetrics {
   protocolErrors: Counter;
   identityRenewals: Counter;
   identityLeafExpiry: Gauge;
+  identityLeafTimeLeft: SampledGauge;
+  identityRefreshFailures: Gauge;
+  expiredCertificates: Counter;
   trustBundleReloads: Counter;
   trustBundleAnchors: Gauge;
+  trustBundleRejectedBlocks: Gauge;
   discoveryUpdates: Counter;
+  discoveryConnected: SampledGauge;
+  discoveryUpdateAge: SampledGauge;
+  discoveryReconnects: Counter;
+  discoveryUnresolved: Gauge;
+  discoveryFailFast: Counter;
   processErrors: Counter;
 }
 
@@ -77,11 +86,53 @@ export function createProxyMetrics(): ProxyMetrics {
       "Expiry of the current leaf certificate.",
       [],
     ),
+    identityLeafTimeLeft: r.sampledGauge(
+      "identity_cert_seconds_to_expiry",
+      "Seconds until the current leaf certificate expires (negative once it has).",
+    ),
+    identityRefreshFailures: r.gauge(
+      "identity_cert_refresh_consecutive_failures",
+      "Leaf certificate requests failed in a row since the last success.",
+      [],
+    ),
+    expiredCertificates: r.counter(
+      "tls_expired_certificate_total",
+      "mTLS connections not opened or refused because a certificate had expired (local: this proxy's leaf; peer: a resumed session's).",
+      ["direction", "certificate"],
+    ),
     trustBundleReloads: r.counter("trust_bundle_reload_total", "Trust bundle reloads, by result.", [
       "result",
     ]),
     trustBundleAnchors: r.gauge("trust_bundle_anchors", "Trust anchors currently trusted.", []),
+    trustBundleRejectedBlocks: r.gauge(
+      "trust_bundle_rejected_blocks",
+      "Blocks of the trust bundle file in use that are not usable anchors and were dropped.",
+      [],
+    ),
     discoveryUpdates: r.counter("discovery_update_total", "Discovery updates, by result.", ["result"]),
+    discoveryConnected: r.sampledGauge(
+      "discovery_connected",
+      "1 while the connection to the destination service is up and answers PINGs in time; absent while nothing is watched.",
+    ),
+    discoveryUpdateAge: r.sampledGauge(
+      "discovery_update_age_seconds",
+      "Seconds since the last discovery update was applied.",
+    ),
+    discoveryReconnects: r.counter(
+      "discovery_reconnects_total",
+      "Connections or watches to the destination service given up and retried, by reason.",
+      ["reason"],
+    ),
+    discoveryUnresolved: r.gauge(
+      "discovery_unresolved_services",
+      "Watched authorities with no answer yet after the discovery timeout (answered at once with 503).",
+      [],
+    ),
+    discoveryFailFast: r.counter(
+      "discovery_fail_fast_total",
+      "Requests answered at once with 503 because their authority could not be resolved.",
+      [],
+    ),
     processErrors: r.counter("process_errors_total", "Errors caught at the process boundary.", ["kind"]),
   };
 }

@@ -87,12 +87,16 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
           maxServices: limits.maxServices,
           timeoutMs: limits.discoveryTimeoutMs,
           connectTimeoutMs: limits.connectTimeoutMs,
+          pingIntervalMs: limits.discoveryPingIntervalMs,
+          pingTimeoutMs: limits.discoveryPingTimeoutMs,
           ewma: config.balancer,
         },
         metrics,
         log,
       )
     : undefined;
+  // A new leaf is what a watch waiting to reconnect to the destination service may be missing.
+  if (identity && discovery) identity.onLeaf(() => discovery.retrySoon());
   const clientLimits = { connectTimeoutMs: limits.connectTimeoutMs, idleTimeoutMs: limits.idleTimeoutMs };
   const meshClients = { h1: new H1Client(identity, clientLimits), h2: new H2Client(identity, clientLimits) };
   const appClients = { h1: new H1Client(undefined, clientLimits), h2: new H2Client(undefined, clientLimits) };
@@ -207,6 +211,10 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   const admin = createAdminServer({
     registry: metrics.registry,
     ready: () => !draining && (identity === undefined || identity.ready),
+    degradations: () =>
+      [identity?.degradation(), bundle?.degradation(), discovery?.degradation()].filter(
+        (d): d is string => d !== undefined,
+      ),
     identity: identity ? () => identity.status() : undefined,
   });
   ports.admin = await listenAdmin(admin, config.admin.listen);

@@ -10,6 +10,7 @@
  * Owns: report timing, coalescing and retries. Does not own the wire exchange
  * (identity-client.ts) or what the state is (local-identity.ts).
  */
+import { backoffDelayMs } from "./backoff.ts";
 import type { BundleLog } from "./trust-bundle.ts";
 
 export interface TrustState {
@@ -24,7 +25,8 @@ export interface ReportStatus {
   lastReportError: string | undefined;
 }
 
-const maxBackoffMs = 30_000;
+/** Report retries: ~0.25–0.5 s first, doubling, at most 30 s; jittered (backoff.ts). */
+const reportBackoff = { baseMs: 500, capMs: 30_000 };
 
 export class TrustReporter {
   private pending: TrustState | undefined;
@@ -66,6 +68,7 @@ export class TrustReporter {
       this.pending = undefined;
       try {
         await this.send(state);
+        if (this.failures > 0) this.log.warn({ failures: this.failures }, "trust report sent after failures");
         this.failures = 0;
         this.lastReportedAt = new Date().toISOString();
         this.lastReportError = undefined;
@@ -77,8 +80,11 @@ export class TrustReporter {
         }
         this.pending ??= state;
         this.failures++;
-        const delay = Math.min(maxBackoffMs, 250 * 2 ** Math.min(this.failures, 8));
-        this.log.warn({ err: this.lastReportError, retryInMs: delay }, "trust report failed");
+        const delay = backoffDelayMs(reportBackoff, this.failures);
+        // One warning when reports start failing (and one when they succeed again), not one per retry.
+        const line = { err: this.lastReportError, retryInMs: delay, failures: this.failures };
+        if (this.failures === 1) this.log.warn(line, "trust report failed; retrying with back-off");
+        else this.log.debug?.(line, "trust report retry failed");
         this.sending = false;
         this.timer = setTimeout(() => {
           this.timer = undefined;

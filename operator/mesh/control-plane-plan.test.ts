@@ -37,6 +37,16 @@ describe("control-plane plan", () => {
     assert.deepEqual([p.phase, p.reason, p.versions], ["Degraded", "ComponentsUnavailable", ["1.0.0"]]);
   });
 
+  it("emits one Event when the running control plane becomes unavailable and one when it is back", () => {
+    const input = { spec: spec("1.0.0"), state: { version: "1.0.0" }, now: NOW };
+    const events = (previousReason: string, h: (v: string) => VersionHealth) =>
+      planControlPlane({ ...input, health: h, previousReason }).events.map((e) => `${e.type} ${e.reason}`);
+    assert.deepEqual(events("Available", healthy()), ["Warning ComponentsUnavailable"]);
+    assert.deepEqual(events("ComponentsUnavailable", healthy()), [], "no repeat while it lasts");
+    assert.deepEqual(events("ComponentsUnavailable", healthy("1.0.0")), ["Normal ComponentsAvailable"]);
+    assert.deepEqual(events("Available", healthy("1.0.0")), []);
+  });
+
   it("starts a canary revision beside the running one, once", () => {
     const start = planControlPlane({
       spec: spec("1.1.0"),

@@ -51,6 +51,8 @@ export interface PlanInput {
   state: ControlPlaneState;
   health: (version: string) => VersionHealth;
   now: Date;
+  /** The Ready condition's reason in the status read, to tell an outage's start and end. */
+  previousReason?: string;
 }
 
 export function planControlPlane(input: PlanInput): ControlPlanePlan {
@@ -107,7 +109,8 @@ function planInstall({ spec, health }: PlanInput): ControlPlanePlan {
   };
 }
 
-function planSteady({ state, health }: PlanInput, running: string): ControlPlanePlan {
+function planSteady(input: PlanInput, running: string): ControlPlanePlan {
+  const { state, health } = input;
   const h = health(running);
   const next: ControlPlaneState = { version: running, previousVersion: state.previousVersion };
   const events: PlanEvent[] = [];
@@ -118,7 +121,16 @@ function planSteady({ state, health }: PlanInput, running: string): ControlPlane
       message: `Upgrade to ${state.targetVersion} cancelled; staying on ${running}`,
     });
   }
+  // An outage of the running control plane gets one Event when it starts and one when it ends.
+  const wasUnavailable = input.previousReason === "ComponentsUnavailable";
   if (h.healthy) {
+    if (wasUnavailable) {
+      events.push({
+        type: "Normal",
+        reason: "ComponentsAvailable",
+        message: `Control plane ${running} is available again`,
+      });
+    }
     return {
       versions: [running],
       state: next,
@@ -127,6 +139,13 @@ function planSteady({ state, health }: PlanInput, running: string): ControlPlane
       message: `control plane ${running} is available`,
       events,
     };
+  }
+  if (!wasUnavailable) {
+    events.push({
+      type: "Warning",
+      reason: "ComponentsUnavailable",
+      message: `Control plane ${running} is unavailable: ${h.detail}; proxies keep serving from their last known state`,
+    });
   }
   return {
     versions: [running],

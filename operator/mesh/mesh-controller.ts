@@ -24,11 +24,13 @@ import {
 } from "../../kube/index.ts";
 import { syncObjects } from "../object-sync.ts";
 import { RESOURCES, type ResourceName } from "../resources.ts";
+import { holdControlPlane } from "../rollout/upgrade-approval.ts";
 import { TransitionWriter, writeStatusIfChanged } from "../status-write.ts";
 import { type ControlPlaneState, planControlPlane } from "./control-plane-plan.ts";
 import { type IdentityCaches, planIdentity } from "./mesh-identity.ts";
 import { removeMesh } from "./mesh-removal.ts";
 import {
+  approvalBlocker,
   dataPlaneCondition,
   MESH_STATUS_KEYS,
   meshOwnedStatus,
@@ -139,7 +141,17 @@ export class MeshController {
     const now = this.now();
     const state: ControlPlaneState = mesh.status?.controlPlane ?? {};
     const deployments = (this.owned.get("deployment")?.list() ?? []) as V1Deployment[];
-    const plan = planControlPlane({ spec, state, health: (v) => versionHealth(deployments, v), now });
+    const previousReason = mesh.status?.conditions?.find((c) => c.type === "Ready")?.reason;
+    // spec.upgrade.approval Manual: the running version stays until the plan covering the new one is approved.
+    const held = holdControlPlane(mesh, spec);
+    const planned = held ? { ...spec, version: state.version ?? spec.version } : spec;
+    const plan = planControlPlane({
+      spec: planned,
+      state,
+      health: (v) => versionHealth(deployments, v),
+      now,
+      ...(previousReason ? { previousReason } : {}),
+    });
     const userAnchor = await this.readExternalAnchor(spec);
     const identity = planIdentity(mesh, spec, this.identityCaches(userAnchor), now);
     const desired = [
@@ -173,6 +185,7 @@ export class MeshController {
       identity.blocker,
       rolloutBlocker(mesh.status?.rollout),
       repairBlocker(mesh.status?.repair),
+      approvalBlocker(mesh.status?.upgradePlan),
     );
     const dataPlane = dataPlaneCondition(mesh.status?.proxies, mesh.status?.repair, spec.injection.repair);
     const status = meshStatus({

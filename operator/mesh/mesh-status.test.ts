@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { MeshStatus } from "../../api/index.ts";
 import type { ControlPlanePlan } from "./control-plane-plan.ts";
-import { type Blocker, meshStatus, pickBlocker, rolloutBlocker } from "./mesh-status.ts";
+import { approvalBlocker, type Blocker, meshStatus, pickBlocker, rolloutBlocker } from "./mesh-status.ts";
 
 const rotating: Blocker = {
   reason: "TrustAnchorRotation",
@@ -77,5 +77,28 @@ describe("pickBlocker", () => {
       blocked?.message,
       "proxy 0.1.1 → 0.1.2: wave 2 restarting, waiting for StatefulSet shop/db (PodDisruptionBudget shop/db (app=db) allows 0 disruptions)",
     );
+  });
+
+  it("an upgrade awaiting approval keeps the mesh Ready, not Progressing, in phase AwaitingApproval", () => {
+    const blocker = approvalBlocker({
+      id: "25edaaec2bf4",
+      state: "AwaitingApproval",
+      summary: "proxies 0.1.0 → 0.2.0: 7 workloads in 3 steps (2, 2, 3)",
+    });
+    assert.ok(blocker);
+    assert.equal(approvalBlocker({ id: "x", state: "Approved", summary: "" }), undefined);
+    const status = meshStatus({
+      previous: undefined,
+      plan: readyPlan,
+      generation: 3,
+      components: [],
+      operatorVersion: "0.1.0",
+      blocker,
+      now: new Date("2026-11-26T00:00:00Z"),
+    });
+    assert.equal(status.phase, "AwaitingApproval");
+    assert.equal(condition(status, "Ready")?.status, "True");
+    assert.equal(condition(status, "Progressing")?.status, "False");
+    assert.equal(condition(status, "Degraded")?.status, "False");
   });
 });

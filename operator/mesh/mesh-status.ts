@@ -139,6 +139,18 @@ export function dataPlaneCondition(
   };
 }
 
+/** An upgrade waiting for approval (status.upgradePlan, written by the rollout controller): the running version serves. */
+export function approvalBlocker(plan: MeshStatus["upgradePlan"]): Blocker | undefined {
+  if (plan?.state !== "AwaitingApproval") return undefined;
+  return {
+    reason: "AwaitingApproval",
+    message: `upgrade plan ${plan.id} waits for approval (kubectl trellis upgrade approve): ${plan.summary}`,
+    degraded: false,
+    phase: "AwaitingApproval",
+    keepsReady: true,
+  };
+}
+
 /**
  * The blocker the conditions show when several hold the mesh back (identity, rollout): a failure
  * first, so a rolled-back proxy rollout is Degraded even while a trust-anchor rotation goes on;
@@ -167,7 +179,11 @@ export function meshStatus(input: StatusInput): MeshStatus {
   // (a blocker that keeps the mesh ready still shows as Progressing below)
   const progressing =
     cpProgressing ||
-    (!cpDegraded && blocker !== undefined && !blocker.degraded && blocker.phase !== "Paused");
+    (!cpDegraded &&
+      blocker !== undefined &&
+      !blocker.degraded &&
+      blocker.phase !== "Paused" &&
+      blocker.phase !== "AwaitingApproval");
   set(
     "Progressing",
     progressing,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
-import { checkVersionChange } from "./version-skew.ts";
+import { describe, it, test } from "node:test";
+import { checkVersionChange, proxySkew } from "./version-skew.ts";
 
 describe("version skew policy", () => {
   const table: Array<[string | undefined, string, boolean, true | string]> = [
@@ -31,4 +31,14 @@ describe("version skew policy", () => {
       }
     });
   }
+});
+
+test("proxies within one minor release of the control plane, either way, are inside the skew policy", () => {
+  assert.equal(proxySkew("1.4.2", "1.4.0"), undefined);
+  assert.equal(proxySkew("1.4.2", "1.3.9"), undefined);
+  assert.equal(proxySkew("1.4.2", "1.5.0-rc.1"), undefined);
+  assert.match(proxySkew("1.4.2", "1.2.7") ?? "", /2 minor releases older/);
+  assert.match(proxySkew("1.4.2", "1.6.0") ?? "", /2 minor releases newer/);
+  assert.match(proxySkew("1.4.2", "2.4.2") ?? "", /different major/);
+  assert.match(proxySkew("1.4.2", "latest") ?? "", /cannot be compared/);
 });

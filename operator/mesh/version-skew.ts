@@ -2,7 +2,7 @@
 // - downgrades are never silent: any older version is refused;
 // - upgrades: within a major, at most one minor release at a time (1.2.x → 1.3.y);
 // - a new major, a skipped minor or any downgrade needs spec.upgrade.force;
-// - proxies: within a major, at most one minor release from the control plane (proxyInSkew).
+// - proxies: within a major, at most one minor release from the control plane (proxySkew).
 import semver from "semver";
 
 export type SkewVerdict =
@@ -53,14 +53,19 @@ export function checkVersionChange(
 }
 
 /**
- * The skew policy between a proxy and the control plane that serves it: the same major release
- * and at most one minor release apart, either way (a 1.3 control plane serves 1.2 and 1.4
- * proxies, not 1.1). A forced control-plane upgrade that skips a minor release leaves the
- * proxies outside it until they restart. Versions that do not parse are not judged.
+ * The data plane's skew policy: a proxy works with a control plane of the same major release
+ * and at most one minor release away, older or newer (a proxy rollout may run ahead of the
+ * control plane by one minor, as a control-plane upgrade runs ahead of the proxies). Returns
+ * why a proxy version is outside it, or undefined when it is inside.
  */
-export function proxyInSkew(proxy: string, controlPlane: string): boolean {
+export function proxySkew(controlPlane: string, proxy: string): string | undefined {
+  const cp = semver.parse(controlPlane);
   const p = semver.parse(proxy);
-  const c = semver.parse(controlPlane);
-  if (!p || !c) return true;
-  return p.major === c.major && Math.abs(p.minor - c.minor) <= 1;
+  if (!cp || !p) return `proxy version "${proxy}" cannot be compared with control plane "${controlPlane}"`;
+  if (cp.major !== p.major)
+    return `proxy ${proxy} is a different major release than control plane ${controlPlane}`;
+  const minors = p.minor - cp.minor;
+  if (Math.abs(minors) > 1)
+    return `proxy ${proxy} is ${Math.abs(minors)} minor releases ${minors < 0 ? "older" : "newer"} than control plane ${controlPlane} (at most 1)`;
+  return undefined;
 }

@@ -9,7 +9,7 @@
 import type { KubernetesObject } from "@kubernetes/client-node";
 import { injectionIntent, LABELS, type MeshSpec, NEVER_MESHED_NAMESPACES } from "../../api/index.ts";
 import { matchesLabelSelector } from "../../kube/index.ts";
-import { proxyInSkew } from "../mesh/version-skew.ts";
+import { proxySkew } from "../mesh/version-skew.ts";
 import type { PodView } from "../resources.ts";
 import { isFinished, ownerKey } from "./workloads.ts";
 
@@ -86,7 +86,7 @@ export function dataPlaneCensus(input: CensusInput): DataPlaneCensus {
   if (cp)
     for (const pod of input.injected) {
       const version = pod.metadata?.labels?.[LABELS.proxyVersion];
-      if (version && running(pod) && !proxyInSkew(version, cp)) outOfSkew.push({ pod, version });
+      if (version && running(pod) && proxySkew(cp, version) !== undefined) outOfSkew.push({ pod, version });
     }
   return { missing, outOfSkew };
 }

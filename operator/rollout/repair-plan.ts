@@ -12,7 +12,7 @@
 // only reported. A failed step halts the repair; nothing is undone (a rollback would remove
 // proxies). spec.injection.repair: Report counts and warns only.
 import type { MeshSpec } from "../../api/index.ts";
-import { proxyInSkew } from "../mesh/version-skew.ts";
+import { proxySkew } from "../mesh/version-skew.ts";
 import { changedBy } from "./rollout-plan.ts";
 import { pendingSummary } from "./rollout-report.ts";
 import {
@@ -94,7 +94,7 @@ export function planRepairWorkloads(input: RepairInput): PlannedWorkload[] {
     onBlocked: input.spec.upgrade.onBlocked,
     now: input.now,
   });
-  const fleetInSkew = !cp || proxyInSkew(fleet, cp);
+  const fleetInSkew = !cp || proxySkew(cp, fleet) === undefined;
   for (const p of planned) {
     const w = p.workload;
     if (mine(w) || p.action.action === "Skip") continue;

@@ -17,7 +17,6 @@ import {
 import {
   type Gauge,
   type Informer,
-  type LabelSelector,
   type Manager,
   ObjectWriter,
   type ReconcileRequest,
@@ -39,11 +38,18 @@ import { planRollout, rolloutActive } from "./rollout-plan.ts";
 import { type GapTotals, proxyStatus } from "./rollout-report.ts";
 import type { RolloutEvent } from "./rollout-steps.ts";
 import { TemplatePatcher } from "./template-patches.ts";
-import type { DisruptionBudgetView } from "./workload-plan.ts";
-import { inventory, type WorkloadKind, type WorkloadObject } from "./workloads.ts";
+import {
+  type ApprovalDecision,
+  decideApproval,
+  heldProxyTarget,
+  pendingChange,
+  rolloutSteps,
+} from "./upgrade-approval.ts";
+import { type DisruptionBudgetView, disruptionBudgetView, planWorkloads } from "./workload-plan.ts";
+import { inventory, type WorkloadKind, type WorkloadObject, type WorkloadView } from "./workloads.ts";
 
 export const ROLLOUT_FIELD_MANAGER = "trellis-operator-rollout";
-const ROLLOUT_STATUS_KEYS = ["rollout", "repair", "proxies"] as const;
+const ROLLOUT_STATUS_KEYS = ["rollout", "repair", "proxies", "upgradePlan"] as const;
 const PROGRESS_WRITE_MS = 5000;
 /**
  * Pod and workload events reach the rollout at most this often. Every reconcile reads all pods
@@ -152,11 +158,15 @@ export class RolloutController {
       spec.upgrade.analysis.interval,
       request,
     );
-    const common = { spec, workloads: views, budgets: this.budgetViews(), now };
+    const budgets = this.budgetViews();
+    const approval = this.approval(mesh, spec, views, budgets, now);
+    // While a new proxy version waits for approval, the fleet's version is the one kept.
+    const proxyTarget = approval.holdProxies ? heldProxyTarget(mesh.status, target) : target;
+    const common = { spec, workloads: views, budgets, now };
     const rollout = planRollout({
       ...common,
       fleetVersion: mesh.status?.proxies?.version,
-      target,
+      target: proxyTarget,
       rollout: mesh.status?.rollout,
       others: found.others,
       analyse: (upgraded, _baseline, version) =>
@@ -167,8 +177,8 @@ export class RolloutController {
       fleetVersion: rollout.fleetVersion,
       controlPlaneVersion: mesh.status?.controlPlane?.version,
       repair: mesh.status?.repair,
-      rolloutActive: rolloutActive(rollout.rollout, target, rollout.fleetVersion),
-      rolloutTarget: target,
+      rolloutActive: rolloutActive(rollout.rollout, proxyTarget, rollout.fleetVersion),
+      rolloutTarget: proxyTarget,
       gapOthers: found.gapOthers,
       injectorReady: await this.injector.ready(
         mesh,
@@ -183,14 +193,21 @@ export class RolloutController {
     };
     this.missingGauge.set({ mesh: request.key }, gaps.missing);
     this.skewGauge.set({ mesh: request.key }, gaps.outOfSkew);
-    // Counted against the version the spec asks for: after a rollback, "0/4" (not up to date).
+    // Counted against the rollout's target; after a rollback, against the fleet's version it went back to.
     const counted = rollout.rollout?.toVersion ?? rollout.fleetVersion;
+    const settled = rollout.rollout?.state === "RolledBack" ? rollout.fleetVersion : counted;
     const status: MeshStatus = {
       ...(rollout.rollout ? { rollout: rollout.rollout } : {}),
       ...(repair.rollout ? { repair: repair.rollout } : {}),
-      proxies: proxyStatus(pods, rollout.workloads, found.others, counted, rollout.fleetVersion, gaps),
+      proxies: proxyStatus(pods, rollout.workloads, found.others, settled, rollout.fleetVersion, gaps),
+      ...(approval.plan ? { upgradePlan: approval.plan } : {}),
     };
-    const events = [...rollout.events, ...repair.events, ...gapEvents(mesh.status?.proxies, gaps, spec)];
+    const events = [
+      ...rollout.events,
+      ...approval.events,
+      ...repair.events,
+      ...gapEvents(mesh.status?.proxies, gaps, spec),
+    ];
     // A workload the rollout's own restarts (a revert, a rollback retried) already cover is not patched twice.
     const byRollout = new Set(rollout.restart.map((r) => r.workload.key));
     const restarts = [...rollout.restart, ...repair.restart.filter((r) => !byRollout.has(r.workload.key))];
@@ -240,13 +257,37 @@ export class RolloutController {
     for (const e of events) await this.manager.events.event(mesh, e.type, e.reason, e.message);
   }
 
+  /** spec.upgrade.approval Manual: the plan of what is pending, and whether the proxy rollout waits for it. */
+  private approval(
+    mesh: Mesh,
+    spec: MeshSpec,
+    workloads: WorkloadView[],
+    budgets: DisruptionBudgetView[],
+    now: Date,
+  ): ApprovalDecision {
+    const change = pendingChange(mesh, spec);
+    if (spec.upgrade.approval !== "Manual" || (!change.controlPlane && !change.proxies))
+      return { plan: undefined, holdProxies: false, events: [] };
+    const planned = planWorkloads({
+      workloads,
+      budgets,
+      target: change.proxies?.to ?? targetProxyVersion(spec),
+      onBlocked: spec.upgrade.onBlocked,
+      now,
+    });
+    return decideApproval({
+      spec,
+      status: mesh.status,
+      annotations: mesh.metadata?.annotations,
+      change,
+      steps: rolloutSteps(spec, planned),
+      planned,
+      now,
+    });
+  }
+
   private budgetViews(): DisruptionBudgetView[] {
-    return this.budgets.list().map((b) => ({
-      namespace: b.metadata?.namespace ?? "",
-      name: b.metadata?.name ?? "",
-      selector: b.spec?.selector as LabelSelector | undefined,
-      disruptionsAllowed: b.status?.disruptionsAllowed ?? 0,
-    }));
+    return this.budgets.list().map(disruptionBudgetView);
   }
 
   /**

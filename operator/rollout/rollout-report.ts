@@ -38,7 +38,8 @@ function otherReason(o: OtherPods): { reason: string; why: string } {
   return { reason: "NotRestartable", why: `Trellis does not restart a ${o.kind}'s pods` };
 }
 
-function otherEntry(o: OtherPods, version: string): Held {
+/** Why pods no restartable workload owns keep another version (status.rollout.held, the CLI's plan). */
+export function otherEntry(o: OtherPods, version: string): Held {
   const n = offVersion(o, version);
   const versions = [...o.versions.keys()].filter((v) => v !== version);
   const on = versions.map((v) => (v === "" ? "without a proxy" : `on ${v}`)).join(", ");

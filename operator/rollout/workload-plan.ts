@@ -51,6 +51,20 @@ export interface DisruptionBudgetView {
   disruptionsAllowed: number;
 }
 
+/** A PodDisruptionBudget as the plan reads it (the rollout controller's cache, the command line's list). */
+export function disruptionBudgetView(b: {
+  metadata?: { namespace?: string; name?: string };
+  spec?: { selector?: unknown };
+  status?: { disruptionsAllowed?: number };
+}): DisruptionBudgetView {
+  return {
+    namespace: b.metadata?.namespace ?? "",
+    name: b.metadata?.name ?? "",
+    selector: b.spec?.selector as LabelSelector | undefined,
+    disruptionsAllowed: b.status?.disruptionsAllowed ?? 0,
+  };
+}
+
 export interface PlannedWorkload {
   workload: WorkloadView;
   action: WorkloadAction;

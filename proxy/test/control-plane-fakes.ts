@@ -1,7 +1,9 @@
 /**
  * Test fixture: in-test destination and identity services speaking the wire protocols in
  * docs/proxy.md, on loopback. They stand in for controlplane/ so the proxy is tested over the
- * network exactly as it runs.
+ * network exactly as it runs. Each can also misbehave the way a control plane does: a watch
+ * held unanswered, a certify request failed, hung or answered with garbage
+ * (control-plane-process.ts runs them as child processes that can be killed or frozen).
  */
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
@@ -11,10 +13,11 @@ import type { DiscoveryUpdate } from "../discovery-protocol.ts";
 import { peerSpiffeId } from "../peer-certificate.ts";
 import { issueFor, type MeshCa, serverCredentials } from "./mesh-pki.ts";
 
-function listen(server: http2.Http2Server | http2.Http2SecureServer): Promise<number> {
-  return new Promise((resolve) =>
-    server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)),
-  );
+function listen(server: http2.Http2Server | http2.Http2SecureServer, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve((server.address() as AddressInfo).port));
+  });
 }
 
 export class FakeDestination {
@@ -51,11 +54,31 @@ export class FakeDestination {
    */
   fallback: DiscoveryUpdate | undefined;
   private readonly watchers = new Map<string, Set<http2.ServerHttp2Stream>>();
+  /** Authorities whose new watch streams are accepted and never answered. */
+  private readonly held = new Set<string>();
+  /** Watch requests received, by authority. */
+  readonly watchRequests = new Map<string, number>();
+  /** Held streams the client gave up on (cancelled or closed). */
+  heldStreamsClosed = 0;
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
 
-  async start(): Promise<this> {
+  async start(port = 0): Promise<this> {
     this.server.on("stream", (stream, headers) => this.onStream(stream, headers));
-    this.port = await listen(this.server);
+    this.server.on("session", (s: http2.ServerHttp2Session) => {
+      this.sessions.add(s);
+      s.once("close", () => this.sessions.delete(s));
+    });
+    this.port = await listen(this.server, port);
     return this;
+  }
+
+  /** New watches of `authority` get no answer at all (not even headers) until `release`. */
+  hold(authority: string): void {
+    this.held.add(authority);
+  }
+
+  release(authority: string): void {
+    this.held.delete(authority);
   }
 
   get url(): string {
@@ -71,13 +94,20 @@ export class FakeDestination {
 
   close(): Promise<void> {
     for (const set of this.watchers.values()) for (const s of set) s.close();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sessions) s.destroy();
+    return closed;
   }
 
   private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     stream.on("error", () => {});
     const url = new URL(headers[":path"] ?? "/", "http://x");
     const authority = url.searchParams.get("authority") ?? "";
+    this.watchRequests.set(authority, (this.watchRequests.get(authority) ?? 0) + 1);
+    if (this.held.has(authority)) {
+      stream.once("close", () => this.heldStreamsClosed++);
+      return;
+    }
     const current = this.state.get(authority) ?? this.fallback;
     if (url.pathname !== "/v1/watch" || !current) {
       stream.respond({ ":status": 404 }, { endStream: true });
@@ -95,10 +125,20 @@ export class FakeDestination {
   }
 }
 
+export type IdentityMode = "issue" | "fail" | "hang" | "garbage";
+
 export class FakeIdentity {
   port = 0;
   /** Certificates issued, by SPIFFE ID. */
   readonly issued = new Map<string, number>();
+  /** When each certify request arrived (ms since the epoch), by SPIFFE ID. */
+  readonly requests = new Map<string, number[]>();
+  /** issue; fail (503); hang (never answer); garbage (200 with a body that is not an answer). */
+  mode: IdentityMode = "issue";
+  /** Leaf lifetimes for particular SPIFFE IDs, instead of `lifetimeMs`. */
+  readonly lifetimes = new Map<string, number>();
+  /** Modes for particular SPIFFE IDs, instead of `mode`. */
+  readonly modes = new Map<string, IdentityMode>();
   private server: http2.Http2SecureServer;
 
   constructor(
@@ -109,9 +149,9 @@ export class FakeIdentity {
     this.server = http2.createSecureServer({ ...serverCredentials(ca), allowHTTP1: false });
   }
 
-  async start(): Promise<this> {
+  async start(port = 0): Promise<this> {
     this.server.on("stream", (stream, headers) => this.onStream(stream, headers));
-    this.port = await listen(this.server);
+    this.port = await listen(this.server, port);
     return this;
   }
 
@@ -137,17 +177,33 @@ export class FakeIdentity {
       stream.respond({ ":status": spiffeId ? 404 : 401 }, { endStream: true });
       return;
     }
+    this.requests.set(spiffeId, [...(this.requests.get(spiffeId) ?? []), Date.now()]);
     const chunks: Buffer[] = [];
     stream.on("data", (c: Buffer) => chunks.push(c));
     stream.on("end", () => {
+      const mode = this.modes.get(spiffeId) ?? this.mode;
+      if (mode === "hang") return;
+      if (mode === "fail") {
+        stream.respond({ ":status": 503, "content-type": "application/json" });
+        stream.end(JSON.stringify({ error: "NoIssuer", message: "failing on purpose" }));
+        return;
+      }
+      if (mode === "garbage") {
+        stream.respond({ ":status": 200, "content-type": "application/json" });
+        stream.end(
+          '{"certificateChainPem":"-----BEGIN CERTIFICATE-----\nnonsense\n-----END CERTIFICATE-----\n"}',
+        );
+        return;
+      }
       try {
         const csr = parseCsr(Buffer.concat(chunks).toString("utf8"));
         if (csr.spiffeId !== undefined && csr.spiffeId !== spiffeId) throw new Error("identity mismatch");
-        const chain = issueFor(this.ca, csr.publicKey, { spiffeId, lifetimeMs: this.lifetimeMs });
+        const lifetimeMs = this.lifetimes.get(spiffeId) ?? this.lifetimeMs;
+        const chain = issueFor(this.ca, csr.publicKey, { spiffeId, lifetimeMs });
         this.issued.set(spiffeId, (this.issued.get(spiffeId) ?? 0) + 1);
         const body = JSON.stringify({
           certificateChainPem: chain,
-          notAfter: new Date(Date.now() + this.lifetimeMs).toISOString(),
+          notAfter: new Date(Date.now() + lifetimeMs).toISOString(),
         });
         stream.respond({ ":status": 200, "content-type": "application/json" });
         stream.end(body);

@@ -9,6 +9,9 @@ import {
   generateKeyPair,
   type IssuedCertificate,
   issueLeaf,
+  parseCertificate,
+  pemBlocks,
+  privateKeyFromPem,
   privateKeyToPem,
   type Signer,
 } from "../../pki/index.ts";
@@ -57,5 +60,37 @@ export function serverCredentials(ca: MeshCa, spiffeId?: string): { key: string;
   return {
     key: privateKeyToPem(keys.privateKey),
     cert: issueFor(ca, keys.publicKey, { spiffeId, ipAddresses: ["127.0.0.1"], lifetimeMs: day }),
+  };
+}
+
+/** The CA as JSON (PEMs and the issuer's key), for a control-plane fake in a child process. */
+export function exportMeshCa(ca: MeshCa): string {
+  return JSON.stringify({
+    anchor: ca.anchor.pem,
+    issuer: ca.issuer.pem,
+    issuerKey: privateKeyToPem(ca.signer.privateKey),
+  });
+}
+
+function issuedFromPem(pem: string): IssuedCertificate {
+  const der = pemBlocks(pem, "CERTIFICATE")[0]!;
+  const info = parseCertificate(der);
+  return {
+    der,
+    pem,
+    notBefore: info.notBefore,
+    notAfter: info.notAfter,
+    fingerprint: info.fingerprint,
+    serialHex: info.serialHex,
+  };
+}
+
+export function importMeshCa(json: string): MeshCa {
+  const o = JSON.parse(json) as { anchor: string; issuer: string; issuerKey: string };
+  const issuer = issuedFromPem(o.issuer);
+  return {
+    anchor: issuedFromPem(o.anchor),
+    issuer,
+    signer: { certificateDer: issuer.der, privateKey: privateKeyFromPem(o.issuerKey) },
   };
 }

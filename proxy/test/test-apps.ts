@@ -223,3 +223,14 @@ export async function startDualApp(
     });
   return app;
 }
+
+/** An application answering 200 "ok" to every HTTP/1.1 and HTTP/2 request. */
+export function startOkApp(): Promise<App> {
+  return startDualApp(
+    (_req, res) => res.end("ok"),
+    (stream) => {
+      stream.respond({ ":status": 200 });
+      stream.end("ok");
+    },
+  );
+}

@@ -58,7 +58,8 @@ describe("trust reporter", () => {
     reporter.report(state("a"));
     await waitFor(() => reporter.status().lastReportedAt !== undefined, 5000);
     assert.equal(calls, 3, "two failures, then success");
-    assert.ok(Date.now() - started >= 500 + 1000 - 50, "backed off 0.5 s then 1 s");
+    // Steps of 0.5 s then 1 s, each jittered into its upper half.
+    assert.ok(Date.now() - started >= 250 + 500 - 50, "backed off at least 0.25 s then 0.5 s");
     reporter.report(state("refused"));
     await waitFor(() => reporter.status().lastReportError !== undefined, 1000);
     await new Promise((r) => setTimeout(r, 1200));

@@ -41,6 +41,17 @@ export function argocdBinaries(): ArgoCdBinaries {
   return bins;
 }
 
+/** argocd-health: Argo CD's Lua VM over a health.lua (hack/argocd-health), built when missing. */
+export function argocdHealthBinary(): string {
+  const bin = join(cacheRoot, `argocd-${ARGOCD_VERSION}`, "argocd-health");
+  if (!existsSync(bin))
+    execFileSync("bash", [join(repoRoot, "hack/build-argocd.sh")], {
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, ARGOCD_VERSION, TRELLIS_CACHE: cacheRoot },
+    });
+  return bin;
+}
+
 /** The last lines of a process' log, for error messages (the log goes with the cluster folder). */
 function logTail(p: ManagedProcess, lines = 8): string {
   if (!existsSync(p.logFile)) return "";

@@ -1,5 +1,6 @@
-// Trellis's Argo CD health checks, run by a real Lua interpreter (lua5.4) on every case of
-// each kind's health_test.yaml, the file layout Argo CD's own resource customizations use.
+// Trellis's Argo CD health checks, run by Argo CD's own Lua VM (util/lua on gopher-lua, built as
+// argocd-health by hack/build-argocd.sh) on every case of each kind's health_test.yaml, the file
+// layout Argo CD's own resource customizations use.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
@@ -7,28 +8,17 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
+import { argocdHealthBinary } from "./argocd-processes.ts";
 
 const root = fileURLToPath(new URL("../../argocd/resource_customizations/trellis.dev", import.meta.url));
 
-/** A Lua table constructor for a JSON value (what Argo CD hands to health.lua as `obj`). */
-export function luaLiteral(value: unknown): string {
-  if (value === null || value === undefined) return "nil";
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number" || typeof value === "boolean") return String(value);
-  if (Array.isArray(value)) return `{${value.map(luaLiteral).join(",")}}`;
-  const fields = Object.entries(value as Record<string, unknown>).map(
-    ([k, v]) => `[${JSON.stringify(k)}]=${luaLiteral(v)}`,
-  );
-  return `{${fields.join(",")}}`;
-}
-
-function runHealth(script: string, obj: unknown): { status: string; message: string } {
-  const program = `obj = ${luaLiteral(obj)}
-local hs = dofile(${JSON.stringify(script)})
-io.write(hs.status, "\\n", hs.message or "")`;
-  const out = execFileSync("lua5.4", ["-e", program], { encoding: "utf8" });
-  const [status = "", ...message] = out.split("\n");
-  return { status, message: message.join("\n") };
+/** What Argo CD's application controller makes of each object with this health.lua. */
+function runHealth(script: string, objects: unknown[]): Array<{ status: string; message: string }> {
+  const out = execFileSync(argocdHealthBinary(), [script], {
+    input: JSON.stringify(objects),
+    encoding: "utf8",
+  });
+  return JSON.parse(out) as Array<{ status: string; message: string }>;
 }
 
 interface HealthTest {
@@ -45,11 +35,12 @@ for (const kind of readdirSync(root)) {
         tests.map((t) => t.inputPath.replace("testdata/", "")).sort(),
       );
     });
-    for (const t of tests) {
-      it(`${t.inputPath} → ${t.healthStatus.status}`, () => {
-        const obj = parse(readFileSync(join(dir, t.inputPath), "utf8"));
-        assert.deepEqual(runHealth(join(dir, "health.lua"), obj), t.healthStatus);
+    it("gives each case its status and message in Argo CD's Lua VM", () => {
+      const objects = tests.map((t) => parse(readFileSync(join(dir, t.inputPath), "utf8")));
+      const results = runHealth(join(dir, "health.lua"), objects);
+      tests.forEach((t, i) => {
+        assert.deepEqual(results[i], t.healthStatus, `${t.inputPath} → ${t.healthStatus.status}`);
       });
-    }
+    });
   });
 }

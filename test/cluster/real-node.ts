@@ -7,7 +7,7 @@
 // (node-config.ts), the network (node-network.ts), DNS answers (cluster-dns.ts), images
 // (node-images.ts), or removing leftovers (node-leftovers.ts).
 import { execFile, execFileSync } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import type { Server } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -119,6 +119,32 @@ export class RealNode {
   /** PIDs of this node's containerd shims (each the parent of a pod's containers). */
   shimPids(): number[] {
     return shimPidsOf(this.ctx.clusterDir);
+  }
+
+  /**
+   * Sends `signal` to a container's main process through containerd (`containerID` as the pod
+   * status shows it, `containerd://<id>`): SIGSTOP and SIGCONT freeze and thaw it in a test.
+   */
+  async signalContainer(containerID: string, signal: "SIGSTOP" | "SIGCONT" | "SIGKILL"): Promise<void> {
+    await ctr(this.socket, ["tasks", "kill", "-s", signal, containerID.replace(/^containerd:\/\//, "")]);
+  }
+
+  /** What a container wrote (stdout and stderr, every restart, CRI prefixes stripped). */
+  containerLog(namespace: string, pod: string, container: string): string {
+    const root = join(nodeDir(this.ctx.clusterDir), "kubelet", "pod-logs");
+    const out: string[] = [];
+    for (const podDir of existsSync(root) ? readdirSync(root) : []) {
+      if (!podDir.startsWith(`${namespace}_${pod}_`)) continue;
+      const dir = join(root, podDir, container);
+      if (!existsSync(dir)) continue;
+      const files = readdirSync(dir).sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10));
+      for (const f of files) {
+        for (const line of readFileSync(join(dir, f), "utf8").split("\n")) {
+          if (line) out.push(line.replace(/^\S+ (stdout|stderr) [FP] /, ""));
+        }
+      }
+    }
+    return out.join("\n");
   }
 
   /** The network namespace (a path) of the pod with this IP, for `ip -n`/`nsenter` in tests. */

@@ -21,6 +21,7 @@ import { after, before, describe, it } from "node:test";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { installCrds, type OperatorProcess, startOperator } from "../operator-process.ts";
+import { controlPlaneOutage } from "./control-plane-outage.ts";
 import {
   buildAppImage,
   buildTrellisImages,
@@ -365,6 +366,35 @@ spec:
     }
   });
 
+  it("keeps every request flowing while destination and identity are down past a leaf lifetime, and frozen", async () => {
+    const report = await controlPlaneOutage({
+      cluster,
+      traffic,
+      namespace: NS,
+      note,
+      leafLifetimeMs: 120_000,
+      stopOperator: () => operator.kill(),
+      startOperator: async () => {
+        operator = await startOperator(cluster, ["--no-leader-elect"], {}, operatorBundle);
+      },
+    }).catch(async (e) => {
+      throw await diagnose(e);
+    });
+    await traffic.flush();
+    process.stderr.write(`\ncontrol-plane outage, evidence:\n${report.evidence.join("\n")}\n`);
+    assert.ok(report.downSeconds > 120, `down ${report.downSeconds} s, longer than the 2m leaf lifetime`);
+    assert.ok(report.meshEvents.includes("ComponentsUnavailable"), report.meshEvents.join(", "));
+    assert.ok(report.meshEvents.includes("ComponentsAvailable"), report.meshEvents.join(", "));
+    for (const phase of report.phases) {
+      const failed = traffic.failedIn(phase);
+      assert.equal(
+        failed.length,
+        0,
+        `${phase}: ${JSON.stringify(failed.slice(0, 5))} ${JSON.stringify([...traffic.errors])}`,
+      );
+    }
+  });
+
   it("catches a broken proxy version in the canary and rolls it back, failures confined to the canary", async () => {
     const before = new Set((await pods()).map((p) => p.name));
     const rsBefore = replicaSets();
@@ -386,8 +416,13 @@ spec:
     const degraded = mesh().status?.conditions?.find((c) => c.type === "Degraded");
     note(`rolled back: ${degraded?.reason}: ${degraded?.message}`);
     assert.equal(degraded?.reason, "RolloutFailed");
-    // The fleet is back on 0.1.1, which is not the version the spec asks for: 0/4 up to date.
-    await waitFor(async () => settled(V1, "0/4"), 180_000, "everything back on 0.1.1").catch(async (e) => {
+    // The fleet is back on 0.1.1: the Mesh counts proxies against the fleet's version after a
+    // rollback (issue 17), so 4/4 on 0.1.1.
+    await waitFor(
+      async () => (await settled(V1, "4/4")) && mesh().status?.proxies?.version === V1,
+      180_000,
+      "everything back on 0.1.1",
+    ).catch(async (e) => {
       throw await diagnose(e);
     });
     traffic.phase("after rollback");

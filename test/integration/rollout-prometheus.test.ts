@@ -4,18 +4,11 @@
 // the figure in the Mesh's Degraded condition. The workloads being rolled are KWOK Deployments;
 // the proxies' series carry proxy_version as the relabelling in docs/upgrades.md would set it.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { repoRoot } from "../cluster/binaries.ts";
 import { freePort, LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { ProcessGroup } from "../cluster/process-group.ts";
 import { installCrds, type OperatorProcess, startInjector, startOperator } from "../operator-process.ts";
-
-/** An application answering 500 to a share of requests. */
-const APP = `const share = Number(process.argv[2]); let n = 0;
-require("node:http").createServer((q, s) => { n++; s.statusCode = n % 100 < share * 100 ? 500 : 200; s.end("ok"); })
-  .listen(Number(process.argv[1]), "127.0.0.1");`;
+import { prometheusValue, startPrometheus, startProxiedApp } from "../proxy-process.ts";
 
 describe("rollout analysis with a real Prometheus", { timeout: 300_000 }, () => {
   let cluster: LocalCluster;
@@ -24,64 +17,14 @@ describe("rollout analysis with a real Prometheus", { timeout: 300_000 }, () => 
   let traffic: NodeJS.Timeout | undefined;
   let promPort = 0;
 
-  async function startProxy(version: string, failShare: number): Promise<{ inbound: number; admin: number }> {
-    const [app, inbound, admin] = [await freePort(), await freePort(), await freePort()];
-    group.start({
-      name: `app-${version}`,
-      command: process.execPath,
-      args: ["-e", APP, String(app), String(failShare)],
-      logFile: join(cluster.dir, `app-${version}.log`),
-    });
-    group.start({
-      name: `proxy-${version}`,
-      command: process.execPath,
-      args: ["--import", "tsx", "proxy/main.ts"],
-      cwd: repoRoot,
-      logFile: join(cluster.dir, `proxy-${version}.log`),
-      env: {
-        ...process.env,
-        TRELLIS_PROXY_INBOUND_LISTEN: `127.0.0.1:${inbound}`,
-        TRELLIS_PROXY_INBOUND_APP: `127.0.0.1:${app}`,
-        TRELLIS_PROXY_INBOUND_ALLOW_PLAINTEXT: "true",
-        TRELLIS_PROXY_ADMIN_LISTEN: `127.0.0.1:${admin}`,
-      },
-    });
-    await waitFor(
-      async () => (await fetch(`http://127.0.0.1:${admin}/metrics`)).ok,
-      30_000,
-      `proxy ${version}`,
-    );
-    return { inbound, admin };
-  }
-
   before(async () => {
     cluster = await LocalCluster.start({ nodes: 2 });
-    const good = await startProxy("1.0.0", 0);
-    const bad = await startProxy("1.1.0", 0.3);
-    promPort = await freePort();
-    const config = join(cluster.dir, "prometheus.yml");
-    writeFileSync(
-      config,
-      `global: { scrape_interval: 1s, evaluation_interval: 1s }
-scrape_configs:
-  - job_name: trellis-proxies
-    static_configs:
-      - targets: ["127.0.0.1:${good.admin}"]
-        labels: { proxy_version: "1.0.0" }
-      - targets: ["127.0.0.1:${bad.admin}"]
-        labels: { proxy_version: "1.1.0" }
-`,
-    );
-    group.start({
-      name: "prometheus",
-      command: "prometheus",
-      args: [
-        `--config.file=${config}`,
-        `--storage.tsdb.path=${join(cluster.dir, "prometheus")}`,
-        `--web.listen-address=127.0.0.1:${promPort}`,
-      ],
-      logFile: join(cluster.dir, "prometheus.log"),
-    });
+    const good = await startProxiedApp(group, cluster.dir, "1.0.0", 0);
+    const bad = await startProxiedApp(group, cluster.dir, "1.1.0", 0.3);
+    promPort = await startPrometheus(group, cluster.dir, [
+      { admin: good.admin, labels: { proxy_version: "1.0.0" } },
+      { admin: bad.admin, labels: { proxy_version: "1.1.0" } },
+    ]);
     // A steady request stream through both proxies (loopback only, bounded by the test's life).
     traffic = setInterval(() => {
       for (const port of [good.inbound, bad.inbound])
@@ -131,13 +74,7 @@ spec:
     );
     // Prometheus has series for both versions before the rollout starts.
     await waitFor(
-      async () => {
-        const r = await fetch(
-          `http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent("count(request_total)")}`,
-        );
-        const body = (await r.json()) as { data?: { result?: Array<{ value: [number, string] }> } };
-        return Number(body.data?.result?.[0]?.value[1] ?? 0) >= 3;
-      },
+      async () => (await prometheusValue(promPort, "count(request_total)")) >= 3,
       60_000,
       "Prometheus to scrape both proxies",
       1000,

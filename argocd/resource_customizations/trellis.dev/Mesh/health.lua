@@ -1,6 +1,7 @@
 -- Argo CD health of a trellis.dev Mesh, from the conditions the Trellis operator writes.
 -- Healthy only when Ready is True for the current generation; Suspended while an upgrade is
--- paused; Degraded with the operator's reason; Progressing otherwise (with the phase).
+-- paused or waits for approval (with the plan's summary); Degraded with the operator's reason;
+-- Progressing otherwise (with the phase).
 local hs = { status = "Progressing", message = "Waiting for the Trellis operator" }
 if obj.status == nil or obj.status.conditions == nil then
   return hs
@@ -32,6 +33,14 @@ local degraded = conditions.Degraded
 if degraded ~= nil and degraded.status == "True" then
   hs.status = "Degraded"
   hs.message = degraded.reason .. ": " .. degraded.message
+  return hs
+end
+-- spec.upgrade.approval Manual: the plan waits for a person (the running version keeps serving).
+local plan = obj.status.upgradePlan
+if plan ~= nil and plan.state == "AwaitingApproval" then
+  hs.status = "Suspended"
+  hs.message = "Awaiting approval of upgrade plan " .. (plan.id or "?") .. ": " .. (plan.summary or "") ..
+    " (kubectl trellis upgrade approve)"
   return hs
 end
 local progressing = conditions.Progressing
