@@ -119,8 +119,8 @@ export function dataPlaneCondition(
       message: "every pod that should carry the proxy does, within the skew policy",
     };
   const totals = [
-    missing > 0 ? `${missing} pods without a proxy` : "",
-    skew > 0 ? `${skew} proxies outside the skew policy` : "",
+    missing > 0 ? `${missing} ${missing === 1 ? "pod" : "pods"} without a proxy` : "",
+    skew > 0 ? `${skew} ${skew === 1 ? "proxy" : "proxies"} outside the skew policy` : "",
   ].filter(Boolean);
   const names = (proxies?.incomplete ?? [])
     .slice(0, 3)

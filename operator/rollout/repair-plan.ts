@@ -172,6 +172,7 @@ function repairPass(ctx: Ctx, repair: Rollout): Pass {
     version,
     title: "Data-plane repair",
     doneLabel: "repaired",
+    analysedLabel: "repaired",
     reasons: { blocked: "RepairBlocked", resumed: "RepairResumed", stepPassed: "RepairStepPassed" },
     members: ctx.planned.filter((p) => p.action.action !== "Skip"),
     due: (w) => !mine(w) && settledGap(w, ctx.now),

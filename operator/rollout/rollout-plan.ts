@@ -125,6 +125,7 @@ function versionPass(ctx: Ctx): Pass {
     version: target,
     title: `Proxy ${target}`,
     doneLabel: `on ${target}`,
+    analysedLabel: "upgraded",
     reasons: { blocked: "RolloutBlocked", resumed: "RolloutResumed", stepPassed: "StepPassed" },
     members: ctx.planned.filter((p) => !isSkipped(p)),
     due: (w) => w.templateVersion !== target,

@@ -61,6 +61,8 @@ export interface Pass {
   title: string;
   /** "on 1.1.0", "repaired": progress in messages ("2/5 workloads on 1.1.0"). */
   doneLabel: string;
+  /** "upgraded", "repaired": what analysis says of the workloads it judges. */
+  analysedLabel: string;
   reasons: { blocked: string; resumed: string; stepPassed: string };
   /** Its workloads (none skipped), in the order its steps take them. */
   members: PlannedWorkload[];
@@ -209,7 +211,7 @@ function analyse(
     rollout.state === "Analysing" && rollout.analysisSince ? rollout.analysisSince : now.toISOString();
   const waitMs = parseDuration(spec.upgrade.analysis.interval) - (now.getTime() - Date.parse(analysisSince));
   if (waitMs > 0) {
-    const message = `${stepName(step)}: analysing ${size} restarted workloads (${detail})`;
+    const message = `${stepName(step)}: analysing ${size} ${pass.analysedLabel} workloads (${detail})`;
     return {
       ...pass.decide({ ...rollout, state: "Analysing", analysisSince, message }),
       requeueAfterMs: Math.min(waitMs, 5000),

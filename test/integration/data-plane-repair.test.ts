@@ -175,7 +175,7 @@ spec:
     );
     assert.match(
       condition("DataPlaneIncomplete")?.message ?? "",
-      /^1 pods without a proxy: Pod shop\/debug \(1\)/,
+      /^1 pod without a proxy: Pod shop\/debug \(1\)/,
     );
     const steps = meshEvents(cluster, "RepairStepPassed");
     assert.deepEqual(
