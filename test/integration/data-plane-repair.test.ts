@@ -225,6 +225,8 @@ spec:
       failWith("skew"),
     );
     assert.match(condition("DataPlaneIncomplete")?.message ?? "", /8 proxies outside the skew policy/);
+    const metrics = (await operatorHttp(operator, "/metrics")).body;
+    assert.equal(metricValue(metrics, "trellis_mesh_proxies_out_of_skew", { mesh: "default" }), 8);
     assert.equal(
       mesh().status?.rollout?.state ?? "none",
       "none",
