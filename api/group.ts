@@ -12,12 +12,15 @@ export const LABELS = {
   mesh: "trellis.dev/mesh",
   revision: "trellis.dev/revision",
   proxyVersion: "trellis.dev/proxy-version",
+  captureMode: "trellis.dev/capture-mode",
 } as const;
 
 export const ANNOTATIONS = {
   inject: "trellis.dev/inject",
   rotateTrustAnchor: "trellis.dev/rotate-trust-anchor",
   proxyVersion: "trellis.dev/proxy-version",
+  /** InitContainer or CNI: the capture mode of a workload's pods (set by a rollout, like the version). */
+  captureMode: "trellis.dev/capture-mode",
   restartedAt: "trellis.dev/restarted-at",
   /** The status.upgradePlan.id a user approved (spec.upgrade.approval: Manual). */
   approveUpgrade: "trellis.dev/approve-upgrade",

@@ -11,10 +11,16 @@ export const IMAGE_REPOSITORIES = {
   operatorBundle: "operator-bundle",
   controlPlane: "controlplane",
   proxy: "proxy",
+  init: "init",
+  cni: "cni",
 } as const;
 
 export interface MeshImages {
   controlPlane: string;
+  /** trellis-init, the capture rules installer: released with the control plane (the injector renders its flags). */
+  init: string;
+  /** trellis-cni: the node plugin's installer and the meshed pods' validator (Mesh capture mode CNI). */
+  cni: string;
   proxy: string;
 }
 
@@ -32,7 +38,10 @@ export function proxyRepository(registry: string, image?: string): string {
   return image ?? `${trimmed(registry)}/${IMAGE_REPOSITORIES.proxy}`;
 }
 
-/** Image references for a mesh version: <registry>/controlplane:<version> and <registry>/proxy:<proxy version>. */
+/**
+ * Image references for a mesh version: <registry>/controlplane:<version>, <registry>/init:<version>,
+ * <registry>/cni:<version> and <registry>/proxy:<proxy version>.
+ */
 export function meshImages(
   registry: string,
   version: string,
@@ -40,6 +49,8 @@ export function meshImages(
 ): MeshImages {
   return {
     controlPlane: `${trimmed(registry)}/${IMAGE_REPOSITORIES.controlPlane}:${imageTag(version)}`,
+    init: `${trimmed(registry)}/${IMAGE_REPOSITORIES.init}:${imageTag(version)}`,
+    cni: `${trimmed(registry)}/${IMAGE_REPOSITORIES.cni}:${imageTag(version)}`,
     proxy: `${proxyRepository(registry, proxy?.image)}:${imageTag(proxy?.version ?? version)}`,
   };
 }

@@ -2,6 +2,7 @@
 export * from "./certificate.ts";
 export * from "./common-schema.ts";
 export * from "./crd.ts";
+export * from "./data-plane-revision.ts";
 export * from "./duration.ts";
 export * from "./group.ts";
 export * from "./injection-intent.ts";

@@ -56,6 +56,43 @@ const ControlPlaneSpec = Type.Object(
   },
 );
 
+export const CAPTURE_MODES = ["InitContainer", "CNI"] as const;
+export type CaptureMode = (typeof CAPTURE_MODES)[number];
+
+/** Where the node's container runtime keeps its CNI plugins and their configuration. */
+const CniSpec = Type.Object(
+  {
+    binDir: Type.String({
+      default: "/opt/cni/bin",
+      maxLength: 1024,
+      pattern: "^/[^,:]*$",
+      description: "The nodes' CNI binary directory (containerd: plugins.cri.cni.bin_dir).",
+    }),
+    confDir: Type.String({
+      default: "/etc/cni/net.d",
+      maxLength: 1024,
+      pattern: "^/[^,:]*$",
+      description: "The nodes' CNI configuration directory (containerd: plugins.cri.cni.conf_dir).",
+    }),
+  },
+  { default: {} },
+);
+
+const CaptureSpec = Type.Object(
+  {
+    mode: Type.Union(
+      CAPTURE_MODES.map((m) => Type.Literal(m)),
+      {
+        default: "InitContainer",
+        description:
+          "How a meshed pod's traffic is redirected to its proxy. InitContainer: a trellis-init container with NET_ADMIN and NET_RAW in every pod. CNI: the trellis-cni plugin, installed on every node by a DaemonSet, programs the pod's network namespace when the runtime creates it, so meshed pods hold no capability (restricted Pod Security Standard). Changing it rolls the data plane like a proxy upgrade.",
+      },
+    ),
+    cni: CniSpec,
+  },
+  { default: {} },
+);
+
 const ProxySpec = Type.Object(
   {
     image: Type.Optional(
@@ -78,6 +115,7 @@ const ProxySpec = Type.Object(
       requests: { cpu: "10m", memory: "20Mi" },
       limits: { memory: "128Mi" },
     }),
+    capture: CaptureSpec,
     unmeshedClients: Type.Union([Type.Literal("Allow"), Type.Literal("Deny")], {
       default: "Allow",
       description:
@@ -371,6 +409,37 @@ export const MeshStatus = Type.Object({
   ),
   rollout: Type.Optional(ProxyPass),
   repair: Type.Optional(ProxyPass),
+  capture: Type.Optional(
+    Type.Object({
+      mode: Type.Optional(
+        Type.Union(
+          CAPTURE_MODES.map((m) => Type.Literal(m)),
+          {
+            description:
+              "The capture mode pods get when their workload names none: CNI only once trellis-cni has been ready on every node.",
+          },
+        ),
+      ),
+      cni: Type.Optional(
+        Type.Object({
+          phase: Type.String({
+            description: "What the trellis-cni DaemonSet does: Install, Uninstall, or Absent.",
+          }),
+          nodes: Type.Integer({ description: "Nodes that should run the plugin." }),
+          readyNodes: Type.Integer({
+            description: "Nodes where it is installed (or removed) as the phase says.",
+          }),
+          refusedPods: Type.Optional(
+            Type.Integer({
+              description:
+                "Meshed pods refused by their validator: capture was not in place (they started before the plugin was on their node).",
+            }),
+          ),
+          message: Type.Optional(Type.String()),
+        }),
+      ),
+    }),
+  ),
   upgradePlan: Type.Optional(
     Type.Object(
       {
@@ -462,14 +531,4 @@ export const MeshKind: KindDefinition<typeof MeshSpec, typeof MeshStatus> = {
 /** The proxy version a Mesh asks for: spec.proxy.version, else the mesh version. */
 export function targetProxyVersion(spec: Pick<MeshSpec, "version" | "proxy">): string {
   return spec.proxy?.version ?? spec.version;
-}
-
-/**
- * The version a new pod gets when its workload's template names none: during a rollout (or
- * after one was rolled back) the version the fleet is moving from; otherwise the fleet's version.
- */
-export function fleetProxyVersion(mesh: Pick<Mesh, "spec" | "status">): string {
-  const rollout = mesh.status?.rollout;
-  if (rollout && rollout.state !== "Complete") return rollout.fromVersion;
-  return mesh.status?.proxies?.version ?? targetProxyVersion(mesh.spec);
 }

@@ -6,6 +6,9 @@ import { decideInjection, type InjectionConfig } from "../controlplane/injector/
 
 const PROBE_CONFIG: InjectionConfig = {
   proxyImage: "probe",
+  initImage: "probe",
+  captureMode: "InitContainer",
+  cniImage: "probe",
   defaultProxyVersion: "0.0.0",
   logLevel: "info",
   resources: {},

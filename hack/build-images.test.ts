@@ -68,7 +68,7 @@ function open(archive: string): Opened {
 
 test("two builds of the same sources give the same images, byte for byte", (t) => {
   t.diagnostic(`build times: ${builds.map((b) => `${b.seconds.toFixed(1)} s`).join(", ")}`);
-  for (const name of ["operator", "controlplane", "proxy-never-ready"]) {
+  for (const name of ["operator", "controlplane", "init", "proxy-never-ready"]) {
     const [a, b] = [image(0, name), image(1, name)];
     t.diagnostic(`${a.reference} ${a.digest} ${(a.archiveBytes / 1e6).toFixed(1)} MB`);
     assert.equal(a.digest, b.digest, name);
@@ -140,7 +140,19 @@ test("the package list in each image is the one the bundle wrote", () => {
   assert.ok(!proxy.some((p: { name: string }) => p.name === "@kubernetes/client-node"));
 });
 
-/** Writes an image's root filesystem into a folder, as a runtime would. */
+const CAP_NAMES: Record<number, string> = { 12: "cap_net_admin", 13: "cap_net_raw" };
+
+/** `security.capability` (revision 2) → setcap's text form, e.g. "cap_net_admin,cap_net_raw+p". */
+function capabilityText(xattr: Buffer): string {
+  const permitted = xattr.readUInt32LE(4);
+  const names = Object.keys(CAP_NAMES)
+    .map(Number)
+    .filter((bit) => permitted & (1 << bit))
+    .map((bit) => CAP_NAMES[bit]);
+  return `${names.join(",")}+${xattr.readUInt32LE(0) & 1 ? "ep" : "p"}`;
+}
+
+/** Writes an image's root filesystem into a folder, as a runtime would (file capabilities too). */
 function unpack(files: Map<string, ReadEntry>, into: string): void {
   for (const e of files.values()) {
     const to = join(into, e.path);
@@ -148,6 +160,8 @@ function unpack(files: Map<string, ReadEntry>, into: string): void {
     if (e.type === "file") writeFileSync(to, e.data);
     if (e.type === "symlink") symlinkSync(e.target, to);
     if (e.type !== "symlink") chmodSync(to, e.mode);
+    const caps = e.xattrs["security.capability"];
+    if (caps) assert.equal(spawnSync("setcap", [capabilityText(caps), to]).status, 0, `setcap ${to}`);
   }
 }
 
@@ -160,16 +174,38 @@ const freePort = () =>
   });
 
 /** Starts an image's entrypoint in its unpacked rootfs, mounted read-only, as the image's user. */
-async function runReadOnly(archive: string, env: Record<string, string>) {
+async function runReadOnly(
+  archive: string,
+  env: Record<string, string>,
+  args: string[] = [],
+  net = false,
+  /** Words run before chroot, e.g. a setpriv that shrinks the capability bounding set. */
+  wrap = "",
+) {
   const { config, files } = open(archive);
   const rootfs = mkdtempSync(join(dir, "rootfs-"));
   chmodSync(rootfs, 0o755);
   unpack(files, rootfs);
   const c = config.config as unknown as { User: string; Entrypoint: string[]; Env: string[] };
-  const script = `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec chroot --userspec=${c.User} "$@"`;
+  // With its own network namespace it also gets /proc (trellis-init reads its capabilities there).
+  if (net) mkdirSync(join(rootfs, "proc"));
+  const proc = net ? `mount -t proc proc "$1/proc" && ` : "";
+  const script = `mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && ${proc}exec ${wrap} chroot --userspec=${c.User} "$@"`;
   const child = spawn(
     "unshare",
-    ["--mount", "--propagation", "private", "sh", "-c", script, "sh", rootfs, ...c.Entrypoint],
+    [
+      "--mount",
+      "--propagation",
+      "private",
+      ...(net ? ["--net"] : []),
+      "sh",
+      "-c",
+      script,
+      "sh",
+      rootfs,
+      ...c.Entrypoint,
+      ...args,
+    ],
     {
       // The image's variables, but the host's PATH: unshare, mount and chroot run before the chroot.
       env: {
@@ -244,4 +280,66 @@ test("the never-ready test proxy is live and never ready", { skip: !canMount }, 
   } finally {
     child.kill("SIGTERM");
   }
+});
+
+test("the init image's entrypoint holds NET_ADMIN and NET_RAW as file capabilities, and iptables serves both backends", () => {
+  const { files, config } = open(image(0, "init").archive);
+  assert.equal(image(0, "init").reference, "localhost/trellis/init:0.1.0");
+  assert.equal(config.config.User, "65532:65532");
+  assert.deepEqual((config.config as unknown as { Entrypoint: string[] }).Entrypoint, [
+    "/usr/sbin/trellis-init",
+  ]);
+  const entry = files.get("usr/sbin/trellis-init");
+  assert.equal(
+    capabilityText(entry?.xattrs["security.capability"] ?? Buffer.alloc(8)),
+    "cap_net_admin,cap_net_raw+p",
+  );
+  for (const tool of [
+    "iptables-nft-restore",
+    "ip6tables-nft-save",
+    "iptables-legacy-restore",
+    "ip6tables-legacy-save",
+  ])
+    assert.match(files.get(`usr/sbin/${tool}`)?.target ?? "", /^xtables-(nft|legacy)-multi$/, tool);
+  assert.ok(files.has("usr/lib/x86_64-linux-gnu/xtables/libxt_REDIRECT.so"));
+  assert.ok(files.has("usr/share/doc/iptables/copyright"));
+  // Only the init image has file capabilities.
+  for (const other of ["operator", "controlplane", "proxy"])
+    assert.ok(
+      ![...open(image(0, other).archive).files.values()].some((e) => Object.keys(e.xattrs).length > 0),
+      other,
+    );
+});
+
+test("trellis-init runs from its image as its non-root user and installs the rules in a new network namespace", {
+  skip: !canMount || spawnSync("setcap", ["-h"]).error !== undefined,
+}, async () => {
+  const { child, output } = await runReadOnly(
+    image(0, "init").archive,
+    {},
+    ["--skip-outbound-ports=5432"],
+    true,
+  );
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  assert.equal(code, 0, output());
+  assert.match(output(), /trellis-init: backend nft \(nf_tables works\)/);
+  assert.match(output(), /trellis-init: IPv4: 8 rules in TRELLIS_INBOUND and TRELLIS_OUTPUT \(nft\)/);
+});
+
+test("trellis-init from its image names the cause when the container was not granted NET_ADMIN", {
+  skip: !canMount || spawnSync("setcap", ["-h"]).error !== undefined,
+}, async () => {
+  const { child, output } = await runReadOnly(
+    image(0, "init").archive,
+    {},
+    [],
+    true,
+    "setpriv --bounding-set=-net_admin,-net_raw --",
+  );
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  assert.equal(code, 1, output());
+  assert.match(
+    output(),
+    /trellis-init: cannot program the capture rules: the container was not granted NET_ADMIN and NET_RAW .*Pod Security Standard/,
+  );
 });

@@ -1,6 +1,8 @@
 // `npm run images`: builds the images a Mesh and the OLM bundle refer to, without a Docker
-// engine: the operator, the control plane (one image, the component is its first argument) and
-// the proxy, plus on request a never-ready proxy for rollback tests. Bundles the programs
+// engine: the operator, the control plane (one image, the component is its first argument),
+// trellis-init (installs a meshed pod's capture rules), trellis-cni (the CNI plugin's node
+// installer and the pods' validator) and the proxy, plus on request a
+// never-ready proxy for rollback tests. Bundles the programs
 // (hack/bundle.ts), assembles the root filesystems (hack/image-rootfs.ts), writes each image as
 // an OCI archive (hack/oci-image.ts) under ~/.cache/trellis/images/<version>/, and prints name,
 // reference, digest and sizes. References come from api/image-references.ts only.
@@ -18,8 +20,17 @@ import { PROXY_UID } from "../controlplane/injector/inject.ts";
 import pkg from "../package.json" with { type: "json" };
 import { proxyNodeEnvironment, proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { bundle, NATIVE_ADDON } from "./bundle.ts";
+import { addCniTools } from "./cni-image.ts";
 import { importIntoContainerd } from "./containerd-import.ts";
-import { assembleApp, assembleRuntime, NONROOT_UID, type RuntimeComponent } from "./image-rootfs.ts";
+import {
+  assembleApp,
+  assembleCaptureTools,
+  assembleRuntime,
+  fileCapabilities,
+  INIT_EXEC,
+  NONROOT_UID,
+  type RuntimeComponent,
+} from "./image-rootfs.ts";
 import { ensureNode } from "./node-runtime.ts";
 import { type ImageConfig, type Layer, layerOf, ociArchive, ociImage, sourceDateEpoch } from "./oci-image.ts";
 import { entriesOfDir } from "./tar-archive.ts";
@@ -66,7 +77,23 @@ interface ImageDefinition {
   program: { file: string; as: string; packages: string; beside?: { file: string; as: string }[] };
   config: Omit<ImageConfig, "Labels">;
   testImage?: string;
+  /** A layer between the runtime and the app: trellis-init's capture tools. */
+  tools?: boolean;
+  /** Adds files to the assembled app folder; returns the Debian packages it added. */
+  addFiles?: (appDir: string, below: RuntimeComponent[]) => RuntimeComponent[];
 }
+
+/** CAP_NET_ADMIN and CAP_NET_RAW (linux/capability.h): what trellis-init needs, nothing else. */
+const CAPTURE_CAPABILITIES = [12, 13];
+
+/**
+ * trellis-init runs as a non-root user. Its entrypoint (capture/native/init-exec.c) carries
+ * NET_ADMIN and NET_RAW as file capabilities (permitted), raises them into the inheritable and
+ * ambient sets and starts Node, so Node and the iptables it runs hold them. This works with
+ * no_new_privs (allowPrivilegeEscalation: false) because the container's own permitted set (from
+ * securityContext.capabilities.add) contains them; where they were not added it says why.
+ */
+export const INIT_ENTRYPOINT: readonly string[] = [INIT_EXEC];
 
 export function defaultOptions(overrides: Partial<BuildOptions> = {}): BuildOptions {
   const version = overrides.version ?? pkg.version;
@@ -125,6 +152,38 @@ function definitions(o: BuildOptions, dist: string): ImageDefinition[] {
         Env: env("TRELLIS_CONTROL_PLANE_VERSION", o.version),
         WorkingDir: "/app",
       },
+    },
+    {
+      name: "init",
+      repositoryRef: refs.init,
+      title: "trellis-init",
+      description:
+        "Installs a meshed pod's traffic capture rules (iptables) in its network namespace, then exits.",
+      program: program("trellis-init"),
+      config: {
+        User: nonroot,
+        Entrypoint: [...INIT_ENTRYPOINT],
+        Env: ["PATH=/usr/sbin:/usr/bin", `TRELLIS_INIT_VERSION=${o.version}`],
+        WorkingDir: "/app",
+      },
+      tools: true,
+    },
+    {
+      name: "cni",
+      repositoryRef: refs.cni,
+      title: "trellis-cni",
+      description:
+        "The Trellis CNI plugin: its node installer (DaemonSet), the plugin itself and the meshed pods' validator.",
+      program: program("trellis-cni"),
+      config: {
+        User: nonroot,
+        Entrypoint: [node, "/app/trellis-cni.mjs"],
+        Cmd: ["install"],
+        Env: ["PATH=/usr/sbin:/usr/bin", `TRELLIS_CNI_VERSION=${o.version}`],
+        WorkingDir: "/app",
+      },
+      tools: true,
+      addFiles: addCniTools,
     },
     {
       name: "proxy",
@@ -187,17 +246,29 @@ export async function buildImages(
     o.epoch,
     `node ${node.version} and the libraries it links`,
   );
+  const toolsDir = join(o.out, "rootfs/capture-tools");
+  const tools = assembleCaptureTools(toolsDir, runtime);
+  const toolsLayer = layerOf(
+    entriesOfDir(toolsDir).map((e) =>
+      e.type === "file" && `/${e.path}` === INIT_EXEC
+        ? { ...e, xattrs: { "security.capability": fileCapabilities(CAPTURE_CAPABILITIES) } }
+        : e,
+    ),
+    o.epoch,
+    `iptables ${tools.find((c) => c.name === "iptables")?.version} from Debian's packages, and the entrypoint`,
+  );
   const images: BuiltImage[] = [];
   for (const d of definitions(o, dist)) {
     const appDir = join(o.out, "rootfs", d.name);
     const packages = d.program.packages || join(o.out, "no-packages.json");
     if (!d.program.packages) writeFileSync(packages, "[]\n");
     assembleApp(appDir, d.program, packages);
+    d.addFiles?.(appDir, d.tools ? [...runtime, ...tools] : runtime);
     const appLayer: Layer = layerOf(entriesOfDir(appDir), o.epoch, `/app/${d.program.as}, bundled`);
     const image = ociImage({
       reference: d.repositoryRef,
       epoch: o.epoch,
-      layers: [runtimeLayer, appLayer],
+      layers: d.tools ? [runtimeLayer, toolsLayer, appLayer] : [runtimeLayer, appLayer],
       config: { ...d.config, Labels: labels(o, d) },
     });
     const tag = d.repositoryRef.slice(d.repositoryRef.lastIndexOf(":") + 1);
@@ -210,11 +281,14 @@ export async function buildImages(
       digest: image.digest,
       archive,
       archiveBytes: bytes.length,
-      unpackedBytes: runtimeLayer.uncompressedSize + appLayer.uncompressedSize,
-      rootfs: [runtimeDir, appDir],
+      unpackedBytes:
+        runtimeLayer.uncompressedSize +
+        (d.tools ? toolsLayer.uncompressedSize : 0) +
+        appLayer.uncompressedSize,
+      rootfs: d.tools ? [runtimeDir, toolsDir, appDir] : [runtimeDir, appDir],
     });
   }
-  writeFileSync(join(o.out, "images.json"), `${JSON.stringify({ images, runtime }, null, 2)}\n`);
+  writeFileSync(join(o.out, "images.json"), `${JSON.stringify({ images, runtime, tools }, null, 2)}\n`);
   return { images, runtime };
 }
 

@@ -1,8 +1,10 @@
-// Bundles the three programs Trellis ships into single ES modules under dist/ (or --outdir):
+// Bundles the programs Trellis ships into single ES modules under dist/ (or --outdir):
 //   trellis.mjs       the operator command (bin/trellis.ts)
 //   controlplane.mjs  injector, identity and destination (controlplane/main.ts)
 //   proxy.mjs         the sidecar proxy (proxy/main.ts)
 //   original-dst.node the proxy's native addon for capture mode (hack/build-native.ts)
+//   trellis-init.mjs  the capture rules installer of meshed pods (capture/init-main.ts)
+//   trellis-cni.mjs   the CNI plugin, its node installer and the pods' validator (cni/main.ts)
 // and the kubectl plugin: kubectl-trellis (trellis.mjs as one executable file), its krew archive
 // kubectl-trellis.tar.gz and krew/trellis.yaml, the plugin manifest for that archive.
 // Each bundle runs under plain `node` (no tsx, no node_modules) and comes with
@@ -24,6 +26,8 @@ export const PROGRAMS = [
   { name: "trellis", entry: "bin/trellis.ts" },
   { name: "controlplane", entry: "controlplane/main.ts" },
   { name: "proxy", entry: "proxy/main.ts" },
+  { name: "trellis-init", entry: "capture/init-main.ts" },
+  { name: "trellis-cni", entry: "cni/main.ts" },
 ] as const;
 
 export interface BundledPackage {

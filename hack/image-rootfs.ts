@@ -1,11 +1,22 @@
 // The root filesystems of Trellis's images, assembled as folders: one runtime shared by every
-// image (Node and only the shared libraries it links, users, licenses) and one app folder per
-// image (the bundled program and the npm packages inside it). No shell, no package manager, no
+// image (Node and only the shared libraries it links, users, licenses), one app folder per
+// image (the bundled program and the npm packages inside it), and for trellis-init the capture
+// tools (iptables from Debian's packages and the entrypoint that raises its capabilities). No shell, no package manager, no
 // compiler, no CA store: the operator trusts the API server's CA from its service account, the
 // proxy and control plane trust the mesh's bundle, and Node carries its own root store anyway.
 // Owns what goes into the images; the image format is hack/oci-image.ts's.
 import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 
 /** UID/GID of the operator and control-plane processes (the Deployments run as it too). */
@@ -33,7 +44,9 @@ export function sharedLibraries(binary: string): Array<[string, string]> {
 
 /** The Debian package that owns a file, and its version; undefined off Debian. */
 function debianPackage(path: string): { name: string; version: string } | undefined {
-  for (const candidate of [path, realpathSync(path)]) {
+  // Merged /usr: dpkg may know the file by its pre-merge path (/sbin/xtables-nft-multi for /usr/sbin/...).
+  const unmerged = path.replace(/^\/usr\/(s?bin|lib)\//, "/$1/");
+  for (const candidate of [path, realpathSync(path), unmerged]) {
     const r = spawnSync("dpkg", ["-S", candidate], { encoding: "utf8" });
     const name = r.status === 0 ? r.stdout.split(":")[0] : undefined;
     if (!name) continue;
@@ -127,4 +140,119 @@ export function assembleApp(
   copyInto(root, `app/${program.as}`, program.file, 0o644);
   for (const extra of program.beside ?? []) copyInto(root, `app/${extra.as}`, extra.file, 0o644);
   copyInto(root, "app/packages.json", packagesJson, 0o644);
+}
+
+/** iptables for both backends and families, by the names trellis-init runs (capture/init.ts). */
+const IPTABLES_TOOLS = ["iptables", "ip6tables"].flatMap((family) =>
+  ["nft", "legacy"].flatMap((backend) => ["save", "restore"].map((verb) => `${family}-${backend}-${verb}`)),
+);
+
+/** Where Debian keeps the iptables extensions (REDIRECT, owner, tcp, ...), loaded at run time. */
+const XTABLES_LIBDIR = "/usr/lib/x86_64-linux-gnu/xtables";
+
+/** The init image's entrypoint, built from capture/native/init-exec.c: raises NET_ADMIN and NET_RAW, runs Node. */
+export const INIT_EXEC = "/usr/sbin/trellis-init";
+const INIT_EXEC_SOURCE = join(dirname(new URL(import.meta.url).pathname), "../capture/native/init-exec.c");
+
+/**
+ * `security.capability` for the given capabilities, permitted only (VFS_CAP_REVISION_2, no
+ * effective bit: the program is capability-aware and raises them itself), as `setcap` writes it.
+ */
+export function fileCapabilities(caps: number[]): Buffer {
+  const data = Buffer.alloc(20);
+  data.writeUInt32LE(0x02000000, 0);
+  data.writeUInt32LE(
+    caps.reduce((bits, c) => bits | (1 << c), 0),
+    4,
+  );
+  return data;
+}
+
+/**
+ * Compiles the init image's entrypoint with the machine's C compiler (libc only; deterministic:
+ * no build id, no paths).
+ */
+function compileInitExec(out: string): void {
+  mkdirSync(dirname(out), { recursive: true });
+  const repo = join(dirname(INIT_EXEC_SOURCE), "../..");
+  execFileSync(
+    process.env.CC ?? "cc",
+    [
+      "-O2",
+      "-Wall",
+      "-Wextra",
+      "-Werror",
+      "-Wl,--build-id=none",
+      `-ffile-prefix-map=${repo}=.`,
+      "-o",
+      out,
+      INIT_EXEC_SOURCE,
+    ],
+    { stdio: ["ignore", "inherit", "inherit"] },
+  );
+  chmodSync(out, 0o755);
+}
+
+/**
+ * Copies programs of Debian's packages into `root` at their paths, with the libraries they link
+ * beyond those of `below` (the layers underneath) and each package's copyright file, recording
+ * every file under its package in `byPackage`. Returns the recorder, for files added by hand.
+ */
+export function copyDebianPrograms(
+  root: string,
+  programs: string[],
+  below: RuntimeComponent[],
+  byPackage: Map<string, RuntimeComponent>,
+): (path: string) => void {
+  const present = new Set(below.flatMap((c) => c.files));
+  const record = (path: string) => {
+    const pkg = debianPackage(path);
+    if (!pkg) throw new Error(`${path} belongs to no Debian package: the images are made from Debian's`);
+    const license = `/usr/share/doc/${pkg.name}/copyright`;
+    const c = byPackage.get(pkg.name) ?? { name: pkg.name, version: pkg.version, files: [], license };
+    c.files.push(path);
+    byPackage.set(pkg.name, c);
+    copyInto(root, license.slice(1), license, 0o644);
+  };
+  for (const program of programs) {
+    copyInto(root, program.slice(1), realpathSync(program), 0o755);
+    record(program);
+    for (const [path, file] of sharedLibraries(program)) {
+      if (present.has(path) || existsSync(join(root, path))) continue;
+      copyInto(root, path.slice(1), file, 0o755);
+      record(path);
+    }
+  }
+  return record;
+}
+
+/**
+ * Assembles the capture tools of the trellis-init image: from Debian's packages the two xtables
+ * programs (nf_tables and legacy backends) with the links iptables needs and the extensions
+ * folder, the libraries they link beyond those of `runtime` (the layer below), their copyright
+ * files and /usr/share/doc/capture-tools.json naming every package with its version; and the
+ * entrypoint compiled from capture/native/init-exec.c.
+ */
+export function assembleCaptureTools(root: string, runtime: RuntimeComponent[]): RuntimeComponent[] {
+  rmSync(root, { recursive: true, force: true });
+  compileInitExec(join(root, INIT_EXEC.slice(1)));
+  const programs = ["/usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-legacy-multi"];
+  const byPackage = new Map<string, RuntimeComponent>();
+  const record = copyDebianPrograms(root, programs, runtime, byPackage);
+  for (const name of IPTABLES_TOOLS) {
+    const backend = name.includes("-nft-") ? "xtables-nft-multi" : "xtables-legacy-multi";
+    symlinkSync(backend, join(root, "usr/sbin", name));
+  }
+  mkdirSync(join(root, XTABLES_LIBDIR.slice(1)), { recursive: true });
+  for (const ext of readdirSync(XTABLES_LIBDIR)
+    .filter((f) => /^lib(xt|ipt|ip6t)_.*\.so$/.test(f))
+    .sort()) {
+    copyInto(root, join(XTABLES_LIBDIR, ext).slice(1), join(XTABLES_LIBDIR, ext), 0o755);
+  }
+  record(join(XTABLES_LIBDIR, "libxt_REDIRECT.so"));
+  const components = [...byPackage.values()].sort((a, b) => a.name.localeCompare(b.name));
+  writeInto(root, "usr/share/doc/capture-tools.json", `${JSON.stringify(components, null, 2)}\n`);
+  // The xtables lock of the legacy backend lives here (an emptyDir in the pod: the root is read-only).
+  mkdirSync(join(root, "run"));
+  return components;
 }

@@ -4,7 +4,7 @@
 set -euo pipefail
 needed=(openssl:openssl git:git setpriv:util-linux prometheus:prometheus redis-server:redis-server
   containerd:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins podman:podman
-  ip:iproute2 iptables:iptables)
+  ip:iproute2 iptables:iptables setcap:libcap2-bin)
 missing=()
 for entry in "${needed[@]}"; do
   command -v "${entry%%:*}" >/dev/null 2>&1 || missing+=("${entry#*:}")

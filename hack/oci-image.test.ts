@@ -121,3 +121,45 @@ test("SOURCE_DATE_EPOCH sets the timestamps, and nonsense in it is refused", () 
   assert.equal(sourceDateEpoch({ SOURCE_DATE_EPOCH: "1700000000" }), 1700000000);
   assert.throws(() => sourceDateEpoch({ SOURCE_DATE_EPOCH: "yesterday" }), /whole seconds/);
 });
+
+test("a file's extended attributes (file capabilities) travel in a pax header that GNU tar applies", (t) => {
+  // security.capability for cap_net_admin,cap_net_raw+p (VFS_CAP_REVISION_2, no effective bit).
+  const caps = Buffer.from("0000000200300000000000000000000000000000", "hex");
+  const layer: TarEntry[] = [
+    { type: "dir", path: "usr", mode: 0o755 },
+    {
+      type: "file",
+      path: "usr/capsh",
+      mode: 0o755,
+      data: Buffer.from("#!/bin/true\n"),
+      xattrs: { "security.capability": caps },
+    },
+    { type: "file", path: "usr/plain", mode: 0o644, data: Buffer.from("x") },
+  ];
+  const read = readTar(gunzipSync(layerOf(layer, 0, "caps").blob));
+  assert.deepEqual(
+    read.map((e) => [e.path, Object.keys(e.xattrs)]),
+    [
+      ["usr", []],
+      ["usr/capsh", ["security.capability"]],
+      ["usr/plain", []],
+    ],
+  );
+  assert.deepEqual(read[1]?.xattrs["security.capability"], caps);
+  if (process.getuid?.() !== 0 || spawnSync("getcap", ["-h"]).error) return t.skip("needs root and getcap");
+  const dir = mkdtempSync(join(tmpdir(), "trellis-oci-"));
+  try {
+    writeFileSync(join(dir, "layer.tar.gz"), layerOf(layer, 0, "caps").blob);
+    const r = spawnSync("tar", ["--xattrs", "--xattrs-include=*", "-xzf", "layer.tar.gz"], {
+      cwd: dir,
+      encoding: "utf8",
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(
+      spawnSync("getcap", [join(dir, "usr/capsh")], { encoding: "utf8" }).stdout,
+      /cap_net_admin,cap_net_raw=p/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

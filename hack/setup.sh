@@ -17,6 +17,8 @@ source hack/node-env.sh
 bash hack/install-debian-packages.sh
 # The kubelet runs the local cluster's optional real node (test/cluster/real-node.ts).
 TRELLIS_K8S_EXTRA=kubelet bash hack/build-cluster-binaries.sh >/dev/null
+# The real node's DNS server (test/cluster/cluster-dns.ts).
+bash hack/build-coredns.sh >/dev/null
 [ "${1:-}" = --up ] && exit 0
 # For the tests only (test/argocd, test/olm, the krew manifest's). The builds do not depend on
 # each other, but each keeps both cores busy (go build compiles packages in parallel), so

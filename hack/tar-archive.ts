@@ -3,13 +3,15 @@
 // one mtime for every entry, owner 0:0 with no user or group names, modes normalised, no access
 // or change times. Owns the byte format only; which files go in a layer is the caller's choice.
 // Limits, explicit: names up to 255 bytes (ustar prefix + name), files under 8 GiB, regular
-// files, directories and symbolic links only.
+// files, directories and symbolic links only. Extended attributes of a file (e.g. the file
+// capabilities of trellis-init's entrypoint) go in a pax header before it, as SCHILY.xattr.<name>
+// records, which GNU tar and containerd's layer applier read.
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 
 export type TarEntry =
   | { type: "dir"; path: string; mode: number }
-  | { type: "file"; path: string; mode: number; data: Buffer }
+  | { type: "file"; path: string; mode: number; data: Buffer; xattrs?: Record<string, Buffer> }
   | { type: "symlink"; path: string; target: string };
 
 const BLOCK = 512;
@@ -32,13 +34,38 @@ function splitName(path: string): { prefix: string; name: string } {
   throw new Error(`tar: path too long for ustar: ${path}`);
 }
 
-function header(entry: TarEntry, mtime: number): Buffer {
+/** One pax record: "<length> <key>=<value>\n", the length counting itself. */
+function paxRecord(key: string, value: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), value, Buffer.from("\n")]);
+  let length = body.length + 1;
+  while (String(length).length + body.length !== length) length = String(length).length + body.length;
+  return Buffer.concat([Buffer.from(String(length)), body]);
+}
+
+/** The pax extended header (type x) carrying a file's extended attributes, or none. */
+function paxHeader(entry: TarEntry, mtime: number): Buffer[] {
+  if (entry.type !== "file" || !entry.xattrs || Object.keys(entry.xattrs).length === 0) return [];
+  const records = Buffer.concat(
+    Object.keys(entry.xattrs)
+      .sort()
+      .map((k) => paxRecord(`SCHILY.xattr.${k}`, entry.xattrs![k] as Buffer)),
+  );
+  const name = `PaxHeaders/${entry.path.split("/").pop()}`;
+  const pad = (BLOCK - (records.length % BLOCK)) % BLOCK;
+  return [
+    header({ type: "file", path: name, mode: 0o644, data: records }, mtime, "x"),
+    records,
+    Buffer.alloc(pad),
+  ];
+}
+
+function header(entry: TarEntry, mtime: number, typeFlag?: string): Buffer {
   const h = Buffer.alloc(BLOCK);
   const path = entry.type === "dir" && !entry.path.endsWith("/") ? `${entry.path}/` : entry.path;
   const { prefix, name } = splitName(path);
   const size = entry.type === "file" ? entry.data.length : 0;
   const mode = entry.type === "symlink" ? 0o777 : entry.mode;
-  const type = { file: "0", dir: "5", symlink: "2" }[entry.type];
+  const type = typeFlag ?? { file: "0", dir: "5", symlink: "2" }[entry.type];
   h.write(name, 0, 100, "utf8");
   h.write(octal(mode & 0o7777, 8), 100, "ascii");
   h.write(octal(0, 8), 108, "ascii");
@@ -65,7 +92,7 @@ function header(entry: TarEntry, mtime: number): Buffer {
 export function tarArchive(entries: TarEntry[], mtime = 0): Buffer {
   const parts: Buffer[] = [];
   for (const entry of entries) {
-    parts.push(header(entry, mtime));
+    parts.push(...paxHeader(entry, mtime), header(entry, mtime));
     if (entry.type === "file" && entry.data.length > 0) {
       parts.push(entry.data);
       const pad = (BLOCK - (entry.data.length % BLOCK)) % BLOCK;
@@ -107,6 +134,24 @@ export interface ReadEntry {
   mtime: number;
   data: Buffer;
   target: string;
+  /** Extended attributes from a preceding pax header's SCHILY.xattr.* records. */
+  xattrs: Record<string, Buffer>;
+}
+
+/** The SCHILY.xattr.* records of a pax header's data. */
+function paxXattrs(data: Buffer): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {};
+  for (let at = 0; at < data.length; ) {
+    const space = data.indexOf(0x20, at);
+    const length = Number(data.subarray(at, space).toString("ascii"));
+    if (!(length > 0) || space === -1) break;
+    const record = data.subarray(space + 1, at + length - 1);
+    const eq = record.indexOf(0x3d);
+    const key = record.subarray(0, eq).toString("utf8");
+    if (key.startsWith("SCHILY.xattr.")) out[key.slice("SCHILY.xattr.".length)] = record.subarray(eq + 1);
+    at += length;
+  }
+  return out;
 }
 
 const field = (h: Buffer, at: number, len: number) =>
@@ -119,6 +164,7 @@ const number = (h: Buffer, at: number, len: number) => Number.parseInt(field(h, 
 /** Reads a ustar stream (as written above, or by GNU tar without pax extensions). */
 export function readTar(tar: Buffer): ReadEntry[] {
   const out: ReadEntry[] = [];
+  let xattrs: Record<string, Buffer> = {};
   for (let at = 0; at + BLOCK <= tar.length; ) {
     const h = tar.subarray(at, at + BLOCK);
     if (h.every((b) => b === 0)) break;
@@ -126,6 +172,11 @@ export function readTar(tar: Buffer): ReadEntry[] {
     const name = field(h, 0, 100);
     const size = number(h, 124, 12);
     const flag = field(h, 156, 1);
+    if (flag === "x") {
+      xattrs = paxXattrs(tar.subarray(at + BLOCK, at + BLOCK + size));
+      at += BLOCK + Math.ceil(size / BLOCK) * BLOCK;
+      continue;
+    }
     const type =
       flag === "5" ? "dir" : flag === "2" ? "symlink" : flag === "0" || flag === "" ? "file" : "other";
     out.push({
@@ -137,7 +188,9 @@ export function readTar(tar: Buffer): ReadEntry[] {
       mtime: number(h, 136, 12),
       data: tar.subarray(at + BLOCK, at + BLOCK + size),
       target: field(h, 157, 100),
+      xattrs,
     });
+    xattrs = {};
     at += BLOCK + Math.ceil(size / BLOCK) * BLOCK;
   }
   return out;

@@ -16,7 +16,7 @@ echo "== type check (tsc)"
 npx tsc --noEmit -p .
 
 roots=("$@")
-[ ${#roots[@]} -gt 0 ] || roots=(api pki kube operator controlplane proxy cli test bench hack)
+[ ${#roots[@]} -gt 0 ] || roots=(api capture cni pki kube operator controlplane proxy cli test bench hack)
 mapfile -t files < <(find "${roots[@]}" -name '*.test.ts' -not -path '*/node_modules/*' 2>/dev/null | sort)
 [ ${#files[@]} -gt 0 ] || { echo "no test files under: ${roots[*]}" >&2; exit 1; }
 echo "== ${#files[@]} test files"

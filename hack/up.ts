@@ -13,6 +13,7 @@ import { LocalCluster, waitFor } from "../test/cluster/local-cluster.ts";
 import {
   buildAppImage,
   buildTrellisImages,
+  cniFolders,
   controlPlaneOnRealNode,
   demoWorkloads,
   meshedNamespace,
@@ -37,7 +38,12 @@ if (realNode) {
   process.stderr.write(
     `building the Trellis ${pkg.version} images, proxy ${NEXT_PROXY} and the demo app image\n`,
   );
-  const { images } = await buildTrellisImages({ version: pkg.version }, ["controlplane", "proxy"]);
+  const { images } = await buildTrellisImages({ version: pkg.version }, [
+    "controlplane",
+    "init",
+    "cni",
+    "proxy",
+  ]);
   const next = await buildTrellisImages({ version: pkg.version, proxyVersion: NEXT_PROXY }, ["proxy"]);
   archives = [...images.map((i) => i.archive), ...next.images.map((i) => i.archive), await buildAppImage()];
 }
@@ -84,6 +90,8 @@ metadata: { name: default }
 spec:
   version: ${pkg.version}
   controlPlane:${controlPlaneOnRealNode}
+  # Where the real node's runtime keeps its CNI plugins, for capture mode CNI (docs/cni.md).
+  proxy: { capture: { cni: { binDir: ${cniFolders(cluster.dir).binDir}, confDir: ${cniFolders(cluster.dir).confDir} } } }
 `,
     );
   } else {
@@ -96,19 +104,20 @@ spec:
     cluster.kubectl(["apply", "-f", "-"], demoWorkloads(DEMO, 2));
     await waitFor(
       async () => {
-        const ready = cluster.kubectl([
+        // A pod is Ready when its app containers and its sidecars (the proxy) are.
+        const ready = await cluster.kubectlAsync([
           "-n",
           DEMO,
           "get",
           "pods",
           "-o",
-          "jsonpath={range .items[*]}{.status.containerStatuses[0].ready}{.status.initContainerStatuses[0].ready}{' '}{end}",
+          `jsonpath={range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{' '}{end}`,
         ]);
         return (
           ready
             .trim()
             .split(" ")
-            .filter((r) => r === "truetrue").length === 4
+            .filter((r) => r === "True").length === 4
         );
       },
       180_000,
@@ -130,14 +139,22 @@ Installed CRDs: ${crds.join(", ")}
 ${
   realNode
     ? `The control plane runs as pods on the real node (kubectl -n trellis-system get pods).
-The demo app in namespace ${DEMO} sends HTTP/1.1 and HTTP/2 through its proxies, with mutual TLS:
-  kubectl trellis stat ${DEMO}              # success rate, RPS, latency per workload, from the proxies
+The demo app in namespace ${DEMO} knows nothing of the mesh: its client calls http://server:8080/
+(HTTP/1.1 and HTTP/2), grpc://server:9090 and a TCP service on server:3306, and every call is
+captured by its pod's proxy and carried to the server's with mutual TLS. To see it:
+  kubectl trellis stat ${DEMO}              # success rate, RPS, latency, mTLS share per workload, from the proxies
   kubectl -n ${DEMO} get pods -o wide
-  curl http://<client pod IP>:9000/stats     # the client's counters (pod IPs are on this host's bridge)
+  curl -s http://<client pod IP>:4191/metrics | grep -E '^(request_total|tcp_forward_total)'
+      # tls="mtls" and peer_identity="spiffe://cluster.local/ns/${DEMO}/sa/server" on every series
+  curl -s http://<server pod IP>:4191/metrics | grep '^request_total'   # peer: .../sa/client
+  curl http://<client pod IP>:9000/stats     # the client's own counters (pod IPs are on this host's bridge)
 Roll the demo's proxies to ${NEXT_PROXY} (built above) through a canary and waves:
   kubectl trellis upgrade plan --proxy-version ${NEXT_PROXY}   # what it will do, changing nothing
   kubectl patch mesh default --type=merge -p '{"spec":{"proxy":{"version":"${NEXT_PROXY}"}}}'
-  kubectl trellis rollout status --watch`
+  kubectl trellis rollout status --watch
+Capture without privileged pods (the trellis-cni plugin on the node, then the same canaried rollout):
+  kubectl patch mesh default --type=merge -p '{"spec":{"proxy":{"capture":{"mode":"CNI"}}}}'
+  kubectl get mesh default -o jsonpath='{.status.capture}'`
     : "No real node: control-plane pods are scheduled on KWOK nodes and do not run."
 }
 The operator runs on this host (pid ${operator.process.child.pid}, metrics on 127.0.0.1:${operator.port}, log ${operator.logFile}).

@@ -81,8 +81,20 @@ export const OPERATOR_CLUSTER_RULES: Array<V1PolicyRule & { why: string }> = [
   {
     why: "restarting meshed workloads in a rollout",
     apiGroups: ["apps"],
-    resources: ["statefulsets", "daemonsets"],
+    resources: ["statefulsets"],
     verbs: ["get", "list", "watch", "patch"],
+  },
+  {
+    why: "the trellis-cni DaemonSet (capture mode CNI); restarting meshed workloads in a rollout",
+    apiGroups: ["apps"],
+    resources: ["daemonsets"],
+    verbs: CRUD,
+  },
+  {
+    why: "restarting a meshed pod its validator refused (it started before trellis-cni was ready on its node); only pods with a controller",
+    apiGroups: [""],
+    resources: ["pods"],
+    verbs: ["delete"],
   },
   {
     why: "PodDisruptionBudgets of a highly available control plane",

@@ -116,7 +116,13 @@ describe("ClusterServiceVersion", () => {
   it("names every image from the one registry setting", () => {
     assert.deepEqual(
       csv.spec.relatedImages.map((i) => i.image),
-      ["quay.io/x/operator:0.3.0", "quay.io/x/controlplane:1.0.0", "quay.io/x/proxy:1.0.0"],
+      [
+        "quay.io/x/operator:0.3.0",
+        "quay.io/x/controlplane:1.0.0",
+        "quay.io/x/init:1.0.0",
+        "quay.io/x/cni:1.0.0",
+        "quay.io/x/proxy:1.0.0",
+      ],
     );
   });
 });

@@ -80,7 +80,7 @@ export function bundleDoc(release: BundleRelease): CatalogDoc {
     ],
     relatedImages: [
       { name: "", image: images.bundle ?? "" },
-      ...(["control-plane", "operator", "proxy"] as const).map((name) => ({
+      ...(["control-plane", "init", "cni", "operator", "proxy"] as const).map((name) => ({
         name,
         image: images[name] ?? "",
       })),

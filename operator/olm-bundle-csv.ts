@@ -57,6 +57,8 @@ export function releaseImages(release: BundleRelease): Record<string, string> {
     operator,
     bundle: `${base}/${IMAGE_REPOSITORIES.operatorBundle}:v${release.version}`,
     "control-plane": mesh.controlPlane,
+    init: mesh.init,
+    cni: mesh.cni,
     proxy: mesh.proxy,
   };
 }
@@ -156,7 +158,7 @@ export function renderClusterServiceVersion(release: BundleRelease): Record<stri
           ],
         },
       },
-      relatedImages: (["operator", "control-plane", "proxy"] as const).map((name) => ({
+      relatedImages: (["operator", "control-plane", "init", "cni", "proxy"] as const).map((name) => ({
         name,
         image: images[name],
       })),

@@ -18,6 +18,8 @@ export interface ContainerStateView {
   started?: boolean;
   state?: "waiting" | "running" | "terminated";
   waiting?: { reason: string; message?: string };
+  /** Its last run ended with a non-zero exit code (now or before a restart), and the message (the CNI validator's). */
+  failed?: { exitCode: number; message?: string };
 }
 
 /**
@@ -40,10 +42,11 @@ export interface PodView extends KubernetesObject {
     | "creationTimestamp"
   > & { ownerReferences?: V1OwnerReference[] };
   /**
-   * Only for pods without a proxy (uninjectedPod): what decides whether the injector would mesh
-   * them — the host's network, and container names the proxy needs.
+   * The node it runs on (the CNI repair reads it); for pods without a proxy (uninjectedPod) also
+   * what decides whether the injector would mesh them — the host's network, and container names
+   * the proxy needs.
    */
-  spec?: { hostNetwork?: boolean; containerNames?: string[] };
+  spec?: { nodeName?: string; hostNetwork?: boolean; containerNames?: string[] };
   status?: {
     phase?: string;
     /** When the kubelet took the pod on (RFC 3339), before pulling images. */
@@ -103,7 +106,12 @@ interface RawContainerStatus {
   name: string;
   restartCount: number;
   started?: boolean;
-  state?: { waiting?: { reason?: string; message?: string }; running?: unknown; terminated?: unknown };
+  state?: {
+    waiting?: { reason?: string; message?: string };
+    running?: unknown;
+    terminated?: { exitCode?: number; message?: string };
+  };
+  lastState?: { terminated?: { exitCode?: number; message?: string } };
 }
 
 function stateName(c: RawContainerStatus): ContainerStateView["state"] {
@@ -117,12 +125,18 @@ function containerStates(list: RawContainerStatus[] | undefined): ContainerState
     const waiting = c.state?.waiting;
     const message = waiting?.message?.slice(0, MAX_WAITING_MESSAGE);
     const state = stateName(c);
+    const ended = c.state?.terminated ?? c.lastState?.terminated;
+    const failed =
+      ended?.exitCode !== undefined && ended.exitCode !== 0
+        ? { exitCode: ended.exitCode, ...(ended.message ? { message: ended.message.slice(0, 300) } : {}) }
+        : undefined;
     return {
       name: c.name,
       restartCount: c.restartCount,
       ...(c.started === undefined ? {} : { started: c.started }),
       ...(state ? { state } : {}),
       ...(waiting?.reason ? { waiting: { reason: waiting.reason, ...(message ? { message } : {}) } } : {}),
+      ...(failed ? { failed } : {}),
     };
   });
 }
@@ -137,6 +151,7 @@ export function podView(obj: KubernetesObject): PodView {
     containerStatuses?: RawContainerStatus[];
   };
   const started = status.startTime;
+  const nodeName = ((obj as Raw).spec as { nodeName?: string } | undefined)?.nodeName;
   return {
     apiVersion: obj.apiVersion,
     kind: obj.kind,
@@ -157,6 +172,7 @@ export function podView(obj: KubernetesObject): PodView {
       deletionTimestamp: m.deletionTimestamp,
       creationTimestamp: m.creationTimestamp,
     },
+    ...(nodeName ? { spec: { nodeName } } : {}),
     status: {
       phase: status.phase,
       ...(started === undefined
@@ -174,6 +190,7 @@ export function podView(obj: KubernetesObject): PodView {
 /** A pod without a proxy: the pod view, and what the injector's decision reads of its spec. */
 export function uninjectedPodView(obj: KubernetesObject): PodView {
   const spec = ((obj as Raw).spec ?? {}) as {
+    nodeName?: string;
     hostNetwork?: boolean;
     containers?: Array<{ name: string }>;
     initContainers?: Array<{ name: string }>;
@@ -181,6 +198,7 @@ export function uninjectedPodView(obj: KubernetesObject): PodView {
   return {
     ...podView(obj),
     spec: {
+      ...(spec.nodeName ? { nodeName: spec.nodeName } : {}),
       ...(spec.hostNetwork ? { hostNetwork: true } : {}),
       containerNames: [...(spec.initContainers ?? []), ...(spec.containers ?? [])].map((c) => c.name),
     },
@@ -265,6 +283,23 @@ export const RESOURCES = {
     kind: "ServiceProfile",
     plural: "serviceprofiles",
     namespaced: true,
+  },
+  daemonSet: {
+    apiVersion: "apps/v1",
+    kind: "DaemonSet",
+    plural: "daemonsets",
+    namespaced: true,
+    labelSelector: OWNED,
+  },
+  /** The trellis-cni installer pods (one per node): which nodes have the plugin ready. */
+  cniInstallerPod: {
+    apiVersion: "v1",
+    kind: "Pod",
+    plural: "pods",
+    namespaced: true,
+    namespace: "trellis-system",
+    labelSelector: "app.kubernetes.io/name=trellis-cni",
+    transform: podView,
   },
   injectedPod: {
     apiVersion: "v1",

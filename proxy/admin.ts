@@ -2,7 +2,8 @@
  * The admin endpoint: GET /metrics (Prometheus text), /ready, /live and /identity
  * ({spiffeId, leafNotAfter, leafFingerprint, leafAnchorFingerprint, trustBundleFingerprints,
  * renewals, leafExpired, renewalFailures, …, lastReportedAt, lastReportError}: what the proxy
- * holds and what it last reported).
+ * holds and what it last reported), and the application's probes the kubelet asks for under
+ * capture (/app-probe/..., app-probe.ts).
  *
  * `/ready` answers 503 only while the proxy cannot serve at all (docs/proxy.md, "Readiness"):
  * before its first leaf, and while draining. A degraded state — the control plane unreachable,
@@ -15,6 +16,8 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { AppProbe } from "../capture/app-probes.ts";
+import { runAppProbe } from "./app-probe.ts";
 import type { HostPort } from "./config.ts";
 import type { IdentityStatus } from "./local-identity.ts";
 import type { Registry } from "./metrics.ts";
@@ -25,6 +28,8 @@ export interface AdminSources {
   /** Degraded states, one sentence each (shown by /ready, never making it fail). */
   degradations: () => string[];
   identity: (() => IdentityStatus) | undefined;
+  /** Admin path → the application's probe it runs (from the injector); none without capture. */
+  appProbes?: Record<string, AppProbe>;
 }
 
 function send(res: http.ServerResponse, status: number, type: string, body: string): void {
@@ -53,8 +58,15 @@ export function createAdminServer(sources: AdminSources): http.Server {
         case "/identity":
           if (!sources.identity) return send(res, 404, "text/plain", "identity not configured\n");
           return send(res, 200, "application/json", `${JSON.stringify(sources.identity())}\n`);
-        default:
-          return send(res, 404, "text/plain", "not found\n");
+        default: {
+          const probe = sources.appProbes?.[path ?? ""];
+          if (!probe) return send(res, 404, "text/plain", "not found\n");
+          // At the address the kubelet dialled (the pod's), as the kubelet would have.
+          void runAppProbe(probe, req.socket.localAddress ?? "127.0.0.1", req.headers["user-agent"]).then(
+            (r) => send(res, r.status, "text/plain", r.body),
+          );
+          return;
+        }
       }
     },
   );

@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 /** Environment variable → dotted path in the JSON config. */
 export const envSettings: Readonly<Record<string, string>> = {
   TRELLIS_PROXY_ADMIN_LISTEN: "admin.listen",
+  TRELLIS_PROXY_APP_PROBES: "admin.appProbes",
   TRELLIS_PROXY_CAPTURE: "capture",
   TRELLIS_PROXY_INBOUND_LISTEN: "inbound.listen",
   TRELLIS_PROXY_INBOUND_APP: "inbound.app",

@@ -5,6 +5,7 @@
  * Owns: meaning and defaults of every setting. Does not read files or the environment
  * (config-source.ts) and does not exit the process (main.ts).
  */
+import { type AppProbe, parseAppProbes } from "../capture/app-probes.ts";
 
 export interface HostPort {
   host: string;
@@ -77,7 +78,8 @@ export interface Limits {
 }
 
 export interface ProxyConfig {
-  admin: { listen: HostPort };
+  /** appProbes: the application's probes the kubelet asks for on the admin port (app-probe.ts). */
+  admin: { listen: HostPort; appProbes: Record<string, AppProbe> };
   /**
    * Transparent capture: nat rules in the pod send every connection here, and each listener
    * reads the connection's original destination (SO_ORIGINAL_DST) to know where it was going.
@@ -291,6 +293,18 @@ function readIdentity(r: Reader, o: Raw | undefined): ProxyConfig["identity"] {
   return identity;
 }
 
+/** admin.appProbes: JSON text (from TRELLIS_PROXY_APP_PROBES) or an object (from a config file). */
+function readAppProbes(r: Reader, admin: Raw | undefined): Record<string, AppProbe> {
+  const raw = admin?.appProbes;
+  if (raw === undefined) return {};
+  try {
+    return parseAppProbes(typeof raw === "string" ? raw : JSON.stringify(raw));
+  } catch (err) {
+    r.errors.push(`admin.appProbes: ${(err as Error).message}`);
+    return {};
+  }
+}
+
 const logLevels = ["debug", "info", "warn", "error", "silent"] as const;
 
 /** Validates a raw configuration object. Returns every problem found, or the typed config. */
@@ -311,7 +325,10 @@ export function parseConfig(
   }
   const capture = r.bool(root, "capture", "config", false);
   const config: ProxyConfig = {
-    admin: { listen: r.hostPort(admin, "listen", "admin", false) ?? { host: "127.0.0.1", port: 4191 } },
+    admin: {
+      listen: r.hostPort(admin, "listen", "admin", false) ?? { host: "127.0.0.1", port: 4191 },
+      appProbes: readAppProbes(r, admin),
+    },
     capture,
     inbound: inbound && {
       listen: r.hostPort(inbound, "listen", "inbound", true) ?? { host: "", port: 0 },

@@ -48,8 +48,15 @@ function connectPlain(
   });
 }
 
-/** Inbound: relay to the connection's target (capture mode), else the local application. */
-export function relayToApp(app: HostPort | undefined, timeoutMs: number) {
+/**
+ * Inbound: relay to the connection's target (capture mode), else the local application;
+ * `forwarded` counts each relayed connection by its TLS status and the peer's identity.
+ */
+export function relayToApp(
+  app: HostPort | undefined,
+  timeoutMs: number,
+  forwarded: (tls: string, peer: string) => void = () => {},
+) {
   return (client: Socket, prefix: Buffer, conn: ConnectionContext): void => {
     const target = conn.target ?? app;
     if (!target) {
@@ -61,6 +68,7 @@ export function relayToApp(app: HostPort | undefined, timeoutMs: number) {
       target,
       timeoutMs,
       (upstream) => {
+        forwarded(conn.tls, conn.peerIdentity ?? "");
         if (prefix.length > 0) upstream.write(prefix);
         relay(client, upstream);
         client.resume();
@@ -78,10 +86,17 @@ export interface OutboundRelayDeps {
   forwarded: (tls: "mtls" | "none", peer: string) => void;
 }
 
+/** Endpoints an outbound opaque connection tries before it gives up (never after a byte is relayed). */
+export const OPAQUE_CONNECT_ATTEMPTS = 3;
+
 /**
  * Outbound: relays to the destination `authority` names — an endpoint of its Service (mTLS
  * with the transport header when the endpoint is meshed, plaintext otherwise), or, when the
- * destination service does not know it, `direct` itself in plaintext.
+ * destination service does not know it, `direct` itself in plaintext. Until the upstream leg is
+ * up no byte has been relayed either way (the client's first bytes wait in `prefix`, a server
+ * that speaks first has not spoken), so a connect or handshake that fails or passes its deadline
+ * is tried again on another endpoint, up to OPAQUE_CONNECT_ATTEMPTS; then the client is closed,
+ * never left waiting.
  */
 export async function relayOutbound(
   client: Socket,
@@ -92,47 +107,61 @@ export async function relayOutbound(
 ): Promise<void> {
   client.pause();
   const resolved = deps.discovery ? await deps.discovery.resolve(authority) : "direct";
-  let target: UpstreamTarget | undefined;
-  if (resolved === "direct") target = { host: direct.host, port: direct.port, identity: undefined };
-  else if (resolved) {
-    const e = resolved.balancer.pick();
-    target = e && { host: e.address, port: e.port, identity: e.identity, targetPort: e.targetPort };
-  }
   const clientTls = deps.clientTls;
   const context = clientTls?.clientContext();
-  if (!target || client.destroyed || (target.identity !== undefined && (!context || !clientTls))) {
-    client.destroy();
-    return;
-  }
-  const ready = (upstream: Socket) => {
-    deps.forwarded(target.identity === undefined ? "none" : "mtls", target.identity ?? "");
-    if (prefix.length > 0) upstream.write(prefix);
-    relay(client, upstream);
-    client.resume();
-  };
-  if (target.identity === undefined) {
-    connectPlain(target, deps.timeoutMs, ready, () => client.destroy());
-    return;
-  }
-  const upstream = tls.connect({
-    host: target.host,
-    port: target.port,
-    secureContext: context,
-    ALPNProtocols: alpnFor(target, opaqueAlpn),
-    checkServerIdentity: clientTls!.verifierFor(target.identity),
-  });
-  const timer = setTimeout(() => upstream.destroy(), deps.timeoutMs);
-  upstream.once("secureConnect", () => {
-    clearTimeout(timer);
-    if (!startSession(upstream, target, "opaque", opaqueAlpn)) {
-      upstream.destroy();
+  const tried = new Set<string>();
+  const attempt = (left: number): void => {
+    let target: UpstreamTarget | undefined;
+    if (resolved === "direct") target = { host: direct.host, port: direct.port, identity: undefined };
+    else if (resolved) {
+      const e = resolved.balancer.pick(tried);
+      if (e) tried.add(e.key);
+      target = e && { host: e.address, port: e.port, identity: e.identity, targetPort: e.targetPort };
+    }
+    if (!target || client.destroyed || (target.identity !== undefined && (!context || !clientTls))) {
       client.destroy();
       return;
     }
-    ready(upstream);
-  });
-  upstream.once("error", () => {
-    clearTimeout(timer);
-    client.destroy();
-  });
+    const next = () => {
+      if (left > 1 && !client.destroyed) attempt(left - 1);
+      else client.destroy();
+    };
+    const ready = (upstream: Socket) => {
+      deps.forwarded(target.identity === undefined ? "none" : "mtls", target.identity ?? "");
+      if (prefix.length > 0) upstream.write(prefix);
+      relay(client, upstream);
+      client.resume();
+    };
+    if (target.identity === undefined) {
+      connectPlain(target, deps.timeoutMs, ready, next);
+      return;
+    }
+    const upstream = tls.connect({
+      host: target.host,
+      port: target.port,
+      secureContext: context,
+      ALPNProtocols: alpnFor(target, opaqueAlpn),
+      checkServerIdentity: clientTls!.verifierFor(target.identity),
+    });
+    // With an error, so that the "error" handler below runs: a bare destroy() emits none.
+    const timer = setTimeout(() => upstream.destroy(new Error("connect timeout")), deps.timeoutMs);
+    let connected = false;
+    upstream.once("secureConnect", () => {
+      connected = true;
+      clearTimeout(timer);
+      if (!startSession(upstream, target, "opaque", opaqueAlpn)) {
+        upstream.destroy();
+        client.destroy();
+        return;
+      }
+      ready(upstream);
+    });
+    upstream.once("error", () => {
+      clearTimeout(timer);
+      // Before the handshake: another endpoint. After: the relay's own error handling closes both.
+      if (!connected) next();
+      else client.destroy();
+    });
+  };
+  attempt(OPAQUE_CONNECT_ATTEMPTS);
 }

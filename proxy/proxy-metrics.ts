@@ -66,7 +66,7 @@ export function createProxyMetrics(): ProxyMetrics {
     tcpOpenConnections: r.gauge("tcp_open_connections", "Connections open now.", ["direction"]),
     tcpForwarded: r.counter(
       "tcp_forward_total",
-      'Opaque TCP connections relayed upstream, by TLS ("mtls", or "none" to an unmeshed or unknown destination) and peer identity.',
+      'Opaque TCP connections relayed: outbound to the destination, by TLS ("mtls", or "none" to an unmeshed or unknown destination), inbound to the application, by the client\'s TLS ("mtls" or "plaintext"); and the peer identity.',
       ["direction", "tls", "peer_identity"],
     ),
     tcpRejected: r.counter("tcp_rejected_total", "Connections refused, by reason.", ["direction", "reason"]),

@@ -141,7 +141,9 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
       targetPort: () => inbound.app?.port,
       opaquePorts: inbound.opaquePorts,
       opaqueFallback: false,
-      opaque: relayToApp(inbound.app, limits.connectTimeoutMs),
+      opaque: relayToApp(inbound.app, limits.connectTimeoutMs, (tls, peer) =>
+        metrics.tcpForwarded.inc(["inbound", tls, peer]),
+      ),
       capture,
     };
     const listener = new Listener(deps);
@@ -216,6 +218,7 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
         (d): d is string => d !== undefined,
       ),
     identity: identity ? () => identity.status() : undefined,
+    appProbes: config.admin.appProbes,
   });
   ports.admin = await listenAdmin(admin, config.admin.listen);
   proxyPorts.add(ports.admin);

@@ -5,7 +5,7 @@
 // command line counts exactly what the Mesh's status.proxies.missing and outOfSkew count, grouped
 // by the same owners; the hint says what the operator's repair (spec.injection.repair) does.
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
-import { LABELS, type Mesh, type MeshSpec, validateMeshSpec } from "../../api/index.ts";
+import { LABELS, type Mesh, type MeshSpec, parseRevision, validateMeshSpec } from "../../api/index.ts";
 import { reportOf } from "../../operator/mesh/mesh-identity.ts";
 import { proxySkew } from "../../operator/mesh/version-skew.ts";
 import { podView, uninjectedPodView } from "../../operator/resources.ts";
@@ -128,7 +128,7 @@ function versionCheck(
   const outside = new Map<string, number>();
   for (const g of found.outOfSkew) outside.set(g.version, (outside.get(g.version) ?? 0) + 1);
   const fleet = mesh?.status?.proxies?.version;
-  const fleetOutside = fleet ? proxySkew(cp, fleet) : undefined;
+  const fleetOutside = fleet ? proxySkew(cp, parseRevision(fleet).version) : undefined;
   return {
     group,
     id,

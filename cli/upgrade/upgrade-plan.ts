@@ -7,10 +7,12 @@
 import type { V1Pod } from "@kubernetes/client-node";
 import {
   fleetProxyVersion,
+  fleetRevision,
   type Mesh,
   type MeshSpec,
   parseDuration,
   targetProxyVersion,
+  targetRevision,
 } from "../../api/index.ts";
 import { type ControlPlaneState, planControlPlane } from "../../operator/mesh/control-plane-plan.ts";
 import { revisionName } from "../../operator/mesh/revision.ts";
@@ -127,11 +129,13 @@ export function planUpgrade(input: PlanPreviewInput): UpgradePlan {
   const podStartSeconds = input.podStart?.seconds ?? ASSUMED_POD_START_SECONDS;
   const from = fleetProxyVersion(mesh);
   const to = targetProxyVersion(desired);
-  const proxyChange = from !== to;
+  // Revisions (api/data-plane-revision.ts): a capture-mode switch restarts workloads as a new version does.
+  const toRevision = targetRevision(desired, mesh.status);
+  const proxyChange = fleetRevision(mesh) !== toRevision;
   const planned = planWorkloads({
     workloads: input.fleet.inventory.workloads,
     budgets: input.fleet.budgets,
-    target: to,
+    target: toRevision,
     onBlocked: desired.upgrade.onBlocked,
     now,
   });

@@ -126,6 +126,20 @@ describe("destinationUpdate", () => {
     assert.equal(update(undefined).opaque, undefined);
   });
 
+  it("leaves out an endpoint whose pod it does not know yet, rather than call it unmeshed", () => {
+    const known = destinationUpdate(
+      {
+        service,
+        slices: [slice],
+        pod: (_ns, name) => (name === "plain" ? pods[name] : undefined),
+        profile: undefined,
+        trustDomain: "example.org",
+      },
+      { namespace: "shop", name: "web", port: 8080 },
+    );
+    assert.deepEqual(known.endpoints, [{ address: "10.1.0.1", port: 80 }]);
+  });
+
   it("marks the port opaque for a non-HTTP appProtocol or a pod's opaque-ports annotation", () => {
     const withProtocol = (appProtocol: string) =>
       destinationUpdate(

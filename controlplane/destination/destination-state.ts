@@ -128,6 +128,10 @@ function serviceEndpoints(
       const ref = endpoint.targetRef;
       const pod =
         ref?.kind === "Pod" && ref.name ? inputs.pod(ref.namespace ?? target.namespace, ref.name) : undefined;
+      // A pod this view does not hold yet (its informer lags the slices'): left out until it
+      // arrives (a pod event recomputes the namespace's topics). Sent as unmeshed, a meshed
+      // pod would be dialled in plaintext.
+      if (ref?.kind === "Pod" && !pod) continue;
       byAddress.set(address, wireEndpoint(address, port, pod, inputs.trustDomain));
       opaque ||= podDeclaresOpaque(pod, port);
     }

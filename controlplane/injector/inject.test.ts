@@ -8,6 +8,8 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { V1Pod } from "@kubernetes/client-node";
 import { parse, stringify } from "yaml";
+import { podCaptureOf } from "../../capture/annotations.ts";
+import { parseCaptureAnnotation } from "../../cni/capture-annotation.ts";
 import { assertGolden } from "../../test/golden.ts";
 import { decideInjection, type InjectionConfig } from "./inject.ts";
 import { applyJsonPatch } from "./json-patch.ts";
@@ -15,6 +17,9 @@ import { applyJsonPatch } from "./json-patch.ts";
 const testdata = fileURLToPath(new URL("./testdata", import.meta.url));
 const config: InjectionConfig = {
   proxyImage: "localhost/trellis/proxy",
+  initImage: "localhost/trellis/init:1.0.0",
+  captureMode: "InitContainer",
+  cniImage: "localhost/trellis/cni:1.0.0",
   defaultProxyVersion: "1.0.0",
   logLevel: "info",
   resources: { requests: { cpu: "10m", memory: "20Mi" }, limits: { memory: "128Mi" } },
@@ -43,6 +48,51 @@ function podOf(w: Workload): V1Pod {
 const load = (file: string) => podOf(parse(readFileSync(join(testdata, file), "utf8")) as Workload);
 
 describe("sidecar injection", () => {
+  it("CNI mode: the validator instead of trellis-init, the plugin's annotation, and no capability anywhere", () => {
+    const pod = load("deployment.yaml");
+    const restricted = { "pod-security.kubernetes.io/enforce": "restricted" };
+    const decision = decideInjection(pod, shopNamespace, { ...config, captureMode: "CNI" }, restricted);
+    assert.ok(decision.inject);
+    assert.deepEqual(decision.notices, [], "restricted forbids nothing of a CNI-mode pod");
+    const out = applyJsonPatch(pod, decision.patch);
+    assert.deepEqual(
+      out.spec?.initContainers?.map((c) => c.name),
+      ["trellis-validate", "trellis-proxy"],
+    );
+    assert.ok(!out.spec?.volumes?.some((v) => v.name.startsWith("trellis-init")));
+    assert.equal(out.metadata?.labels?.["trellis.dev/capture-mode"], "CNI");
+    const annotation = parseCaptureAnnotation(out.metadata?.annotations?.["trellis.dev/capture"] ?? "");
+    assert.ok(annotation.ok);
+    assert.deepEqual(annotation.settings, podCaptureOf(undefined, shopNamespace).settings);
+    for (const c of out.spec?.initContainers ?? []) {
+      const sc = c.securityContext;
+      assert.equal(sc?.allowPrivilegeEscalation, false, c.name);
+      assert.deepEqual(sc?.capabilities, { drop: ["ALL"] }, c.name);
+      assert.equal(sc?.seccompProfile?.type, "RuntimeDefault", c.name);
+      assert.equal(sc?.readOnlyRootFilesystem, true, c.name);
+      assert.ok(sc?.runAsNonRoot && (sc.runAsUser ?? 0) > 0, c.name);
+    }
+    assert.equal(out.spec?.initContainers?.[0]?.securityContext?.runAsUser === 2102, false);
+  });
+
+  it("a workload's capture-mode annotation wins over the mesh's; a bad one is reported and ignored", () => {
+    const pod = load("deployment.yaml");
+    const asked = (value: string) => ({
+      ...pod,
+      metadata: { ...pod.metadata, annotations: { "trellis.dev/capture-mode": value } },
+    });
+    const cni = decideInjection(asked("CNI"), shopNamespace, config);
+    assert.ok(cni.inject);
+    assert.equal(applyJsonPatch(asked("CNI"), cni.patch).spec?.initContainers?.[0]?.name, "trellis-validate");
+    const bad = decideInjection(asked("Sidecar"), shopNamespace, config);
+    assert.ok(bad.inject);
+    assert.equal(applyJsonPatch(asked("Sidecar"), bad.patch).spec?.initContainers?.[0]?.name, "trellis-init");
+    assert.deepEqual(
+      bad.notices.map((n) => n.reason),
+      ["CaptureModeRefused"],
+    );
+  });
+
   for (const file of readdirSync(testdata).filter((f) => f.endsWith(".yaml") && !f.includes(".golden"))) {
     it(`${file}: golden and idempotent`, () => {
       const pod = load(file);
@@ -60,7 +110,7 @@ describe("sidecar injection", () => {
     });
   }
 
-  it("injects a native sidecar first, before the app's own init containers", () => {
+  it("injects trellis-init, then the native sidecar, before the app's own init containers", () => {
     const pod = load("statefulset.yaml");
     const decision = decideInjection(pod, shopNamespace, config);
     assert.ok(decision.inject);
@@ -68,6 +118,7 @@ describe("sidecar injection", () => {
     assert.deepEqual(
       out.spec?.initContainers?.map((c) => [c.name, c.restartPolicy]),
       [
+        ["trellis-init", undefined],
         ["trellis-proxy", "Always"],
         ["migrate", undefined],
       ],
@@ -81,8 +132,96 @@ describe("sidecar injection", () => {
     assert.equal(decideInjection(pod, {}, config).inject, false, "namespace not opted in");
     assert.equal(decideInjection(load("daemonset.yaml"), {}, config).inject, true, "pod opted in");
     const optOut = decideInjection(load("opted-out.yaml"), shopNamespace, config);
-    assert.deepEqual(optOut, { inject: false, reason: "pod opted out (trellis.dev/inject: disabled)" });
+    assert.deepEqual(optOut, {
+      inject: false,
+      reason: "pod opted out (trellis.dev/inject: disabled)",
+      notices: [],
+    });
     const host = { ...pod, spec: { ...pod.spec, containers: pod.spec?.containers ?? [], hostNetwork: true } };
-    assert.equal(decideInjection(host, shopNamespace, config).inject, false);
+    const hostDecision = decideInjection(host, shopNamespace, config);
+    assert.equal(hostDecision.inject, false);
+    assert.deepEqual(
+      hostDecision.notices.map((n) => n.reason),
+      ["HostNetworkNotMeshed"],
+      "a hostNetwork pod that asked for the mesh is told why it has none",
+    );
+    assert.deepEqual(decideInjection(host, {}, config).notices, [], "one that did not ask is not");
+  });
+
+  it("refuses bad capture annotations as a whole: defaults everywhere, and a notice naming the problem", () => {
+    const pod = load("annotated.yaml");
+    pod.metadata = { ...pod.metadata, annotations: { ...pod.metadata?.annotations } };
+    (pod.metadata.annotations as Record<string, string>)["config.trellis.dev/skip-inbound-ports"] =
+      "8080,70000";
+    const decision = decideInjection(pod, shopNamespace, config);
+    assert.ok(decision.inject);
+    const out = applyJsonPatch(pod, decision.patch);
+    const init = out.spec?.initContainers?.[0];
+    assert.deepEqual(init?.args, [
+      "--inbound-port=4143",
+      "--outbound-port=4140",
+      "--proxy-uid=2102",
+      "--skip-inbound-ports=4140,4143,4191",
+    ]);
+    const env = out.spec?.initContainers?.[1]?.env?.map((e) => e.name) ?? [];
+    assert.ok(!env.includes("TRELLIS_PROXY_OPAQUE_PORTS"), "the opaque-ports annotation was dropped too");
+    assert.deepEqual(
+      decision.notices.map((n) => n.reason),
+      ["CaptureAnnotationsRefused"],
+    );
+    assert.match(
+      decision.notices[0]?.message ?? "",
+      /config.trellis.dev\/skip-inbound-ports on the pod: "70000" is not a port .*meshed with the defaults/,
+    );
+    assert.ok(
+      (decision.notices[0]?.message.length ?? 0) <= 256,
+      "admission warnings past 256 characters are cut",
+    );
+  });
+
+  it("warns when the namespace enforces a Pod Security level that forbids trellis-init, and still injects", () => {
+    for (const level of ["baseline", "restricted"]) {
+      const decision = decideInjection(load("deployment.yaml"), shopNamespace, config, {
+        "pod-security.kubernetes.io/enforce": level,
+      });
+      assert.ok(decision.inject);
+      assert.deepEqual(
+        decision.notices.map((n) => n.reason),
+        ["PodSecurityForbidsCapture"],
+      );
+      assert.match(decision.notices[0]?.message ?? "", new RegExp(`enforces Pod Security "${level}"`));
+    }
+    const privileged = decideInjection(load("deployment.yaml"), shopNamespace, config, {
+      "pod-security.kubernetes.io/enforce": "privileged",
+      "pod-security.kubernetes.io/warn": "restricted",
+    });
+    assert.deepEqual(privileged.notices, []);
+  });
+
+  it("rewrites captured probes to the proxy's admin port and hands it the originals", () => {
+    const pod = load("probes.yaml");
+    const decision = decideInjection(pod, shopNamespace, config);
+    assert.ok(decision.inject);
+    const out = applyJsonPatch(pod, decision.patch);
+    const api = out.spec?.containers?.[0];
+    assert.equal(api?.readinessProbe?.httpGet?.path, "/app-probe/api/readiness");
+    assert.equal(api?.readinessProbe?.httpGet?.port, 4191);
+    assert.equal(api?.readinessProbe?.grpc, undefined);
+    assert.equal(api?.readinessProbe?.timeoutSeconds, 3, "the kubelet keeps the probe's timing");
+    assert.equal(api?.livenessProbe?.httpGet?.port, 9100, "a skip-inbound port is not captured: left alone");
+    const worker = out.spec?.containers?.[1];
+    assert.ok(worker?.readinessProbe?.exec, "exec probes are left alone");
+    assert.equal(worker?.livenessProbe?.httpGet?.host, "192.0.2.1", "probes of another host are left alone");
+    const proxy = out.spec?.initContainers?.find((c) => c.name === "trellis-proxy");
+    const probes = JSON.parse(proxy?.env?.find((e) => e.name === "TRELLIS_PROXY_APP_PROBES")?.value ?? "{}");
+    assert.deepEqual(Object.keys(probes).sort(), [
+      "/app-probe/api/readiness",
+      "/app-probe/api/startup",
+      "/app-probe/log-shipper/liveness",
+    ]);
+    assert.deepEqual(probes["/app-probe/log-shipper/liveness"], {
+      tcpSocket: { port: 2020 },
+      timeoutSeconds: 1,
+    });
   });
 });

@@ -5,8 +5,14 @@
 import { parseArgs } from "node:util";
 import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import type { Logger } from "pino";
-import { DEFAULT_IMAGE_REGISTRY, proxyRepository } from "../../api/image-references.ts";
-import { ANNOTATIONS, CONTROL_PLANE_NAMESPACE, fleetProxyVersion, type Mesh } from "../../api/index.ts";
+import { DEFAULT_IMAGE_REGISTRY, meshImages, proxyRepository } from "../../api/image-references.ts";
+import {
+  ANNOTATIONS,
+  CONTROL_PLANE_NAMESPACE,
+  fleetCaptureMode,
+  fleetProxyVersion,
+  type Mesh,
+} from "../../api/index.ts";
 import type { Manager } from "../../kube/index.ts";
 import type { InjectionConfig } from "./inject.ts";
 import { startWebhookServer } from "./webhook-server.ts";
@@ -49,11 +55,12 @@ export function parseInjectorFlags(argv: string[]): InjectorFlags {
 
 export function injectionConfigOf(mesh: Mesh, flags: InjectorFlags): InjectionConfig {
   const spec = mesh.spec;
+  const registry = spec.controlPlane?.imageRegistry ?? DEFAULT_IMAGE_REGISTRY;
   return {
-    proxyImage: proxyRepository(
-      spec.controlPlane?.imageRegistry ?? DEFAULT_IMAGE_REGISTRY,
-      spec.proxy?.image,
-    ),
+    proxyImage: proxyRepository(registry, spec.proxy?.image),
+    initImage: meshImages(registry, spec.version).init,
+    captureMode: fleetCaptureMode(mesh),
+    cniImage: meshImages(registry, spec.version).cni,
     defaultProxyVersion: fleetProxyVersion(mesh),
     logLevel: spec.proxy?.logLevel ?? "info",
     allowUnmeshedClients: (spec.proxy?.unmeshedClients ?? "Allow") === "Allow",
@@ -126,6 +133,9 @@ export async function runInjector(
         return mesh ? injectionConfigOf(mesh, flags) : undefined;
       },
       namespaceAnnotations: freshNamespaceAnnotations(manager, namespaces, logger),
+      namespaceLabels: (ns) => namespaces.get(ns)?.metadata?.labels ?? {},
+      recordEvent: (regarding, notice) =>
+        void manager.events.event(regarding, "Warning", notice.reason, notice.message),
       logger,
       admissions,
     },

@@ -6,11 +6,12 @@
 import assert from "node:assert/strict";
 import { Agent, request } from "node:https";
 import { after, before, describe, it } from "node:test";
+import type { KubernetesObject } from "@kubernetes/client-node";
 import pino from "pino";
 import { Counter } from "../../kube/index.ts";
 import { generateKeyPair, issueLeaf, privateKeyToPem } from "../../pki/index.ts";
 import { fromNow, HOUR, trustAnchor } from "../../pki/testing/hierarchy.ts";
-import type { InjectionConfig } from "./inject.ts";
+import type { InjectionConfig, InjectionNotice } from "./inject.ts";
 import {
   admissionResponse,
   KEEP_ALIVE_TIMEOUT_MS,
@@ -123,6 +124,9 @@ describe("injector webhook server", () => {
 
 const config: InjectionConfig = {
   proxyImage: "localhost/trellis/proxy",
+  initImage: "localhost/trellis/init:1.0.0",
+  captureMode: "InitContainer",
+  cniImage: "localhost/trellis/cni:1.0.0",
   defaultProxyVersion: "1.0.0",
   logLevel: "info",
   resources: {},
@@ -197,5 +201,51 @@ describe("admission reviews", () => {
     );
     assert.equal(host.patch, undefined);
     assert.match(String((host.warnings as string[])[0]), /hostNetwork pods are never meshed/);
+  });
+});
+
+describe("admission notices", () => {
+  const events: Array<[string, string]> = [];
+  const ctx = {
+    config: () => config,
+    namespaceAnnotations: () => ({ "trellis.dev/inject": "enabled" }),
+    namespaceLabels: () => ({ "pod-security.kubernetes.io/enforce": "baseline" }),
+    recordEvent: (regarding: KubernetesObject, notice: InjectionNotice) =>
+      events.push([`${regarding.kind}/${regarding.metadata?.name}`, notice.reason]),
+    logger: pino({ level: "silent" }),
+    admissions: new Counter("admissions_total", "test"),
+  };
+  const owned = {
+    metadata: {
+      generateName: "web-5d9f-",
+      ownerReferences: [
+        { apiVersion: "apps/v1", kind: "ReplicaSet", name: "web-5d9f", uid: "u", controller: true },
+      ],
+    },
+  };
+
+  it("carries the notices as warnings and records them as Events on the pod's owner, but not on a dry run", async () => {
+    const review = async (dryRun: boolean, spec: object) =>
+      (
+        (await admissionResponse(
+          podReview(
+            { dryRun },
+            { ...owned, spec: { containers: [{ name: "web", image: "web:1" }], ...spec } },
+          ) as never,
+          ctx,
+        )) as { response: { warnings?: string[]; patch?: string } }
+      ).response;
+    const injected = await review(false, {});
+    assert.ok(injected.patch);
+    assert.match(injected.warnings?.[0] ?? "", /enforces Pod Security "baseline"/);
+    const host = await review(false, { hostNetwork: true });
+    assert.equal(host.patch, undefined);
+    assert.match(host.warnings?.[0] ?? "", /hostNetwork pods are never meshed/);
+    assert.deepEqual(events, [
+      ["ReplicaSet/web-5d9f", "PodSecurityForbidsCapture"],
+      ["ReplicaSet/web-5d9f", "HostNetworkNotMeshed"],
+    ]);
+    await review(true, { hostNetwork: true });
+    assert.equal(events.length, 2, "a dry run records nothing");
   });
 });

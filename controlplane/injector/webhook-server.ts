@@ -1,18 +1,20 @@
 // The injector's HTTPS admission endpoint: reads an AdmissionReview, asks decideInjection what
 // to do with the pod, answers with the JSON Patch. A mesh must never be the reason a pod cannot
 // be created: a well-formed admission.k8s.io/v1 review that is not the CREATE of a Pod, or a
-// pod that is not to be meshed, is answered "allowed, unchanged" (a pod that asked to be meshed
-// and is not gets the reason as an admission warning, which its creator sees). A body that is
+// pod that is not to be meshed, is answered "allowed, unchanged". The decision's notices (a pod
+// that asked to be meshed and is not, refused capture annotations, a Pod Security level that
+// forbids trellis-init) are admission warnings, which the pod's creator sees, and Events on the
+// pod's owner (none on a dry run). A body that is
 // not such a review (not JSON, another AdmissionReview version, no request uid to answer to,
 // a CREATE without the pod) gets 400 with the reason: no valid answer can be made to it, and the
 // API server then applies the webhook's failurePolicy, Ignore: the pod is admitted unchanged.
 // Bounded: bodies over 2 MiB get 413. Every outcome is counted. The serving certificate can be
 // swapped while running.
 import { createServer, type Server } from "node:https";
-import type { V1Pod } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import type { Counter } from "../../kube/index.ts";
-import { decideInjection, type InjectionConfig } from "./inject.ts";
+import { decideInjection, type InjectionConfig, type InjectionNotice } from "./inject.ts";
 
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
 
@@ -31,6 +33,10 @@ export interface WebhookContext {
   config(): InjectionConfig | undefined;
   /** The namespace's annotations, fresh enough that a pod created just after it was meshed is meshed. */
   namespaceAnnotations(namespace: string): Record<string, string> | Promise<Record<string, string>>;
+  /** The namespace's labels (its Pod Security level); none when unknown. */
+  namespaceLabels?(namespace: string): Record<string, string>;
+  /** Records a notice as an Event about `regarding` (the pod's owner, the pod or its namespace). */
+  recordEvent?(regarding: KubernetesObject, notice: InjectionNotice): void;
   logger: Logger;
   admissions: Counter;
 }
@@ -82,16 +88,21 @@ export async function admissionResponse(review: AdmissionReview, ctx: WebhookCon
     return unchanged;
   }
   const namespace = request.namespace ?? pod.metadata?.namespace ?? "default";
-  const decision = decideInjection(pod, await ctx.namespaceAnnotations(namespace), config);
+  const decision = decideInjection(
+    pod,
+    await ctx.namespaceAnnotations(namespace),
+    config,
+    ctx.namespaceLabels?.(namespace) ?? {},
+  );
+  const warnings = decision.notices.map((n) => n.message);
+  if (!request.dryRun)
+    for (const notice of decision.notices) ctx.recordEvent?.(eventSubject(pod, namespace), notice);
   if (!decision.inject) {
-    ctx.admissions.inc({ result: decision.warn ? "refused" : "skipped" });
-    if (!decision.warn) return unchanged;
+    ctx.admissions.inc({ result: warnings.length > 0 ? "refused" : "skipped" });
+    if (warnings.length === 0) return unchanged;
     const name = pod.metadata?.name ?? pod.metadata?.generateName ?? "";
     ctx.logger.info({ namespace, pod: name, reason: decision.reason }, "pod not meshed");
-    return {
-      ...base,
-      response: { uid, allowed: true, warnings: [`trellis: pod not meshed: ${decision.reason}`] },
-    };
+    return { ...base, response: { uid, allowed: true, warnings } };
   }
   ctx.admissions.inc({ result: "injected" });
   ctx.logger.debug(
@@ -103,10 +114,30 @@ export async function admissionResponse(review: AdmissionReview, ctx: WebhookCon
     response: {
       uid,
       allowed: true,
+      ...(warnings.length > 0 ? { warnings } : {}),
       patchType: "JSONPatch",
       patch: Buffer.from(JSON.stringify(decision.patch)).toString("base64"),
     },
   };
+}
+
+/**
+ * What an Event about a pod at admission is about: the pod does not exist yet and may have no name
+ * (generateName) nor UID, so its controller (a ReplicaSet, a Job) when it has one, where
+ * `kubectl describe` shows it; else the pod by name; else the namespace.
+ */
+export function eventSubject(pod: V1Pod, namespace: string): KubernetesObject {
+  const owner =
+    pod.metadata?.ownerReferences?.find((o) => o.controller) ?? pod.metadata?.ownerReferences?.[0];
+  if (owner)
+    return {
+      apiVersion: owner.apiVersion,
+      kind: owner.kind,
+      metadata: { name: owner.name, namespace, uid: owner.uid },
+    };
+  if (pod.metadata?.name)
+    return { apiVersion: "v1", kind: "Pod", metadata: { name: pod.metadata.name, namespace } };
+  return { apiVersion: "v1", kind: "Namespace", metadata: { name: namespace, namespace } };
 }
 
 export function startWebhookServer(opts: {

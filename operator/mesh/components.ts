@@ -21,6 +21,12 @@ export interface ComponentDefinition {
   servingSecret?: string;
   /** Flags of this component taken from the Mesh spec. */
   args?: (spec: MeshSpec) => string[];
+  /**
+   * Proxies dial it: it also gets a headless Service (`trellis-<name>-headless`), whose name
+   * resolves to the pods' IPs. A proxy's own connections are never captured, and a ClusterIP is
+   * routed only by kube-proxy (absent on some clusters, and in the local cluster).
+   */
+  headless?: boolean;
 }
 
 export const SERVING_CERT_DIR = "/var/run/trellis/tls";
@@ -40,6 +46,7 @@ export const COMPONENTS: readonly ComponentDefinition[] = [
     ],
     namespaceRules: [],
     servingSecret: DESTINATION_SECRET,
+    headless: true,
   },
   {
     name: "identity",
@@ -47,6 +54,7 @@ export const COMPONENTS: readonly ComponentDefinition[] = [
     port: 8080,
     portName: "https",
     args: (spec) => [`--leaf-lifetime=${spec.identity.leafLifetime}`],
+    headless: true,
     clusterRules: [
       { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
       // Proxies' trust reports: two annotations on the pod a token is bound to (docs/identity.md).
@@ -71,6 +79,9 @@ export const COMPONENTS: readonly ComponentDefinition[] = [
       { apiGroups: [""], resources: ["namespaces"], verbs: ["get", "list", "watch"] },
       { apiGroups: ["trellis.dev"], resources: ["meshes"], verbs: ["get", "list", "watch"] },
       { apiGroups: ["apps"], resources: ["replicasets"], verbs: ["get", "list", "watch"] },
+      // Why a pod was meshed differently than asked (bad capture annotations, hostNetwork, a
+      // Pod Security level that forbids trellis-init): Events on its owner, in any namespace.
+      { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
     ],
     namespaceRules: [
       {

@@ -16,6 +16,7 @@ import {
   addFinalizer,
   type Informer,
   isBeingDeleted,
+  isConflict,
   isNotFound,
   type Manager,
   type ReconcileRequest,
@@ -23,9 +24,19 @@ import {
   setCondition,
 } from "../../kube/index.ts";
 import { syncObjects } from "../object-sync.ts";
-import { RESOURCES, type ResourceName } from "../resources.ts";
+import { type PodView, RESOURCES, type ResourceName } from "../resources.ts";
 import { holdControlPlane } from "../rollout/upgrade-approval.ts";
 import { TransitionWriter, writeStatusIfChanged } from "../status-write.ts";
+import { CNI_NAME, renderCni } from "./cni-objects.ts";
+import { type CniDaemonSetView, planCni } from "./cni-plan.ts";
+import {
+  cniPods,
+  describeRefused,
+  nodesWithPlugin,
+  podsToRestart,
+  type RefusedPod,
+  refusedPods,
+} from "./cni-pods.ts";
 import { type ControlPlaneState, planControlPlane } from "./control-plane-plan.ts";
 import { type IdentityCaches, planIdentity } from "./mesh-identity.ts";
 import { removeMesh } from "./mesh-removal.ts";
@@ -62,6 +73,7 @@ export const OWNED_KINDS: ResourceName[] = [
   "podDisruptionBudget",
   "configMap",
   "mutatingWebhook",
+  "daemonSet",
   "certificate",
   // only the copy of a user-provided trust anchor carries the mesh label
   "ownedSecret",
@@ -80,6 +92,9 @@ export class MeshController {
   private readonly secrets: Informer<V1Secret & KubernetesObject>;
   private readonly pods: Informer<V1Pod & KubernetesObject>;
   private readonly namespaces: Informer<KubernetesObject>;
+  private readonly cniInstallers: Informer<PodView>;
+  /** Pods deleted by the CNI repair, until the cache shows them gone (a lagging cache must not delete twice). */
+  private readonly restarted = new Set<string>();
   private readonly now: () => Date;
   private readonly transitions: TransitionWriter;
 
@@ -93,6 +108,7 @@ export class MeshController {
     this.secrets = manager.informer(RESOURCES.ownedSecret);
     this.pods = manager.informer(RESOURCES.injectedPod);
     this.namespaces = manager.informer(RESOURCES.anyNamespace);
+    this.cniInstallers = manager.informer(RESOURCES.cniInstallerPod);
     const controller = manager.controller({
       name: "mesh",
       reconcile: (r) => this.reconcile(r),
@@ -112,6 +128,7 @@ export class MeshController {
     // Pod events are coalesced: during a proxy rollout thousands of pods change every minute.
     controller.watches(this.pods, () => this.meshes.keys(), { coalesceMs: 2000 });
     controller.watches(this.namespaces, () => this.meshes.keys());
+    controller.watches(this.cniInstallers, () => this.meshes.keys());
     controller.watches(this.secrets, (s) =>
       s.metadata?.namespace === CONTROL_PLANE_NAMESPACE ? this.meshes.keys() : [],
     );
@@ -154,6 +171,7 @@ export class MeshController {
     });
     const userAnchor = await this.readExternalAnchor(spec);
     const identity = planIdentity(mesh, spec, this.identityCaches(userAnchor), now);
+    const capture = this.planCapture(mesh, spec);
     const desired = [
       ...renderControlPlane({
         mesh: { name: mesh.metadata?.name ?? "", uid: mesh.metadata?.uid ?? "", spec },
@@ -162,6 +180,11 @@ export class MeshController {
         trustBundlePem: identity.bundlePem,
         injectorCaBundle: Buffer.from(identity.bundlePem).toString("base64"),
         ...(this.options.injectorUrl ? { injectorUrl: this.options.injectorUrl } : {}),
+      }),
+      ...renderCni({
+        mesh: { name: mesh.metadata?.name ?? "", uid: mesh.metadata?.uid ?? "", spec },
+        version: plan.versions[0] ?? spec.version,
+        phase: capture.plan.phase,
       }),
       ...identity.objects,
     ];
@@ -180,12 +203,15 @@ export class MeshController {
         "control plane synced",
       );
     }
+    await this.restartUncapturedPods(mesh, capture.refused, request);
     const components = plan.versions.flatMap((v) => observeComponents(deployments, v));
+    const cniProgress = capture.plan.progress;
     const blocker = pickBlocker(
       identity.blocker,
       rolloutBlocker(mesh.status?.rollout),
       repairBlocker(mesh.status?.repair),
       approvalBlocker(mesh.status?.upgradePlan),
+      cniProgress && { ...cniProgress, degraded: false, phase: "Progressing", keepsReady: true },
     );
     const dataPlane = dataPlaneCondition(mesh.status?.proxies, mesh.status?.repair, spec.injection.repair);
     const status = meshStatus({
@@ -195,6 +221,7 @@ export class MeshController {
       components,
       operatorVersion: this.options.operatorVersion,
       trustAnchor: identity.rotation.status,
+      capture: capture.plan.status,
       ...(blocker ? { blocker } : {}),
       dataPlane,
       now,
@@ -210,6 +237,60 @@ export class MeshController {
       (w): w is number => w !== undefined,
     );
     return waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : undefined;
+  }
+
+  /** The injected pods as the cache holds them (RESOURCES.injectedPod reduces them to views). */
+  private podViews(): PodView[] {
+    return this.pods.list() as unknown as PodView[];
+  }
+
+  /** The trellis-cni plan from the caches: the live DaemonSet, the CNI-mode pods, the refused ones. */
+  private planCapture(mesh: Mesh & KubernetesObject, spec: MeshSpec) {
+    const pods = this.podViews();
+    const refused = refusedPods(pods).filter((p) => !this.restarted.has(p.uid));
+    const plan = planCni({
+      specMode: spec.proxy.capture.mode,
+      fleetMode: mesh.status?.capture?.mode,
+      daemonSet: this.owned.get("daemonSet")?.get(`${CONTROL_PLANE_NAMESPACE}/${CNI_NAME}`) as
+        | CniDaemonSetView
+        | undefined,
+      cniPods: cniPods(pods).length,
+      refused: { count: refused.length, examples: refused.slice(0, 3).map(describeRefused) },
+    });
+    return { plan, refused };
+  }
+
+  /**
+   * Restarts the pods their validator refused once the plugin is ready on their node: each is
+   * deleted (only that pod: its uid is a precondition) and its controller makes a new one, whose
+   * network the plugin sets up.
+   */
+  private async restartUncapturedPods(
+    mesh: Mesh & KubernetesObject,
+    refused: RefusedPod[],
+    request: ReconcileRequest,
+  ): Promise<void> {
+    const present = new Set(this.podViews().map((p) => p.metadata?.uid ?? ""));
+    for (const uid of this.restarted) if (!present.has(uid)) this.restarted.delete(uid);
+    for (const pod of podsToRestart(refused, nodesWithPlugin(this.cniInstallers.list()))) {
+      try {
+        await this.manager.client.request({
+          method: "DELETE",
+          path: `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`,
+          body: { apiVersion: "v1", kind: "DeleteOptions", preconditions: { uid: pod.uid } },
+        });
+      } catch (err) {
+        if (!isNotFound(err) && !isConflict(err)) throw err;
+      }
+      this.restarted.add(pod.uid);
+      request.logger.info({ pod: describeRefused(pod) }, "restarted a pod that started before trellis-cni");
+      await this.manager.events.event(
+        mesh,
+        "Normal",
+        "RestartedUncapturedPod",
+        `Deleted ${describeRefused(pod)} (its controller recreates it): it started before trellis-cni was ready on its node, and its validator refused it`,
+      );
+    }
   }
 
   /**

@@ -18,6 +18,7 @@ export const MESH_STATUS_KEYS = [
   "operatorVersion",
   "controlPlane",
   "trustAnchor",
+  "capture",
 ] as const;
 
 export interface Blocker {
@@ -37,6 +38,8 @@ export interface StatusInput {
   components: ComponentObservation[];
   operatorVersion: string;
   trustAnchor?: MeshStatus["trustAnchor"];
+  /** The capture mode new pods get and the trellis-cni DaemonSet's state (cni-plan.ts). */
+  capture?: MeshStatus["capture"];
   /** A reason the mesh cannot be ready regardless of the control plane (e.g. identity not issued yet). */
   blocker?: Blocker;
   /** DataPlaneIncomplete (dataPlaneCondition), when known. */
@@ -210,6 +213,7 @@ export function meshStatus(input: StatusInput): MeshStatus {
     operatorVersion: input.operatorVersion,
     controlPlane: { ...plan.state, components: input.components },
     trustAnchor: input.trustAnchor ?? input.previous?.trustAnchor,
+    ...(input.capture ? { capture: input.capture } : {}),
   };
 }
 

@@ -57,6 +57,7 @@ export function renderControlPlane(input: RenderInput): KubeObject[] {
     objects.push(serviceAccount(input, component), ...renderRbac(meta(input, component.name), component));
     for (const version of [active, ...others]) objects.push(deployment(input, component, version));
     objects.push(service(input, component, active));
+    if (component.headless) objects.push(service(input, component, active, true));
     if (input.mesh.spec.controlPlane.highAvailability) objects.push(disruptionBudget(input, component));
   }
   objects.push(trustBundle(input), webhook(input, active));
@@ -68,7 +69,12 @@ export function ownedLabels(meshName: string): Record<string, string> {
   return { [LABELS.managedBy]: MANAGED_BY, [LABELS.mesh]: meshName, [LABELS.partOf]: "trellis" };
 }
 
-function meta(input: RenderInput, name: string, extraLabels: Record<string, string> = {}, namespaced = true) {
+export function meta(
+  input: Pick<RenderInput, "mesh">,
+  name: string,
+  extraLabels: Record<string, string> = {},
+  namespaced = true,
+) {
   return {
     name,
     ...(namespaced ? { namespace: CONTROL_PLANE_NAMESPACE } : {}),
@@ -211,12 +217,18 @@ function antiAffinity(c: ComponentDefinition, version: string) {
   };
 }
 
-function service(input: RenderInput, c: ComponentDefinition, activeVersion: string): KubeObject {
+function service(
+  input: RenderInput,
+  c: ComponentDefinition,
+  activeVersion: string,
+  headless = false,
+): KubeObject {
   const s: V1Service & KubeObject = {
     apiVersion: "v1",
     kind: "Service",
-    metadata: meta(input, `trellis-${c.name}`, { [LABELS.component]: c.name }),
+    metadata: meta(input, `trellis-${c.name}${headless ? "-headless" : ""}`, { [LABELS.component]: c.name }),
     spec: {
+      ...(headless ? { clusterIP: "None" } : {}),
       selector: selectorLabels(c, activeVersion),
       ports: [
         { name: c.portName, port: c.port, targetPort: c.portName as never },
@@ -291,7 +303,8 @@ function webhook(input: RenderInput, activeVersion: string): KubeObject {
         },
         objectSelector: injection.podSelector ?? {},
         admissionReviewVersions: ["v1"],
-        sideEffects: "None",
+        // Events about pods meshed differently than asked; none on a dry run.
+        sideEffects: "NoneOnDryRun",
         failurePolicy: "Ignore",
         reinvocationPolicy: "Never",
         timeoutSeconds: 10,

@@ -207,5 +207,11 @@ describe("data-plane repair", () => {
       stuck.workloads[0]?.action.action === "Skip" && stuck.workloads[0].action.reason,
       "FleetOutOfSkew",
     );
+    // A fleet on CNI capture: its revision is "1.0.0/cni", the proxy version within it is judged.
+    const cni = planRepair(input({ workloads: skewed, fleetVersion: "1.0.0/cni" }));
+    assert.deepEqual(
+      cni.restart.map((r) => [r.workload.name, r.version]),
+      [["w1", "1.0.0/cni"]],
+    );
   });
 });

@@ -11,7 +11,7 @@
 // nor for a gap younger than GAP_SETTLE_MS (the pods would come back without a proxy). Job, CronJob and bare pods are never restarted,
 // only reported. A failed step halts the repair; nothing is undone (a rollback would remove
 // proxies). spec.injection.repair: Report counts and warns only.
-import type { MeshSpec } from "../../api/index.ts";
+import { type MeshSpec, parseRevision } from "../../api/index.ts";
 import { proxySkew } from "../mesh/version-skew.ts";
 import { changedBy } from "./rollout-plan.ts";
 import { pendingSummary } from "./rollout-report.ts";
@@ -94,7 +94,7 @@ export function planRepairWorkloads(input: RepairInput): PlannedWorkload[] {
     onBlocked: input.spec.upgrade.onBlocked,
     now: input.now,
   });
-  const fleetInSkew = !cp || proxySkew(cp, fleet) === undefined;
+  const fleetInSkew = !cp || proxySkew(cp, parseRevision(fleet).version) === undefined;
   for (const p of planned) {
     const w = p.workload;
     if (mine(w) || p.action.action === "Skip") continue;

@@ -11,7 +11,8 @@ import {
   type Mesh,
   type MeshSpec,
   type MeshStatus,
-  targetProxyVersion,
+  parseRevision,
+  targetRevision,
   validateMeshSpec,
 } from "../../api/index.ts";
 import {
@@ -145,7 +146,8 @@ export class RolloutController {
     const checked = validateMeshSpec(mesh.spec);
     if (!checked.ok) return;
     const spec = checked.value;
-    const target = targetProxyVersion(spec);
+    // The data-plane revision: the proxy version, and the capture mode once the plugin allows it.
+    const target = targetRevision(spec, mesh.status);
     const now = this.now();
     const pods = this.pods.list();
     const census = this.census(mesh, spec, pods);
@@ -271,7 +273,7 @@ export class RolloutController {
     const planned = planWorkloads({
       workloads,
       budgets,
-      target: change.proxies?.to ?? targetProxyVersion(spec),
+      target: targetRevision(spec, mesh.status),
       onBlocked: spec.upgrade.onBlocked,
       now,
     });
@@ -337,13 +339,13 @@ export class RolloutController {
       !["Restarting", "Analysing"].includes(rollout.state)
     )
       return undefined;
+    // Prometheus tells the proxies apart by the proxy_version label: a capture-mode switch keeps
+    // the version, so there is nothing to compare, and the pods' verdict decides alone.
+    const version = parseRevision(target).version;
+    const baselineVersion = parseRevision(rollout.fromVersion).version;
+    if (version === baselineVersion) return undefined;
     try {
-      return await queryFigures({
-        prometheusUrl: url,
-        version: target,
-        baselineVersion: rollout.fromVersion,
-        window,
-      });
+      return await queryFigures({ prometheusUrl: url, version, baselineVersion, window });
     } catch (err) {
       // An unreachable Prometheus must not pass a step: the step waits (and fails at its deadline).
       request.logger.warn({ err: String(err) }, "Prometheus query failed");

@@ -3,7 +3,7 @@
 // end), the one-line summary its messages and Events carry, and status.proxies (the PROXIES
 // column of `kubectl get meshes`). Reads the plan's decisions
 // (workload-plan.ts) and the pods no restartable workload owns; decides nothing. Pure.
-import { LABELS, type MeshStatus } from "../../api/index.ts";
+import { type MeshStatus, podRevision } from "../../api/index.ts";
 import type { PodView } from "../resources.ts";
 import { describeWorkload, type PlannedWorkload } from "./workload-plan.ts";
 import { isFinished, type OtherPods } from "./workloads.ts";
@@ -121,7 +121,7 @@ export function proxyStatus(
   for (const p of pods) {
     if (p.metadata?.deletionTimestamp || isFinished(p)) continue;
     total++;
-    if (p.metadata?.labels?.[LABELS.proxyVersion] === version) updated++;
+    if (podRevision(p.metadata?.labels) === version) updated++;
   }
   const pending = othersOffVersion(others, version);
   let skipped = 0;

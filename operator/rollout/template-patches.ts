@@ -4,7 +4,7 @@
 // not send it again. restarted-at is when the patch was sent: a step's deadline counts from each
 // workload's restart, and a rollback (or a repair) knows exactly which workloads it restarted.
 // Owns the patches and the expectations; what to restart is the plans'.
-import { ANNOTATIONS } from "../../api/index.ts";
+import { ANNOTATIONS, revisionAnnotations } from "../../api/index.ts";
 import { ApiError, type Manager, type ReconcileRequest } from "../../kube/index.ts";
 import type { WorkloadView } from "./workloads.ts";
 
@@ -89,7 +89,7 @@ export class TemplatePatcher {
         template: {
           metadata: {
             annotations: {
-              [ANNOTATIONS.proxyVersion]: version,
+              ...revisionAnnotations(version),
               [ANNOTATIONS.restartedAt]: new Date(at).toISOString(),
             },
           },

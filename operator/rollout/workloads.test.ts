@@ -50,6 +50,23 @@ describe("workloads", () => {
     assert.deepEqual(v.status?.containerStatuses, [{ name: "app", restartCount: 1 }]);
   });
 
+  it("counts a pod and a template by data-plane revision: version and capture mode", () => {
+    const cni = (i: number) => {
+      const p = pod(i, "1.1.0");
+      if (p.metadata?.labels) p.metadata.labels["trellis.dev/capture-mode"] = "CNI";
+      return p;
+    };
+    const onCni = deployment({});
+    const template = onCni.spec?.template?.metadata?.annotations;
+    if (template) template["trellis.dev/capture-mode"] = "CNI";
+    const [w] = inventory([0, 1, 2].map(cni), [onCni]).workloads;
+    assert.ok(w && isDoneAt(w, "1.1.0/cni"));
+    assert.ok(w && !isDoneAt(w, "1.1.0"), "the same proxy version with the other capture is not done");
+    const [old] = inventory([0, 1, 2].map(cni), [deployment({})]).workloads;
+    assert.equal(old?.templateVersion, "1.1.0");
+    assert.deepEqual([...(old?.pods.keys() ?? [])], ["1.1.0/cni"]);
+  });
+
   it("is done when every replica is an injected Ready pod of the version", () => {
     const [w] = inventory(
       [0, 1, 2].map((i) => pod(i, "1.1.0")),

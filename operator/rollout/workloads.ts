@@ -8,7 +8,7 @@
 // Failed) run no proxy and count nowhere. Pods with a data-plane gap (data-plane.ts) are counted
 // on their workload too, which brings a workload whose pods all lack the proxy into the
 // inventory. Pure over the pods and workloads read from the caches.
-import { ANNOTATIONS, LABELS } from "../../api/index.ts";
+import { ANNOTATIONS, podRevision, templateRevision } from "../../api/index.ts";
 import type { PodView, UpdateStrategyView, WorkloadObjectView } from "../resources.ts";
 import { type PodFailure, podFailure } from "./pod-failures.ts";
 
@@ -135,7 +135,8 @@ function newView(ref: WorkloadRef, key: string, obj: WorkloadObject): WorkloadVi
     namespace: ref.namespace,
     name: ref.name,
     key,
-    templateVersion: annotations?.[ANNOTATIONS.proxyVersion],
+    // The data-plane revision (proxy version and capture mode, api/data-plane-revision.ts).
+    templateVersion: templateRevision(annotations),
     restartedAt: annotations?.[ANNOTATIONS.restartedAt],
     labels: obj.metadata?.labels ?? {},
     pods: new Map(),
@@ -195,7 +196,7 @@ export function inventory(pods: PodView[], workloads: WorkloadObject[], gaps: Ga
     return v;
   };
   for (const pod of pods) {
-    const version = pod.metadata?.labels?.[LABELS.proxyVersion];
+    const version = podRevision(pod.metadata?.labels);
     if (!version || pod.metadata?.deletionTimestamp || isFinished(pod)) continue;
     const ref = ownerWorkload(pod);
     const v = ref && view(ref);

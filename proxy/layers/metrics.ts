@@ -30,7 +30,10 @@ export function recordMetrics(metrics: ProxyMetrics, direction: Direction): Laye
     } else {
       peer = req.upstreamIdentity ?? "";
       // "none": sent without TLS because the destination is not meshed (or not known).
-      tls = peer === "" ? "none" : "mtls";
+      // "no_endpoint": sent nowhere, the proxy answered itself (no endpoints, no discovery
+      // answer, a loop); for gRPC that answer is an HTTP 200 carrying grpc-status, which under
+      // "none" read as a request a server had answered in plaintext.
+      tls = req.endpoint === undefined ? "no_endpoint" : peer === "" ? "none" : "mtls";
     }
     const key = `${req.authority}\u0000${route}\u0000${tls}\u0000${peer}`;
     let s = cache.get(key);

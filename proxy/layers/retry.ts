@@ -3,7 +3,9 @@
  * can be replayed (empty, or small enough to buffer with a known length), only up to
  * `maxAttempts`, and only while the service's retry budget allows — so a failing upstream
  * sees at most (1 + retryRatio) × load, never a storm. A retry avoids the endpoints that
- * already failed this request.
+ * already failed this request. On any route, a request that no upstream received (its connect
+ * or handshake failed: a pod going away, a handshake past its deadline) and that has no
+ * streamed body to lose is tried once more on another endpoint, within the same budget.
  *
  * Owns: the retry decision. Does not classify routes (routes.ts) or keep the budget
  * (retry-budget.ts).
@@ -38,6 +40,17 @@ async function attempt(next: Handler, req: ProxyRequest): Promise<Outcome> {
   }
 }
 
+/** Failed before any byte reached an upstream, and replayable as it is. */
+function unsent(o: Outcome, req: ProxyRequest): boolean {
+  return o.err instanceof ProxyError && o.err.beforeSend && req.body.kind !== "stream";
+}
+
+function avoidEndpoint(req: ProxyRequest): void {
+  if (!req.endpoint) return;
+  req.avoid ??= new Set();
+  req.avoid.add(req.endpoint.key);
+}
+
 function settle(o: Outcome): ProxyResponse {
   if (o.err !== undefined) throw o.err;
   return o.res!;
@@ -48,7 +61,14 @@ export function retryFailures(metrics: ProxyMetrics, options: RetryOptions): Lay
     const service = req.service;
     const route = req.route;
     service?.budget.deposit();
-    if (!service || !route?.isRetryable || options.maxAttempts <= 1) return next(req);
+    if (!service || options.maxAttempts <= 1) return next(req);
+    if (!route?.isRetryable) {
+      const first = await attempt(next, req);
+      if (!unsent(first, req) || req.signal.aborted || !service.budget.tryWithdraw()) return settle(first);
+      avoidEndpoint(req);
+      metrics.retries.inc([service.authority, route?.name ?? "default"]);
+      return settle(await attempt(next, req));
+    }
     const labels = [service.authority, route.name];
     let body: RequestBody | undefined;
     try {
@@ -67,10 +87,7 @@ export function retryFailures(metrics: ProxyMetrics, options: RetryOptions): Lay
         metrics.retriesSkipped.inc([...labels, "budget_exhausted"]);
         break;
       }
-      if (req.endpoint) {
-        req.avoid ??= new Set();
-        req.avoid.add(req.endpoint.key);
-      }
+      avoidEndpoint(req);
       discardBody(outcome.res?.body);
       metrics.retries.inc(labels);
       outcome = await attempt(next, req);

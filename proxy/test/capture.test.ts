@@ -231,6 +231,14 @@ describe("transparent capture through nat rules", { skip, timeout: 240_000 }, ()
       metricValue(await metrics(inA), "tcp_forward_total", { tls: "mtls", peer_identity: serverId }) >= 1,
       "the opaque connection was relayed over mTLS to the server",
     );
+    assert.ok(
+      metricValue(await metrics(inB), "tcp_forward_total", {
+        direction: "inbound",
+        tls: "mtls",
+        peer_identity: clientId,
+      }) >= 1,
+      "and the server's proxy counted it, with the client's identity, as it relayed it to the application",
+    );
   });
 
   it("never lets a transport header reach a loopback-only listener or a proxy port", async () => {

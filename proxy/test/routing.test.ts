@@ -58,7 +58,12 @@ describe("routing policy: retries, budgets, timeouts, EWMA", () => {
       retryBudget: { retryRatio: 0, minRetriesPerSecond: 1, ttl: "10s" },
     });
     destination.set("slow.svc:80", { endpoints: [endpoint(slow)], routes });
+    // An endpoint that refuses connections (a pod that went away) beside a good one.
+    const closed = await startReplyingApp({ text: "closed" });
+    await closed.close();
+    destination.set("refusing.svc:80", { endpoints: [endpoint(closed), endpoint(good)], routes: [] });
     destination.set("mixed.svc:80", { endpoints: [endpoint(fast), endpoint(laggy)] });
+    destination.set("empty.svc:80", { endpoints: [] });
     proxy = await spawnProxy({
       outbound: { listen: "127.0.0.1:0" },
       admin: { listen: "127.0.0.1:0" },
@@ -136,6 +141,19 @@ describe("routing policy: retries, budgets, timeouts, EWMA", () => {
     assert.equal(metricValue(m, "retry_total", { route: "POST /orders" }), 0);
   });
 
+  it("tries a request no endpoint received on another one, on any route", async () => {
+    resetHits();
+    for (let i = 0; i < 20; i++) {
+      const res = await h1Request(proxy.ports.outbound!, {
+        host: "refusing.svc:80",
+        path: "/anything",
+        agent,
+      });
+      assert.equal(res.status, 200, `request ${i}: ${res.headers["trellis-proxy-error"]}`);
+    }
+    assert.equal(good.hits, 20);
+  });
+
   it("caps retries with the budget when every endpoint fails", async () => {
     resetHits();
     for (let i = 0; i < 50; i++) {
@@ -174,6 +192,31 @@ describe("routing policy: retries, budgets, timeouts, EWMA", () => {
     } finally {
       session.close();
     }
+  });
+
+  it("counts a request the proxy answered itself, reaching no endpoint, as no_endpoint, not as plaintext", async () => {
+    const h1 = await h1Request(proxy.ports.outbound!, { host: "empty.svc:80", path: "/", agent });
+    assert.equal(h1.status, 503);
+    assert.equal(h1.headers["trellis-proxy-error"], "NoEndpoints");
+    const session = http2.connect(`http://127.0.0.1:${proxy.ports.outbound}`);
+    try {
+      // gRPC's answer is an HTTP 200 with grpc-status 14 (UNAVAILABLE).
+      const res = await h2Request(session, {
+        authority: "empty.svc:80",
+        path: "/pkg.Echo/Say",
+        headers: { "content-type": "application/grpc", te: "trailers" },
+      });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers["grpc-status"], "14");
+    } finally {
+      session.close();
+    }
+    const m = (await proxy.admin("/metrics")).body;
+    const count = (labels: Record<string, string>) =>
+      metricValue(m, "request_total", { direction: "outbound", authority: "empty.svc:80", ...labels });
+    assert.equal(count({ tls: "none" }), 0, "nothing was sent, so nothing went without TLS");
+    assert.equal(count({ tls: "no_endpoint", status_class: "5xx" }), 1, "the HTTP/1.1 request");
+    assert.equal(count({ tls: "no_endpoint", status_class: "2xx" }), 1, "the gRPC request");
   });
 
   it("steers traffic away from a slow endpoint (peak-EWMA, power of two choices)", async () => {

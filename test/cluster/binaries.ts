@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 
 export const K8S_VERSION = process.env.K8S_VERSION ?? "v1.36.3";
 export const KWOK_VERSION = process.env.KWOK_VERSION ?? "v0.8.0";
+export const COREDNS_VERSION = process.env.COREDNS_VERSION ?? "v1.15.0";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const cacheRoot = process.env.TRELLIS_CACHE ?? join(homedir(), ".cache", "trellis");
@@ -38,6 +39,18 @@ export function clusterBinaries(): ClusterBinaries {
     });
   }
   return bins;
+}
+
+/** CoreDNS (the real node's DNS server; hack/build-coredns.sh), built on first use. */
+export function corednsBinary(): string {
+  const coredns = join(cacheRoot, `coredns-${COREDNS_VERSION}`, "coredns");
+  if (!existsSync(coredns)) {
+    execFileSync("bash", [join(repoRoot, "hack/build-coredns.sh")], {
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, COREDNS_VERSION, TRELLIS_CACHE: cacheRoot },
+    });
+  }
+  return coredns;
 }
 
 /** The kubelet (for the real node), built on first use like the other binaries. */

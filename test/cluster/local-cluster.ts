@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { CoreV1Api, KubeConfig, type V1Node } from "@kubernetes/client-node";
-import { type ClusterBinaries, clusterBinaries, kubeletBinary, repoRoot } from "./binaries.ts";
+import { type ClusterBinaries, clusterBinaries, corednsBinary, kubeletBinary, repoRoot } from "./binaries.ts";
 import { type ClusterPki, createClusterPki, writeKubeconfig } from "./cluster-pki.ts";
 import { createNodeNetwork, type NodeNetwork } from "./node-network.ts";
 import { type ManagedProcess, ProcessGroup } from "./process-group.ts";
@@ -93,6 +93,7 @@ export class LocalCluster {
       : () => {};
     const binaries = clusterBinaries();
     const kubelet = options.realNode ? kubeletBinary() : undefined;
+    const coredns = options.realNode ? corednsBinary() : undefined;
     removeStaleClusterDirs(Boolean(options.realNode));
     const dir = mkdtempSync(join(tmpdir(), "trellis-cluster-"));
     writeFileSync(join(dir, "owner.pid"), String(process.pid));
@@ -144,7 +145,7 @@ export class LocalCluster {
         await cluster.addFakeNodes(nodes);
       }
       if (options.controllers !== false) await cluster.waitForDefaultServiceAccount();
-      if (network && kubelet) {
+      if (network && kubelet && coredns) {
         const nodeStarted = Date.now();
         cluster.node = await RealNode.start({
           clusterDir: dir,
@@ -155,6 +156,9 @@ export class LocalCluster {
           apiServerPort: apiPort,
           kubeletPort: await freePort(),
           kubelet,
+          coredns,
+          kubeconfigPath: cluster.kubeconfigPath,
+          dnsReadyPort: await freePort(),
           network,
           serviceCidr: SERVICE_CIDR,
           kubernetesServiceIp: KUBERNETES_SERVICE_IP,

@@ -34,6 +34,12 @@ export interface RealNodeContext {
   /** The kubelet's HTTPS port on the gateway address (logs, exec). */
   kubeletPort: number;
   kubelet: string;
+  /** CoreDNS, the node's DNS server (cluster-dns.ts). */
+  coredns: string;
+  /** The admin kubeconfig CoreDNS reads the cluster with. */
+  kubeconfigPath: string;
+  /** CoreDNS's ready plugin port on 127.0.0.1. */
+  dnsReadyPort: number;
   network: NodeNetwork;
   serviceCidr: string;
   /** The `kubernetes` Service's ClusterIP, redirected inside each pod to the forwarder. */

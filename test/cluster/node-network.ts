@@ -2,10 +2,14 @@
 // the CNI configuration that puts pods on it, and the one redirect that lets pods reach the API.
 //
 // Safety first (HARNESS.md "Network safety"): pods get no default route (their only routes are
-// the pod /24, on-link, and the redirected ClusterIP below); the host gets an `unreachable` route for the Service range so no packet to a
-// ClusterIP can leave the machine; the only ClusterIP a pod may dial, the `kubernetes`
-// Service's, is DNAT-ed inside the pod's own network namespace (a chained CNI plugin written
-// here) to the bridge's gateway address, where the harness forwards to the loopback API server.
+// the pod /24, on-link, and the Service range via the gateway, which exists only so that
+// connect() reaches the pod's own nat rules); the host gets an `unreachable` route for the
+// Service range so no packet to a ClusterIP can leave the machine. Inside the pod's own network
+// namespace (a chained CNI plugin written here) the `kubernetes` Service's ClusterIP:443 is
+// DNAT-ed to the bridge's gateway address, where the harness forwards to the loopback API
+// server, and every other packet to the Service range is REJECTed: a ClusterIP is reachable only
+// through a meshed pod's proxy, whose capture rules (docs/capture.md) redirect the connection
+// before that filter sees it. There is no kube-proxy.
 // Each cluster's bridge is named for its /24 (`trellis<N>` ↔ 10.253.N.0/24), so creating the link
 // claims the subnet atomically among parallel clusters; its alias names the owning PID and dir,
 // so a later start can remove the leftovers of an owner that was SIGKILLed.
@@ -73,9 +77,22 @@ function ipv4Routes(): Route[] {
 }
 
 /**
- * Creates the bridge for a free 10.253.N.0/24, gives it the gateway address, and adds the
- * host's `unreachable` route for the Service range. Throws when a route already sends any of
- * the Service range somewhere (a real network could then be reached).
+ * The bridge's own MAC address, set when it is created (locally administered, one per /24).
+ * Without it the kernel gives a bridge the lowest MAC among its ports, which changes whenever a
+ * pod's veth with a lower one is added or the port holding it is deleted. Pods do not learn of
+ * the change (no gratuitous ARP): they keep sending to the gateway's old MAC, which once its port
+ * is gone reaches nothing, so every pod loses the node's address (DNS, the API forwarder, the
+ * kubelet's probes' answers) for as long as their ARP entry lives — seconds, each time a pod
+ * holding the lowest MAC ends. The end-to-end test saw it as 5 s DNS stalls whenever pods ended.
+ */
+export function bridgeMac(index: number): string {
+  return `02:74:72:fd:${index.toString(16).padStart(2, "0")}:01`;
+}
+
+/**
+ * Creates the bridge for a free 10.253.N.0/24 with a fixed MAC address (bridgeMac), gives it
+ * the gateway address, and adds the host's `unreachable` route for the Service range. Throws
+ * when a route already sends any of the Service range somewhere (a real network could reach it).
  */
 export function createNodeNetwork(ownerDir: string, serviceCidr: string): NodeNetwork {
   const routes = ipv4Routes();
@@ -91,7 +108,7 @@ export function createNodeNetwork(ownerDir: string, serviceCidr: string): NodeNe
     const podCidr = `${SUBNET_PREFIX}.${index}.0/24`;
     if (routes.some((r) => cidrsOverlap(r.dst, podCidr))) continue;
     const bridge = `${BRIDGE_PREFIX}${index}`;
-    if (!tryIp(["link", "add", "name", bridge, "type", "bridge"])) continue;
+    if (!tryIp(["link", "add", "name", bridge, "address", bridgeMac(index), "type", "bridge"])) continue;
     const network: NodeNetwork = {
       index,
       bridge,
@@ -190,9 +207,10 @@ export function writeCniConfig(
 
 /**
  * A chained CNI plugin (sh + iptables, run by containerd in the host namespace): inside the
- * pod's netns, DNAT the `kubernetes` ClusterIP:443 to the gateway forwarder, give that one
- * ClusterIP a /32 route (connect() needs a route before the nat hook runs), and REJECT every
- * other packet to the Service range. Passes the previous result through, as chained plugins must.
+ * pod's netns, DNAT the `kubernetes` ClusterIP:443 to the gateway forwarder, route the Service
+ * range via the gateway (connect() needs a route before the nat hook runs, where capture
+ * redirects a meshed pod's connections to its proxy), and REJECT every other packet to the
+ * Service range. Passes the previous result through, as chained plugins must.
  */
 function redirectPluginScript(
   network: NodeNetwork,
@@ -210,7 +228,7 @@ ADD)
   in_pod iptables -w -t nat -A OUTPUT -d ${redirect.clusterIp}/32 -p tcp --dport 443 \\
     -j DNAT --to-destination ${network.gatewayIp}:${redirect.port}
   in_pod iptables -w -A OUTPUT -d ${redirect.serviceCidr} -j REJECT
-  in_pod ip route add ${redirect.clusterIp}/32 via ${network.gatewayIp} dev "$CNI_IFNAME"
+  in_pod ip route add ${redirect.serviceCidr} via ${network.gatewayIp} dev "$CNI_IFNAME"
   printf '%s' "$conf" | /usr/bin/node -e '
     let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
       const c = JSON.parse(s); const r = c.prevResult || {}; r.cniVersion = c.cniVersion;

@@ -1,8 +1,10 @@
 // The local cluster's real node runs real containers: it goes Ready with containerd, runs a pod
 // with a native sidecar from an image made on this machine, answers HTTP on the pod IP, serves
-// `kubectl logs`/`exec`, lets a pod resolve a Service through the harness DNS and call the API
-// server through in-cluster config, gives pods no default route, and leaves nothing behind on
-// stop — nor after its owner is SIGKILLed, once the next cluster starts.
+// `kubectl logs`/`exec`, answers DNS as a real cluster does (CoreDNS: a Service name → its
+// ClusterIP, a headless Service → pod IPs), refuses a ClusterIP inside an unmeshed pod so that no
+// packet to it leaves the pod (there is no kube-proxy), lets a pod call the API server through
+// in-cluster config, gives pods no default route, and leaves nothing behind on stop — nor after
+// its owner is SIGKILLed, once the next cluster starts.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { Resolver } from "node:dns/promises";
@@ -23,6 +25,7 @@ import {
 } from "./local-cluster.ts";
 import { nodeRuntimeImageArchive, PAUSE_IMAGE } from "./node-images.ts";
 import { mountsUnder, shimPidsOf } from "./node-leftovers.ts";
+import { cidrsOverlap } from "./node-network.ts";
 import { isRunning } from "./processes.ts";
 
 const IMAGE = "localhost/trellis-real-node-test:1";
@@ -55,7 +58,15 @@ kind: Service
 metadata: { name: web, namespace: default }
 spec:
   selector: { app: web }
-  ports: [{ port: 80, targetPort: 8080 }]
+  ports: [{ port: 8080, targetPort: 8080 }]
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web-headless, namespace: default }
+spec:
+  clusterIP: None
+  selector: { app: web }
+  ports: [{ port: 8080, targetPort: 8080 }]
 `;
 
 const checkPod = `
@@ -67,7 +78,7 @@ spec:${onRealNode}
   - name: check
     image: ${IMAGE}
     imagePullPolicy: Never
-    args: ["/app/in-cluster-check.js", "web.default.svc.cluster.local", "8080"]
+    args: ["/app/in-cluster-check.js", "web.default.svc.cluster.local", "web-headless", "8080"]
 `;
 
 function httpGet(url: string): Promise<string> {
@@ -199,8 +210,10 @@ describe("local cluster: real node", { timeout: 900_000 }, () => {
     assert.match(resolvConf, /search default\.svc\.cluster\.local svc\.cluster\.local cluster\.local/);
   });
 
-  it("lets a pod resolve a Service through the cluster DNS and call the API server through in-cluster config", async () => {
+  it("lets a pod resolve Services through the cluster DNS, reach a headless one, and call the API server through in-cluster config", async () => {
     const web = await core.readNamespacedPod({ name: "web", namespace: "default" });
+    const clusterIp = (await core.readNamespacedService({ name: "web", namespace: "default" })).spec
+      ?.clusterIP;
     cluster.kubectl(["apply", "-f", "-"], checkPod);
     await runningPod("check");
     let line = "";
@@ -219,7 +232,10 @@ describe("local cluster: real node", { timeout: 900_000 }, () => {
     );
     const result = JSON.parse(line.slice("RESULT ".length));
     assert.deepEqual(result, {
-      resolved: [web.status?.podIP],
+      resolved: [clusterIp],
+      // No kube-proxy, and this pod is not meshed: its own network namespace refuses the ClusterIP.
+      clusterIpHttp: "error: ECONNREFUSED",
+      resolvedHeadless: [web.status?.podIP],
       http: "hello from app on web",
       missing: "ENOTFOUND",
       version: JSON.parse(cluster.kubectl(["version", "-o", "json"])).serverVersion.gitVersion,
@@ -227,22 +243,65 @@ describe("local cluster: real node", { timeout: 900_000 }, () => {
     });
   });
 
-  it("answers DNS with the ready endpoints of a Service and NXDOMAIN for anything else", async () => {
+  it("answers DNS as a cluster does: ClusterIPs, headless Services' pods, NXDOMAIN outside the cluster", async () => {
     const web = await core.readNamespacedPod({ name: "web", namespace: "default" });
+    const clusterIp = (await core.readNamespacedService({ name: "web", namespace: "default" })).spec
+      ?.clusterIP;
+    assert.ok(clusterIp && cidrsOverlap(`${clusterIp}/32`, SERVICE_CIDR), `${clusterIp} in ${SERVICE_CIDR}`);
     const resolver = new Resolver({ timeout: 2000, tries: 1 });
     resolver.setServers([cluster.realNode.gatewayIp]);
-    assert.deepEqual(await resolver.resolve4("web.default.svc.cluster.local"), [web.status?.podIP]);
-    assert.deepEqual(await resolver.resolve4("web.default.svc"), [web.status?.podIP]);
-    // The API server advertises the gateway address, where the harness forwards to it.
+    assert.deepEqual(await resolver.resolve4("web.default.svc.cluster.local"), [clusterIp]);
+    assert.deepEqual(await resolver.resolve4("web-headless.default.svc.cluster.local"), [web.status?.podIP]);
     assert.deepEqual(await resolver.resolve4("kubernetes.default.svc.cluster.local"), [
-      cluster.realNode.gatewayIp,
+      KUBERNETES_SERVICE_IP,
     ]);
     for (const name of ["nope.default.svc.cluster.local", "web.other.svc.cluster.local", "example.com"]) {
       await assert.rejects(resolver.resolve4(name), { code: "ENOTFOUND" }, name);
     }
   });
 
-  it("gives pods no default route, only the redirected API ClusterIP, and makes the Service range unreachable on the host", async () => {
+  it("rejects a connection to a ClusterIP inside an unmeshed pod: no packet to it leaves the pod", async () => {
+    const pod = await core.readNamespacedPod({ name: "check", namespace: "default" });
+    const netns = cluster.realNode.podNetns(pod.status?.podIP ?? "") as string;
+    const clusterIp = (await core.readNamespacedService({ name: "web", namespace: "default" })).spec
+      ?.clusterIP;
+    const inPod = (command: string, args: string[]) =>
+      execFileSync("nsenter", [`--net=${netns}`, command, ...args], { encoding: "utf8" });
+    const rejected = () =>
+      Number(
+        inPod("iptables", ["-w", "-L", "OUTPUT", "-v", "-x", "-n"])
+          .split("\n")
+          .find((l) => l.includes("REJECT") && l.includes(SERVICE_CIDR))
+          ?.trim()
+          .split(/\s+/)[0] ?? Number.NaN,
+      );
+    const sent = () => Number(inPod("cat", ["/sys/class/net/eth0/statistics/tx_packets"]).trim());
+    const dial = `const s = require("net").connect(8080, "${clusterIp}"); s.on("connect", () => console.log("connected")); s.on("error", (e) => console.log(e.code)); s.setTimeout(3000, () => { console.log("timeout"); process.exit(); });`;
+    // Up to three tries, each: refused at once, counted by the pod's REJECT rule, and (at least
+    // once, since a stray IPv6 or ARP packet may go out meanwhile) nothing sent on the interface.
+    const trials: Array<{ result: string; rejected: number; sent: number }> = [];
+    for (let i = 0; i < 3 && !trials.some((t) => t.sent === 0); i++) {
+      const earlier = { rejected: rejected(), sent: sent() };
+      const result = inPod(process.execPath, ["-e", dial]).trim();
+      trials.push({ result, rejected: rejected() - earlier.rejected, sent: sent() - earlier.sent });
+    }
+    const counts = JSON.stringify(trials);
+    assert.ok(
+      trials.every((t) => t.result === "ECONNREFUSED" && t.rejected >= 1),
+      `refused by the pod's REJECT rule: ${counts}`,
+    );
+    assert.ok(
+      trials.some((t) => t.sent === 0),
+      `no packet left the pod's interface: ${counts}`,
+    );
+    assert.throws(
+      () => execFileSync("ip", ["route", "get", clusterIp as string], { stdio: "pipe" }),
+      /No route to host|unreachable/i,
+      "and the host has no route for it either",
+    );
+  });
+
+  it("gives pods no default route, only the Service range (refused inside the pod), and makes it unreachable on the host", async () => {
     const pod = await core.readNamespacedPod({ name: "check", namespace: "default" });
     const netns = cluster.realNode.podNetns(pod.status?.podIP ?? "");
     assert.ok(netns, "the pod's network namespace");
@@ -254,7 +313,7 @@ describe("local cluster: real node", { timeout: 900_000 }, () => {
         .split("\n")
         .map((r) => r.split(" ")[0])
         .sort(),
-      [cluster.realNode.podCidr, KUBERNETES_SERVICE_IP].sort(),
+      [cluster.realNode.podCidr, SERVICE_CIDR].sort(),
     );
     const v6 = execFileSync("nsenter", [`--net=${netns}`, "ip", "-6", "route"], { encoding: "utf8" });
     assert.doesNotMatch(v6, /default/);

@@ -1,9 +1,9 @@
 // The real node of the local cluster: containerd + runc + the CNI bridge + a kubelet, beside the
 // KWOK nodes, for the few tests that need real containers (sidecars, HTTP between pods, logs).
 //
-// Owns: starting containerd and the kubelet (in the cluster's process group, so under
-// PDEATHSIG), the pause image import, the API forwarder and DNS server on the gateway address,
-// and draining the node through containerd on stop. Does not own: configuration files
+// Owns: starting containerd, CoreDNS and the kubelet (in the cluster's process group, so under
+// PDEATHSIG), the pause image import, the API forwarder on the gateway address, and draining the
+// node through containerd on stop. Does not own: configuration files
 // (node-config.ts), the network (node-network.ts), DNS answers (cluster-dns.ts), images
 // (node-images.ts), or removing leftovers (node-leftovers.ts).
 import { execFile, execFileSync } from "node:child_process";
@@ -12,7 +12,7 @@ import type { Server } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { CoreV1Api } from "@kubernetes/client-node";
-import { type ClusterDns, startClusterDns } from "./cluster-dns.ts";
+import { startClusterDns } from "./cluster-dns.ts";
 import { type ClusterPki, issueClientCertificate } from "./cluster-pki.ts";
 import {
   CLUSTER_DOMAIN,
@@ -80,7 +80,7 @@ export class RealNode {
     private readonly ctx: RealNodeContext,
     private readonly socket: string,
     private readonly kubelet: ManagedProcess,
-    private readonly dns: ClusterDns,
+    private readonly dns: ManagedProcess,
     private readonly forwarder: Server,
     /** Milliseconds from the start of containerd to the node's Ready condition. */
     readonly readyAfterMs: number,
@@ -96,17 +96,21 @@ export class RealNode {
     const dir = nodeDir(ctx.clusterDir);
     const socket = containerdSocket(ctx.clusterDir);
     const forwarder = await startApiForwarder(ctx.network.gatewayIp, ctx.apiServerPort, ctx.apiServerPort);
-    const dns = await startClusterDns(ctx.kubeConfig, ctx.network.gatewayIp, CLUSTER_DOMAIN).catch((err) => {
-      forwarder.close();
-      throw err;
-    });
     try {
+      const dns = await startClusterDns({
+        group: ctx.group,
+        coredns: ctx.coredns,
+        dir,
+        address: ctx.network.gatewayIp,
+        kubeconfig: ctx.kubeconfigPath,
+        clusterDomain: CLUSTER_DOMAIN,
+        readyPort: ctx.dnsReadyPort,
+      });
       const kubelet = await startProcesses(ctx, dir, socket);
       return new RealNode(ctx, socket, kubelet, dns, forwarder, Date.now() - started);
     } catch (err) {
-      // The processes are the cluster group's to stop; the in-process servers are ours.
+      // The processes are the cluster group's to stop; the in-process forwarder is ours.
       forwarder.close();
-      await dns.stop();
       throw err;
     }
   }
@@ -190,7 +194,7 @@ export class RealNode {
       );
     }
     this.forwarder.close();
-    await this.dns.stop();
+    await this.ctx.group.stopProcess(this.dns);
   }
 }
 

@@ -37,6 +37,12 @@ export interface OutageReport {
   meshEvents: string[];
   /** Seconds the control plane was down in phase 1. */
   downSeconds: number;
+  /**
+   * From the first proxy's leaf expiry to every proxy holding a valid leaf again (epoch ms). In it
+   * no new mTLS connection can be made (a proxy never presents an expired leaf, and its peers would
+   * refuse one): only exchanges on connections opened before it can succeed.
+   */
+  leafExpired: { from: number; to: number } | undefined;
 }
 
 interface ProxyState {
@@ -119,6 +125,7 @@ export async function controlPlaneOutage(ctx: OutageContext): Promise<OutageRepo
   // The Mesh's phase and Ready reason, recorded each time they change.
   let lastMesh = "";
   let downSeconds = 0;
+  let leafExpired: OutageReport["leafExpired"];
   const watchMesh = setInterval(() => {
     try {
       const s = mesh().status;
@@ -162,7 +169,9 @@ export async function controlPlaneOutage(ctx: OutageContext): Promise<OutageRepo
       60_000,
       "every client proxy to see the destination gone",
     );
-    record(`proxies see the outage: ${show(await proxies())}`);
+    const seen = await proxies();
+    record(`proxies see the outage: ${show(seen)}`);
+    const firstExpiry = Date.now() + 1000 * Math.min(...seen.map((p) => p.secondsToExpiry ?? Infinity));
     await waitFor(
       async () => (await proxies()).every((p) => (p.secondsToExpiry ?? 1) < -5),
       240_000,
@@ -179,6 +188,7 @@ export async function controlPlaneOutage(ctx: OutageContext): Promise<OutageRepo
     await ctx.startOperator();
     record("operator started; it scales the control plane back");
     await waitFor(healthy, 180_000, "every proxy renewed and reconnected", 1000);
+    leafExpired = { from: firstExpiry, to: Date.now() };
     record(
       `recovered ${Math.round((Date.now() - down) / 1000)} s after the outage began: ${show(await proxies())}`,
     );
@@ -263,6 +273,7 @@ export async function controlPlaneOutage(ctx: OutageContext): Promise<OutageRepo
     evidence,
     meshEvents,
     downSeconds,
+    leafExpired,
     phases: [
       "control plane down",
       "control plane back",

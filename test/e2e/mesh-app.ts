@@ -1,23 +1,27 @@
-// The application of the end-to-end test, run in real pods beside real Trellis sidecars. One
-// program, two roles (MESH_APP_ROLE):
+// The application of the end-to-end test and the demo (`npm run up`), run in real pods. It knows
+// nothing of the mesh: it calls ordinary addresses (http://server:8080/, a gRPC target, a TCP
+// service) as any program would — no proxy port, no proxy setting, no mesh library — and the
+// pod's traffic is captured by the mesh anyway (docs/capture.md). One program, three roles
+// (MESH_APP_ROLE):
 //
-//   server  answers every request on PORT, HTTP/1.1 and HTTP/2 (prior knowledge) on the same
-//           port, with {pod, clientId}: clientId is the peer identity its inbound proxy verified
-//           (the trellis-client-id header). On SIGTERM it keeps serving for DRAIN_MS, as a real
-//           service does while the endpoint removal spreads, then exits.
-//   client  sends a steady stream of requests to TARGET (an authority such as
-//           server.demo.svc.cluster.local:8080) through its own outbound proxy on 127.0.0.1:4140,
-//           over HTTP/1.1 and HTTP/2 at RATE requests per second each, and counts every one.
-//           GET /stats on STATS_PORT returns the counters and hands over (drains) the samples
-//           gathered since the last call: [unix ms, latency ms, ok (1/0), protocol]. On SIGTERM
-//           it stops sending, waits for requests in flight, and serves /stats for DRAIN_MS more
-//           so the test collects its last numbers.
+//   server  serves HTTP/1.1 and HTTP/2 (prior knowledge) on PORT, answering {pod, container,
+//           method, path}; gRPC on GRPC_PORT (demo.Echo/Say and grpc.health.v1) and a server-first
+//           "greeting" protocol on GREETING_PORT, when set. On SIGTERM it keeps serving for
+//           DRAIN_MS, as a real service does while the endpoint removal spreads, then exits.
+//   client  calls each of TARGETS ("class=url,...", app-protocols.ts) RATE times a second and
+//           counts every exchange. GET /stats on STATS_PORT returns the counters and hands over
+//           (drains) the samples completed since the last call: [unix ms when sent, latency ms,
+//           ok (1/0), class].
+//           On SIGTERM it stops, waits for exchanges in flight, and serves /stats for DRAIN_MS
+//           more so the test collects its last numbers.
+//   check   calls each of TARGETS once, retrying until it succeeds or DEADLINE_MS passes, prints
+//           `RESULT {class: pod or error}`, waits HOLD_MS, and exits 0 when every one succeeded,
+//           else 1 (for Jobs and init containers).
 //
-// The test reaches /stats on the pod's IP (a network namespace the harness made), never through
-// a Service address. Bundled with esbuild into the test image; only node's built-ins.
+// Bundled with esbuild into the test image.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
-import http2 from "node:http2";
-import net from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import { callerFor, greetingServer, grpcServer, httpServer, parseTargets } from "./app-protocols.ts";
 
 const env = process.env;
 const pod = env.HOSTNAME ?? "unknown";
@@ -29,39 +33,29 @@ function log(msg: string, fields: Record<string, unknown> = {}): void {
 
 function runServer(): void {
   const port = Number(env.PORT ?? 8080);
-  const answer = (clientId: unknown) => JSON.stringify({ pod, clientId: clientId ?? null });
-  const h1 = http.createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
-    req.resume();
-    req.on("end", () => {
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(answer(req.headers["trellis-client-id"]));
+  const closers: Array<() => void> = [];
+  const web = httpServer(pod, env.CONTAINER_NAME ?? "server");
+  web.listen(port, "0.0.0.0", () => log("http listening", { port }));
+  closers.push(() => web.close());
+  if (env.GRPC_PORT) {
+    const server = grpcServer(pod);
+    server.bindAsync(`0.0.0.0:${env.GRPC_PORT}`, grpc.ServerCredentials.createInsecure(), (err, bound) => {
+      if (err) throw err;
+      log("grpc listening", { port: bound });
     });
-  });
-  const h2 = http2.createServer();
-  h2.on("stream", (stream, headers) => {
-    stream.resume();
-    stream.on("end", () => {
-      stream.respond({ ":status": 200, "content-type": "application/json" });
-      stream.end(answer(headers["trellis-client-id"]));
-    });
-    stream.on("error", () => {});
-  });
-  const preface = Buffer.from("PRI * HTTP/2.0\r\n");
-  const server = net.createServer((socket) => {
-    socket.once("readable", () => {
-      const head: Buffer | null = socket.read(Math.min(preface.length, socket.readableLength));
-      if (head === null) return socket.destroy();
-      socket.unshift(head);
-      (head.equals(preface.subarray(0, head.length)) ? h2 : h1).emit("connection", socket);
-    });
-    socket.on("error", () => {});
-  });
-  server.listen(port, "0.0.0.0", () => log("server listening", { port }));
+    closers.push(() => server.forceShutdown());
+  }
+  if (env.GREETING_PORT) {
+    const greeting = greetingServer(pod);
+    greeting.listen(Number(env.GREETING_PORT), "0.0.0.0", () =>
+      log("greeting listening", { port: env.GREETING_PORT }),
+    );
+    closers.push(() => greeting.close());
+  }
   process.once("SIGTERM", () => {
     log("SIGTERM: serving on while the endpoint removal spreads", { drainMs });
     setTimeout(() => {
-      server.close();
-      h1.closeAllConnections();
+      for (const close of closers) close();
       process.exit(0);
     }, drainMs).unref();
   });
@@ -70,159 +64,104 @@ function runServer(): void {
 type Sample = [number, number, number, string];
 
 function runClient(): void {
-  const target = env.TARGET ?? "server:8080";
-  const proxyPort = Number(env.PROXY_PORT ?? 4140);
-  const rate = Number(env.RATE ?? 20);
-  const protocols = (env.PROTOCOLS ?? "h1,h2").split(",").filter(Boolean);
+  const rate = Number(env.RATE ?? 10);
   const timeoutMs = Number(env.REQUEST_TIMEOUT_MS ?? 5000);
+  const targets = parseTargets(env.TARGETS ?? "http=http://server:8080/");
   const counters = { sent: 0, ok: 0, failed: 0, inFlight: 0 };
   const servers: Record<string, number> = {};
-  const clientIds: Record<string, number> = {};
   const errors: string[] = [];
   let samples: Sample[] = [];
   let sending = true;
   let done = false;
 
-  const finish = (started: number, proto: string, ok: boolean, detail: string, body?: string) => {
-    counters.inFlight--;
-    const ms = performance.now() - started;
-    samples.push([Date.now(), Math.round(ms * 1000) / 1000, ok ? 1 : 0, proto]);
-    if (ok) {
-      counters.ok++;
-      try {
-        const answer = JSON.parse(body ?? "{}") as { pod?: string; clientId?: string | null };
-        servers[answer.pod ?? "?"] = (servers[answer.pod ?? "?"] ?? 0) + 1;
-        const id = answer.clientId ?? "none";
-        clientIds[id] = (clientIds[id] ?? 0) + 1;
-      } catch {}
-    } else {
-      counters.failed++;
-      errors.push(`${new Date().toISOString()} ${proto} ${detail}`);
-      if (errors.length > 50) errors.shift();
-    }
-  };
-
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  const sendH1 = () => {
-    const started = performance.now();
-    counters.sent++;
-    counters.inFlight++;
-    let settled = false;
-    const settle = (ok: boolean, detail: string, body?: string) => {
-      if (settled) return;
-      settled = true;
-      finish(started, "h1", ok, detail, body);
-    };
-    const req = http.request(
-      {
-        host: "127.0.0.1",
-        port: proxyPort,
-        path: "/echo",
-        agent,
-        headers: { host: target },
-        timeout: timeoutMs,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const body = Buffer.concat(chunks).toString();
-          settle(res.statusCode === 200, `status ${res.statusCode} ${body.slice(0, 200)}`, body);
-        });
-        res.on("error", (err) => settle(false, `response: ${err.message}`));
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", (err) => settle(false, `request: ${err.message}`));
-    req.end();
-  };
-
-  let session: http2.ClientHttp2Session | undefined;
-  const h2Session = () => {
-    if (session && !session.closed && !session.destroyed) return session;
-    const s = http2.connect(`http://127.0.0.1:${proxyPort}`);
-    s.on("error", () => {});
-    s.on("close", () => {
-      if (session === s) session = undefined;
-    });
-    session = s;
-    return s;
-  };
-  const sendH2 = () => {
-    const started = performance.now();
-    counters.sent++;
-    counters.inFlight++;
-    let settled = false;
-    const settle = (ok: boolean, detail: string, body?: string) => {
-      if (settled) return;
-      settled = true;
-      finish(started, "h2", ok, detail, body);
-    };
-    let stream: http2.ClientHttp2Stream;
-    try {
-      stream = h2Session().request({ ":authority": target, ":path": "/echo", ":method": "GET" });
-    } catch (err) {
-      settle(false, `request: ${(err as Error).message}`);
-      return;
-    }
-    let status = 0;
-    const chunks: Buffer[] = [];
-    stream.setTimeout(timeoutMs, () => stream.close(http2.constants.NGHTTP2_CANCEL));
-    stream.on("response", (headers) => {
-      status = Number(headers[":status"]);
-    });
-    stream.on("data", (c: Buffer) => chunks.push(c));
-    stream.on("end", () => {
-      const body = Buffer.concat(chunks).toString();
-      settle(status === 200, `status ${status} ${body.slice(0, 200)}`, body);
-    });
-    stream.on("close", () => settle(false, `stream closed (code ${stream.rstCode}) before the end`));
-    stream.on("error", (err) => settle(false, `stream: ${err.message}`));
-    stream.end();
-  };
-
-  const senders: Record<string, () => void> = { h1: sendH1, h2: sendH2 };
-  const timers = protocols.map((p) => {
-    const send = senders[p];
-    if (!send) throw new Error(`unknown protocol ${p}`);
-    return setInterval(() => {
-      if (sending) send();
-    }, 1000 / rate);
-  });
+  const callers = targets.map(([name, url]) => [name, callerFor(url)] as const);
+  const timers = callers.map(([name, caller]) =>
+    setInterval(() => {
+      if (!sending) return;
+      counters.sent++;
+      counters.inFlight++;
+      const sentAt = Date.now();
+      const started = performance.now();
+      void caller.call(timeoutMs).then((outcome) => {
+        counters.inFlight--;
+        samples.push([
+          sentAt,
+          Math.round((performance.now() - started) * 1000) / 1000,
+          outcome.ok ? 1 : 0,
+          name,
+        ]);
+        if (outcome.ok) {
+          counters.ok++;
+          servers[`${name} ${outcome.pod}`] = (servers[`${name} ${outcome.pod}`] ?? 0) + 1;
+        } else {
+          counters.failed++;
+          errors.push(`${new Date().toISOString()} ${name} ${outcome.error}`);
+          if (errors.length > 50) errors.shift();
+        }
+      });
+    }, 1000 / rate),
+  );
 
   const stats = http.createServer((req: IncomingMessage, res: ServerResponse) => {
     if (req.url !== "/stats") {
       res.writeHead(404).end();
       return;
     }
-    const out = { pod, done, ...counters, servers, clientIds, errors, samples };
+    const out = { pod, done, ...counters, servers, errors, samples };
     samples = [];
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify(out));
   });
   stats.listen(Number(env.STATS_PORT ?? 9000), "0.0.0.0", () =>
-    log("client sending", { target, rate, protocols }),
+    log("client sending", { targets: Object.fromEntries(targets), rate }),
   );
 
   process.once("SIGTERM", () => {
     sending = false;
     for (const t of timers) clearInterval(t);
-    log("SIGTERM: stopped sending; waiting for requests in flight");
+    log("SIGTERM: stopped sending; waiting for exchanges in flight");
     const waitStarted = Date.now();
     const wait = setInterval(() => {
       if (counters.inFlight > 0 && Date.now() - waitStarted < timeoutMs + 1000) return;
       clearInterval(wait);
       done = true;
-      session?.close();
+      for (const [, caller] of callers) caller.close();
       log("client done", { ...counters });
       setTimeout(() => process.exit(0), drainMs).unref();
     }, 50);
   });
 }
 
+async function runCheck(): Promise<void> {
+  const deadline = Date.now() + Number(env.DEADLINE_MS ?? 60_000);
+  const results: Record<string, string> = {};
+  let failed = 0;
+  for (const [name, url] of parseTargets(env.TARGETS ?? "")) {
+    const caller = callerFor(url);
+    for (;;) {
+      const outcome = await caller.call(5000);
+      if (outcome.ok) {
+        results[name] = outcome.pod;
+        break;
+      }
+      if (Date.now() > deadline) {
+        results[name] = `error: ${outcome.error}`;
+        failed++;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    caller.close();
+  }
+  process.stdout.write(`RESULT ${JSON.stringify(results)}\n`);
+  await new Promise((r) => setTimeout(r, Number(env.HOLD_MS ?? 0)));
+  process.exit(failed === 0 ? 0 : 1);
+}
+
 if (env.MESH_APP_ROLE === "client") runClient();
 else if (env.MESH_APP_ROLE === "server") runServer();
+else if (env.MESH_APP_ROLE === "check") void runCheck();
 else {
-  process.stderr.write("MESH_APP_ROLE must be client or server\n");
+  process.stderr.write("MESH_APP_ROLE must be client, server or check\n");
   process.exit(2);
 }

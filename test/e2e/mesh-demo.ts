@@ -2,22 +2,32 @@
 // command (hack/up.ts): the Trellis images built and imported, the app image (mesh-app.ts on a
 // Node runtime), a Mesh that places the control plane on the real node, and a client and a
 // server Deployment (2 replicas each) in a namespace the injector meshes.
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { type BuildOptions, type BuiltImage, buildImages, defaultOptions } from "../../hack/build-images.ts";
-import { cacheRoot } from "../cluster/binaries.ts";
+import { cacheRoot, repoRoot } from "../cluster/binaries.ts";
 import { type LocalCluster, REAL_NODE_LABEL, waitFor } from "../cluster/local-cluster.ts";
+import { nodeDir } from "../cluster/node-config.ts";
 import { nodeRuntimeImageArchive } from "../cluster/node-images.ts";
 
 export const APP_IMAGE = "localhost/trellis-mesh-app:1";
 
-/** Builds the Trellis images (hack/build-images.ts) into the cache; the archives of `names`. */
+/**
+ * Builds the Trellis images (hack/build-images.ts) into the cache; the archives of `names`. The
+ * folder is this checkout's own: several checkouts of the repository on one machine build the
+ * same versions from different sources, and a run that starts the operator from its bundle must
+ * never pick up another checkout's (it did: an operator without this checkout's objects pruned
+ * them mid-test).
+ */
 export async function buildTrellisImages(
   options: Partial<BuildOptions> & { version: string },
   names: string[],
 ): Promise<{ images: BuiltImage[]; out: string }> {
-  const out = join(cacheRoot, "e2e-images", options.proxyVersion ?? options.version);
+  const checkout = createHash("sha256").update(repoRoot).digest("hex").slice(0, 12);
+  const out = join(cacheRoot, "e2e-images", checkout, options.proxyVersion ?? options.version);
   const built = await buildImages(defaultOptions({ ...options, out }));
   return { images: built.images.filter((i) => names.includes(i.name)), out };
 }
@@ -31,6 +41,10 @@ export async function buildAppImage(): Promise<string> {
     format: "esm",
     target: "node20",
     write: false,
+    // @grpc/grpc-js is CommonJS and calls require(); an ES module has none unless given one.
+    banner: {
+      js: "import { createRequire as __appRequire } from 'node:module'; const require = __appRequire(import.meta.url);",
+    },
   });
   return nodeRuntimeImageArchive(APP_IMAGE, { "/app/mesh-app.mjs": app.outputFiles[0]?.text ?? "" });
 }
@@ -44,11 +58,39 @@ export const controlPlaneOnRealNode = `
     nodeSelector: { ${REAL_NODE_LABEL}: "true" }
     tolerations: [{ key: ${REAL_NODE_LABEL}, operator: Exists, effect: NoSchedule }]`;
 
+/** What the demo client calls, one class per protocol and form of name: all ordinary addresses. */
+export function demoTargets(namespace: string): string {
+  const fqdn = `server.${namespace}.svc.cluster.local`;
+  return [
+    `h1-fqdn=http://${fqdn}:8080/`,
+    "h1-short=http://server:8080/",
+    `h2-fqdn=h2c://${fqdn}:8080/`,
+    "h2-short=h2c://server:8080/",
+    "grpc=grpc://server:9090",
+    "tcp=greeting://server:3306",
+  ].join(",");
+}
+
 /**
- * Client and server Deployments in `namespace`. The client sends `rate` requests per second per
- * protocol (HTTP/1.1 and HTTP/2) to the server's Service name through its outbound proxy.
+ * Client and server Deployments in `namespace`, applications that know nothing of the mesh: the
+ * client calls the server's Service by name over HTTP/1.1 and HTTP/2 (full and short names),
+ * gRPC and a server-first TCP protocol, `rate` times a second each, giving each exchange
+ * `requestTimeoutMs` (the application's own deadline). The server's probes are one of
+ * each kind (grpc, httpGet, tcpSocket): the injector rewrites them for capture. A headless
+ * Service lets clients outside the mesh reach the server's pods (there is no kube-proxy here).
  */
-export function demoWorkloads(namespace: string, rate: number): string {
+export function demoWorkloads(
+  namespace: string,
+  rate: number,
+  options: { restricted?: boolean; replicas?: number; requestTimeoutMs?: number } = {},
+): string {
+  // What the `restricted` Pod Security Standard asks of every container, when the namespace
+  // enforces it (test/e2e/cni.test.ts); the applications are the same either way.
+  const securityContext = `{ runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true${
+    options.restricted
+      ? ", allowPrivilegeEscalation: false, capabilities: { drop: [ALL] }, seccompProfile: { type: RuntimeDefault }"
+      : ""
+  } }`;
   return `
 apiVersion: v1
 kind: ServiceAccount
@@ -63,13 +105,26 @@ kind: Service
 metadata: { name: server, namespace: ${namespace} }
 spec:
   selector: { app: server }
-  ports: [{ name: http, port: 8080, targetPort: 8080 }]
+  ports:
+  - { name: http, port: 8080, targetPort: http }
+  - { name: grpc, port: 9090, targetPort: grpc }
+  - { name: greeting, port: 3306, targetPort: greeting }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: server-headless, namespace: ${namespace} }
+spec:
+  clusterIP: None
+  selector: { app: server }
+  ports:
+  - { name: http, port: 8080, targetPort: http }
+  - { name: greeting, port: 3306, targetPort: greeting }
 ---
 apiVersion: apps/v1
 kind: Deployment
 metadata: { name: server, namespace: ${namespace}, labels: { app: server } }
 spec:
-  replicas: 2
+  replicas: ${options.replicas ?? 2}
   selector: { matchLabels: { app: server } }
   template:
     metadata: { labels: { app: server } }
@@ -84,19 +139,29 @@ spec:
         env:
         - { name: MESH_APP_ROLE, value: server }
         - { name: PORT, value: "8080" }
+        - { name: GRPC_PORT, value: "9090" }
+        - { name: GREETING_PORT, value: "3306" }
         - { name: DRAIN_MS, value: "6000" }
-        ports: [{ name: http, containerPort: 8080 }]
-        readinessProbe: { httpGet: { path: /ready, port: 8080 }, periodSeconds: 2 }
-        securityContext: { runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true }
+        ports:
+        - { name: http, containerPort: 8080 }
+        - { name: grpc, containerPort: 9090 }
+        - { name: greeting, containerPort: 3306 }
+        startupProbe: { grpc: { port: 9090 }, periodSeconds: 1, failureThreshold: 30 }
+        readinessProbe: { httpGet: { path: /ready, port: http }, periodSeconds: 2 }
+        livenessProbe: { tcpSocket: { port: greeting }, periodSeconds: 10 }
+        securityContext: ${securityContext}
 ---
 apiVersion: apps/v1
 kind: Deployment
 metadata: { name: client, namespace: ${namespace}, labels: { app: client } }
 spec:
-  replicas: 2
+  replicas: ${options.replicas ?? 2}
   selector: { matchLabels: { app: client } }
   template:
-    metadata: { labels: { app: client } }
+    metadata:
+      labels: { app: client }
+      # The test reads the client's counters on this port from the host, past the proxy.
+      annotations: { config.trellis.dev/skip-inbound-ports: "9000" }
     spec:${placement}
       serviceAccountName: client
       terminationGracePeriodSeconds: 30
@@ -107,12 +172,12 @@ spec:
         args: ["/app/mesh-app.mjs"]
         env:
         - { name: MESH_APP_ROLE, value: client }
-        - { name: TARGET, value: "server.${namespace}.svc.cluster.local:8080" }
+        - { name: TARGETS, value: "${demoTargets(namespace)}" }
         - { name: RATE, value: "${rate}" }
-        - { name: PROTOCOLS, value: "h1,h2" }
+        - { name: REQUEST_TIMEOUT_MS, value: "${options.requestTimeoutMs ?? 5000}" }
         - { name: DRAIN_MS, value: "10000" }
         ports: [{ name: stats, containerPort: 9000 }]
-        securityContext: { runAsUser: 1000, runAsNonRoot: true, readOnlyRootFilesystem: true }
+        securityContext: ${securityContext}
 `;
 }
 
@@ -142,4 +207,18 @@ export async function meshedNamespace(cluster: LocalCluster, namespace: string):
     1000,
   );
   return (Date.now() - started) / 1000;
+}
+
+/**
+ * The real node's CNI folders, as its containerd configuration names them (under the cluster's
+ * dir): what a Mesh's spec.proxy.capture.cni says for capture mode CNI (docs/cni.md).
+ */
+export function cniFolders(clusterDir: string): { binDir: string; confDir: string } {
+  const config = readFileSync(join(nodeDir(clusterDir), "containerd", "config.toml"), "utf8");
+  const value = (key: string) => {
+    const m = new RegExp(`^\\s*${key} = "([^"]+)"`, "m").exec(config);
+    if (!m?.[1]) throw new Error(`no ${key} in the real node's containerd configuration`);
+    return m[1];
+  };
+  return { binDir: value("bin_dir"), confDir: value("conf_dir") };
 }

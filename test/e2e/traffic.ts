@@ -10,6 +10,7 @@ export interface Sample {
   at: number;
   latencyMs: number;
   ok: boolean;
+  /** The request class: protocol and form of address (h1-fqdn, grpc, tcp, ...). */
   proto: string;
   pod: string;
 }
@@ -21,7 +22,6 @@ interface Stats {
   ok: number;
   failed: number;
   inFlight: number;
-  clientIds: Record<string, number>;
   servers: Record<string, number>;
   errors: string[];
   samples: Array<[number, number, number, string]>;
@@ -32,10 +32,15 @@ export interface ClientPod {
   ip: string;
 }
 
+/** An exchange that succeeded but took longer than this is reported as slow (not failed). */
+export const SLOW_MS = 5000;
+
 export interface PhaseFigures {
   phase: string;
   sent: number;
   failed: number;
+  /** Succeeded, but after more than SLOW_MS. */
+  slow: number;
   p50: number;
   p99: number;
   seconds: number;
@@ -69,7 +74,7 @@ export class TrafficCollector {
   readonly samples: Sample[] = [];
   /** The last error lines each pod reported (the client keeps its last 50). */
   readonly errors = new Map<string, string[]>();
-  readonly clientIds = new Map<string, number>();
+  /** "<client pod> <class> <server pod>[/<container>]" → exchanges answered. */
   readonly servers = new Map<string, number>();
   private readonly phases: Array<{ name: string; start: number }> = [];
   private readonly pods = new Map<string, { ip: string; misses: number; done: boolean }>();
@@ -127,7 +132,6 @@ export class TrafficCollector {
           for (const [at, latencyMs, ok, proto] of s.samples)
             this.samples.push({ at, latencyMs, ok: ok === 1, proto, pod: name });
           this.errors.set(name, s.errors);
-          for (const [id, n] of Object.entries(s.clientIds)) this.clientIds.set(`${name} ${id}`, n);
           for (const [server, n] of Object.entries(s.servers)) this.servers.set(`${name} ${server}`, n);
         } catch {
           // Gone: counted as a miss only once the pod is no longer listed (it has exited).
@@ -158,6 +162,7 @@ export class TrafficCollector {
         phase: p.name,
         sent: inPhase.length,
         failed: inPhase.filter((s) => !s.ok).length,
+        slow: inPhase.filter((s) => s.ok && s.latencyMs > SLOW_MS).length,
         p50: quantile(ok, 0.5),
         p99: quantile(ok, 0.99),
         seconds: (last - p.start) / 1000,
@@ -176,12 +181,13 @@ export class TrafficCollector {
 }
 
 export function formatTable(rows: PhaseFigures[]): string {
-  const header = ["phase", "seconds", "sent", "failed", "p50 ms", "p99 ms"];
+  const header = ["phase", "seconds", "sent", "failed", `> ${SLOW_MS / 1000} s`, "p50 ms", "p99 ms"];
   const lines = rows.map((r) => [
     r.phase,
     r.seconds.toFixed(0),
     String(r.sent),
     String(r.failed),
+    String(r.slow),
     Number.isNaN(r.p50) ? "-" : r.p50.toFixed(2),
     Number.isNaN(r.p99) ? "-" : r.p99.toFixed(2),
   ]);

@@ -1,15 +1,18 @@
 // Sidecar injection through the real API server: the operator makes the Mesh (its webhook
 // configuration and the injector's serving Certificate), the injector runs as a real process on
-// loopback, and a Deployment created in an opted-in namespace gets the proxy in its pods. A pod
-// the injector cannot mesh (an app container named like the proxy, hostNetwork) is still
-// created, unmeshed, and its creator sees why.
+// loopback, and a Deployment created in an opted-in namespace gets trellis-init and the proxy in
+// its pods. A pod the injector cannot mesh (an app container named like the proxy, hostNetwork)
+// is still created, unmeshed, and its creator sees why. Bad input as a user meets it through
+// kubectl: refused capture annotations come back as a warning and an Event, and a namespace
+// enforcing Pod Security "baseline" gets a warning from the injector and the API server's
+// refusal naming trellis-init.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { V1Pod } from "@kubernetes/client-node";
 import { repoRoot } from "../cluster/binaries.ts";
-import { freePort, LocalCluster } from "../cluster/local-cluster.ts";
+import { freePort, LocalCluster, waitFor } from "../cluster/local-cluster.ts";
 import { ProcessGroup } from "../cluster/process-group.ts";
 import { installCrds, type OperatorProcess, startInjector, startOperator } from "../operator-process.ts";
 
@@ -67,7 +70,11 @@ describe("sidecar injection through the API server", { timeout: 180_000 }, () =>
     ) as { items: V1Pod[] };
     assert.equal(pods.items.length, 2);
     for (const pod of pods.items) {
-      const sidecar = pod.spec?.initContainers?.[0];
+      const init = pod.spec?.initContainers?.[0];
+      assert.equal(init?.name, "trellis-init");
+      assert.equal(init?.image, "localhost/trellis/init:1.0.0");
+      assert.deepEqual(init?.securityContext?.capabilities?.add, ["NET_ADMIN", "NET_RAW"]);
+      const sidecar = pod.spec?.initContainers?.[1];
       assert.equal(sidecar?.name, "trellis-proxy");
       assert.equal(sidecar?.restartPolicy, "Always");
       assert.equal(sidecar?.image, "localhost/trellis/proxy:1.0.0");
@@ -122,9 +129,94 @@ spec: { containers: [{ name: app, image: localhost/app:1 }] }
       "pod",
       "first",
       "-o",
-      "jsonpath={.spec.initContainers[0].name}",
+      "jsonpath={.spec.initContainers[*].name}",
     ]);
-    assert.equal(init, "trellis-proxy");
+    assert.ok(init.split(" ").includes("trellis-proxy"), init);
+  });
+
+  /** kubectl with its stderr, where it prints admission warnings and refusals. */
+  const kubectl = (args: string[], input?: string) => {
+    const r = spawnSync(cluster.binaries.kubectl, args, {
+      env: { ...process.env, KUBECONFIG: cluster.kubeconfigPath },
+      input,
+      encoding: "utf8",
+    });
+    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+  const eventReasons = (ns: string, name: string) =>
+    cluster.kubectl([
+      "-n",
+      ns,
+      "get",
+      "events",
+      "--field-selector",
+      `involvedObject.name=${name}`,
+      "-o",
+      "jsonpath={.items[*].reason}",
+    ]);
+
+  /** The injector records its Events just after answering: wait for them. */
+  const hasEvent = (ns: string, name: string, reason: string) =>
+    waitFor(async () => eventReasons(ns, name).includes(reason), 30_000, `Event ${reason} on ${ns}/${name}`);
+
+  it("refuses bad capture annotations as a whole, with a warning and an Event, and meshes the pod with the defaults", async () => {
+    const run = kubectl([
+      "-n",
+      "shop",
+      "run",
+      "badly-annotated",
+      "--image=localhost/web:1",
+      "--annotations=config.trellis.dev/skip-subnets=10.0.0.0/99",
+      "--annotations=config.trellis.dev/skip-outbound-ports=5432",
+    ]);
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(
+      run.stderr,
+      /Warning: trellis: config.trellis.dev\/skip-subnets on the pod: "10.0.0.0\/99" is not a CIDR.*meshed with the defaults/,
+    );
+    const pod = JSON.parse(
+      cluster.kubectl(["-n", "shop", "get", "pod", "badly-annotated", "-o", "json"]),
+    ) as V1Pod;
+    assert.deepEqual(pod.spec?.initContainers?.[0]?.args, [
+      "--inbound-port=4143",
+      "--outbound-port=4140",
+      "--proxy-uid=2102",
+      "--skip-inbound-ports=4140,4143,4191",
+    ]);
+    await hasEvent("shop", "badly-annotated", "CaptureAnnotationsRefused");
+  });
+
+  it("leaves a hostNetwork pod unmeshed and says so", async () => {
+    const run = kubectl(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "Pod",
+        metadata: { name: "on-host", namespace: "shop" },
+        spec: { hostNetwork: true, containers: [{ name: "agent", image: "localhost/agent:1" }] },
+      }),
+    );
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(run.stderr, /Warning: trellis: pod not meshed: hostNetwork pods are never meshed/);
+    assert.equal(
+      cluster.kubectl(["-n", "shop", "get", "pod", "on-host", "-o", "jsonpath={.spec.initContainers}"]),
+      "",
+    );
+    await hasEvent("shop", "on-host", "HostNetworkNotMeshed");
+  });
+
+  it("warns when the namespace enforces Pod Security baseline, whose refusal then names trellis-init", async () => {
+    cluster.kubectl(["create", "namespace", "locked"]);
+    cluster.kubectl(["label", "namespace", "locked", "pod-security.kubernetes.io/enforce=baseline"]);
+    cluster.kubectl(["annotate", "namespace", "locked", "trellis.dev/inject=enabled"]);
+    await new Promise((r) => setTimeout(r, 1500)); // the injector's namespace cache catches up
+    const run = kubectl(["-n", "locked", "run", "web", "--image=localhost/web:1"]);
+    assert.notEqual(run.status, 0, "the API server refuses the pod");
+    assert.match(run.stderr, /Warning: trellis: namespace locked enforces Pod Security "baseline"/);
+    assert.match(
+      run.stderr,
+      /violates PodSecurity "baseline:latest".*"trellis-init" must not include "NET_ADMIN", "NET_RAW"/,
+    );
   });
 
   it("creates a pod whose app container is named trellis-proxy, unmeshed, with a warning (issue 17, 9)", () => {

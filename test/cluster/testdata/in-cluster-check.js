@@ -1,6 +1,9 @@
-// Runs in a real-node pod: resolves a Service name through the cluster DNS and calls the pod it
-// resolves to, then calls the API server through the in-cluster configuration (the `kubernetes`
+// Runs in a real-node pod (not meshed): resolves a Service name through the cluster DNS (its
+// ClusterIP) and tries it, which the pod's own network namespace must refuse (no kube-proxy; only a
+// meshed pod's proxy reaches a ClusterIP); resolves a headless Service (the pods' IPs) and calls
+// the pod; then calls the API server through the in-cluster configuration (the `kubernetes`
 // Service env, the ServiceAccount token and CA). Prints one line, RESULT <json>, then idles.
+// Arguments: <service name> <headless service name> <port>.
 const dns = require("node:dns/promises");
 const fs = require("node:fs");
 const http = require("node:http");
@@ -31,24 +34,36 @@ function call(method, path, body) {
   });
 }
 
+function get(host, port) {
+  return new Promise((resolve) => {
+    http
+      .get({ host, port, timeout: 5000 }, (res) => {
+        let text = "";
+        res.on("data", (d) => (text += d));
+        res.on("end", () => resolve(text.trim()));
+      })
+      .on("error", (e) => resolve(`error: ${e.code ?? e.message}`))
+      .on("timeout", function () {
+        this.destroy(Object.assign(new Error("timeout"), { code: "TIMEOUT" }));
+      });
+  });
+}
+
+async function lookup(name) {
+  try {
+    return (await dns.lookup(name, { all: true, family: 4 })).map((a) => a.address).sort();
+  } catch (e) {
+    return [`error: ${e.code}`];
+  }
+}
+
 async function main() {
   const out = {};
-  try {
-    out.resolved = (await dns.lookup(process.argv[2], { all: true, family: 4 })).map((a) => a.address).sort();
-  } catch (e) {
-    out.resolveError = e.code;
-  }
-  if (out.resolved?.[0]) {
-    out.http = await new Promise((resolve) => {
-      http
-        .get({ host: out.resolved[0], port: Number(process.argv[3] ?? 8080), timeout: 5000 }, (res) => {
-          let text = "";
-          res.on("data", (d) => (text += d));
-          res.on("end", () => resolve(text.trim()));
-        })
-        .on("error", (e) => resolve(`error: ${e.message}`));
-    });
-  }
+  const port = Number(process.argv[4] ?? 8080);
+  out.resolved = await lookup(process.argv[2]);
+  out.clusterIpHttp = await get(out.resolved[0], port);
+  out.resolvedHeadless = await lookup(process.argv[3]);
+  out.http = await get(out.resolvedHeadless[0], port);
   try {
     await dns.lookup("no-such-service.default.svc.cluster.local", { family: 4 });
     out.missing = "resolved";
