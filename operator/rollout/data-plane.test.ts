@@ -77,6 +77,8 @@ describe("data-plane census", () => {
     assert.equal(meshed(pod("a", "shop", { annotations: { "trellis.dev/inject": "disabled" } })), false);
     assert.equal(meshed(pod("a", "shop", { hostNetwork: true })), false);
     assert.equal(meshed(pod("a", "shop", { containers: ["trellis-proxy"] })), false);
+    // trellis-init comes first in every injected pod (capture): the injector refuses that name too.
+    assert.equal(meshed(pod("a", "shop", { containers: ["app", "trellis-init"] })), false);
     assert.equal(meshed(pod("a", "kube-system")), false);
     assert.equal(meshed(pod("a", "nowhere")), false);
     assert.equal(

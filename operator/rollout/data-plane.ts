@@ -13,8 +13,11 @@ import { proxySkew } from "../mesh/version-skew.ts";
 import type { PodView } from "../resources.ts";
 import { isFinished, ownerKey } from "./workloads.ts";
 
-/** The proxy's container name (controlplane/injector/inject.ts): a pod that already uses it is refused. */
-const PROXY_CONTAINER = "trellis-proxy";
+/**
+ * Container names the injector adds (controlplane/injector: the proxy, trellis-init, or in CNI
+ * capture mode trellis-validate): a pod that already uses one is refused, left without a proxy.
+ */
+const INJECTED_CONTAINERS = ["trellis-proxy", "trellis-init", "trellis-validate"];
 
 export interface NamespaceView {
   name: string;
@@ -47,8 +50,8 @@ export function meantToBeMeshed(
   const intent = injectionIntent(pod.metadata?.annotations, ns.annotations);
   if (!intent.meshed) return intent;
   if (pod.spec?.hostNetwork) return { meshed: false, reason: "hostNetwork pods are never meshed" };
-  if (pod.spec?.containerNames?.includes(PROXY_CONTAINER))
-    return { meshed: false, reason: `a container is named ${PROXY_CONTAINER}` };
+  const taken = pod.spec?.containerNames?.find((n) => INJECTED_CONTAINERS.includes(n));
+  if (taken) return { meshed: false, reason: `a container is named ${taken}, as the injector's own` };
   return { meshed: true };
 }
 
