@@ -84,7 +84,11 @@ export function decideInjection(
   const intent = injectionIntent(pod.metadata?.annotations, namespaceAnnotations);
   if (!intent.meshed) return { inject: false, reason: intent.reason, notices: [] };
   if (pod.spec?.hostNetwork)
-    return { inject: false, reason: "host network pods are not meshed", notices: [hostNetworkNotice()] };
+    return {
+      inject: false,
+      reason: "hostNetwork pods are never meshed (capturing their traffic would capture the node's)",
+      notices: [hostNetworkNotice()],
+    };
   const version = pod.metadata?.annotations?.[ANNOTATIONS.proxyVersion] ?? config.defaultProxyVersion;
   const namespace = pod.metadata?.namespace ?? "";
   const capture = podCaptureOf(pod.metadata?.annotations, namespaceAnnotations);
