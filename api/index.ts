@@ -5,6 +5,7 @@ export * from "./crd.ts";
 export * from "./data-plane-revision.ts";
 export * from "./duration.ts";
 export * from "./group.ts";
+export * from "./injection-intent.ts";
 export * from "./mesh.ts";
 export * from "./service-profile.ts";
 export * from "./validation.ts";

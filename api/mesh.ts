@@ -133,6 +133,11 @@ const InjectionSpec = Type.Object(
       ),
     ),
     podSelector: Type.Optional(LabelSelector("Only pods matching this selector get the proxy.")),
+    repair: Type.Union([Type.Literal("Restart"), Type.Literal("Report")], {
+      default: "Restart",
+      description:
+        "Pods that should carry the proxy but run without one (or with one outside the skew policy): Restart restarts the workloads that own them in canaried, health-gated steps (never Jobs, CronJob or bare pods); Report only counts and warns.",
+    }),
   },
   { default: {} },
 );
@@ -293,6 +298,57 @@ export const ROTATION_PHASES = [
   "OldAnchorRemoved",
 ] as const;
 
+/**
+ * A pass of restarts through the canary and the waves: a proxy rollout (status.rollout), or a
+ * data-plane repair (status.repair: fromVersion = toVersion, the fleet's version).
+ */
+const ProxyPass = Type.Object({
+  fromVersion: Type.String(),
+  toVersion: Type.String(),
+  step: Type.Integer({ description: "0 is the canary, 1.. the waves." }),
+  steps: Type.Integer(),
+  state: Type.String({
+    description:
+      "Restarting, Analysing, Paused, Halted (failed, onFailure Pause, or blocked), RolledBack, Complete; a repair also Superseded (by a proxy rollout).",
+  }),
+  startedAt: Type.Optional(
+    Type.String({
+      format: "date-time",
+      description: "When the rollout began: workloads restarted since then are the ones a rollback restarts.",
+    }),
+  ),
+  stepStartedAt: Type.Optional(Type.String({ format: "date-time" })),
+  analysisSince: Type.Optional(Type.String({ format: "date-time" })),
+  updatedWorkloads: Type.Optional(Type.Integer()),
+  totalWorkloads: Type.Optional(
+    Type.Integer({ description: "Workloads the rollout restarts (skipped ones not counted)." }),
+  ),
+  blockedWorkloads: Type.Optional(
+    Type.Integer({ description: "Workloads of the step waiting for a PodDisruptionBudget." }),
+  ),
+  skippedWorkloads: Type.Optional(Type.Integer({ description: "Workloads the rollout leaves as they are." })),
+  pendingPods: Type.Optional(
+    Type.Integer({
+      description: "Job, CronJob and bare pods on another version: they end on their own.",
+    }),
+  ),
+  held: Type.Optional(
+    Type.Array(
+      Type.Object({
+        workload: Type.String({ description: "Kind/namespace/name." }),
+        reason: Type.String(),
+        message: Type.String(),
+      }),
+      {
+        maxItems: 10,
+        description:
+          "The first workloads (and pods) the rollout does not restart now, and why: blocked, skipped, pending.",
+      },
+    ),
+  ),
+  message: Type.Optional(Type.String()),
+});
+
 export const MeshStatus = Type.Object({
   observedGeneration: Type.Optional(Type.Integer()),
   conditions: Type.Optional(Conditions),
@@ -327,60 +383,32 @@ export const MeshStatus = Type.Object({
       skipped: Type.Optional(
         Type.Integer({ description: "Pods on another version in workloads the rollout skipped." }),
       ),
+      missing: Type.Optional(
+        Type.Integer({
+          description: "Pods that should carry the proxy (meshed namespace or pod) and run without one.",
+        }),
+      ),
+      outOfSkew: Type.Optional(
+        Type.Integer({
+          description: "Proxies whose version is outside the skew policy of the control plane.",
+        }),
+      ),
+      incomplete: Type.Optional(
+        Type.Array(
+          Type.Object({
+            workload: Type.String({ description: "Kind/namespace/name (Pod/... for a bare pod)." }),
+            missing: Type.Integer(),
+            outOfSkew: Type.Integer(),
+          }),
+          { maxItems: 10, description: "The first workloads with pods missing a proxy or out of skew." },
+        ),
+      ),
       summary: Type.String({ description: "updated/total (and pending, skipped), for kubectl get." }),
       version: Type.Optional(Type.String({ description: "Proxy version of the fleet outside a rollout." })),
     }),
   ),
-  rollout: Type.Optional(
-    Type.Object({
-      fromVersion: Type.String(),
-      toVersion: Type.String(),
-      step: Type.Integer({ description: "0 is the canary, 1.. the waves." }),
-      steps: Type.Integer(),
-      state: Type.String({
-        description: "Restarting, Analysing, Paused, Halted (failed, onFailure Pause), RolledBack, Complete.",
-      }),
-      startedAt: Type.Optional(
-        Type.String({
-          format: "date-time",
-          description:
-            "When the rollout began: workloads restarted since then are the ones a rollback restarts.",
-        }),
-      ),
-      stepStartedAt: Type.Optional(Type.String({ format: "date-time" })),
-      analysisSince: Type.Optional(Type.String({ format: "date-time" })),
-      updatedWorkloads: Type.Optional(Type.Integer()),
-      totalWorkloads: Type.Optional(
-        Type.Integer({ description: "Workloads the rollout restarts (skipped ones not counted)." }),
-      ),
-      blockedWorkloads: Type.Optional(
-        Type.Integer({ description: "Workloads of the step waiting for a PodDisruptionBudget." }),
-      ),
-      skippedWorkloads: Type.Optional(
-        Type.Integer({ description: "Workloads the rollout leaves as they are." }),
-      ),
-      pendingPods: Type.Optional(
-        Type.Integer({
-          description: "Job, CronJob and bare pods on another version: they end on their own.",
-        }),
-      ),
-      held: Type.Optional(
-        Type.Array(
-          Type.Object({
-            workload: Type.String({ description: "Kind/namespace/name." }),
-            reason: Type.String(),
-            message: Type.String(),
-          }),
-          {
-            maxItems: 10,
-            description:
-              "The first workloads (and pods) the rollout does not restart now, and why: blocked, skipped, pending.",
-          },
-        ),
-      ),
-      message: Type.Optional(Type.String()),
-    }),
-  ),
+  rollout: Type.Optional(ProxyPass),
+  repair: Type.Optional(ProxyPass),
   capture: Type.Optional(
     Type.Object({
       mode: Type.Optional(

@@ -32,6 +32,11 @@ export interface ScaleParams {
   peer: boolean;
   /** Run the operator as shipped (this path: a trellis.mjs from hack/bundle.ts) rather than from the sources under tsx. */
   operatorBundle?: string;
+  /**
+   * After the rollout: this share of workloads (percent, by count) is created while the injector
+   * is down, so their pods run without a proxy; then the injector starts and the repair is timed.
+   */
+  repairPercent?: number;
   log: (line: string) => void;
 }
 
@@ -54,6 +59,21 @@ export interface ScaleFigures {
   /** Pods running without a proxy when the rollout ended (the webhook failed open for them). */
   podsWithoutProxy: number;
   peerWallS: number | undefined;
+  repair?: RepairFigures;
+}
+
+export interface RepairFigures {
+  workloads: number;
+  pods: number;
+  /** From the injector's start to the repair Complete and no pod without a proxy. */
+  wallS: number;
+  apiWrites: number;
+  writesPerWorkload: number;
+  /** The operator's peak RSS over its whole life, read after the repair. */
+  peakRssMb: number;
+  cpuSeconds: number;
+  restartedTwice: number;
+  notRestarted: number;
 }
 
 function deploymentsYaml(ns: string, names: string[], replicas: number): string {
@@ -169,7 +189,7 @@ spec:
 `,
     );
     cluster.kubectl(["wait", "--for=condition=Ready", "--timeout=120s", "mesh/default"]);
-    await startInjector(cluster, group, port);
+    let injector = await startInjector(cluster, group, port);
     await waitFor(
       async () => (await operatorHttp(operator as OperatorProcess, "/readyz")).status === 200,
       30_000,
@@ -255,27 +275,18 @@ spec:
     const rolloutWallS = (Date.now() - started) / 1000;
     const after = (await operatorHttp(operator, "/metrics")).body;
     const usage = processUsage(operator.process.child.pid as number);
-    const delta = (verb: string) =>
-      metricValue(after, "trellis_kube_api_requests_total", { verb }) -
-      metricValue(before, "trellis_kube_api_requests_total", { verb });
-    const apiWrites = ["POST", "PUT", "PATCH", "DELETE"].reduce((n, v) => n + delta(v), 0);
-    const apiReads = delta("GET");
-    const rsOwners = (
-      await cluster.kubectlAsync([
-        "get",
-        "rs",
-        "-A",
-        "-o",
-        "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.ownerReferences[0].name}{'\\n'}{end}",
-      ])
-    )
-      .trim()
-      .split("\n")
-      .filter((l) => l.includes("/w-"));
-    const perWorkload = new Map<string, number>();
-    for (const o of rsOwners) perWorkload.set(o, (perWorkload.get(o) ?? 0) + 1);
+    const apiWrites = writesBetween(before, after);
+    const apiReads = requestsBetween(before, after, "GET");
+    const perWorkload = await replicaSetsPer(cluster, "w-");
     const steps = 1 + p.waves.length;
     const sumOfWaitsS = steps * (Number.parseFloat(p.interval) * (p.interval.endsWith("m") ? 60 : 1));
+    let repair: RepairFigures | undefined;
+    if ((p.repairPercent ?? 0) > 0) {
+      await group.stopProcess(injector);
+      repair = await repairScenario(cluster, operator, p, async () => {
+        injector = await startInjector(cluster, group, port);
+      });
+    }
     let peerWallS: number | undefined;
     p.log(
       `rollout: ${rolloutWallS.toFixed(1)} s for ${steps} steps of ${p.interval}; ${apiWrites} writes, ${apiReads} reads; peak RSS ${usage.peakRssMb.toFixed(1)} MB`,
@@ -311,10 +322,116 @@ spec:
       notRestarted: [...perWorkload.values()].filter((n) => n < 2).length,
       podsWithoutProxy: pods - meshedAtEnd,
       peerWallS,
+      ...(repair ? { repair } : {}),
     };
   } finally {
     await group.stop();
     await operator?.stop();
     await cluster.stop();
   }
+}
+
+/** Template revisions per Deployment whose name starts with `prefix`, across namespaces. */
+async function replicaSetsPer(cluster: LocalCluster, prefix: string): Promise<Map<string, number>> {
+  const owners = (
+    await cluster.kubectlAsync([
+      "get",
+      "rs",
+      "-A",
+      "-o",
+      "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.ownerReferences[0].name}{'\\n'}{end}",
+    ])
+  )
+    .trim()
+    .split("\n")
+    .filter((l) => l.includes(`/${prefix}`));
+  const per = new Map<string, number>();
+  for (const o of owners) per.set(o, (per.get(o) ?? 0) + 1);
+  return per;
+}
+
+/**
+ * The repair scenario: with the injector down, REPAIR% more Deployments are created (their pods
+ * admitted without a proxy: the webhook fails open); the operator reports them and waits; the
+ * injector starts, and the repair is timed until every pod carries a proxy.
+ */
+async function repairScenario(
+  cluster: LocalCluster,
+  operator: OperatorProcess,
+  p: ScaleParams,
+  startInjectorAgain: () => Promise<void>,
+): Promise<RepairFigures> {
+  const count = Math.max(1, Math.round((p.workloads * (p.repairPercent ?? 0)) / 100));
+  const pods = count * p.replicas;
+  p.log(`repair: injector stopped; creating ${count} Deployments (${pods} pods) that run without a proxy`);
+  for (let n = 0; n < p.namespaces; n++) {
+    const names = Array.from({ length: Math.ceil(count / p.namespaces) }, (_, i) => `r-${n}-${i}`).filter(
+      (_, i) => i * p.namespaces + n < count,
+    );
+    if (names.length > 0)
+      cluster.kubectl(["apply", "--server-side", "-f", "-"], deploymentsYaml(`app-${n}`, names, p.replicas));
+  }
+  const missing = async () =>
+    Number(
+      (await cluster.kubectlAsync(["get", "mesh", "default", "-o", "jsonpath={.status.proxies.missing}"])) ||
+        0,
+    );
+  await waitFor(async () => (await missing()) >= pods, 60 * 60_000, `${pods} pods reported missing`, 2000);
+  await waitFor(() => deploymentsSettled(cluster), 60 * 60_000, "the new pods to run", 2000);
+  const before = (await operatorHttp(operator, "/metrics")).body;
+  const usageBefore = processUsage(operator.process.child.pid as number);
+  const started = Date.now();
+  await startInjectorAgain();
+  p.log("repair: injector started");
+  let state = "";
+  await waitFor(
+    async () => {
+      const out = await cluster.kubectlAsync([
+        "get",
+        "mesh",
+        "default",
+        "-o",
+        "jsonpath={.status.repair.state}|{.status.repair.step}|{.status.proxies.missing}",
+      ]);
+      const [s, step, left] = out.split("|");
+      if (`${s} ${step}` !== state) {
+        state = `${s} ${step}`;
+        p.log(
+          `repair +${((Date.now() - started) / 1000).toFixed(1)} s: step ${step} ${s} (${left || 0} missing)`,
+        );
+      }
+      return s === "Complete" && !Number(left);
+    },
+    120 * 60_000,
+    "the repair to finish",
+    1000,
+  );
+  const wallS = (Date.now() - started) / 1000;
+  const after = (await operatorHttp(operator, "/metrics")).body;
+  const usage = processUsage(operator.process.child.pid as number);
+  const apiWrites = writesBetween(before, after);
+  const per = await replicaSetsPer(cluster, "r-");
+  return {
+    workloads: count,
+    pods,
+    wallS,
+    apiWrites,
+    writesPerWorkload: apiWrites / count,
+    peakRssMb: usage.peakRssMb,
+    cpuSeconds: usage.cpuSeconds - usageBefore.cpuSeconds,
+    restartedTwice: [...per.values()].filter((n) => n > 2).length,
+    notRestarted: count - [...per.values()].filter((n) => n >= 2).length,
+  };
+}
+
+/** The operator's API requests of `verb` between two scrapes of its metrics. */
+function requestsBetween(before: string, after: string, verb: string): number {
+  return (
+    metricValue(after, "trellis_kube_api_requests_total", { verb }) -
+    metricValue(before, "trellis_kube_api_requests_total", { verb })
+  );
+}
+
+function writesBetween(before: string, after: string): number {
+  return ["POST", "PUT", "PATCH", "DELETE"].reduce((n, v) => n + requestsBetween(before, after, v), 0);
 }

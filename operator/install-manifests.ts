@@ -66,7 +66,12 @@ export const OPERATOR_CLUSTER_RULES: Array<V1PolicyRule & { why: string }> = [
     resources: ["events"],
     verbs: ["create", "patch", "update"],
   },
-  { why: "count and analyse meshed pods during rollouts", apiGroups: [""], resources: ["pods"], verbs: READ },
+  {
+    why: "count and analyse meshed pods during rollouts; find pods that should carry the proxy and do not",
+    apiGroups: [""],
+    resources: ["pods"],
+    verbs: READ,
+  },
   {
     why: "control-plane Deployments; restarting meshed workloads in a rollout",
     apiGroups: ["apps"],

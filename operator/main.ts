@@ -44,7 +44,7 @@ export async function runOperator(argv: string[]): Promise<void> {
   });
   new CertificateController(manager);
   new ProfileController(manager);
-  new RolloutController(manager);
+  new RolloutController(manager, { injectorUrl: values["injector-url"] });
   new MeshController(manager, { injectorUrl: values["injector-url"], operatorVersion: OPERATOR_VERSION });
   let stopping = false;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -27,15 +27,26 @@ export interface ContainerStateView {
  * labels (proxy version, pod-template-hash, PodDisruptionBudget selectors), the controlling
  * owner, deletion, start time, the phase, the Ready condition and each container's restarts
  * and waiting reason; the trust-anchor rotation reads the proxies' trellis.dev/ report
- * annotations and the phase. No spec at all.
+ * annotations and the phase. No spec, except two facts of pods without a proxy.
  */
 export interface PodView extends KubernetesObject {
   metadata?: Pick<
     V1ObjectMeta,
-    "name" | "namespace" | "uid" | "resourceVersion" | "labels" | "annotations" | "deletionTimestamp"
+    | "name"
+    | "namespace"
+    | "uid"
+    | "resourceVersion"
+    | "labels"
+    | "annotations"
+    | "deletionTimestamp"
+    | "creationTimestamp"
   > & { ownerReferences?: V1OwnerReference[] };
-  /** The node it runs on (the CNI repair reads it). */
-  spec?: { nodeName?: string };
+  /**
+   * The node it runs on (the CNI repair reads it); for pods without a proxy (uninjectedPod) also
+   * what decides whether the injector would mesh them — the host's network, and container names
+   * the proxy needs.
+   */
+  spec?: { nodeName?: string; hostNetwork?: boolean; containerNames?: string[] };
   status?: {
     phase?: string;
     /** When the kubelet took the pod on (RFC 3339), before pulling images. */
@@ -159,6 +170,7 @@ export function podView(obj: KubernetesObject): PodView {
         controller,
       })),
       deletionTimestamp: m.deletionTimestamp,
+      creationTimestamp: m.creationTimestamp,
     },
     ...(nodeName ? { spec: { nodeName } } : {}),
     status: {
@@ -171,6 +183,24 @@ export function podView(obj: KubernetesObject): PodView {
         .map(({ type, status }) => ({ type, status })),
       initContainerStatuses: containerStates(status.initContainerStatuses),
       containerStatuses: containerStates(status.containerStatuses),
+    },
+  };
+}
+
+/** A pod without a proxy: the pod view, and what the injector's decision reads of its spec. */
+export function uninjectedPodView(obj: KubernetesObject): PodView {
+  const spec = ((obj as Raw).spec ?? {}) as {
+    nodeName?: string;
+    hostNetwork?: boolean;
+    containers?: Array<{ name: string }>;
+    initContainers?: Array<{ name: string }>;
+  };
+  return {
+    ...podView(obj),
+    spec: {
+      ...(spec.nodeName ? { nodeName: spec.nodeName } : {}),
+      ...(spec.hostNetwork ? { hostNetwork: true } : {}),
+      containerNames: [...(spec.initContainers ?? []), ...(spec.containers ?? [])].map((c) => c.name),
     },
   };
 }
@@ -278,6 +308,15 @@ export const RESOURCES = {
     namespaced: true,
     labelSelector: "trellis.dev/proxy-version",
     transform: podView,
+  },
+  /** Pods the injector did not mesh (every namespace; whether they should be is decided later). */
+  uninjectedPod: {
+    apiVersion: "v1",
+    kind: "Pod",
+    plural: "pods",
+    namespaced: true,
+    labelSelector: "!trellis.dev/proxy-version",
+    transform: uninjectedPodView,
   },
   anyNamespace: { apiVersion: "v1", kind: "Namespace", plural: "namespaces", namespaced: false },
   ownedSecret: {

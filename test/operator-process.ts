@@ -1,6 +1,6 @@
 // Runs `trellis operator` as a real child process against a local cluster, the way a user runs
 // it on a host, and stops it by PID (gracefully, or with SIGKILL to simulate a crash).
-import { createReadStream } from "node:fs";
+import { createReadStream, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { repoRoot } from "./cluster/binaries.ts";
@@ -101,12 +101,19 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   return total;
 }
 
-/** Runs the injector (`controlplane/main.ts injector`) on 127.0.0.1:`port` and waits until it serves. */
+/**
+ * Runs the injector (`controlplane/main.ts injector`) on 127.0.0.1:`port` and waits until it
+ * serves (again, when a test stopped it and starts it anew: its log is appended to).
+ */
 export async function startInjector(
   cluster: LocalCluster,
   group: ProcessGroup,
   port: number,
 ): Promise<ManagedProcess> {
+  const logFile = join(cluster.dir, "injector.log");
+  const serving = () =>
+    existsSync(logFile) ? readFileSync(logFile, "utf8").split("injector serving").length - 1 : 0;
+  const before = serving();
   const injector = group.start({
     name: "injector",
     command: process.execPath,
@@ -120,14 +127,14 @@ export async function startInjector(
       "--host=127.0.0.1",
       "--admin-port=0",
     ],
-    logFile: join(cluster.dir, "injector.log"),
+    logFile,
     cwd: repoRoot,
   });
   await waitFor(
     async () => {
       if (injector.exitCode() !== undefined)
         throw new Error(`injector exited: ${cluster.logTail("injector")}`);
-      return cluster.logTail("injector", 50).includes("injector serving");
+      return serving() > before;
     },
     30_000,
     "the injector to serve",

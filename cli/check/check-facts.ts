@@ -15,6 +15,7 @@ import {
 } from "../../api/index.ts";
 import { OPERATOR_NAME } from "../../operator/install-manifests.ts";
 import { TRUST_BUNDLE_CONFIGMAP } from "../../operator/mesh/render.ts";
+import { type NamespaceView, namespaceView } from "../../operator/rollout/data-plane.ts";
 import { fingerprint, pemBlocks } from "../../pki/index.ts";
 import { type Cluster, listAll, listIfAllowed, TYPES } from "../cluster.ts";
 
@@ -50,9 +51,14 @@ export interface CheckFacts {
   certificates: Certificate[] | undefined;
   /** Namespaces whose pods are meshed: annotated trellis.dev/inject=enabled or holding injected pods. */
   meshedNamespaces: Array<{ name: string; annotations: Record<string, string> }>;
+  /** Every namespace with its labels and annotations (the injector's namespaceSelector reads labels). */
+  namespaces?: NamespaceView[];
   /** Anchor fingerprints in each meshed namespace's trust-bundle ConfigMap; undefined when it is missing. */
   bundles: Map<string, string[] | undefined>;
-  /** Every pod of the meshed namespaces (for --proxies), and injected pods elsewhere. */
+  /**
+   * Injected pods; for --proxies also every pod without a proxy (cluster-wide, or of the meshed
+   * namespaces when only those may be read): a pod may opt in within an unannotated namespace.
+   */
   pods: V1Pod[] | undefined;
   /** For --pre: what the user may do. */
   access?: AccessFact[];
@@ -178,10 +184,15 @@ export async function gatherFacts(
   let pods: V1Pod[] | undefined = injected;
   if (options.proxies) {
     pods = [...injected];
-    for (const { name } of meshedNamespaces) {
-      const inNs = await listAll<V1Pod & KubernetesObject>(client, TYPES.pod, { namespace: name });
-      pods.push(...inNs.filter((p) => !p.metadata?.labels?.[LABELS.proxyVersion]));
-    }
+    const uninjected = await listIfAllowed<V1Pod & KubernetesObject>(client, TYPES.pod, {
+      labelSelector: `!${LABELS.proxyVersion}`,
+    });
+    if (uninjected) pods.push(...uninjected);
+    else
+      for (const { name } of meshedNamespaces) {
+        const inNs = await listAll<V1Pod & KubernetesObject>(client, TYPES.pod, { namespace: name });
+        pods.push(...inNs.filter((p) => !p.metadata?.labels?.[LABELS.proxyVersion]));
+      }
   }
   return {
     now: options.now ?? new Date(),
@@ -193,6 +204,7 @@ export async function gatherFacts(
     controlPlanePods,
     certificates,
     meshedNamespaces,
+    namespaces: namespaces.map(namespaceView),
     bundles,
     pods,
     ...(options.pre ? { access: await readAccess(cluster) } : {}),

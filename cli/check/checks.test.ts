@@ -193,6 +193,134 @@ describe("check verdicts", () => {
     assert.equal(rolling("Paused", 9999)?.status, "warn");
   });
 
+  it("--proxies counts what the operator's census counts: webhook selectors, pod opt-in, the injector's refusals (issue 21)", () => {
+    const owned = (rs: string) => ({
+      metadata: {
+        ownerReferences: [
+          { apiVersion: "apps/v1", kind: "ReplicaSet", name: rs, uid: "u", controller: true },
+        ],
+      },
+    });
+    const f = facts({
+      meshes: [mesh({}, { injection: { namespaceSelector: { matchLabels: { team: "a" } } } })],
+      meshedNamespaces: [
+        { name: "shop", annotations: { "trellis.dev/inject": "enabled" } },
+        { name: "outside", annotations: { "trellis.dev/inject": "enabled" } },
+      ],
+      namespaces: [
+        { name: "shop", labels: { team: "a" }, annotations: { "trellis.dev/inject": "enabled" } },
+        { name: "outside", labels: { team: "b" }, annotations: { "trellis.dev/inject": "enabled" } },
+        { name: "plain", labels: { team: "a" }, annotations: {} },
+      ],
+      pods: [
+        pod("shop", "web-1", { "trellis.dev/proxy-version": "1.4.0" }),
+        pod("shop", "web-abc12-x", { "pod-template-hash": "abc12" }, owned("web-abc12")),
+        pod("shop", "web-abc12-y", { "pod-template-hash": "abc12" }, owned("web-abc12")),
+        // Opted in by its own annotation in a namespace that is not: the injector meshes it.
+        pod("plain", "tool", {}, { metadata: { annotations: { "trellis.dev/inject": "enabled" } } }),
+        // Annotated, but outside spec.injection.namespaceSelector: the webhook is never called.
+        pod("outside", "skipped", {}),
+        pod("shop", "host", {}, { spec: { hostNetwork: true, containers: [] } }),
+        pod("shop", "optout", {}, { metadata: { annotations: { "trellis.dev/inject": "disabled" } } }),
+        pod("shop", "done", {}, { status: { phase: "Succeeded" } }),
+      ],
+    });
+    const missing = runChecks(f, { pre: false, proxies: true }).checks.find(
+      (c) => c.id === "pods-without-proxy",
+    );
+    assert.equal(missing?.status, "fail");
+    assert.equal(missing?.message, "3 pods that should carry the proxy run without one");
+    assert.deepEqual(missing?.details, [
+      "Deployment shop/web: 2 pods (web-abc12-x, web-abc12-y)",
+      "bare pod plain/tool: 1 pod (tool)",
+    ]);
+    assert.match(missing?.hint ?? "", /operator restarts their workloads in canaried steps/);
+    assert.match(missing?.hint ?? "", /bare pods and Job pods are never restarted by the operator/);
+  });
+
+  it("data-plane hints follow spec.injection.repair and the repair's state; the Mesh group shows the operator's own count (issue 21)", () => {
+    const gap = pod(
+      "shop",
+      "old-1",
+      {},
+      {
+        metadata: {
+          ownerReferences: [
+            { apiVersion: "apps/v1", kind: "StatefulSet", name: "old", uid: "u", controller: true },
+          ],
+        },
+      },
+    );
+    const check = (m: Mesh, id: string, proxies = true) =>
+      runChecks(facts({ meshes: [m], pods: [gap] }), { pre: false, proxies }).checks.find((c) => c.id === id);
+    assert.match(
+      check(mesh({}, { injection: { repair: "Report" } }), "pods-without-proxy")?.hint ?? "",
+      /spec\.injection\.repair is Report: restart their workloads/,
+    );
+    const repairing = mesh({
+      repair: {
+        fromVersion: "1.4.0",
+        toVersion: "1.4.0",
+        step: 0,
+        steps: 2,
+        state: "Analysing",
+        analysisSince: ago(10),
+        updatedWorkloads: 1,
+        totalWorkloads: 3,
+      },
+      conditions: [
+        { type: "Ready", status: "True", reason: "Available", message: "ok", lastTransitionTime: ago(100) },
+        {
+          type: "DataPlaneIncomplete",
+          status: "True",
+          reason: "ProxiesMissing",
+          message: "1 pods without a proxy: StatefulSet shop/old (1); a repair restarts their workloads",
+          lastTransitionTime: ago(50),
+        },
+      ],
+    });
+    assert.match(
+      check(repairing, "pods-without-proxy")?.hint ?? "",
+      /the operator is repairing them: canary \(step 1 of 2\) analysing, 1\/3 workloads restarted/,
+    );
+    assert.equal(check(repairing, "repair-progress", false)?.status, "ok");
+    assert.equal(check(repairing, "data-plane", false)?.status, "warn");
+    assert.match(check(repairing, "data-plane", false)?.message ?? "", /StatefulSet shop\/old \(1\)/);
+    const halted = mesh({
+      repair: {
+        fromVersion: "1.4.0",
+        toVersion: "1.4.0",
+        step: 1,
+        steps: 2,
+        state: "Halted",
+        message: "wave 1 failed",
+      },
+    });
+    assert.equal(check(halted, "repair-progress", false)?.status, "fail");
+    assert.match(
+      check(halted, "pods-without-proxy")?.hint ?? "",
+      /the operator's repair halted: wave 1 failed/,
+    );
+    // The fleet's own version is outside the policy: a restart would bring it back.
+    const skewed = runChecks(
+      facts({
+        meshes: [
+          mesh({
+            version: "1.6.0",
+            controlPlane: { version: "1.6.0" },
+            proxies: { total: 1, updated: 1, summary: "1/1", version: "1.4.0" },
+          }),
+        ],
+      }),
+      { pre: false, proxies: true },
+    ).checks.find((c) => c.id === "proxy-skew");
+    assert.equal(skewed?.status, "fail");
+    assert.match(skewed?.hint ?? "", /the fleet's own proxy version is outside it too/);
+    assert.deepEqual(skewed?.details, [
+      "bare pod shop/web-1: 1 proxy (proxy 1.4.0 is 2 minor releases older than control plane 1.6.0 (at most 1))",
+    ]);
+  });
+
   it("no operator: no Deployment and a stale Lease fail; a fresh Lease passes", () => {
     const op = (renewedAgo: number) =>
       runChecks(

@@ -161,6 +161,13 @@ function progressChecks(facts: CheckFacts, mesh: Mesh, group: string): CheckResu
       });
     else out.push({ group, id, status: "ok", message: `${what}, moving` });
   }
+  out.push(
+    ...repairChecks(mesh, group, {
+      now,
+      deadline: spec.upgrade.stepDeadline,
+      interval: spec.upgrade.analysis.interval,
+    }),
+  );
   const plan = mesh.status?.upgradePlan;
   if (plan?.state === "AwaitingApproval")
     out.push({
@@ -189,6 +196,67 @@ function progressChecks(facts: CheckFacts, mesh: Mesh, group: string): CheckResu
         : { group, id: "rotation-progress", status: "ok", message: `${message}, moving` },
     );
   }
+  return out;
+}
+
+/**
+ * The data plane as the operator counts it (DataPlaneIncomplete, status.proxies) and its repair
+ * (status.repair): a repair stuck past its deadlines or halted fails, one moving passes; gaps the
+ * operator reports warn (check --proxies lists them).
+ */
+function repairChecks(
+  mesh: Mesh,
+  group: string,
+  at: { now: number; deadline: string; interval: string },
+): CheckResult[] {
+  const out: CheckResult[] = [];
+  const name = mesh.metadata?.name ?? "default";
+  const r = mesh.status?.repair;
+  if (r && (r.state === "Restarting" || r.state === "Analysing" || r.state === "Halted")) {
+    const id = "repair-progress";
+    const what = `data-plane repair, ${stepName(r.step)} (step ${r.step + 1} of ${r.steps}) ${r.state.toLowerCase()}`;
+    const since = (t: string | undefined) => (t ? at.now - Date.parse(t) : 0);
+    if (r.state === "Halted")
+      out.push({
+        group,
+        id,
+        status: "fail",
+        message: `data-plane repair halted: ${r.message ?? ""}`,
+        hint: `kubectl describe mesh ${name}; once the cause is fixed, kubectl trellis rollout pause then resume starts it again`,
+      });
+    else if (r.state === "Restarting" && since(r.stepStartedAt) > parseDuration(at.deadline))
+      out.push({
+        group,
+        id,
+        status: "fail",
+        message: `${what} for ${humanDuration(since(r.stepStartedAt))}, past its stepDeadline ${at.deadline}`,
+        hint: `kubectl describe mesh ${name}`,
+      });
+    else if (r.state === "Analysing" && since(r.analysisSince) > parseDuration(at.interval) + 60_000)
+      out.push({
+        group,
+        id,
+        status: "fail",
+        message: `${what} for ${humanDuration(since(r.analysisSince))}, past its interval ${at.interval}`,
+        hint: "check that the operator runs (kubectl trellis check)",
+      });
+    else
+      out.push({
+        group,
+        id,
+        status: "ok",
+        message: `${what}, moving: ${r.updatedWorkloads ?? 0}/${r.totalWorkloads ?? 0} workloads restarted`,
+      });
+  }
+  const incomplete = mesh.status?.conditions?.find((c) => c.type === "DataPlaneIncomplete");
+  if (incomplete?.status === "True")
+    out.push({
+      group,
+      id: "data-plane",
+      status: "warn",
+      message: `data plane incomplete (${incomplete.reason}): ${incomplete.message}`,
+      hint: "kubectl trellis check --proxies lists the pods",
+    });
   return out;
 }
 

@@ -39,6 +39,8 @@ export interface RolloutProgress {
   summary: string;
   /** spec.upgrade.approval Manual: the plan waiting for a person (status.upgradePlan). */
   awaitingApproval?: { id: string; summary: string };
+  /** A data-plane repair under way, paused or halted (status.repair), in one line. */
+  repair?: string;
 }
 
 /** The rollout is over and the watch can stop. */
@@ -50,7 +52,17 @@ export function rolloutProgress(mesh: Mesh, fleet: Fleet, now: Date): RolloutPro
   const progress = currentRollout(mesh, fleet, now);
   const plan = mesh.status?.upgradePlan;
   if (plan?.state === "AwaitingApproval") progress.awaitingApproval = { id: plan.id, summary: plan.summary };
+  const repair = repairLine(mesh.status?.repair);
+  if (repair) progress.repair = repair;
   return progress;
+}
+
+/** The data-plane repair (issue 21) while it restarts, analyses, or waits for a person. */
+function repairLine(r: NonNullable<Mesh["status"]>["repair"]): string | undefined {
+  if (!r || !["Restarting", "Analysing", "Paused", "Halted"].includes(r.state)) return undefined;
+  const where = `${stepName(r.step)} (step ${r.step + 1} of ${r.steps}) ${r.state.toLowerCase()}`;
+  const done = `${r.updatedWorkloads ?? 0}/${r.totalWorkloads ?? 0} workloads repaired`;
+  return `data-plane repair onto ${r.toVersion}: ${where}, ${done}${r.message ? `: ${r.message}` : ""}`;
 }
 
 function currentRollout(mesh: Mesh, fleet: Fleet, now: Date): RolloutProgress {

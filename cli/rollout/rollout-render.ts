@@ -5,9 +5,12 @@ import type { RolloutProgress } from "./rollout-progress.ts";
 
 export function renderRolloutProgress(p: RolloutProgress, style: Style = PLAIN): string {
   const head = `Mesh ${p.mesh}: ${p.summary}`;
-  const waiting = p.awaitingApproval
-    ? `${style.warn("Awaiting approval")}: upgrade plan ${p.awaitingApproval.id}: ${p.awaitingApproval.summary} (kubectl trellis upgrade approve --plan ${p.awaitingApproval.id})\n`
-    : "";
+  const waiting = [
+    p.awaitingApproval
+      ? `${style.warn("Awaiting approval")}: upgrade plan ${p.awaitingApproval.id}: ${p.awaitingApproval.summary} (kubectl trellis upgrade approve --plan ${p.awaitingApproval.id})\n`
+      : "",
+    p.repair ? `${style.warn("Repair")}: ${p.repair}\n` : "",
+  ].join("");
   if (p.steps.length === 0) return `${head}\n${waiting}`;
   const paint =
     p.state === "RolledBack" || p.state === "Halted" ? style.bad : p.active ? style.warn : style.ok;

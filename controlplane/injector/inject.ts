@@ -15,6 +15,7 @@ import {
   type CaptureMode,
   CONTROL_PLANE_NAMESPACE,
   IDENTITY_AUDIENCE,
+  injectionIntent,
   LABELS,
 } from "../../api/index.ts";
 import { type PodCapture, podCaptureOf } from "../../capture/annotations.ts";
@@ -78,18 +79,10 @@ export function decideInjection(
   config: InjectionConfig,
   namespaceLabels: Record<string, string> = {},
 ): InjectionDecision {
-  const podSetting = pod.metadata?.annotations?.[ANNOTATIONS.inject];
   if (pod.spec?.initContainers?.some((c) => c.name === PROXY_CONTAINER && c.restartPolicy === "Always"))
     return { inject: false, reason: "already injected", notices: [] };
-  if (podSetting === "disabled")
-    return { inject: false, reason: "pod opted out (trellis.dev/inject: disabled)", notices: [] };
-  if (podSetting !== "enabled" && namespaceAnnotations[ANNOTATIONS.inject] !== "enabled") {
-    return {
-      inject: false,
-      reason: "neither pod nor namespace has trellis.dev/inject: enabled",
-      notices: [],
-    };
-  }
+  const intent = injectionIntent(pod.metadata?.annotations, namespaceAnnotations);
+  if (!intent.meshed) return { inject: false, reason: intent.reason, notices: [] };
   if (pod.spec?.hostNetwork)
     return {
       inject: false,

@@ -6,7 +6,13 @@ import { parseArgs } from "node:util";
 import type { KubernetesObject, V1Secret } from "@kubernetes/client-node";
 import type { Logger } from "pino";
 import { DEFAULT_IMAGE_REGISTRY, meshImages, proxyRepository } from "../../api/image-references.ts";
-import { CONTROL_PLANE_NAMESPACE, fleetCaptureMode, fleetProxyVersion, type Mesh } from "../../api/index.ts";
+import {
+  ANNOTATIONS,
+  CONTROL_PLANE_NAMESPACE,
+  fleetCaptureMode,
+  fleetProxyVersion,
+  type Mesh,
+} from "../../api/index.ts";
 import type { Manager } from "../../kube/index.ts";
 import type { InjectionConfig } from "./inject.ts";
 import { startWebhookServer } from "./webhook-server.ts";
@@ -72,6 +78,38 @@ async function readTls(manager: Manager, ref: string): Promise<{ cert: string; k
   return { cert: decode("tls.crt"), key: decode("tls.key") };
 }
 
+/**
+ * A namespace's annotations for an admission. The cache answers when it says the namespace is
+ * meshed; otherwise the namespace is read from the API server, because the cache lags: a pod
+ * created within about a second of `kubectl annotate namespace … trellis.dev/inject=enabled` was
+ * admitted without a proxy. Reads of one namespace in flight at once are shared (a burst of pod
+ * creations costs one read); a failed read falls back to the cache.
+ */
+export function freshNamespaceAnnotations(
+  manager: Manager,
+  cache: { get(name: string): KubernetesObject | undefined },
+  logger: Logger,
+): (namespace: string) => Promise<Record<string, string>> {
+  const inFlight = new Map<string, Promise<Record<string, string>>>();
+  return (namespace) => {
+    const cached = cache.get(namespace)?.metadata?.annotations ?? {};
+    if (cached[ANNOTATIONS.inject] === "enabled") return Promise.resolve(cached);
+    let read = inFlight.get(namespace);
+    if (!read) {
+      read = manager.client
+        .get<KubernetesObject>(NAMESPACE, namespace)
+        .then((ns) => ns.metadata?.annotations ?? {})
+        .catch((err: unknown) => {
+          logger.warn({ err: String(err), namespace }, "could not read the namespace; using the cache");
+          return cached;
+        })
+        .finally(() => inFlight.delete(namespace));
+      inFlight.set(namespace, read);
+    }
+    return read;
+  };
+}
+
 export async function runInjector(
   manager: Manager,
   flags: InjectorFlags,
@@ -94,7 +132,7 @@ export async function runInjector(
         const mesh = meshes.get(flags.mesh);
         return mesh ? injectionConfigOf(mesh, flags) : undefined;
       },
-      namespaceAnnotations: (ns) => namespaces.get(ns)?.metadata?.annotations ?? {},
+      namespaceAnnotations: freshNamespaceAnnotations(manager, namespaces, logger),
       namespaceLabels: (ns) => namespaces.get(ns)?.metadata?.labels ?? {},
       recordEvent: (regarding, notice) =>
         void manager.events.event(regarding, "Warning", notice.reason, notice.message),

@@ -156,15 +156,15 @@ describe("admission reviews", () => {
     logger: pino({ level: "silent" }),
     admissions,
   };
-  const answer = (r: unknown) =>
-    (
-      admissionResponse(r as Parameters<typeof admissionResponse>[0], ctx) as {
-        response: Record<string, unknown>;
-      }
-    ).response;
+  const answer = async (r: unknown): Promise<Record<string, unknown>> => {
+    const review = (await admissionResponse(r as Parameters<typeof admissionResponse>[0], ctx)) as {
+      response: Record<string, unknown>;
+    };
+    return review.response;
+  };
 
-  it("patches only the CREATE of a Pod", () => {
-    assert.equal(answer(podReview()).patchType, "JSONPatch");
+  it("patches only the CREATE of a Pod", async () => {
+    assert.equal((await answer(podReview())).patchType, "JSONPatch");
     for (const over of [
       { operation: "UPDATE" },
       { operation: "DELETE" },
@@ -172,19 +172,19 @@ describe("admission reviews", () => {
       { kind: { group: "", version: "v1", kind: "Service" } },
       { subResource: "ephemeralcontainers" },
     ])
-      assert.deepEqual(answer(podReview(over)), { uid: "u-2", allowed: true }, JSON.stringify(over));
+      assert.deepEqual(await answer(podReview(over)), { uid: "u-2", allowed: true }, JSON.stringify(over));
   });
 
-  it("refuses what it cannot answer: another review version, no uid, a CREATE without the pod", () => {
-    assert.throws(() => answer({ ...podReview(), apiVersion: "admission.k8s.io/v1beta1" }), MalformedReview);
-    assert.throws(() => answer({ ...podReview(), kind: "Pod" }), MalformedReview);
-    assert.throws(() => answer(podReview({ uid: undefined })), MalformedReview);
-    assert.throws(() => answer(podReview({ object: undefined })), MalformedReview);
-    assert.throws(() => answer(null), MalformedReview);
+  it("refuses what it cannot answer: another review version, no uid, a CREATE without the pod", async () => {
+    await assert.rejects(answer({ ...podReview(), apiVersion: "admission.k8s.io/v1beta1" }), MalformedReview);
+    await assert.rejects(answer({ ...podReview(), kind: "Pod" }), MalformedReview);
+    await assert.rejects(answer(podReview({ uid: undefined })), MalformedReview);
+    await assert.rejects(answer(podReview({ object: undefined })), MalformedReview);
+    await assert.rejects(answer(null), MalformedReview);
   });
 
-  it("admits a pod with a container named like the proxy, unmeshed, and says why", () => {
-    const clash = answer(
+  it("admits a pod with a container named like the proxy, unmeshed, and says why", async () => {
+    const clash = await answer(
       podReview({}, { spec: { containers: [{ name: "trellis-proxy", image: "mine:1" }] } }),
     );
     assert.equal(clash.patch, undefined);
@@ -195,8 +195,8 @@ describe("admission reviews", () => {
     );
   });
 
-  it("leaves a trace when it skips a hostNetwork pod", () => {
-    const host = answer(
+  it("leaves a trace when it skips a hostNetwork pod", async () => {
+    const host = await answer(
       podReview({}, { spec: { hostNetwork: true, containers: [{ name: "a", image: "a:1" }] } }),
     );
     assert.equal(host.patch, undefined);
@@ -224,28 +224,28 @@ describe("admission notices", () => {
     },
   };
 
-  it("carries the notices as warnings and records them as Events on the pod's owner, but not on a dry run", () => {
-    const review = (dryRun: boolean, spec: object) =>
+  it("carries the notices as warnings and records them as Events on the pod's owner, but not on a dry run", async () => {
+    const review = async (dryRun: boolean, spec: object) =>
       (
-        admissionResponse(
+        (await admissionResponse(
           podReview(
             { dryRun },
             { ...owned, spec: { containers: [{ name: "web", image: "web:1" }], ...spec } },
           ) as never,
           ctx,
-        ) as { response: { warnings?: string[]; patch?: string } }
+        )) as { response: { warnings?: string[]; patch?: string } }
       ).response;
-    const injected = review(false, {});
+    const injected = await review(false, {});
     assert.ok(injected.patch);
     assert.match(injected.warnings?.[0] ?? "", /enforces Pod Security "baseline"/);
-    const host = review(false, { hostNetwork: true });
+    const host = await review(false, { hostNetwork: true });
     assert.equal(host.patch, undefined);
     assert.match(host.warnings?.[0] ?? "", /hostNetwork pods are never meshed/);
     assert.deepEqual(events, [
       ["ReplicaSet/web-5d9f", "PodSecurityForbidsCapture"],
       ["ReplicaSet/web-5d9f", "HostNetworkNotMeshed"],
     ]);
-    review(true, { hostNetwork: true });
+    await review(true, { hostNetwork: true });
     assert.equal(events.length, 2, "a dry run records nothing");
   });
 });

@@ -31,7 +31,8 @@ export const KEEP_ALIVE_TIMEOUT_MS = 120_000;
 export interface WebhookContext {
   /** The injection settings now (from the Mesh), or undefined when there is no Mesh. */
   config(): InjectionConfig | undefined;
-  namespaceAnnotations(namespace: string): Record<string, string>;
+  /** The namespace's annotations, fresh enough that a pod created just after it was meshed is meshed. */
+  namespaceAnnotations(namespace: string): Record<string, string> | Promise<Record<string, string>>;
   /** The namespace's labels (its Pod Security level); none when unknown. */
   namespaceLabels?(namespace: string): Record<string, string>;
   /** Records a notice as an Event about `regarding` (the pod's owner, the pod or its namespace). */
@@ -59,7 +60,7 @@ export class MalformedReview extends Error {
   override readonly name = "MalformedReview";
 }
 
-export function admissionResponse(review: AdmissionReview, ctx: WebhookContext): object {
+export async function admissionResponse(review: AdmissionReview, ctx: WebhookContext): Promise<object> {
   if (review?.apiVersion !== "admission.k8s.io/v1" || review.kind !== "AdmissionReview")
     throw new MalformedReview("not an admission.k8s.io/v1 AdmissionReview");
   const request = review.request;
@@ -89,7 +90,7 @@ export function admissionResponse(review: AdmissionReview, ctx: WebhookContext):
   const namespace = request.namespace ?? pod.metadata?.namespace ?? "default";
   const decision = decideInjection(
     pod,
-    ctx.namespaceAnnotations(namespace),
+    await ctx.namespaceAnnotations(namespace),
     config,
     ctx.namespaceLabels?.(namespace) ?? {},
   );
@@ -170,11 +171,11 @@ export function startWebhookServer(opts: {
         }
         chunks.push(c);
       });
-      req.on("end", () => {
+      req.on("end", async () => {
         if (res.writableEnded) return;
         let body: object;
         try {
-          body = admissionResponse(
+          body = await admissionResponse(
             JSON.parse(Buffer.concat(chunks).toString("utf8")) as AdmissionReview,
             opts.ctx,
           );

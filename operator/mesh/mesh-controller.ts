@@ -42,10 +42,12 @@ import { type IdentityCaches, planIdentity } from "./mesh-identity.ts";
 import { removeMesh } from "./mesh-removal.ts";
 import {
   approvalBlocker,
+  dataPlaneCondition,
   MESH_STATUS_KEYS,
   meshOwnedStatus,
   meshStatus,
   pickBlocker,
+  repairBlocker,
   rolloutBlocker,
 } from "./mesh-status.ts";
 import { observeComponents, versionHealth } from "./observe.ts";
@@ -207,9 +209,11 @@ export class MeshController {
     const blocker = pickBlocker(
       identity.blocker,
       rolloutBlocker(mesh.status?.rollout),
+      repairBlocker(mesh.status?.repair),
       approvalBlocker(mesh.status?.upgradePlan),
       cniProgress && { ...cniProgress, degraded: false, phase: "Progressing", keepsReady: true },
     );
+    const dataPlane = dataPlaneCondition(mesh.status?.proxies, mesh.status?.repair, spec.injection.repair);
     const status = meshStatus({
       previous: mesh.status,
       generation,
@@ -219,6 +223,7 @@ export class MeshController {
       trustAnchor: identity.rotation.status,
       capture: capture.plan.status,
       ...(blocker ? { blocker } : {}),
+      dataPlane,
       now,
     });
     // Status first, on the precondition that the Mesh is the one decided on; the Events of the

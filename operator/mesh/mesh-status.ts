@@ -42,6 +42,8 @@ export interface StatusInput {
   capture?: MeshStatus["capture"];
   /** A reason the mesh cannot be ready regardless of the control plane (e.g. identity not issued yet). */
   blocker?: Blocker;
+  /** DataPlaneIncomplete (dataPlaneCondition), when known. */
+  dataPlane?: { status: boolean; reason: string; message: string };
   now: Date;
 }
 
@@ -77,6 +79,67 @@ export function rolloutBlocker(rollout: MeshStatus["rollout"]): Blocker | undefi
     default:
       return undefined;
   }
+}
+
+/** What a data-plane repair in progress (or halted) says about readiness: the mesh stays Ready. */
+export function repairBlocker(repair: MeshStatus["repair"]): Blocker | undefined {
+  if (!repair) return undefined;
+  const step = repair.step === 0 ? "canary" : `wave ${repair.step}`;
+  const about = `data-plane repair: ${repair.state === "Halted" ? (repair.message ?? "halted") : `${step} ${repair.state.toLowerCase()}`}`;
+  switch (repair.state) {
+    case "Restarting":
+    case "Analysing":
+      return {
+        reason: "RepairingDataPlane",
+        message: about,
+        degraded: false,
+        phase: "Repairing",
+        keepsReady: true,
+      };
+    case "Halted":
+      return { reason: "RepairFailed", message: about, degraded: true, phase: "Degraded", keepsReady: true };
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * DataPlaneIncomplete: True while pods that should carry the proxy run without one, or proxies
+ * run outside the skew policy (status.proxies, which the rollout controller counts), naming the
+ * first workloads and the totals, and what is done about it.
+ */
+export function dataPlaneCondition(
+  proxies: MeshStatus["proxies"],
+  repair: MeshStatus["repair"],
+  mode: "Restart" | "Report",
+): { status: boolean; reason: string; message: string } {
+  const missing = proxies?.missing ?? 0;
+  const skew = proxies?.outOfSkew ?? 0;
+  if (missing + skew === 0)
+    return {
+      status: false,
+      reason: "DataPlaneComplete",
+      message: "every pod that should carry the proxy does, within the skew policy",
+    };
+  const totals = [
+    missing > 0 ? `${missing} ${missing === 1 ? "pod" : "pods"} without a proxy` : "",
+    skew > 0 ? `${skew} ${skew === 1 ? "proxy" : "proxies"} outside the skew policy` : "",
+  ].filter(Boolean);
+  const names = (proxies?.incomplete ?? [])
+    .slice(0, 3)
+    .map((o) => `${o.workload.replace("/", " ")} (${o.missing + o.outOfSkew})`);
+  const active = repair && (repair.state === "Restarting" || repair.state === "Analysing");
+  const doing =
+    mode === "Report"
+      ? "spec.injection.repair is Report: restart them, or set it to Restart"
+      : active
+        ? "a repair restarts their workloads"
+        : (repair?.message ?? "their workloads are restarted when nothing else restarts workloads");
+  return {
+    status: true,
+    reason: missing > 0 ? "ProxiesMissing" : "ProxiesOutOfSkew",
+    message: `${totals.join(", ")}: ${names.join(", ")}${(proxies?.incomplete?.length ?? 0) > 3 ? ", ..." : ""}; ${doing}`,
+  };
 }
 
 /** An upgrade waiting for approval (status.upgradePlan, written by the rollout controller): the running version serves. */
@@ -138,6 +201,8 @@ export function meshStatus(input: StatusInput): MeshStatus {
     degraded && degradedBy ? degradedBy.reason : "Healthy",
     degraded && degradedBy ? degradedBy.message : "no failure",
   );
+  if (input.dataPlane)
+    set("DataPlaneIncomplete", input.dataPlane.status, input.dataPlane.reason, input.dataPlane.message);
   const phase = plan.phase === "Ready" && blocker ? blocker.phase : plan.phase;
   return {
     observedGeneration: generation,

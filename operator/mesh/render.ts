@@ -13,7 +13,14 @@ import type {
   V1Service,
   V1ServiceAccount,
 } from "@kubernetes/client-node";
-import { API_VERSION, CONTROL_PLANE_NAMESPACE, LABELS, MANAGED_BY, type MeshSpec } from "../../api/index.ts";
+import {
+  API_VERSION,
+  CONTROL_PLANE_NAMESPACE,
+  LABELS,
+  MANAGED_BY,
+  type MeshSpec,
+  NEVER_MESHED_NAMESPACES,
+} from "../../api/index.ts";
 import { meshImages } from "../release.ts";
 import { ADMIN_PORT, COMPONENTS, type ComponentDefinition, SERVING_CERT_DIR } from "./components.ts";
 import { renderRbac } from "./render-rbac.ts";
@@ -271,7 +278,7 @@ function webhook(input: RenderInput, activeVersion: string): KubeObject {
   const excluded = {
     key: "kubernetes.io/metadata.name",
     operator: "NotIn",
-    values: ["kube-system", CONTROL_PLANE_NAMESPACE],
+    values: [...NEVER_MESHED_NAMESPACES],
   };
   const w: V1MutatingWebhookConfiguration & KubeObject = {
     apiVersion: "admissionregistration.k8s.io/v1",

@@ -1,7 +1,8 @@
 // The version skew policy of the control plane, as a pure function (see docs/upgrades.md):
 // - downgrades are never silent: any older version is refused;
 // - upgrades: within a major, at most one minor release at a time (1.2.x → 1.3.y);
-// - a new major, a skipped minor or any downgrade needs spec.upgrade.force.
+// - a new major, a skipped minor or any downgrade needs spec.upgrade.force;
+// - proxies: within a major, at most one minor release from the control plane (proxySkew).
 import semver from "semver";
 
 export type SkewVerdict =

@@ -1,23 +1,22 @@
 // The rollout controller: takes a new proxy version to every meshed workload through the plan
-// in rollout-plan.ts. It reads pods (only injected ones), workloads and PodDisruptionBudgets
-// from caches; it writes the Mesh's status.rollout and status.proxies under its own field
-// manager, then one template patch per workload restart (the trellis.dev/proxy-version and
-// restarted-at annotations, as `kubectl rollout restart` does with its own), then the Events of
-// the transitions that write recorded. Status goes first, conditioned on the Mesh the decision
-// was made from (status-write.ts): a decision made on a stale cache is never acted on.
+// in rollout-plan.ts, and keeps the data plane whole through repair-plan.ts (pods that should
+// carry the proxy and do not, proxies outside the skew policy; data-plane.ts). It reads pods
+// (with and without a proxy), namespaces, workloads and PodDisruptionBudgets from caches; it
+// writes the Mesh's status.rollout, status.repair and status.proxies under its own field
+// manager, then one template patch per workload restart (template-patches.ts), then the Events
+// of the transitions that write recorded. Status goes first, conditioned on the Mesh the
+// decision was made from (status-write.ts): a decision made on a stale cache is never acted on.
 import type { KubernetesObject, V1PodDisruptionBudget } from "@kubernetes/client-node";
 import {
-  ANNOTATIONS,
   type Mesh,
   type MeshSpec,
   type MeshStatus,
   parseRevision,
-  revisionAnnotations,
   targetRevision,
   validateMeshSpec,
 } from "../../api/index.ts";
 import {
-  ApiError,
+  type Gauge,
   type Informer,
   type Manager,
   ObjectWriter,
@@ -27,8 +26,19 @@ import {
 import { type PodView, RESOURCES, type WorkloadObjectView } from "../resources.ts";
 import { sameJson, TransitionWriter } from "../status-write.ts";
 import { combine, metricsVerdict, type PrometheusFigures, podVerdict, queryFigures } from "./analysis.ts";
-import { planRollout, type RolloutDecision } from "./rollout-plan.ts";
-import { proxyStatus } from "./rollout-report.ts";
+import {
+  dataPlaneCensus,
+  describeGaps,
+  gapsByOwner,
+  type NamespaceView,
+  namespaceView,
+} from "./data-plane.ts";
+import { InjectorProbe } from "./injector-probe.ts";
+import { planRepair } from "./repair-plan.ts";
+import { planRollout, rolloutActive } from "./rollout-plan.ts";
+import { type GapTotals, proxyStatus } from "./rollout-report.ts";
+import type { RolloutEvent } from "./rollout-steps.ts";
+import { TemplatePatcher } from "./template-patches.ts";
 import {
   type ApprovalDecision,
   decideApproval,
@@ -40,7 +50,7 @@ import { type DisruptionBudgetView, disruptionBudgetView, planWorkloads } from "
 import { inventory, type WorkloadKind, type WorkloadObject, type WorkloadView } from "./workloads.ts";
 
 export const ROLLOUT_FIELD_MANAGER = "trellis-operator-rollout";
-const ROLLOUT_STATUS_KEYS = ["rollout", "proxies", "upgradePlan"] as const;
+const ROLLOUT_STATUS_KEYS = ["rollout", "repair", "proxies", "upgradePlan"] as const;
 const PROGRESS_WRITE_MS = 5000;
 /**
  * Pod and workload events reach the rollout at most this often. Every reconcile reads all pods
@@ -48,26 +58,8 @@ const PROGRESS_WRITE_MS = 5000;
  * busy and took CPU from the API server it waits on. Costs at most this much per step.
  */
 const CACHE_COALESCE_MS = 500;
-/**
- * Template patches in flight at once. One at a time, a wave of 500 workloads took ~80 s of
- * round trips on a loaded API server before the last workload even began to restart.
- */
-const PATCH_CONCURRENCY = 16;
-/**
- * How long a patch sent is assumed applied while the cache does not show it yet. A patch whose
- * answer was lost may or may not have been applied: sending it again with a new restarted-at
- * would restart the workload twice, so the expectation outlives such a failure until the
- * cache has caught up (or this long has passed and the cache shows it was not applied).
- */
-const EXPECTATION_TTL_MS = 60_000;
 /** A reconcile whose cached Mesh predates this controller's own last status write waits this long. */
 const STALE_CACHE_RETRY_MS = 100;
-
-const WORKLOADS = {
-  Deployment: { apiVersion: "apps/v1", kind: "Deployment", plural: "deployments", namespaced: true },
-  StatefulSet: { apiVersion: "apps/v1", kind: "StatefulSet", plural: "statefulsets", namespaced: true },
-  DaemonSet: { apiVersion: "apps/v1", kind: "DaemonSet", plural: "daemonsets", namespaced: true },
-} as const;
 
 /** The caches of every workload of the cluster, as views (metadata, replicas, template annotations). */
 const WORKLOAD_CACHES = {
@@ -76,28 +68,52 @@ const WORKLOAD_CACHES = {
   DaemonSet: RESOURCES.anyDaemonSet,
 } as const;
 
+export interface RolloutControllerOptions {
+  /** Development only: the injector's webhook URL, probed before a repair restarts anything. */
+  injectorUrl?: string | undefined;
+  now?: () => Date;
+}
+
 export class RolloutController {
   private readonly meshes: Informer<Mesh & KubernetesObject>;
   private readonly pods: Informer<PodView>;
+  private readonly uninjected: Informer<PodView>;
+  private readonly namespaces: Informer<KubernetesObject>;
   private readonly workloads = new Map<WorkloadKind, Informer<WorkloadObjectView>>();
   private readonly budgets: Informer<V1PodDisruptionBudget & KubernetesObject>;
+  private readonly webhooks: Informer<KubernetesObject>;
   private readonly writer: ObjectWriter;
   private readonly lastWrite = new Map<string, number>();
   private readonly transitions: TransitionWriter;
-  /** Workload key → the version a patch sent asks for, and when it was sent. */
-  private readonly expected = new Map<string, { version: string; at: number }>();
-  /** Template patches sent, for the scale benchmark and tests. */
-  readonly restarts: Array<{ workload: string; version: string; at: number }> = [];
+  readonly patcher: TemplatePatcher;
+  private readonly injector: InjectorProbe;
+  private readonly now: () => Date;
+  private readonly missingGauge: Gauge;
+  private readonly skewGauge: Gauge;
 
   constructor(
     private readonly manager: Manager,
-    private readonly now: () => Date = () => new Date(),
+    options: RolloutControllerOptions = {},
   ) {
+    this.now = options.now ?? (() => new Date());
     this.writer = new ObjectWriter(manager.client, ROLLOUT_FIELD_MANAGER);
     this.transitions = new TransitionWriter(this.writer);
+    this.patcher = new TemplatePatcher(manager, ROLLOUT_FIELD_MANAGER);
+    this.injector = new InjectorProbe(options.injectorUrl);
+    this.missingGauge = manager.metrics.registry.gauge(
+      "trellis_mesh_pods_without_proxy",
+      "Running pods that should carry the proxy and do not, per Mesh.",
+    );
+    this.skewGauge = manager.metrics.registry.gauge(
+      "trellis_mesh_proxies_out_of_skew",
+      "Proxies whose version is outside the skew policy of the control plane, per Mesh.",
+    );
     this.meshes = manager.informer(RESOURCES.mesh);
     this.pods = manager.informer(RESOURCES.injectedPod);
+    this.uninjected = manager.informer(RESOURCES.uninjectedPod);
+    this.namespaces = manager.informer(RESOURCES.anyNamespace);
     this.budgets = manager.informer(RESOURCES.anyPodDisruptionBudget);
+    this.webhooks = manager.informer(RESOURCES.mutatingWebhook);
     const controller = manager.controller({
       name: "rollout",
       reconcile: (r) => this.reconcile(r),
@@ -105,7 +121,13 @@ export class RolloutController {
     });
     controller.watches(this.meshes);
     // A rollout reads pods and workloads in bulk; one reconcile per interval sees every change.
-    controller.watches(this.pods, () => this.meshes.keys(), { coalesceMs: CACHE_COALESCE_MS });
+    for (const source of [
+      this.pods,
+      this.uninjected,
+      this.namespaces,
+      this.webhooks,
+    ] as Informer<KubernetesObject>[])
+      controller.watches(source, () => this.meshes.keys(), { coalesceMs: CACHE_COALESCE_MS });
     // A budget that allows a disruption again lets a blocked workload restart.
     controller.watches(this.budgets, () => this.meshes.keys(), { coalesceMs: CACHE_COALESCE_MS });
     for (const [kind, spec] of Object.entries(WORKLOAD_CACHES) as Array<
@@ -126,45 +148,76 @@ export class RolloutController {
     const spec = checked.value;
     // The data-plane revision: the proxy version, and the capture mode once the plugin allows it.
     const target = targetRevision(spec, mesh.status);
+    const now = this.now();
     const pods = this.pods.list();
-    const found = inventory(pods, this.workloadObjects());
-    const views = this.withExpectations(found.workloads);
-    const rollout = mesh.status?.rollout;
+    const census = this.census(mesh, spec, pods);
+    const found = inventory(pods, this.workloadObjects(), [...census.missing, ...census.outOfSkew]);
+    const views = this.patcher.withExpectations(found.workloads);
     const figures = await this.figures(
       spec.upgrade.analysis.prometheusUrl,
-      rollout,
+      mesh.status?.rollout,
       target,
       spec.upgrade.analysis.interval,
       request,
     );
-    const now = this.now();
     const budgets = this.budgetViews();
     const approval = this.approval(mesh, spec, views, budgets, now);
-    const decision = planRollout({
-      spec,
+    // While a new proxy version waits for approval, the fleet's version is the one kept.
+    const proxyTarget = approval.holdProxies ? heldProxyTarget(mesh.status, target) : target;
+    const common = { spec, workloads: views, budgets, now };
+    const rollout = planRollout({
+      ...common,
       fleetVersion: mesh.status?.proxies?.version,
-      target: approval.holdProxies ? heldProxyTarget(mesh.status, target) : target,
-      rollout,
-      workloads: views,
+      target: proxyTarget,
+      rollout: mesh.status?.rollout,
       others: found.others,
-      budgets,
       analyse: (upgraded, _baseline, version) =>
         combine(podVerdict(upgraded, version), metricsVerdict(figures, spec)),
-      now,
     });
-    const counted = decision.rollout?.toVersion ?? decision.fleetVersion;
-    const settled = decision.rollout?.state === "RolledBack" ? decision.fleetVersion : counted;
+    const repair = planRepair({
+      ...common,
+      fleetVersion: rollout.fleetVersion,
+      controlPlaneVersion: mesh.status?.controlPlane?.version,
+      repair: mesh.status?.repair,
+      rolloutActive: rolloutActive(rollout.rollout, proxyTarget, rollout.fleetVersion),
+      rolloutTarget: proxyTarget,
+      gapOthers: found.gapOthers,
+      injectorReady: await this.injector.ready(
+        mesh,
+        this.webhooks.list().some((w) => w.metadata?.labels?.["trellis.dev/mesh"] === mesh.metadata?.name),
+      ),
+      analyse: (upgraded, _baseline, version) => podVerdict(upgraded, version),
+    });
+    const gaps: GapTotals = {
+      missing: census.missing.length,
+      outOfSkew: census.outOfSkew.length,
+      owners: gapsByOwner(census),
+    };
+    this.missingGauge.set({ mesh: request.key }, gaps.missing);
+    this.skewGauge.set({ mesh: request.key }, gaps.outOfSkew);
+    // Counted against the rollout's target; after a rollback, against the fleet's version it went back to.
+    const counted = rollout.rollout?.toVersion ?? rollout.fleetVersion;
+    const settled = rollout.rollout?.state === "RolledBack" ? rollout.fleetVersion : counted;
     const status: MeshStatus = {
-      ...(decision.rollout ? { rollout: decision.rollout } : {}),
-      proxies: proxyStatus(pods, decision.workloads, found.others, settled, decision.fleetVersion),
+      ...(rollout.rollout ? { rollout: rollout.rollout } : {}),
+      ...(repair.rollout ? { repair: repair.rollout } : {}),
+      proxies: proxyStatus(pods, rollout.workloads, found.others, settled, rollout.fleetVersion, gaps),
       ...(approval.plan ? { upgradePlan: approval.plan } : {}),
     };
-    decision.events.push(...approval.events);
-    const throttleMs =
-      decision.events.length > 0 ? 0 : this.progressThrottleMs(request.key, mesh.status, status);
+    const events = [
+      ...rollout.events,
+      ...approval.events,
+      ...repair.events,
+      ...gapEvents(mesh.status?.proxies, gaps, spec),
+    ];
+    // A workload the rollout's own restarts (a revert, a rollback retried) already cover is not patched twice.
+    const byRollout = new Set(rollout.restart.map((r) => r.workload.key));
+    const restarts = [...rollout.restart, ...repair.restart.filter((r) => !byRollout.has(r.workload.key))];
+    const throttleMs = events.length > 0 ? 0 : this.progressThrottleMs(request.key, mesh.status, status);
     if (throttleMs > 0) {
-      await this.restartAll(decision.restart, request);
-      return { requeueAfterMs: Math.min(throttleMs, decision.requeueAfterMs ?? throttleMs) };
+      await this.patcher.restartAll(restarts, request);
+      const requeue = Math.min(rollout.requeueAfterMs ?? throttleMs, repair.requeueAfterMs ?? throttleMs);
+      return { requeueAfterMs: Math.min(throttleMs, requeue) };
     }
     const written = await this.transitions.write(request.key, mesh, status, ROLLOUT_STATUS_KEYS);
     if (written === "conflict") {
@@ -172,24 +225,38 @@ export class RolloutController {
       return { requeueAfterMs: STALE_CACHE_RETRY_MS };
     }
     if (written === "written") this.lastWrite.set(request.key, Date.now());
-    await this.restartAll(decision.restart, request);
-    await this.announce(mesh, decision, written === "written", request);
-    return decision.requeueAfterMs === undefined ? undefined : { requeueAfterMs: decision.requeueAfterMs };
+    await this.patcher.restartAll(restarts, request);
+    await this.announce(mesh, events, written === "written", request);
+    const waits = [rollout.requeueAfterMs, repair.requeueAfterMs].filter((w): w is number => w !== undefined);
+    return waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : undefined;
+  }
+
+  /** Pods that should carry the proxy and do not, and proxies out of skew (data-plane.ts). */
+  private census(mesh: Mesh, spec: MeshSpec, injected: PodView[]) {
+    const byName = new Map<string, NamespaceView>();
+    for (const ns of this.namespaces.list()) byName.set(ns.metadata?.name ?? "", namespaceView(ns));
+    return dataPlaneCensus({
+      injected,
+      uninjected: this.uninjected.list(),
+      namespace: (name) => byName.get(name),
+      injection: spec.injection,
+      controlPlaneVersion: mesh.status?.controlPlane?.version,
+    });
   }
 
   /** Events of the transitions this reconcile recorded (none when the status already said so). */
   private async announce(
     mesh: Mesh & KubernetesObject,
-    decision: RolloutDecision,
+    events: RolloutEvent[],
     written: boolean,
     request: ReconcileRequest,
   ): Promise<void> {
     if (!written) {
-      if (decision.events.length > 0)
-        request.logger.debug({ events: decision.events.map((e) => e.reason) }, "already recorded");
+      if (events.length > 0)
+        request.logger.debug({ events: events.map((e) => e.reason) }, "already recorded");
       return;
     }
-    for (const e of decision.events) await this.manager.events.event(mesh, e.type, e.reason, e.message);
+    for (const e of events) await this.manager.events.event(mesh, e.type, e.reason, e.message);
   }
 
   /** spec.upgrade.approval Manual: the plan of what is pending, and whether the proxy rollout waits for it. */
@@ -231,16 +298,21 @@ export class RolloutController {
    * state at once. Returns how long to wait before writing, or 0 to write now.
    */
   private progressThrottleMs(key: string, current: MeshStatus | undefined, next: MeshStatus): number {
-    const shape = (s: MeshStatus | undefined) => ({
-      rollout: s?.rollout && {
-        ...s.rollout,
+    const pass = (p: MeshStatus["rollout"]) =>
+      p && {
+        ...p,
         message: undefined,
         updatedWorkloads: undefined,
         totalWorkloads: undefined,
         pendingPods: undefined,
         held: undefined,
-      },
+      };
+    const shape = (s: MeshStatus | undefined) => ({
+      rollout: pass(s?.rollout),
+      repair: pass(s?.repair),
       version: s?.proxies?.version,
+      // Whether the data plane is whole (the condition reads it); the counts may lag.
+      complete: !s?.proxies?.missing && !s?.proxies?.outOfSkew,
     });
     if (!sameJson(shape(current), shape(next))) return 0;
     const since = Date.now() - (this.lastWrite.get(key) ?? 0);
@@ -280,82 +352,27 @@ export class RolloutController {
       return { successRate: 0, p99Ms: undefined, baselineP99Ms: undefined };
     }
   }
+}
 
-  /**
-   * A patched workload looks unpatched until the informer sees the change; without this, a
-   * reconcile in between would restart it again. Expectations last until the cache catches up
-   * (or EXPECTATION_TTL_MS, for a patch that may never have been applied).
-   */
-  private withExpectations(views: WorkloadView[]): WorkloadView[] {
-    const present = new Set(views.map((v) => v.key));
-    const now = Date.now();
-    for (const [key, e] of this.expected)
-      if (!present.has(key) || now - e.at > EXPECTATION_TTL_MS) this.expected.delete(key);
-    for (const v of views) {
-      const expected = this.expected.get(v.key);
-      if (expected === undefined) continue;
-      if (v.templateVersion === expected.version) this.expected.delete(v.key);
-      else {
-        v.templateVersion = expected.version;
-        v.restartedAt = new Date(expected.at).toISOString();
-        v.rolledOut = false; // the cached status is of the template before the patch
-      }
-    }
-    return views;
-  }
-
-  /**
-   * Patches the workloads PATCH_CONCURRENCY at a time. Every patch is awaited before returning,
-   * even after a failure, so that the next reconcile sees all expectations of this one; the
-   * first error is then thrown (the reconcile is retried).
-   */
-  private async restartAll(
-    restarts: Array<{ workload: WorkloadView; version: string }>,
-    request: ReconcileRequest,
-  ): Promise<void> {
-    let next = 0;
-    const errors: unknown[] = [];
-    const worker = async () => {
-      while (next < restarts.length) {
-        const { workload, version } = restarts[next++] as (typeof restarts)[number];
-        await this.restart(workload, version, request).catch((err: unknown) => errors.push(err));
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PATCH_CONCURRENCY, restarts.length) }, worker));
-    if (errors.length > 0) throw errors[0];
-  }
-
-  /**
-   * One template patch, as `kubectl rollout restart` does with its annotation. restarted-at is
-   * when it was sent: a step's deadline counts from each workload's restart, and a rollback
-   * restarts exactly the workloads restarted since the rollout began.
-   */
-  private async restart(w: WorkloadView, version: string, request: ReconcileRequest): Promise<void> {
-    const spec = WORKLOADS[w.kind];
-    const at = Date.now();
-    const patch = {
-      spec: {
-        template: {
-          metadata: {
-            annotations: {
-              ...revisionAnnotations(version),
-              [ANNOTATIONS.restartedAt]: new Date(at).toISOString(),
-            },
-          },
-        },
-      },
-    };
-    this.expected.set(w.key, { version, at });
-    try {
-      await this.manager.client.patch(spec, { name: w.name, namespace: w.namespace }, "merge", patch, {
-        fieldManager: ROLLOUT_FIELD_MANAGER,
-      });
-    } catch (err) {
-      // The API server answered no: nothing was applied. Otherwise (no answer) it may have been.
-      if (err instanceof ApiError) this.expected.delete(w.key);
-      throw err;
-    }
-    this.restarts.push({ workload: w.key, version, at });
-    request.logger.info({ workload: w.key, version }, "restarting workload onto proxy version");
-  }
+/**
+ * A Warning when the set of pods missing a proxy or out of skew grows, against the persisted
+ * counts: when the data plane stops being whole, and each time the set at least doubles. (Per
+ * pod, a thousand pods admitted without a proxy in a minute would be a thousand Events and
+ * status writes.)
+ */
+function gapEvents(previous: MeshStatus["proxies"], gaps: GapTotals, spec: MeshSpec): RolloutEvent[] {
+  const before = (previous?.missing ?? 0) + (previous?.outOfSkew ?? 0);
+  const now = gaps.missing + gaps.outOfSkew;
+  if (now === 0 || now < 2 * before) return [];
+  const then =
+    spec.injection.repair === "Restart"
+      ? "their workloads are restarted in canaried steps (spec.injection.repair: Restart)"
+      : "nothing is restarted (spec.injection.repair: Report)";
+  return [
+    {
+      type: "Warning",
+      reason: "DataPlaneIncomplete",
+      message: `${describeGaps(gaps.owners, gaps)}; ${then}`,
+    },
+  ];
 }

@@ -41,9 +41,10 @@ function otherReason(o: OtherPods): { reason: string; why: string } {
 /** Why pods no restartable workload owns keep another version (status.rollout.held, the CLI's plan). */
 export function otherEntry(o: OtherPods, version: string): Held {
   const n = offVersion(o, version);
-  const on = [...o.versions.keys()].filter((v) => v !== version).join(", ");
+  const versions = [...o.versions.keys()].filter((v) => v !== version);
+  const on = versions.map((v) => (v === "" ? "without a proxy" : `on ${v}`)).join(", ");
   const { reason, why } = otherReason(o);
-  return { workload: o.key, reason, message: `${n} pod${n === 1 ? "" : "s"} on ${on}; ${why}` };
+  return { workload: o.key, reason, message: `${n} pod${n === 1 ? "" : "s"} ${on}; ${why}` };
 }
 
 export function heldList(
@@ -94,10 +95,18 @@ export function pendingSummary(planned: PlannedWorkload[], others: OtherPods[], 
   return parts.join("; ");
 }
 
+/** The data plane's gaps as status.proxies reports them (data-plane.ts). */
+export interface GapTotals {
+  missing: number;
+  outOfSkew: number;
+  owners: Array<{ key: string; missing: number; outOfSkew: number }>;
+}
+
 /**
  * status.proxies: running injected pods (finished ones count nowhere), those on `version`, and
- * of the others those no rollout will restart (pending) or that the rollout skipped. The summary
- * is "updated/total", then "(3 pending, 2 skipped)" when there are such pods.
+ * of the others those no rollout will restart (pending) or that the rollout skipped; pods that
+ * should carry a proxy and do not, and proxies out of skew. The summary is "updated/total",
+ * then "(3 pending, 2 skipped, 1 missing, 1 out of skew)" for what is not zero.
  */
 export function proxyStatus(
   pods: PodView[],
@@ -105,6 +114,7 @@ export function proxyStatus(
   others: OtherPods[],
   version: string,
   fleetVersion: string,
+  gaps: GapTotals = { missing: 0, outOfSkew: 0, owners: [] },
 ): NonNullable<MeshStatus["proxies"]> {
   let total = 0;
   let updated = 0;
@@ -119,14 +129,26 @@ export function proxyStatus(
     if (p.action.action !== "Skip") continue;
     for (const [v, c] of p.workload.pods) if (v !== version) skipped += c.total;
   }
-  const notes = [pending > 0 ? `${pending} pending` : "", skipped > 0 ? `${skipped} skipped` : ""].filter(
-    Boolean,
-  );
+  const notes = [
+    pending > 0 ? `${pending} pending` : "",
+    skipped > 0 ? `${skipped} skipped` : "",
+    gaps.missing > 0 ? `${gaps.missing} missing` : "",
+    gaps.outOfSkew > 0 ? `${gaps.outOfSkew} out of skew` : "",
+  ].filter(Boolean);
   return {
     total,
     updated,
     ...(pending > 0 ? { pending } : {}),
     ...(skipped > 0 ? { skipped } : {}),
+    ...(gaps.missing > 0 ? { missing: gaps.missing } : {}),
+    ...(gaps.outOfSkew > 0 ? { outOfSkew: gaps.outOfSkew } : {}),
+    ...(gaps.owners.length > 0
+      ? {
+          incomplete: gaps.owners
+            .slice(0, MAX_HELD)
+            .map((o) => ({ workload: o.key, missing: o.missing, outOfSkew: o.outOfSkew })),
+        }
+      : {}),
     summary: `${updated}/${total}${notes.length > 0 ? ` (${notes.join(", ")})` : ""}`,
     version: fleetVersion,
   };

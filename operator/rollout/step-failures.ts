@@ -5,7 +5,7 @@
 import { parseDuration } from "../../api/index.ts";
 import { describeFailure, pastGrace } from "./pod-failures.ts";
 import { describeWorkload, type PlannedWorkload } from "./workload-plan.ts";
-import { describeProgress, isDoneAt, type WorkloadView } from "./workloads.ts";
+import { describeProgress, type WorkloadView } from "./workloads.ts";
 
 /** A pod of the new version in a certain failure past its grace: the step cannot succeed. */
 export function certainFailure(upgraded: WorkloadView[], version: string, now: Date): string | undefined {
@@ -19,22 +19,20 @@ export function certainFailure(upgraded: WorkloadView[], version: string, now: D
 
 /** In-flight restarts not done within stepDeadline of their restart (or of the step's start). */
 export function lateRestarts(
-  mine: WorkloadView[],
-  target: string,
+  inFlight: WorkloadView[],
+  version: string,
   stepDeadline: string,
   stepStartedAt: string | undefined,
   now: Date,
 ): string | undefined {
   const deadline = parseDuration(stepDeadline);
   const stepStart = stepStartedAt ?? now.toISOString();
-  const late = mine
-    .filter((w) => w.templateVersion === target && !isDoneAt(w, target))
-    .filter((w) => {
-      const since = [w.restartedAt ?? stepStart, stepStart].sort().at(-1) as string;
-      return now.getTime() - Date.parse(since) > deadline;
-    });
+  const late = inFlight.filter((w) => {
+    const since = [w.restartedAt ?? stepStart, stepStart].sort().at(-1) as string;
+    return now.getTime() - Date.parse(since) > deadline;
+  });
   if (late.length === 0) return undefined;
-  const names = late.slice(0, 3).map((w) => `${describeWorkload(w)} (${describeProgress(w, target)})`);
+  const names = late.slice(0, 3).map((w) => `${describeWorkload(w)} (${describeProgress(w, version)})`);
   const more = late.length > 3 ? ` and ${late.length - 3} more` : "";
   return `${late.length} workloads not ready ${stepDeadline} after their restart: ${names.join(", ")}${more}`;
 }

@@ -33,7 +33,10 @@ export type SkipReason =
   | "OnDeleteStrategy"
   | "Partitioned"
   | "Failing"
-  | "DisruptionBudget";
+  | "DisruptionBudget"
+  /** Repairs only (repair-plan.ts). */
+  | "RestartDidNotHelp"
+  | "FleetOutOfSkew";
 
 export type WorkloadAction =
   | { action: "Restart" }

@@ -5,7 +5,9 @@
 // workload itself (paused, update strategy, template labels, opted out, host network). Pods
 // that no such workload owns (Jobs, CronJob pods, bare pods, pods of other controllers) are
 // grouped by owner as "other pods": a rollout never restarts them. Finished pods (Succeeded,
-// Failed) run no proxy and count nowhere. Pure over the pods and workloads read from the caches.
+// Failed) run no proxy and count nowhere. Pods with a data-plane gap (data-plane.ts) are counted
+// on their workload too, which brings a workload whose pods all lack the proxy into the
+// inventory. Pure over the pods and workloads read from the caches.
 import { ANNOTATIONS, podRevision, templateRevision } from "../../api/index.ts";
 import type { PodView, UpdateStrategyView, WorkloadObjectView } from "../resources.ts";
 import { type PodFailure, podFailure } from "./pod-failures.ts";
@@ -46,6 +48,8 @@ export interface WorkloadView extends WorkloadRef {
   hostNetwork?: boolean;
   /** Its pods in a certain failure (image missing, crash loop, ...), with their proxy version. */
   failures?: Array<PodFailure & { version: string }>;
+  /** Its pods that should carry the proxy and do not, or whose proxy is out of skew (data-plane.ts). */
+  gaps?: { missing: number; outOfSkew: number; newestCreatedAt: number };
 }
 
 /** Injected pods that no Deployment, StatefulSet or DaemonSet owns, grouped by their owner. */
@@ -60,10 +64,18 @@ export interface OtherPods {
 }
 
 export interface Inventory {
-  /** Workloads with at least one injected pod or a rollout annotation, sorted by key. */
+  /** Workloads with an injected pod, a rollout annotation or a data-plane gap, sorted by key. */
   workloads: WorkloadView[];
   /** Running injected pods no such workload owns, sorted by key. */
   others: OtherPods[];
+  /** Gap pods no such workload owns (version "" for a pod without a proxy), sorted by key. */
+  gapOthers: OtherPods[];
+}
+
+/** A gap pod (data-plane.ts) as inventory reads it: the pod and the proxy version it runs ("" for none). */
+export interface GapPod {
+  pod: PodView;
+  version: string;
 }
 
 export function workloadKey(ref: WorkloadRef): string {
@@ -138,6 +150,7 @@ function newView(ref: WorkloadRef, key: string, obj: WorkloadObject): WorkloadVi
     optedOut: annotations?.[ANNOTATIONS.inject] === "disabled",
     hostNetwork: obj.spec?.template?.spec?.hostNetwork === true,
     failures: [],
+    gaps: undefined,
   };
 }
 
@@ -147,9 +160,24 @@ function otherOwner(pod: PodView): { kind: string; name: string } {
   return owner ? { kind: owner.kind, name: owner.name } : { kind: "Pod", name: pod.metadata?.name ?? "" };
 }
 
-export function inventory(pods: PodView[], workloads: WorkloadObject[]): Inventory {
+/** Kind/namespace/name of what owns the pod: its workload, Job, other controller, or the pod itself. */
+export function ownerKey(pod: PodView): string {
+  const ref = ownerWorkload(pod);
+  if (ref) return workloadKey(ref);
+  const o = otherOwner(pod);
+  return `${o.kind}/${pod.metadata?.namespace ?? ""}/${o.name}`;
+}
+
+/** Milliseconds since the epoch of a pod's creation (0 when unknown). */
+export function createdAt(pod: PodView): number {
+  const t = pod.metadata?.creationTimestamp;
+  return t === undefined ? 0 : Date.parse(String(t instanceof Date ? t.toISOString() : t)) || 0;
+}
+
+export function inventory(pods: PodView[], workloads: WorkloadObject[], gaps: GapPod[] = []): Inventory {
   const byKey = new Map<string, WorkloadView>();
   const others = new Map<string, OtherPods>();
+  const gapOthers = new Map<string, OtherPods>();
   const objects = new Map(
     workloads.map((w) => [
       workloadKey({ kind: w.kind, namespace: w.metadata?.namespace ?? "", name: w.metadata?.name ?? "" }),
@@ -185,12 +213,29 @@ export function inventory(pods: PodView[], workloads: WorkloadObject[]): Invento
     const failure = podFailure(pod);
     if (failure) v.failures?.push({ ...failure, version });
   }
+  for (const { pod, version } of gaps) {
+    const ref = ownerWorkload(pod);
+    const v = ref && view(ref);
+    if (!v) {
+      countOther(gapOthers, pod, version);
+      continue;
+    }
+    const g = v.gaps ?? { missing: 0, outOfSkew: 0, newestCreatedAt: 0 };
+    if (version === "") g.missing++;
+    else g.outOfSkew++;
+    g.newestCreatedAt = Math.max(g.newestCreatedAt, createdAt(pod));
+    v.gaps = g;
+  }
   for (const [key, obj] of objects) {
     if (!byKey.has(key) && obj.spec?.template?.metadata?.annotations?.[ANNOTATIONS.proxyVersion]) {
       view({ kind: obj.kind, namespace: obj.metadata?.namespace ?? "", name: obj.metadata?.name ?? "" });
     }
   }
-  return { workloads: sortedByKey([...byKey.values()]), others: sortedByKey([...others.values()]) };
+  return {
+    workloads: sortedByKey([...byKey.values()]),
+    others: sortedByKey([...others.values()]),
+    gapOthers: sortedByKey([...gapOthers.values()]),
+  };
 }
 
 function countOther(others: Map<string, OtherPods>, pod: PodView, version: string): void {

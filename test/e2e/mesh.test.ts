@@ -12,7 +12,8 @@
 //      meshed server in plaintext (test/e2e/capture-checks.ts);
 //   1. a proxy rollout 0.1.0 → 0.1.1 through the canary, the operator SIGKILLed mid-rollout;
 //   2. an automatic trust-anchor rotation, the operator SIGKILLed mid-rotation;
-//   3. a broken proxy version (never ready), caught by the canary and rolled back.
+//   3. a broken proxy version (never ready), caught by the canary and rolled back;
+//   4. a server pod admitted without a proxy (webhook gone, operator stopped), repaired.
 //
 // The operator runs on the host, from the same bundle the operator image holds: killing it
 // with SIGKILL and starting its successor is then a process kill, not a Deployment restart
@@ -63,7 +64,8 @@ interface MeshView {
   status?: {
     phase?: string;
     rollout?: { state?: string; step?: number; toVersion?: string; message?: string };
-    proxies?: { summary?: string; version?: string };
+    repair?: { state?: string; message?: string };
+    proxies?: { summary?: string; version?: string; missing?: number };
     trustAnchor?: { rotationPhase?: string; generation?: number; fingerprint?: string; message?: string };
     conditions?: Array<{ type: string; status: string; reason: string; message: string }>;
   };
@@ -660,5 +662,58 @@ spec:
     );
     const late = traffic.failedIn("after rollback");
     assert.equal(late.length, 0, `after rollback: ${JSON.stringify(late.slice(0, 5))} ${errorsOf(traffic)}`);
+  });
+
+  it("repairs a server pod admitted without a proxy with zero failed requests (issue 21)", async () => {
+    // With the operator stopped and the injector's webhook configuration gone, a third server
+    // replica comes up without a proxy or capture (the clients' proxies reach it in plaintext,
+    // as they reach any unmeshed endpoint).
+    await operator.stop();
+    cluster.kubectl(["delete", "mutatingwebhookconfiguration", "trellis-proxy-injector"]);
+    cluster.kubectl(["-n", NS, "scale", "deployment", "server", "--replicas=3"]);
+    await waitFor(
+      async () => (await pods()).some((p) => p.app === "server" && p.ready && !p.deleting && !p.proxyVersion),
+      120_000,
+      "a server pod without a proxy",
+    ).catch(async (e) => {
+      throw await diagnose(e);
+    });
+    const rsBefore = replicaSets();
+    traffic.phase("repair");
+    note("operator started again with a server pod without a proxy");
+    operator = await startOperator(cluster, ["--no-leader-elect"], {}, operatorBundle);
+    await waitFor(
+      async () => mesh().status?.proxies?.missing === 1,
+      60_000,
+      "the pod reported missing",
+    ).catch(async (e) => {
+      throw await diagnose(e);
+    });
+    await waitFor(
+      async () => {
+        const server = (await pods()).filter((p) => p.app === "server" && !p.deleting);
+        return (
+          mesh().status?.repair?.state === "Complete" &&
+          !mesh().status?.proxies?.missing &&
+          server.length === 3 &&
+          server.every((p) => p.ready && p.proxyVersion === V1)
+        );
+      },
+      300_000,
+      "the repair to complete",
+    ).catch(async (e) => {
+      throw await diagnose(e);
+    });
+    note(`repair complete: ${mesh().status?.repair?.message}`);
+    traffic.phase("after repair");
+    await new Promise((r) => setTimeout(r, 15_000));
+    await traffic.flush();
+    const rs = replicaSets();
+    assert.equal(rs.server, (rsBefore.server ?? 0) + 1, "the server restarted exactly once");
+    assert.equal(rs.client, rsBefore.client, "the client untouched");
+    for (const phase of ["repair", "after repair"]) {
+      const failed = traffic.failedIn(phase);
+      assert.equal(failed.length, 0, `${phase}: ${JSON.stringify(failed.slice(0, 5))} ${errorsOf(traffic)}`);
+    }
   });
 });

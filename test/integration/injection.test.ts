@@ -107,6 +107,33 @@ describe("sidecar injection through the API server", { timeout: 180_000 }, () =>
     }
   });
 
+  it("meshes a pod created in the same breath as its annotated namespace (issue 21)", () => {
+    // One apply: the namespace and the pod reach the API server milliseconds apart, long before
+    // the injector's namespace cache can have seen the namespace.
+    cluster.kubectl(
+      ["apply", "-f", "-"],
+      `apiVersion: v1
+kind: Namespace
+metadata: { name: fresh, annotations: { trellis.dev/inject: enabled } }
+---
+apiVersion: v1
+kind: Pod
+metadata: { name: first, namespace: fresh }
+spec: { containers: [{ name: app, image: localhost/app:1 }] }
+`,
+    );
+    const init = cluster.kubectl([
+      "-n",
+      "fresh",
+      "get",
+      "pod",
+      "first",
+      "-o",
+      "jsonpath={.spec.initContainers[*].name}",
+    ]);
+    assert.ok(init.split(" ").includes("trellis-proxy"), init);
+  });
+
   /** kubectl with its stderr, where it prints admission warnings and refusals. */
   const kubectl = (args: string[], input?: string) => {
     const r = spawnSync(cluster.binaries.kubectl, args, {
