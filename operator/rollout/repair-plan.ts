@@ -242,7 +242,8 @@ function complete(ctx: Ctx, repair: Rollout): RolloutDecision {
   ]
     .filter(Boolean)
     .join("; ");
-  const message = `restarted ${c.totalWorkloads} workloads${report ? `; ${report}` : ""}`;
+  const n = c.totalWorkloads;
+  const message = `restarted ${n} workload${n === 1 ? "" : "s"}${report ? `; ${report}` : ""}`;
   ctx.events.push({
     type: left.length > 0 ? "Warning" : "Normal",
     reason: "RepairComplete",
