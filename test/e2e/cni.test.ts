@@ -35,6 +35,7 @@ import {
   controlPlaneOnRealNode,
   demoTargets,
   demoWorkloads,
+  E2E_REQUEST_TIMEOUT_MS,
 } from "./mesh-demo.ts";
 import { proxyMetrics, sumWhere } from "./proxy-metrics-text.ts";
 import { formatTable, TrafficCollector } from "./traffic.ts";
@@ -306,8 +307,10 @@ metadata:
   });
 
   it("the end-to-end demo runs in InitContainer mode, its traffic flowing", async () => {
-    // The same per-exchange deadline as mesh.test.ts (REQUEST_TIMEOUT_MS, why it is 15 s there).
-    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(DEMO, 2, { requestTimeoutMs: 15_000 }));
+    cluster.kubectl(
+      ["apply", "-f", "-"],
+      demoWorkloads(DEMO, 2, { requestTimeoutMs: E2E_REQUEST_TIMEOUT_MS }),
+    );
     await until("the demo's pods Ready in InitContainer mode", () => demoOn("InitContainer"));
     const clients = await podsOf(DEMO, "client");
     const collector = new TrafficCollector(async () =>
@@ -392,7 +395,7 @@ metadata:
   it("restricted namespace, CNI mode: the demo apps admitted and meshed, mTLS with peer identities", async () => {
     cluster.kubectl(
       ["apply", "-f", "-"],
-      demoWorkloads(LOCKED, 2, { restricted: true, replicas: 1, requestTimeoutMs: 15_000 }),
+      demoWorkloads(LOCKED, 2, { restricted: true, replicas: 1, requestTimeoutMs: E2E_REQUEST_TIMEOUT_MS }),
     );
     const meshed = async () => [...(await podsOf(LOCKED, "server")), ...(await podsOf(LOCKED, "client"))];
     await until("the demo's servers and clients Ready in the restricted namespace", async () => {

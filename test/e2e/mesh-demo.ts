@@ -72,6 +72,15 @@ export function demoTargets(namespace: string): string {
 }
 
 /**
+ * The demo client's deadline per exchange in the end-to-end tests (mesh.test.ts, cni.test.ts). The application's own default is 5 s; on this shared
+ * 2-core machine the real node's pods compete with every other suite's processes (at a load of
+ * 20–40 the pods' cgroup gets a few percent of the CPU), so an exchange can succeed after more
+ * than 5 s for reasons that have nothing to do with the mesh. Such exchanges are not failures;
+ * the table reports them (column "> 5 s") beside p99. Errors — a 5xx, a reset, a refused or
+ * closed connection, a TLS failure — fail the test whatever their latency.
+ */
+export const E2E_REQUEST_TIMEOUT_MS = 15_000;
+/**
  * Client and server Deployments in `namespace`, applications that know nothing of the mesh: the
  * client calls the server's Service by name over HTTP/1.1 and HTTP/2 (full and short names),
  * gRPC and a server-first TCP protocol, `rate` times a second each, giving each exchange

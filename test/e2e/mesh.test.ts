@@ -34,6 +34,7 @@ import {
   buildTrellisImages,
   controlPlaneOnRealNode,
   demoWorkloads,
+  E2E_REQUEST_TIMEOUT_MS,
   meshedNamespace,
 } from "./mesh-demo.ts";
 import { proxyMetrics, seriesWhere, sumWhere } from "./proxy-metrics-text.ts";
@@ -44,15 +45,6 @@ const TD = "spiffe://cluster.local";
 const V0 = "0.1.0";
 const V1 = "0.1.1";
 const BROKEN = "0.1.2-broken";
-/**
- * The demo client's deadline per exchange. The application's own default is 5 s; on this shared
- * 2-core machine the real node's pods compete with every other suite's processes (at a load of
- * 20–40 the pods' cgroup gets a few percent of the CPU), so an exchange can succeed after more
- * than 5 s for reasons that have nothing to do with the mesh. Such exchanges are not failures;
- * the table reports them (column "> 5 s") beside p99. Errors — a 5xx, a reset, a refused or
- * closed connection, a TLS failure — fail the test whatever their latency.
- */
-const REQUEST_TIMEOUT_MS = 15_000;
 /** The demo client's request classes (mesh-demo.ts demoTargets). */
 const CLASSES = ["h1-fqdn", "h1-short", "h2-fqdn", "h2-short", "grpc", "tcp"];
 const NOT_MTLS = /^(?!mtls$)/;
@@ -203,7 +195,7 @@ spec:
       throw await diagnose(e);
     });
     note(`injection effective ${injecting.toFixed(1)} s after the namespace was annotated`);
-    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(NS, 5, { requestTimeoutMs: REQUEST_TIMEOUT_MS }));
+    cluster.kubectl(["apply", "-f", "-"], demoWorkloads(NS, 5, { requestTimeoutMs: E2E_REQUEST_TIMEOUT_MS }));
     await waitFor(async () => settled(V0), 180_000, "client and server pods Ready with proxy 0.1.0").catch(
       async (e) => {
         throw await diagnose(e);
