@@ -35,6 +35,7 @@ import { proxyNodeEnvironment, proxyNodeFlags } from "../proxy/runtime-flags.ts"
 import { FakeDestination, FakeIdentity } from "../proxy/test/control-plane-fakes.ts";
 import { createMeshCa, issueFor } from "../proxy/test/mesh-pki.ts";
 import { type SpawnOptions, spawnProxy, tempDir } from "../proxy/test/proxy-process.ts";
+import { freePort } from "../test/cluster/free-port.ts";
 import { cpuSeconds, rssAnonMb, rssMb, type Started, start, stop, wrk } from "./proxy-bench-processes.ts";
 import { plainHop, type TlsFiles, tlsClientHop, tlsServerHop } from "./proxy-haproxy.ts";
 import { type HeapReport, heapReportFlags, heapReports, recordRow } from "./proxy-hop-figures.ts";
@@ -105,15 +106,6 @@ interface Row {
   rateAnonMb: number[];
   /** Where the memory is after the fixed-rate run (BENCH_HEAP_REPORT=1, Node processes). */
   heap: HeapReport[];
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function haproxy(cfg: string): Promise<Started> {

@@ -5,11 +5,11 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { gunzipSync } from "node:zlib";
+import { freePort } from "../test/cluster/free-port.ts";
 import { type BuiltImage, buildImages, defaultOptions } from "./build-images.ts";
 import { pinnedRuntime } from "./node-runtime.ts";
 import { sha256 } from "./oci-image.ts";
@@ -164,14 +164,6 @@ function unpack(files: Map<string, ReadEntry>, into: string): void {
     if (caps) assert.equal(spawnSync("setcap", [capabilityText(caps), to]).status, 0, `setcap ${to}`);
   }
 }
-
-const freePort = () =>
-  new Promise<number>((done) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => done(port));
-    });
-  });
 
 /** Starts an image's entrypoint in its unpacked rootfs, mounted read-only, as the image's user. */
 async function runReadOnly(

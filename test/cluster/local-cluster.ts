@@ -8,7 +8,6 @@
 import { execFile, execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -16,6 +15,7 @@ import { promisify } from "node:util";
 import { CoreV1Api, KubeConfig, type V1Node } from "@kubernetes/client-node";
 import { type ClusterBinaries, clusterBinaries, corednsBinary, kubeletBinary, repoRoot } from "./binaries.ts";
 import { type ClusterPki, createClusterPki, writeKubeconfig } from "./cluster-pki.ts";
+import { freePort } from "./free-port.ts";
 import { createNodeNetwork, type NodeNetwork } from "./node-network.ts";
 import { type ManagedProcess, ProcessGroup } from "./process-group.ts";
 import { isRunning } from "./processes.ts";
@@ -52,19 +52,7 @@ export const SERVICE_CIDR = "10.0.0.0/24";
 /** The `kubernetes` Service's ClusterIP (the first address of SERVICE_CIDR). */
 export const KUBERNETES_SERVICE_IP = "10.0.0.1";
 export const FAKE_NODE_LABEL = "trellis.dev/fake-node";
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export class LocalCluster {
   readonly kubeconfigPath: string;
