@@ -36,6 +36,7 @@ const run = (file: string, args: string[], env: Record<string, string> = {}) =>
 test("the operator bundle runs under plain node and knows its version", () => {
   const r = run("trellis.mjs", ["version", "--client", "-o", "json"]);
   assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stderr, "");
   const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { version: string };
   assert.equal(JSON.parse(r.stdout).client, pkg.version);
 });
@@ -130,6 +131,8 @@ test("the kubectl plugin is one executable file, in a krew archive whose manifes
   });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^Client: +trellis \d+\.\d+\.\d+/);
+  // Nothing but the answer: no runtime warning (Node's deprecated punycode, once) on any command.
+  assert.equal(r.stderr, "");
   const archive = readFileSync(join(dir, "kubectl-trellis.tar.gz"));
   const [license, entry, ...more] = readTar(gunzipSync(archive));
   assert.equal(more.length, 0);

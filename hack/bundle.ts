@@ -74,6 +74,13 @@ const builtinsWithoutFacade: Plugin = {
   name: "builtins-without-esm-facade",
   setup(b) {
     const ids = new Set([...builtinModules, ...builtinModules.map((m) => `node:${m}`)]);
+    // Node's own `punycode` is deprecated (DEP0040) and warns on every start of a program that
+    // loads it from outside node_modules — as a bundle does: tr46 and whatwg-url (under
+    // @kubernetes/client-node's node-fetch) require it, and `kubectl trellis` printed the warning
+    // on every command. The npm package is the same library; `punycode/` names it, not the built-in.
+    b.onResolve({ filter: /^punycode$/ }, (args) =>
+      b.resolve("punycode/", { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer }),
+    );
     b.onResolve({ filter: /^(node:)?[a-z_/0-9]+$/ }, (args) =>
       ids.has(args.path) || args.path.startsWith("node:")
         ? { path: args.path, namespace: "node-builtin" }
