@@ -274,7 +274,7 @@ describe("check verdicts", () => {
           type: "DataPlaneIncomplete",
           status: "True",
           reason: "ProxiesMissing",
-          message: "1 pods without a proxy: StatefulSet shop/old (1); a repair restarts their workloads",
+          message: "1 pod without a proxy: StatefulSet shop/old (1); a repair restarts their workloads",
           lastTransitionTime: ago(50),
         },
       ],

@@ -1,8 +1,9 @@
 // `stat [namespace[/workload]]`: golden metrics per workload, inbound and outbound, from the
 // Mesh's Prometheus when it names one (spec.upgrade.analysis.prometheusUrl, or --prometheus-url),
 // else from the proxies' admin endpoints through the API server (stat-sources.ts).
+
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
-import { ANNOTATIONS, CONTROL_PLANE_NAMESPACE, LABELS, parseDuration } from "../../api/index.ts";
+import { ANNOTATIONS, CONTROL_PLANE_NAMESPACE, counted, LABELS, parseDuration } from "../../api/index.ts";
 import { isNotFound } from "../../kube/index.ts";
 import { type Cluster, listAll, TYPES } from "../cluster.ts";
 import type { CommandSpec } from "../command-line.ts";
@@ -82,7 +83,7 @@ export const statCommand: CommandSpec = {
     const report = statReport(pods, result.pods, {
       source: usePrometheus
         ? `Prometheus ${url}`
-        : `${meshed.length} proxies' admin endpoints (through the API server)`,
+        : `${counted(meshed.length, "proxy's", "proxies'")} admin ${meshed.length === 1 ? "endpoint" : "endpoints"} (through the API server)`,
       window: windowMs === 0 ? "since each proxy started" : windowText,
       windowSeconds: windowMs === 0 ? undefined : windowMs / 1000,
       unreachable: result.unreachable,

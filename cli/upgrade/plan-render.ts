@@ -1,6 +1,7 @@
 // `upgrade plan`'s table: the verdict, the control-plane steps, the proxy rollout's steps (with
 // their gates and estimates) and the workloads of each, what is left out, and the estimate.
 // Pure; golden-tested.
+import { counted } from "../../api/index.ts";
 import { PLAIN, renderTable, type Style } from "../output.ts";
 import { roughDuration, type UpgradePlan } from "./upgrade-plan.ts";
 
@@ -31,7 +32,7 @@ export function renderPlan(plan: UpgradePlan, style: Style = PLAIN): string {
   if (!p.change) out.push(`  stay on ${p.from}`);
   else {
     out.push(
-      `  ${p.from} → ${p.to}: at most ${p.maxConcurrentRestarts} workloads restart at once; a step has ${p.stepDeadline} to restart; on failure: ${p.onFailure}`,
+      `  ${p.from} → ${p.to}: at most ${counted(p.maxConcurrentRestarts, "workload")} ${p.maxConcurrentRestarts === 1 ? "restarts" : "restart"} at once; a step has ${p.stepDeadline} to restart; on failure: ${p.onFailure}`,
     );
     for (const w of p.warnings) out.push(`  ${style.warn("‼")} ${w}`);
     if (p.steps.length > 0) {

@@ -4,8 +4,10 @@
 // proxy rollout's steps — never a second copy of their rules. Adds only what a person needs
 // before approving: the workloads of each step, the gate of each step, what is left out and why,
 // and an estimate of the duration.
+
 import type { V1Pod } from "@kubernetes/client-node";
 import {
+  counted,
   fleetProxyVersion,
   fleetRevision,
   type Mesh,
@@ -159,7 +161,7 @@ export function planUpgrade(input: PlanPreviewInput): UpgradePlan {
   const restartSeconds = steps.reduce((s, x) => s + x.estimateSeconds, 0);
   const seconds = cp.seconds + restartSeconds;
   const basis = input.podStart
-    ? `pods start in ${input.podStart.seconds.toFixed(1)}s here (median of ${input.podStart.samples} meshed pods)`
+    ? `pods start in ${input.podStart.seconds.toFixed(1)}s here (median of ${counted(input.podStart.samples, "meshed pod")})`
     : `no meshed pod to measure: ${ASSUMED_POD_START_SECONDS}s per pod start assumed`;
   const allowed = cp.allowed;
   return {
@@ -206,7 +208,9 @@ function summarise(
   if (cp.change) parts.push(`control plane → ${cp.to}`);
   if (from !== to) {
     const workloads = steps.reduce((n, s) => n + s.workloads.length, 0);
-    parts.push(`proxies ${from} → ${to}: ${workloads} workloads in ${steps.length} steps`);
+    parts.push(
+      `proxies ${from} → ${to}: ${counted(workloads, "workload")} in ${counted(steps.length, "step")}`,
+    );
   }
   if (parts.length === 0) return "nothing to do";
   return `${parts.join("; ")}; about ${roughDuration(seconds)}`;

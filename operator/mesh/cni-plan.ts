@@ -10,7 +10,9 @@
 //                         DaemonSet is deleted only after that: deleting it first would leave the
 //                         plugin chained on every node).
 // Owns the phase, the fleet's mode and the CNI part of the Mesh status. Pure.
+
 import type { CaptureMode, MeshStatus } from "../../api/index.ts";
+import { counted } from "../../api/index.ts";
 
 export type CniPhase = "Install" | "Uninstall" | "Absent";
 
@@ -74,7 +76,7 @@ export function planCni(input: CniPlanInput): CniPlan {
   const refused = input.refused.count > 0 ? { refusedPods: input.refused.count } : {};
   const refusedMessage =
     input.refused.count > 0
-      ? `; ${input.refused.count} meshed pods refused by their validator (capture not in place): ${input.refused.examples.join(", ")}`
+      ? `; ${counted(input.refused.count, "meshed pod")} refused by their validator (capture not in place): ${input.refused.examples.join(", ")}`
       : "";
   if (input.specMode === "CNI") {
     const installedEverywhere = live.phase === "Install" && live.settled && live.nodes > 0;
@@ -93,7 +95,7 @@ export function planCni(input: CniPlanInput): CniPlan {
   if (live.phase === "Absent" && input.daemonSet === undefined)
     return { phase: "Absent", fleetMode: "InitContainer", status: { mode: "InitContainer" } };
   if (input.cniPods > 0) {
-    const message = `trellis-cni stays installed while ${input.cniPods} pods meshed in CNI mode remain`;
+    const message = `trellis-cni stays installed while ${counted(input.cniPods, "pod")} meshed in CNI mode ${input.cniPods === 1 ? "remains" : "remain"}`;
     return {
       phase: "Install",
       fleetMode: "InitContainer",

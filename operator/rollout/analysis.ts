@@ -5,7 +5,9 @@
 // its p99 latency against the not-yet-upgraded workloads' p99, over the analysis interval.
 // Prometheus must attach the pod label trellis.dev/proxy-version as `proxy_version` to the
 // proxies' series (docs/rollouts.md has the scrape config).
+
 import type { MeshSpec } from "../../api/index.ts";
+import { counted } from "../../api/index.ts";
 import type { AnalysisVerdict } from "./rollout-plan.ts";
 import type { WorkloadView } from "./workloads.ts";
 
@@ -31,7 +33,7 @@ export function podVerdict(upgraded: WorkloadView[], version: string): AnalysisV
   if (restarts >= MAX_RESTARTS)
     return {
       healthy: false,
-      detail: `${restarts} container restarts in ${pods} pods on proxy ${version} (crash-looping)`,
+      detail: `${counted(restarts, "container restart")} in ${counted(pods, "pod")} on proxy ${version} (crash-looping)`,
     };
   return { healthy: true, detail: `${ready}/${pods} pods on ${version} ready` };
 }

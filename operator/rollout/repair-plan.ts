@@ -11,7 +11,7 @@
 // nor for a gap younger than GAP_SETTLE_MS (the pods would come back without a proxy). Job, CronJob and bare pods are never restarted,
 // only reported. A failed step halts the repair; nothing is undone (a rollback would remove
 // proxies). spec.injection.repair: Report counts and warns only.
-import { type MeshSpec, parseRevision } from "../../api/index.ts";
+import { counted, type MeshSpec, parseRevision } from "../../api/index.ts";
 import { proxySkew } from "../mesh/version-skew.ts";
 import { changedBy } from "./rollout-plan.ts";
 import { pendingSummary } from "./rollout-report.ts";
@@ -223,7 +223,7 @@ function start(ctx: Ctx): Rollout | undefined {
   ctx.events.push({
     type: "Normal",
     reason: "RepairStarted",
-    message: `Repairing the data plane: restarting ${due.length} workloads (${missing} pods without a proxy, ${skew} out of skew) onto proxy ${input.fleetVersion}, canary first${report ? `; ${report}` : ""}`,
+    message: `Repairing the data plane: restarting ${counted(due.length, "workload")} (${counted(missing, "pod")} without a proxy, ${skew} out of skew) onto proxy ${input.fleetVersion}, canary first${report ? `; ${report}` : ""}`,
   });
   const steps = stepTargets(
     input.spec,

@@ -310,7 +310,7 @@ describe("rollout plan with a real cluster's mix", () => {
     assert.equal(r.rollout?.blockedWorkloads, 1);
     assert.match(
       r.rollout?.message ?? "",
-      /wave 1: 4\/5 workloads on 1\.1\.0; waiting for 1 workloads blocked by a PodDisruptionBudget \(Deployment ns0\/w003: PodDisruptionBudget ns0\/pdb-w003 \(app=w003\) allows 0 disruptions/,
+      /wave 1: 4\/5 workloads on 1\.1\.0; waiting for 1 workload blocked by a PodDisruptionBudget \(Deployment ns0\/w003: PodDisruptionBudget ns0\/pdb-w003 \(app=w003\) allows 0 disruptions/,
     );
     assert.deepEqual(r.rollout?.held?.[0]?.workload, "Deployment/ns/w003");
     assert.equal(r.events.filter((e) => e === "RolloutBlocked").length, 1);

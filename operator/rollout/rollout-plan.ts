@@ -6,7 +6,9 @@
 // Every decision is a function of the Mesh status and the cluster, so a restarted operator
 // resumes where its predecessor stopped, and a workload whose template already asks for the
 // version is never restarted again.
+
 import type { MeshSpec } from "../../api/index.ts";
+import { counted } from "../../api/index.ts";
 import { pendingSummary } from "./rollout-report.ts";
 import {
   type Analyse,
@@ -152,7 +154,7 @@ function start(ctx: Ctx, from: string, startedAt: string): Rollout {
   ctx.events.push({
     type: "Normal",
     reason: "RolloutStarted",
-    message: `Rolling out proxy ${target} (from ${from}) to ${eligible.length} workloads: canary first${report ? `; ${report}` : ""}`,
+    message: `Rolling out proxy ${target} (from ${from}) to ${counted(eligible.length, "workload")}: canary first${report ? `; ${report}` : ""}`,
   });
   return {
     ...base,
@@ -206,7 +208,7 @@ function revert(ctx: Ctx, rollout: Rollout): RolloutDecision {
   ctx.events.push({
     type: "Normal",
     reason: "RolloutReverted",
-    message: `Proxy version set back to ${target}: ${decision.restart.length} workloads restarted onto it`,
+    message: `Proxy version set back to ${target}: ${counted(decision.restart.length, "workload")} restarted onto it`,
   });
   return { ...decision, rollout: reverted };
 }
@@ -219,10 +221,10 @@ function complete(ctx: Ctx, rollout: Rollout): RolloutDecision {
     type: "Normal",
     reason: "RolloutComplete",
     message: report
-      ? `Proxy ${target} runs on all ${c.totalWorkloads} workloads the rollout restarts; ${report}`
+      ? `Proxy ${target} runs on ${c.totalWorkloads === 1 ? "the 1 workload" : `all ${c.totalWorkloads} workloads`} the rollout restarts; ${report}`
       : `Every meshed workload runs proxy ${target}`,
   });
-  const message = `all ${c.totalWorkloads} workloads on ${target}${report ? `; ${report}` : ""}`;
+  const message = `${c.totalWorkloads === 1 ? "the 1 workload" : `all ${c.totalWorkloads} workloads`} on ${target}${report ? `; ${report}` : ""}`;
   return {
     rollout: { ...rollout, ...c, state: "Complete", analysisSince: undefined, message },
     fleetVersion: target,
@@ -260,7 +262,7 @@ function fail(ctx: Ctx, rollout: Rollout, detail: string): RolloutDecision {
   ctx.events.push({
     type: "Warning",
     reason: "RolledBack",
-    message: `Proxy ${rollout.toVersion} rolled back to ${rollout.fromVersion} on ${decision.restart.length} workloads: ${detail}`,
+    message: `Proxy ${rollout.toVersion} rolled back to ${rollout.fromVersion} on ${counted(decision.restart.length, "workload")}: ${detail}`,
   });
   return decision;
 }

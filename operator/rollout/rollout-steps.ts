@@ -7,8 +7,9 @@
 // a halt); a blocked workload holds its step (onBlocked Wait) or halts the pass (Fail). A pass
 // says which workloads are its, which are still due, in flight and done; the engine decides the
 // rest, the same way for both. Pure.
+
 import type { MeshSpec, MeshStatus } from "../../api/index.ts";
-import { parseDuration } from "../../api/index.ts";
+import { counted, parseDuration } from "../../api/index.ts";
 import { matchesLabelSelector } from "../../kube/index.ts";
 import { heldList, othersOffVersion } from "./rollout-report.ts";
 import { blockedText, certainFailure, lateRestarts } from "./step-failures.ts";
@@ -211,7 +212,7 @@ function analyse(
     rollout.state === "Analysing" && rollout.analysisSince ? rollout.analysisSince : now.toISOString();
   const waitMs = parseDuration(spec.upgrade.analysis.interval) - (now.getTime() - Date.parse(analysisSince));
   if (waitMs > 0) {
-    const message = `${stepName(step)}: analysing ${size} ${pass.analysedLabel} workloads (${detail})`;
+    const message = `${stepName(step)}: analysing ${counted(size, `${pass.analysedLabel} workload`)} (${detail})`;
     return {
       ...pass.decide({ ...rollout, state: "Analysing", analysisSince, message }),
       requeueAfterMs: Math.min(waitMs, 5000),

@@ -2,7 +2,7 @@
 // in a certain failure (pod-failures.ts), restarts not ready by the deadline (counted from each
 // workload's own restart, so time spent waiting for a budget is not counted against it), and
 // workloads blocked by a PodDisruptionBudget. Pure; the plan decides what follows.
-import { parseDuration } from "../../api/index.ts";
+import { counted, parseDuration } from "../../api/index.ts";
 import { describeFailure, pastGrace } from "./pod-failures.ts";
 import { describeWorkload, type PlannedWorkload } from "./workload-plan.ts";
 import { describeProgress, type WorkloadView } from "./workloads.ts";
@@ -13,7 +13,7 @@ export function certainFailure(upgraded: WorkloadView[], version: string, now: D
   const certain = failures.filter((f) => pastGrace(f, now));
   const first = certain[0];
   if (!first) return undefined;
-  const more = certain.length > 1 ? ` (and ${certain.length - 1} more pods)` : "";
+  const more = certain.length > 1 ? ` (and ${counted(certain.length - 1, "more pod")})` : "";
   return `${describeFailure(first)}${more}`;
 }
 
@@ -34,7 +34,7 @@ export function lateRestarts(
   if (late.length === 0) return undefined;
   const names = late.slice(0, 3).map((w) => `${describeWorkload(w)} (${describeProgress(w, version)})`);
   const more = late.length > 3 ? ` and ${late.length - 3} more` : "";
-  return `${late.length} workloads not ready ${stepDeadline} after their restart: ${names.join(", ")}${more}`;
+  return `${counted(late.length, "workload")} not ready ${stepDeadline} after their restart: ${names.join(", ")}${more}`;
 }
 
 export function blockedText(blocked: PlannedWorkload[]): string {
@@ -43,5 +43,5 @@ export function blockedText(blocked: PlannedWorkload[]): string {
     return `${describeWorkload(p.workload)}: ${why}`;
   });
   const more = blocked.length > 3 ? `; and ${blocked.length - 3} more` : "";
-  return `${blocked.length} workloads blocked by a PodDisruptionBudget (${names.join("; ")}${more})`;
+  return `${counted(blocked.length, "workload")} blocked by a PodDisruptionBudget (${names.join("; ")}${more})`;
 }

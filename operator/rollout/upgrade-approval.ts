@@ -7,9 +7,11 @@
 // The rollout controller decides and writes status.upgradePlan (it holds the fleet); the Mesh
 // controller holds the control plane until the plan covering it is approved. `kubectl trellis
 // upgrade plan` computes the same steps and id with these functions.
+
 import { createHash } from "node:crypto";
 import {
   ANNOTATIONS,
+  counted,
   fleetProxyVersion,
   type Mesh,
   type MeshSpec,
@@ -101,7 +103,7 @@ export function upgradePlanStatus(
     const n = proxySteps.reduce((k, s) => k + s.length, 0);
     const counts = proxySteps.map((s) => s.length).join(", ");
     parts.push(
-      `proxies ${change.proxies.from} → ${change.proxies.to}: ${n} workloads in ${proxySteps.length} steps${n > 0 ? ` (${counts})` : ""}${what.skipped.length > 0 ? `, ${what.skipped.length} skipped` : ""}`,
+      `proxies ${change.proxies.from} → ${change.proxies.to}: ${counted(n, "workload")} in ${counted(proxySteps.length, "step")}${n > 0 ? ` (${counts})` : ""}${what.skipped.length > 0 ? `, ${what.skipped.length} skipped` : ""}`,
     );
   }
   return {

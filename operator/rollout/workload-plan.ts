@@ -20,6 +20,7 @@
 // the wait is Trellis's own doing: that workload is queued, not blocked, and restarts under one
 // budget go one at a time. spec.upgrade.onBlocked says what a blocked workload does to its
 // step: Wait (hold the step, say why), Skip (leave it, report it) or Fail (fail the step).
+import { counted } from "../../api/index.ts";
 import { formatLabelSelector, type LabelSelector, matchesLabelSelector } from "../../kube/index.ts";
 import { describeFailure, pastGrace } from "./pod-failures.ts";
 import { isDoneAt, type WorkloadView } from "./workloads.ts";
@@ -169,7 +170,7 @@ export function planWorkloads(input: WorkloadPlanInput): PlannedWorkload[] {
       .map((k) => byKey.get(k) as DisruptionBudgetView)
       .find((b) => !busy.has(`${b.namespace}/${b.name}`) && b.disruptionsAllowed < down);
     if (!limiting) continue;
-    const message = `PodDisruptionBudget ${limiting.namespace}/${limiting.name} (${formatLabelSelector(limiting.selector)}) allows ${limiting.disruptionsAllowed} disruptions; its restart takes down ${down} pod${down === 1 ? "" : "s"} at a time`;
+    const message = `PodDisruptionBudget ${limiting.namespace}/${limiting.name} (${formatLabelSelector(limiting.selector)}) allows ${counted(limiting.disruptionsAllowed, "disruption")}; its restart takes down ${down} pod${down === 1 ? "" : "s"} at a time`;
     p.action =
       input.onBlocked === "Skip"
         ? { action: "Skip", reason: "DisruptionBudget", message }

@@ -148,7 +148,7 @@ export function planRotation(input: RotationInput): RotationDecision {
           {
             type: "Normal",
             reason: "IssuerSwitched",
-            message: `All ${p.proxiesTotal} proxies trust anchor ${n}; the issuer is now signed by it`,
+            message: `${p.proxiesTotal === 1 ? "The 1 proxy trusts" : `All ${p.proxiesTotal} proxies trust`} anchor ${n}; the issuer is now signed by it`,
           },
         ],
         1000,

@@ -126,7 +126,7 @@ spec:
     ]);
     assert.match(
       restarted,
-      /rolled back to 1\.0\.0 on 1 workloads/,
+      /rolled back to 1\.0\.0 on 1 workload\b/,
       "only the canary (20% of 5) was touched",
     );
   });

@@ -233,7 +233,7 @@ spec:
     const blocked = mesh();
     assert.match(
       blocked.status?.rollout?.message ?? "",
-      /wave 2: 3\/4 workloads on 1\.1\.0; waiting for 1 workloads blocked by a PodDisruptionBudget \(StatefulSet mix\/ledger: PodDisruptionBudget mix\/ledger \(app in \(ledger\)\) allows 0 disruptions; its restart takes down 1 pod at a time\)/,
+      /wave 2: 3\/4 workloads on 1\.1\.0; waiting for 1 workload blocked by a PodDisruptionBudget \(StatefulSet mix\/ledger: PodDisruptionBudget mix\/ledger \(app in \(ledger\)\) allows 0 disruptions; its restart takes down 1 pod at a time\)/,
     );
     const progressing = blocked.status?.conditions?.find((c) => c.type === "Progressing");
     assert.equal(progressing?.reason, "RolloutBlocked");
@@ -348,7 +348,7 @@ spec:
     await waitFor(async () => rollout().state === "Halted", 60_000, "halted").catch(failWith("halted"));
     assert.match(
       rollout().message ?? "",
-      /before anything was restarted: 1 workloads blocked by a PodDisruptionBudget \(StatefulSet mix\/ledger/,
+      /before anything was restarted: 1 workload blocked by a PodDisruptionBudget \(StatefulSet mix\/ledger/,
     );
     const degraded = mesh().status?.conditions?.find((c) => c.type === "Degraded");
     assert.equal(degraded?.status, "True");
