@@ -70,7 +70,3 @@ export function humanDuration(ms: number): string {
 export function percent(part: number, whole: number, digits = 0): string {
   return whole === 0 ? "-" : `${((100 * part) / whole).toFixed(digits)}%`;
 }
-
-export function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n} ${n === 1 ? one : many}`;
-}

@@ -1,6 +1,7 @@
 // `check`'s table: one line per check under its group, ✓ / ‼ / ×, the items behind a failure
 // and a hint, then the counts. Pure; golden-tested.
-import { PLAIN, plural, type Style } from "../output.ts";
+import { counted } from "../../api/index.ts";
+import { PLAIN, type Style } from "../output.ts";
 import type { CheckReport, CheckStatus } from "./checks.ts";
 
 const MARK: Record<CheckStatus, string> = { ok: "✓", warn: "‼", fail: "×" };
@@ -21,6 +22,6 @@ export function renderCheckReport(report: CheckReport, style: Style = PLAIN): st
   }
   const { ok, warnings, failures } = report.summary;
   const verdict = failures > 0 ? style.bad("×") : warnings > 0 ? style.warn("‼") : style.ok("✓");
-  lines.push("", `${verdict} ${ok} ok, ${plural(warnings, "warning")}, ${failures} failed`);
+  lines.push("", `${verdict} ${ok} ok, ${counted(warnings, "warning")}, ${failures} failed`);
   return `${lines.join("\n")}\n`;
 }

@@ -5,7 +5,14 @@
 // command line counts exactly what the Mesh's status.proxies.missing and outOfSkew count, grouped
 // by the same owners; the hint says what the operator's repair (spec.injection.repair) does.
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
-import { LABELS, type Mesh, type MeshSpec, parseRevision, validateMeshSpec } from "../../api/index.ts";
+import {
+  counted,
+  LABELS,
+  type Mesh,
+  type MeshSpec,
+  parseRevision,
+  validateMeshSpec,
+} from "../../api/index.ts";
 import { reportOf } from "../../operator/mesh/mesh-identity.ts";
 import { proxySkew } from "../../operator/mesh/version-skew.ts";
 import { podView, uninjectedPodView } from "../../operator/resources.ts";
@@ -18,7 +25,6 @@ import {
 } from "../../operator/rollout/data-plane.ts";
 import { stepName } from "../../operator/rollout/rollout-plan.ts";
 import { ownerKey } from "../../operator/rollout/workloads.ts";
-import { plural } from "../output.ts";
 import type { CheckFacts } from "./check-facts.ts";
 import { type CheckResult, limitDetails } from "./checks.ts";
 
@@ -116,14 +122,14 @@ function versionCheck(
       group,
       id,
       status: "warn",
-      message: `${plural(proxies.length, "proxy", "proxies")} (${summary}); no control-plane version to compare with`,
+      message: `${counted(proxies.length, "proxy", "proxies")} (${summary}); no control-plane version to compare with`,
     };
   if (found.outOfSkew.length === 0)
     return {
       group,
       id,
       status: "ok",
-      message: `${plural(proxies.length, "proxy", "proxies")} within the skew policy of control plane ${cp}: ${summary}`,
+      message: `${counted(proxies.length, "proxy", "proxies")} within the skew policy of control plane ${cp}: ${summary}`,
     };
   const outside = new Map<string, number>();
   for (const g of found.outOfSkew) outside.set(g.version, (outside.get(g.version) ?? 0) + 1);
@@ -133,7 +139,7 @@ function versionCheck(
     group,
     id,
     status: "fail",
-    message: `${plural(found.outOfSkew.length, "proxy", "proxies")} outside the skew policy of control plane ${cp}: ${[
+    message: `${counted(found.outOfSkew.length, "proxy", "proxies")} outside the skew policy of control plane ${cp}: ${[
       ...outside.entries(),
     ]
       .sort(([a], [b]) => a.localeCompare(b))
@@ -152,7 +158,7 @@ function versionCheck(
           const versions = [
             ...new Set(found.outOfSkew.filter((g) => ownerKey(g.pod) === o.key).map((g) => g.version)),
           ];
-          return `${ownerText(o.key)}: ${plural(o.outOfSkew, "proxy", "proxies")} (${versions.map((v) => proxySkew(cp, v)).join("; ")})`;
+          return `${ownerText(o.key)}: ${counted(o.outOfSkew, "proxy", "proxies")} (${versions.map((v) => proxySkew(cp, v)).join("; ")})`;
         }),
     ),
   };
@@ -171,14 +177,14 @@ function missingCheck(
       group,
       id,
       status: "ok",
-      message: `every pod that should have a proxy has one (${plural(n, "meshed namespace")})`,
+      message: `every pod that should have a proxy has one (${counted(n, "meshed namespace")})`,
     };
   const missing = owners.filter((o) => o.missing > 0);
   return {
     group,
     id,
     status: "fail",
-    message: `${plural(found.missing.length, "pod")} that should carry the proxy ${found.missing.length === 1 ? "runs" : "run"} without one`,
+    message: `${counted(found.missing.length, "pod")} that should carry the proxy ${found.missing.length === 1 ? "runs" : "run"} without one`,
     hint: `they started while the injector was down or before their namespace was meshed; ${repairHint(mesh, missing)}`,
     details: limitDetails(
       missing.map((o) => {
@@ -186,7 +192,7 @@ function missingCheck(
           .filter((g) => ownerKey(g.pod) === o.key)
           .map((g) => g.pod.metadata?.name ?? "")
           .slice(0, 2);
-        return `${ownerText(o.key)}: ${plural(o.missing, "pod")} (${names.join(", ")}${o.missing > names.length ? ", ..." : ""})`;
+        return `${ownerText(o.key)}: ${counted(o.missing, "pod")} (${names.join(", ")}${o.missing > names.length ? ", ..." : ""})`;
       }),
     ),
   };
@@ -205,20 +211,20 @@ function anchorCheck(proxies: V1Pod[], mesh: Mesh | undefined): CheckResult {
       group,
       id,
       status: "ok",
-      message: `no proxy has reported its trust bundle yet (${plural(proxies.length, "proxy", "proxies")} running)`,
+      message: `no proxy has reported its trust bundle yet (${counted(proxies.length, "proxy", "proxies")} running)`,
     };
   if (lacking.length === 0)
     return {
       group,
       id,
       status: "ok",
-      message: `${plural(reported.length, "proxy", "proxies")} report the current trust anchor${note}`,
+      message: `${counted(reported.length, "proxy", "proxies")} report the current trust anchor${note}`,
     };
   return {
     group,
     id,
     status: "fail",
-    message: `${plural(lacking.length, "proxy", "proxies")} report a trust bundle without the current trust anchor${note}`,
+    message: `${counted(lacking.length, "proxy", "proxies")} report a trust bundle without the current trust anchor${note}`,
     hint: "their trust-bundle ConfigMap or its mount is stale: check the namespace's trellis-trust-bundle, then restart the pod",
     details: limitDetails(lacking.map(podName)),
   };

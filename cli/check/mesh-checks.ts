@@ -1,10 +1,18 @@
 // Checks of each Mesh: Ready for the current generation, control-plane pods per revision,
 // certificate horizons, the trust bundle in every meshed namespace, and a rollout or rotation
 // that has stopped moving. Pure over CheckFacts.
+
 import type { V1Pod } from "@kubernetes/client-node";
-import { type Certificate, LABELS, type Mesh, parseDuration, validateMeshSpec } from "../../api/index.ts";
+import {
+  type Certificate,
+  counted,
+  LABELS,
+  type Mesh,
+  parseDuration,
+  validateMeshSpec,
+} from "../../api/index.ts";
 import { stepName } from "../../operator/rollout/rollout-plan.ts";
-import { humanDuration, plural } from "../output.ts";
+import { humanDuration } from "../output.ts";
 import type { CheckFacts } from "./check-facts.ts";
 import { type CheckResult, limitDetails } from "./checks.ts";
 
@@ -113,7 +121,7 @@ function controlPlaneChecks(facts: CheckFacts, mesh: Mesh, group: string): Check
       group,
       id,
       status: "fail" as const,
-      message: `${base}; ${plural(notReady.length, "pod")} not ready`,
+      message: `${base}; ${counted(notReady.length, "pod")} not ready`,
       hint: "kubectl -n trellis-system describe pod NAME",
       details: limitDetails(notReady.map((p) => `${p.metadata?.name} (${podTrouble(p)})`)),
     };
@@ -272,13 +280,15 @@ function bundleChecks(facts: CheckFacts, mesh: Mesh, group: string): CheckResult
   }
   const n = facts.meshedNamespaces.length;
   if (missing.length + stale.length === 0)
-    return [{ group, id, status: "ok", message: `trust bundle current in ${plural(n, "meshed namespace")}` }];
+    return [
+      { group, id, status: "ok", message: `trust bundle current in ${counted(n, "meshed namespace")}` },
+    ];
   return [
     {
       group,
       id,
       status: "fail",
-      message: `trust bundle ${[missing.length ? `missing in ${missing.length}` : "", stale.length ? `out of date in ${stale.length}` : ""].filter(Boolean).join(" and ")} of ${plural(n, "meshed namespace")}`,
+      message: `trust bundle ${[missing.length ? `missing in ${missing.length}` : "", stale.length ? `out of date in ${stale.length}` : ""].filter(Boolean).join(" and ")} of ${counted(n, "meshed namespace")}`,
       hint: "the operator writes ConfigMap trellis-trust-bundle into each meshed namespace; check its log",
       details: limitDetails([
         ...missing.map((m) => `${m} (missing)`),

@@ -1,6 +1,7 @@
 // `rollout status`'s view: the summary line, the proxies on the new version, a row per step
 // (workloads done, state, analysis countdown) and the operator's last figures. Pure.
-import { PLAIN, plural, renderTable, type Style } from "../output.ts";
+import { counted } from "../../api/index.ts";
+import { PLAIN, renderTable, type Style } from "../output.ts";
 import type { RolloutProgress } from "./rollout-progress.ts";
 
 export function renderRolloutProgress(p: RolloutProgress, style: Style = PLAIN): string {
@@ -27,7 +28,7 @@ export function renderRolloutProgress(p: RolloutProgress, style: Style = PLAIN):
   const counts = [
     p.blockedWorkloads ? `${p.blockedWorkloads} blocked` : "",
     p.skippedWorkloads ? `${p.skippedWorkloads} skipped` : "",
-    p.pendingPods ? `${plural(p.pendingPods, "pod")} pending` : "",
+    p.pendingPods ? `${counted(p.pendingPods, "pod")} pending` : "",
   ].filter(Boolean);
   if (counts.length > 0) {
     out.push(`Held back: ${counts.join(", ")}`);

@@ -15,6 +15,7 @@ import {
 } from "../../api/index.ts";
 import { isNotFound, type ResourceType } from "../../kube/index.ts";
 import { podView, workloadObjectView } from "../../operator/resources.ts";
+import { type NamespaceView, namespaceView } from "../../operator/rollout/data-plane.ts";
 import { disruptionBudgetView } from "../../operator/rollout/workload-plan.ts";
 import { inventory, type WorkloadKind, type WorkloadObject } from "../../operator/rollout/workloads.ts";
 import { type Cluster, listAll, TYPES } from "../cluster.ts";
@@ -162,10 +163,10 @@ export async function readPlanInputs(
   const fleet = await readFleet(cluster);
   const { pods } = fleet;
   const namespaces = await listAll<KubernetesObject>(client, TYPES.namespace);
-  const namespaceAnnotations = new Map<string, Record<string, string>>();
+  const views = new Map<string, NamespaceView>();
   const meshed = new Set(pods.map((p) => p.metadata?.namespace ?? ""));
   for (const ns of namespaces) {
-    namespaceAnnotations.set(ns.metadata?.name ?? "", ns.metadata?.annotations ?? {});
+    views.set(ns.metadata?.name ?? "", namespaceView(ns));
     if (ns.metadata?.annotations?.[ANNOTATIONS.inject] === "enabled") meshed.add(ns.metadata.name ?? "");
   }
   meshed.delete(CONTROL_PLANE_NAMESPACE);
@@ -179,7 +180,7 @@ export async function readPlanInputs(
     desired,
     fleet,
     otherPods,
-    namespaceAnnotations,
+    namespaces: views,
     podStart: podStartSeconds(pods),
     now,
   };

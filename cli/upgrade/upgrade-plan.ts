@@ -5,7 +5,7 @@
 // before approving: the workloads of each step, the gate of each step, what is left out and why,
 // and an estimate of the duration.
 
-import type { V1Pod } from "@kubernetes/client-node";
+import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import {
   counted,
   fleetProxyVersion,
@@ -19,8 +19,9 @@ import {
 import { type ControlPlaneState, planControlPlane } from "../../operator/mesh/control-plane-plan.ts";
 import { revisionName } from "../../operator/mesh/revision.ts";
 import { proxySkew } from "../../operator/mesh/version-skew.ts";
-import type { PodView } from "../../operator/resources.ts";
+import { type PodView, uninjectedPodView } from "../../operator/resources.ts";
 import { MAX_RESTARTS } from "../../operator/rollout/analysis.ts";
+import { meantToBeMeshed, type NamespaceView } from "../../operator/rollout/data-plane.ts";
 import { stepName } from "../../operator/rollout/rollout-plan.ts";
 import { otherEntry, othersOffVersion } from "../../operator/rollout/rollout-report.ts";
 import { pendingChange, rolloutSteps, upgradePlanStatus } from "../../operator/rollout/upgrade-approval.ts";
@@ -113,9 +114,9 @@ export interface PlanPreviewInput {
   desired: MeshSpec;
   /** The workloads, the pods no workload owns and the budgets, as the rollout controller sees them. */
   fleet: Fleet;
-  /** Pods of meshed namespaces without a proxy, and their namespaces' annotations. */
+  /** Pods of meshed namespaces without a proxy, and the namespaces (labels and annotations). */
   otherPods: V1Pod[];
-  namespaceAnnotations: Map<string, Record<string, string>>;
+  namespaces: Map<string, NamespaceView>;
   /** Median time from a meshed pod's creation to Ready, measured on the cluster. */
   podStart: { seconds: number; samples: number } | undefined;
   now: Date;
@@ -354,28 +355,46 @@ function pendingPods(others: OtherPods[], target: string): LeftOut[] {
     });
 }
 
-/** Pods of meshed namespaces the injector leaves without a proxy, with its own reason. */
-function notMeshed(input: PlanPreviewInput): LeftOut[] {
+/**
+ * Pods of meshed namespaces without a proxy. Those the operator's census counts as missing one
+ * (status.proxies.missing: the injector would mesh them now) say what the data-plane repair will
+ * do about them; the others give the reason they stay unmeshed, in the injector's own words where
+ * it has them (the census adds the Mesh's selectors, which the injector applies through its
+ * webhook's configuration).
+ */
+export function notMeshed(input: Pick<PlanPreviewInput, "otherPods" | "namespaces" | "desired">): LeftOut[] {
   const out: LeftOut[] = [];
   for (const p of input.otherPods) {
     if (p.metadata?.deletionTimestamp || ["Succeeded", "Failed"].includes(p.status?.phase ?? "")) continue;
-    const ns = input.namespaceAnnotations.get(p.metadata?.namespace ?? "") ?? {};
-    const decision = injectionDecision(p, ns);
+    const ns = input.namespaces.get(p.metadata?.namespace ?? "");
+    const census = meantToBeMeshed(uninjectedPodView(p as KubernetesObject), ns, input.desired.injection);
+    const injector = injectionDecision(p, ns?.annotations ?? {});
     const owner = ownerWorkload(p as PodView);
     const kind = owner
       ? owner.kind
       : (p.metadata?.ownerReferences?.find((o) => o.controller)?.kind ?? "bare pod");
+    let reason: string;
+    if (!injector.inject) reason = injector.reason;
+    else if (!census.meshed) reason = census.reason;
+    else reason = missingProxy(owner !== undefined, kind, input.desired.injection.repair);
     out.push({
       namespace: p.metadata?.namespace ?? "",
       name: owner ? owner.name : (p.metadata?.name ?? ""),
       kind,
-      reason: decision.inject
-        ? "has no proxy although it should (started while the injector was down?)"
-        : decision.reason,
+      reason,
     });
   }
   const unique = new Map(out.map((o) => [`${o.kind}/${o.namespace}/${o.name}`, o]));
   return sortLeftOut([...unique.values()]);
+}
+
+/** What happens to a pod that should carry a proxy and does not (operator/rollout/repair-plan.ts). */
+function missingProxy(restartable: boolean, kind: string, repair: MeshSpec["injection"]["repair"]): string {
+  const why = "should have a proxy and has none (created while the injector was down?)";
+  if (repair === "Report")
+    return `${why}; reported only (spec.injection.repair: Report): restart it to mesh it`;
+  if (!restartable) return `${why}; a repair never restarts a ${kind}: it gets a proxy when it is re-created`;
+  return `${why}; the data-plane repair restarts it (spec.injection.repair: Restart)`;
 }
 
 function sortLeftOut(list: LeftOut[]): LeftOut[] {

@@ -3,7 +3,9 @@
 // - upgrades: within a major, at most one minor release at a time (1.2.x → 1.3.y);
 // - a new major, a skipped minor or any downgrade needs spec.upgrade.force;
 // - proxies: within a major, at most one minor release from the control plane (proxySkew).
+
 import semver from "semver";
+import { counted } from "../../api/index.ts";
 
 export type SkewVerdict =
   | { allowed: true }
@@ -46,7 +48,7 @@ export function checkVersionChange(
     return {
       allowed: false,
       reason: "SkipsMinorRelease",
-      message: `${running} → ${desired} skips ${to.minor - from.minor - 1} minor release(s); upgrade to ${from.major}.${from.minor + 1}.x first or set spec.upgrade.force: true`,
+      message: `${running} → ${desired} skips ${counted(to.minor - from.minor - 1, "minor release")}; upgrade to ${from.major}.${from.minor + 1}.x first or set spec.upgrade.force: true`,
     };
   }
   return { allowed: true };
