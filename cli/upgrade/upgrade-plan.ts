@@ -310,7 +310,8 @@ function proxySteps(spec: MeshSpec, planned: PlannedRestart[], podStart: number)
       workloads,
       pods: workloads.reduce((n, w) => n + w.pods, 0),
       gate: gateOf(spec),
-      estimateSeconds: Math.round(restart + interval),
+      // A wave that adds no workload passes at once (operator/rollout/rollout-steps.ts).
+      estimateSeconds: Math.round(restart + (i > 0 && fresh.length === 0 ? 0 : interval)),
     };
   });
 }

@@ -148,6 +148,37 @@ describe("rollout plan", () => {
     );
   });
 
+  it("passes a wave that adds no workload to the step before it at once, on that step's analysis", () => {
+    // 2 workloads, canary 10% and waves 50%, 100%: the canary and wave 1 are both w000.
+    const small = { spec: spec(), workloads: fleet(2) };
+    assert.deepEqual(
+      stepTargets(small.spec, small.workloads).map((t) => t.length),
+      [1, 1, 2],
+    );
+    const started = plan(small).rollout as Rollout;
+    const canaryDone = fleet(2, { 0: { version: "1.1.0" } });
+    const analysing = plan({ ...small, rollout: started, workloads: canaryDone, now: at(10) });
+    assert.equal(analysing.rollout?.state, "Analysing");
+    const wave1 = plan({ ...small, rollout: analysing.rollout, workloads: canaryDone, now: at(41) });
+    assert.deepEqual([wave1.rollout?.step, wave1.rollout?.state], [1, "Restarting"]);
+    // The next reconcile, a second later: wave 1 has nothing of its own to restart or watch.
+    const wave2 = plan({ ...small, rollout: wave1.rollout, workloads: canaryDone, now: at(42) });
+    assert.deepEqual([wave2.rollout?.step, wave2.rollout?.state], [2, "Restarting"]);
+    assert.deepEqual(
+      wave2.events.map((e) => [e.reason, e.message]),
+      [["StepPassed", "Proxy 1.1.0: wave 1 adds no workload to canary and passes on its analysis"]],
+    );
+    const restarting = plan({ ...small, rollout: wave2.rollout, workloads: canaryDone, now: at(42) });
+    assert.deepEqual(
+      restarting.restart.map((r) => r.workload.name),
+      ["w001"],
+    );
+    // A wave with workloads of its own still waits its interval.
+    const bothDone = fleet(2, { 0: { version: "1.1.0" }, 1: { version: "1.1.0" } });
+    const last = plan({ ...small, rollout: restarting.rollout, workloads: bothDone, now: at(50) });
+    assert.equal(last.rollout?.state, "Analysing");
+  });
+
   it("never restarts a workload twice: one already on the version is left alone after an operator restart", () => {
     const started = plan({}).rollout as Rollout;
     const d = plan({

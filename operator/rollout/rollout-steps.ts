@@ -153,9 +153,12 @@ export function advance(ctx: StepContext, pass: Pass, current: Rollout): Rollout
   const blocked = mine.filter((p) => p.action.action === "Blocked");
   if (blocked.length > 0 && spec.upgrade.onBlocked === "Fail")
     return halt(ctx, pass, rollout, `${where}: ${blockedText(blocked)}`);
+  // A wave that adds no workload to the one before it (a small fleet, many waves) has nothing
+  // new to watch: the previous step's analysis covered exactly this set, so it passes at once.
+  const ownWorkloads = step === 0 ? mine.length : mine.length - (targets[step - 1]?.length ?? 0);
   return (
     restartStep(ctx, pass, rollout, mine, blocked) ??
-    analyse(ctx, pass, rollout, mine.length, verdict.detail, targets.length)
+    analyse(ctx, pass, rollout, mine.length, verdict.detail, targets.length, ownWorkloads === 0)
   );
 }
 
@@ -205,13 +208,14 @@ function analyse(
   size: number,
   detail: string,
   steps: number,
+  nothingNew: boolean,
 ): RolloutDecision {
   const { spec, now } = ctx;
   const step = rollout.step;
   const analysisSince =
     rollout.state === "Analysing" && rollout.analysisSince ? rollout.analysisSince : now.toISOString();
   const waitMs = parseDuration(spec.upgrade.analysis.interval) - (now.getTime() - Date.parse(analysisSince));
-  if (waitMs > 0) {
+  if (!nothingNew && waitMs > 0) {
     const message = `${stepName(step)}: analysing ${counted(size, `${pass.analysedLabel} workload`)} (${detail})`;
     return {
       ...pass.decide({ ...rollout, state: "Analysing", analysisSince, message }),
@@ -221,7 +225,9 @@ function analyse(
   ctx.events.push({
     type: "Normal",
     reason: pass.reasons.stepPassed,
-    message: `${pass.title}: ${stepName(step)} passed analysis (${detail})`,
+    message: nothingNew
+      ? `${pass.title}: ${stepName(step)} adds no workload to ${stepName(step - 1)} and passes on its analysis`
+      : `${pass.title}: ${stepName(step)} passed analysis (${detail})`,
   });
   if (step + 1 >= steps) return pass.complete(rollout);
   const next: Rollout = {
