@@ -78,6 +78,9 @@ describe("long-lived HTTP/2 connections and the idle timeout", () => {
     const failures: string[] = [];
     let ok = 0;
     const busyUntil = Date.now() + 3 * IDLE_MS;
+    // When the last response arrived: the session is idle from then, not from the loop's end
+    // (a 100 ms pause later), which made a timely close look 100 ms early.
+    let idleFrom = Date.now();
     while (Date.now() < busyUntil) {
       try {
         const res = await h2Request(session, { authority: web, path: "/busy", method: "GET" });
@@ -86,9 +89,9 @@ describe("long-lived HTTP/2 connections and the idle timeout", () => {
       } catch (err) {
         failures.push((err as Error).message);
       }
+      idleFrom = Date.now();
       await sleep(100);
     }
-    const idleFrom = Date.now();
     assert.deepEqual(failures, [], `${ok} ok; ${client.output()}`);
     assert.equal(closedAt, undefined, "the application's session was closed while busy");
     const inboundAccepted = metricValue((await server.admin("/metrics")).body, "tcp_open_total", {
