@@ -279,7 +279,11 @@ spec:
     const apiReads = requestsBetween(before, after, "GET");
     const perWorkload = await replicaSetsPer(cluster, "w-");
     const steps = 1 + p.waves.length;
-    const sumOfWaitsS = steps * (Number.parseFloat(p.interval) * (p.interval.endsWith("m") ? 60 : 1));
+    // A wave that adds no workload to the step before it passes without an analysis wait.
+    const upTo = [Math.max(1, Math.ceil((p.workloads * p.canaryPercent) / 100))];
+    for (const pct of p.waves) upTo.push(Math.max(upTo[0]!, Math.ceil((p.workloads * pct) / 100)));
+    const analysed = upTo.filter((n, i) => i === 0 || n > upTo[i - 1]!).length;
+    const sumOfWaitsS = analysed * (Number.parseFloat(p.interval) * (p.interval.endsWith("m") ? 60 : 1));
     let repair: RepairFigures | undefined;
     if ((p.repairPercent ?? 0) > 0) {
       await group.stopProcess(injector);

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, test } from "node:test";
 import { gunzipSync } from "node:zlib";
+import { operatorNodeFlags } from "../operator/runtime-flags.ts";
 import { freePort } from "../test/cluster/free-port.ts";
 import { type BuiltImage, buildImages, defaultOptions } from "./build-images.ts";
 import { pinnedRuntime } from "./node-runtime.ts";
@@ -259,6 +260,21 @@ test("the proxy runs from its image on a read-only root as its own user and answ
   } finally {
     child.kill("SIGTERM");
   }
+});
+
+test("the operator image starts node with the operator's measured flags, and the operator runs with them", {
+  skip: !canMount,
+}, async () => {
+  const { config } = open(image(0, "operator").archive);
+  assert.deepEqual((config.config as unknown as { Entrypoint: string[] }).Entrypoint, [
+    "/usr/bin/node",
+    ...operatorNodeFlags,
+    "/app/trellis.mjs",
+  ]);
+  const { child, output } = await runReadOnly(image(0, "operator").archive, {}, ["version", "--client"]);
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  assert.equal(code, 0, output());
+  assert.match(output(), /^Client: +trellis 0\.1\.0/m);
 });
 
 test("the never-ready test proxy is live and never ready", { skip: !canMount }, async () => {

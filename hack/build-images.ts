@@ -17,6 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_IMAGE_REGISTRY, imageTag, releaseImageReferences } from "../api/image-references.ts";
 import { PROXY_UID } from "../controlplane/injector/inject.ts";
+import { operatorNodeFlags } from "../operator/runtime-flags.ts";
 import pkg from "../package.json" with { type: "json" };
 import { proxyNodeEnvironment, proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { bundle, NATIVE_ADDON } from "./bundle.ts";
@@ -39,6 +40,8 @@ const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 
 /** Node flags and variables of the proxy image: the ones the proxy benchmark measured (proxy/runtime-flags.ts). */
 export const PROXY_NODE_FLAGS: readonly string[] = proxyNodeFlags;
+/** Node flags of the operator image (operator/runtime-flags.ts). */
+export const OPERATOR_NODE_FLAGS: readonly string[] = operatorNodeFlags;
 const PROXY_NODE_ENV = Object.entries(proxyNodeEnvironment).map(([k, v]) => `${k}=${v}`);
 
 export interface BuildOptions {
@@ -133,7 +136,7 @@ function definitions(o: BuildOptions, dist: string): ImageDefinition[] {
       program: program("trellis"),
       config: {
         User: nonroot,
-        Entrypoint: [node, "/app/trellis.mjs"],
+        Entrypoint: [node, ...OPERATOR_NODE_FLAGS, "/app/trellis.mjs"],
         Cmd: ["operator"],
         Env: env("TRELLIS_OPERATOR_VERSION", o.version),
         WorkingDir: "/app",

@@ -1,8 +1,10 @@
 // Runs `trellis operator` as a real child process against a local cluster, the way a user runs
 // it on a host, and stops it by PID (gracefully, or with SIGKILL to simulate a crash).
+
 import { createReadStream, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { operatorNodeFlags } from "../operator/runtime-flags.ts";
 import { repoRoot } from "./cluster/binaries.ts";
 import type { LocalCluster } from "./cluster/local-cluster.ts";
 import { waitFor } from "./cluster/local-cluster.ts";
@@ -34,6 +36,9 @@ export async function startOperator(
     name: "trellis-operator",
     command: process.execPath,
     args: [
+      // The image's flags (operator/runtime-flags.ts), so tests and benchmarks run it as shipped;
+      // BENCH_OPERATOR_NODE_FLAGS replaces them to measure others.
+      ...(process.env.BENCH_OPERATOR_NODE_FLAGS?.split(/\s+/).filter(Boolean) ?? operatorNodeFlags),
       ...(bundle ? [bundle] : ["--import", "tsx", join(repoRoot, "bin/trellis.ts")]),
       "operator",
       `--kubeconfig=${cluster.kubeconfigPath}`,
