@@ -1,7 +1,6 @@
 // `stat [namespace[/workload]]`: golden metrics per workload, inbound and outbound, from the
 // Mesh's Prometheus when it names one (spec.upgrade.analysis.prometheusUrl, or --prometheus-url),
 // else from the proxies' admin endpoints through the API server (stat-sources.ts).
-
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import { ANNOTATIONS, CONTROL_PLANE_NAMESPACE, counted, LABELS, parseDuration } from "../../api/index.ts";
 import { isNotFound } from "../../kube/index.ts";

@@ -10,9 +10,7 @@
 //                         DaemonSet is deleted only after that: deleting it first would leave the
 //                         plugin chained on every node).
 // Owns the phase, the fleet's mode and the CNI part of the Mesh status. Pure.
-
-import type { CaptureMode, MeshStatus } from "../../api/index.ts";
-import { counted } from "../../api/index.ts";
+import { type CaptureMode, counted, type MeshStatus } from "../../api/index.ts";
 
 export type CniPhase = "Install" | "Uninstall" | "Absent";
 

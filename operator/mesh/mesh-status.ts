@@ -3,7 +3,7 @@
 // fields, status.rollout and status.proxies, the rollout controller writes). Ready /
 // Progressing / Degraded and the phase are derived here and only here, so every path tells the
 // same truth.
-import type { MeshStatus } from "../../api/index.ts";
+import { counted, type MeshStatus } from "../../api/index.ts";
 import { type Condition, setCondition } from "../../kube/index.ts";
 import type { ControlPlanePlan, Phase } from "./control-plane-plan.ts";
 import type { ComponentObservation } from "./observe.ts";
@@ -122,8 +122,8 @@ export function dataPlaneCondition(
       message: "every pod that should carry the proxy does, within the skew policy",
     };
   const totals = [
-    missing > 0 ? `${missing} ${missing === 1 ? "pod" : "pods"} without a proxy` : "",
-    skew > 0 ? `${skew} ${skew === 1 ? "proxy" : "proxies"} outside the skew policy` : "",
+    missing > 0 ? `${counted(missing, "pod")} without a proxy` : "",
+    skew > 0 ? `${counted(skew, "proxy", "proxies")} outside the skew policy` : "",
   ].filter(Boolean);
   const names = (proxies?.incomplete ?? [])
     .slice(0, 3)

@@ -3,7 +3,6 @@
 // - upgrades: within a major, at most one minor release at a time (1.2.x → 1.3.y);
 // - a new major, a skipped minor or any downgrade needs spec.upgrade.force;
 // - proxies: within a major, at most one minor release from the control plane (proxySkew).
-
 import semver from "semver";
 import { counted } from "../../api/index.ts";
 

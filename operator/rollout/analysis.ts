@@ -5,9 +5,7 @@
 // its p99 latency against the not-yet-upgraded workloads' p99, over the analysis interval.
 // Prometheus must attach the pod label trellis.dev/proxy-version as `proxy_version` to the
 // proxies' series (docs/rollouts.md has the scrape config).
-
-import type { MeshSpec } from "../../api/index.ts";
-import { counted } from "../../api/index.ts";
+import { counted, type MeshSpec } from "../../api/index.ts";
 import type { AnalysisVerdict } from "./rollout-plan.ts";
 import type { WorkloadView } from "./workloads.ts";
 

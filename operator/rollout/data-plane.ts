@@ -7,7 +7,7 @@
 // (hostNetwork, a container named like the proxy). Gaps are grouped by the workload that owns
 // them; what is done about them is the repair plan's (repair-plan.ts). Pure.
 import type { KubernetesObject } from "@kubernetes/client-node";
-import { injectionIntent, LABELS, type MeshSpec, NEVER_MESHED_NAMESPACES } from "../../api/index.ts";
+import { counted, injectionIntent, LABELS, type MeshSpec, NEVER_MESHED_NAMESPACES } from "../../api/index.ts";
 import { matchesLabelSelector } from "../../kube/index.ts";
 import { proxySkew } from "../mesh/version-skew.ts";
 import type { PodView } from "../resources.ts";
@@ -122,10 +122,8 @@ export function describeGaps(
   max = 3,
 ): string {
   const parts = [
-    total.missing > 0 ? `${total.missing} pod${total.missing === 1 ? "" : "s"} without a proxy` : "",
-    total.outOfSkew > 0
-      ? `${total.outOfSkew} prox${total.outOfSkew === 1 ? "y" : "ies"} outside the skew policy`
-      : "",
+    total.missing > 0 ? `${counted(total.missing, "pod")} without a proxy` : "",
+    total.outOfSkew > 0 ? `${counted(total.outOfSkew, "proxy", "proxies")} outside the skew policy` : "",
   ].filter(Boolean);
   const names = owners.slice(0, max).map((o) => {
     const [kind, ...rest] = o.key.split("/");

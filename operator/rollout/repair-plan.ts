@@ -242,8 +242,7 @@ function complete(ctx: Ctx, repair: Rollout): RolloutDecision {
   ]
     .filter(Boolean)
     .join("; ");
-  const n = c.totalWorkloads;
-  const message = `restarted ${n} workload${n === 1 ? "" : "s"}${report ? `; ${report}` : ""}`;
+  const message = `restarted ${counted(c.totalWorkloads, "workload")}${report ? `; ${report}` : ""}`;
   ctx.events.push({
     type: left.length > 0 ? "Warning" : "Normal",
     reason: "RepairComplete",

@@ -6,9 +6,7 @@
 // Every decision is a function of the Mesh status and the cluster, so a restarted operator
 // resumes where its predecessor stopped, and a workload whose template already asks for the
 // version is never restarted again.
-
-import type { MeshSpec } from "../../api/index.ts";
-import { counted } from "../../api/index.ts";
+import { counted, type MeshSpec } from "../../api/index.ts";
 import { pendingSummary } from "./rollout-report.ts";
 import {
   type Analyse,
@@ -217,14 +215,15 @@ function complete(ctx: Ctx, rollout: Rollout): RolloutDecision {
   const { target } = ctx.input;
   const c = counts(ctx, versionPass(ctx));
   const report = pendingSummary(ctx.planned, ctx.others, target);
+  const all = c.totalWorkloads === 1 ? "the 1 workload" : `all ${c.totalWorkloads} workloads`;
   ctx.events.push({
     type: "Normal",
     reason: "RolloutComplete",
     message: report
-      ? `Proxy ${target} runs on ${c.totalWorkloads === 1 ? "the 1 workload" : `all ${c.totalWorkloads} workloads`} the rollout restarts; ${report}`
+      ? `Proxy ${target} runs on ${all} the rollout restarts; ${report}`
       : `Every meshed workload runs proxy ${target}`,
   });
-  const message = `${c.totalWorkloads === 1 ? "the 1 workload" : `all ${c.totalWorkloads} workloads`} on ${target}${report ? `; ${report}` : ""}`;
+  const message = `${all} on ${target}${report ? `; ${report}` : ""}`;
   return {
     rollout: { ...rollout, ...c, state: "Complete", analysisSince: undefined, message },
     fleetVersion: target,

@@ -3,7 +3,7 @@
 // end), the one-line summary its messages and Events carry, and status.proxies (the PROXIES
 // column of `kubectl get meshes`). Reads the plan's decisions
 // (workload-plan.ts) and the pods no restartable workload owns; decides nothing. Pure.
-import { type MeshStatus, podRevision } from "../../api/index.ts";
+import { counted, type MeshStatus, podRevision } from "../../api/index.ts";
 import type { PodView } from "../resources.ts";
 import { describeWorkload, type PlannedWorkload } from "./workload-plan.ts";
 import { isFinished, type OtherPods } from "./workloads.ts";
@@ -44,7 +44,7 @@ export function otherEntry(o: OtherPods, version: string): Held {
   const versions = [...o.versions.keys()].filter((v) => v !== version);
   const on = versions.map((v) => (v === "" ? "without a proxy" : `on ${v}`)).join(", ");
   const { reason, why } = otherReason(o);
-  return { workload: o.key, reason, message: `${n} pod${n === 1 ? "" : "s"} ${on}; ${why}` };
+  return { workload: o.key, reason, message: `${counted(n, "pod")} ${on}; ${why}` };
 }
 
 export function heldList(
@@ -82,15 +82,13 @@ export function pendingSummary(planned: PlannedWorkload[], others: OtherPods[], 
     const list = skipped.map(
       (p) => `${describeWorkload(p.workload)}: ${"reason" in p.action ? p.action.reason : ""}`,
     );
-    parts.push(`${skipped.length} workload${skipped.length === 1 ? "" : "s"} skipped (${names(list)})`);
+    parts.push(`${counted(skipped.length, "workload")} skipped (${names(list)})`);
   }
   const pending = others.filter((o) => offVersion(o, version) > 0);
   const pods = othersOffVersion(others, version);
   if (pods > 0) {
     const list = pending.map((o) => `${o.kind} ${o.namespace}/${o.name}`);
-    parts.push(
-      `${pods} pod${pods === 1 ? "" : "s"} pending until they end or are re-created (${names(list)})`,
-    );
+    parts.push(`${counted(pods, "pod")} pending until they end or are re-created (${names(list)})`);
   }
   return parts.join("; ");
 }

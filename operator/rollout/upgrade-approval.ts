@@ -7,7 +7,6 @@
 // The rollout controller decides and writes status.upgradePlan (it holds the fleet); the Mesh
 // controller holds the control plane until the plan covering it is approved. `kubectl trellis
 // upgrade plan` computes the same steps and id with these functions.
-
 import { createHash } from "node:crypto";
 import {
   ANNOTATIONS,

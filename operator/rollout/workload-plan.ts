@@ -170,7 +170,7 @@ export function planWorkloads(input: WorkloadPlanInput): PlannedWorkload[] {
       .map((k) => byKey.get(k) as DisruptionBudgetView)
       .find((b) => !busy.has(`${b.namespace}/${b.name}`) && b.disruptionsAllowed < down);
     if (!limiting) continue;
-    const message = `PodDisruptionBudget ${limiting.namespace}/${limiting.name} (${formatLabelSelector(limiting.selector)}) allows ${counted(limiting.disruptionsAllowed, "disruption")}; its restart takes down ${down} pod${down === 1 ? "" : "s"} at a time`;
+    const message = `PodDisruptionBudget ${limiting.namespace}/${limiting.name} (${formatLabelSelector(limiting.selector)}) allows ${counted(limiting.disruptionsAllowed, "disruption")}; its restart takes down ${counted(down, "pod")} at a time`;
     p.action =
       input.onBlocked === "Skip"
         ? { action: "Skip", reason: "DisruptionBudget", message }
