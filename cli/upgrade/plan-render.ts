@@ -55,8 +55,8 @@ export function renderPlan(plan: UpgradePlan, style: Style = PLAIN): string {
           ...(anyBlocked ? [w.blocked ? style.warn(`blocked: ${w.blocked}`) : ""] : []),
         ]),
       );
-      if (p.steps.some((s, i) => i > 0 && s.workloads.length === 0))
-        out.push("  (a wave with no new workload passes at once, on the analysis of the step before it)");
+      if (p.steps.some((s) => s.workloads.length === 0))
+        out.push("  (a step with no new workload passes at once, without an analysis of its own)");
       if (workloads.length > 0)
         out.push(
           "",

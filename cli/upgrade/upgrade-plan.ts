@@ -4,7 +4,6 @@
 // proxy rollout's steps — never a second copy of their rules. Adds only what a person needs
 // before approving: the workloads of each step, the gate of each step, what is left out and why,
 // and an estimate of the duration.
-
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import {
   counted,
@@ -310,8 +309,8 @@ function proxySteps(spec: MeshSpec, planned: PlannedRestart[], podStart: number)
       workloads,
       pods: workloads.reduce((n, w) => n + w.pods, 0),
       gate: gateOf(spec),
-      // A wave that adds no workload passes at once (operator/rollout/rollout-steps.ts).
-      estimateSeconds: Math.round(restart + (i > 0 && fresh.length === 0 ? 0 : interval)),
+      // A step that adds no workload passes at once (operator/rollout/rollout-steps.ts).
+      estimateSeconds: Math.round(restart + (fresh.length === 0 ? 0 : interval)),
     };
   });
 }

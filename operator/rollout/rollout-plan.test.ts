@@ -179,6 +179,27 @@ describe("rollout plan", () => {
     assert.equal(last.rollout?.state, "Analysing");
   });
 
+  it("passes a canary whose selector matches no workload at once, and says so", () => {
+    const noCanary = {
+      spec: spec({ canary: { selector: { matchLabels: { tier: "none" } } } }),
+      workloads: fleet(4),
+    };
+    const started = plan(noCanary);
+    assert.deepEqual([started.rollout?.step, started.rollout?.state, started.restart], [1, "Restarting", []]);
+    assert.deepEqual(
+      started.events.map((e) => [e.reason, e.message]),
+      [
+        ["RolloutStarted", "Rolling out proxy 1.1.0 (from 1.0.0) to 4 workloads: canary first"],
+        ["StepPassed", "Proxy 1.1.0: the canary has no workload and passes at once"],
+      ],
+    );
+    const wave1 = plan({ ...noCanary, rollout: started.rollout, now: at(1) });
+    assert.deepEqual(
+      wave1.restart.map((r) => r.workload.name),
+      ["w000", "w001"],
+    );
+  });
+
   it("never restarts a workload twice: one already on the version is left alone after an operator restart", () => {
     const started = plan({}).rollout as Rollout;
     const d = plan({

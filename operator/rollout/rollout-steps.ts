@@ -153,8 +153,9 @@ export function advance(ctx: StepContext, pass: Pass, current: Rollout): Rollout
   const blocked = mine.filter((p) => p.action.action === "Blocked");
   if (blocked.length > 0 && spec.upgrade.onBlocked === "Fail")
     return halt(ctx, pass, rollout, `${where}: ${blockedText(blocked)}`);
-  // A wave that adds no workload to the one before it (a small fleet, many waves) has nothing
-  // new to watch: the previous step's analysis covered exactly this set, so it passes at once.
+  // A step that adds no workload — a wave over the same workloads as the step before it (a small
+  // fleet, many waves), or a canary whose selector matches none — has nothing new to watch: it
+  // passes at once (the step before it, if any, was analysed over exactly this set).
   const ownWorkloads = step === 0 ? mine.length : mine.length - (targets[step - 1]?.length ?? 0);
   return (
     restartStep(ctx, pass, rollout, mine, blocked) ??
@@ -225,9 +226,11 @@ function analyse(
   ctx.events.push({
     type: "Normal",
     reason: pass.reasons.stepPassed,
-    message: nothingNew
-      ? `${pass.title}: ${stepName(step)} adds no workload to ${stepName(step - 1)} and passes on its analysis`
-      : `${pass.title}: ${stepName(step)} passed analysis (${detail})`,
+    message: !nothingNew
+      ? `${pass.title}: ${stepName(step)} passed analysis (${detail})`
+      : step === 0
+        ? `${pass.title}: the canary has no workload and passes at once`
+        : `${pass.title}: ${stepName(step)} adds no workload to ${stepName(step - 1)} and passes on its analysis`,
   });
   if (step + 1 >= steps) return pass.complete(rollout);
   const next: Rollout = {
