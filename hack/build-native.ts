@@ -1,5 +1,5 @@
-// Builds the proxy's one native addon (proxy/native/original-dst.c: SO_ORIGINAL_DST for
-// transparent capture) with the machine's C compiler against the Node-API headers from the
+// Builds the proxy's one native addon (proxy/native/proxy-native.c: SO_ORIGINAL_DST for
+// transparent capture, malloc_trim for memory release) with the machine's C compiler against the Node-API headers from the
 // lock file (node-api-headers). Node-API is ABI-stable, so the one build loads on Node 20 and
 // 24 alike. Deterministic: no timestamps or paths end up in the output (-ffile-prefix-map,
 // no build id). Skips the build when the output is newer than the source and the headers.
@@ -10,10 +10,10 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
-export const NATIVE_SOURCE = join(root, "proxy/native/original-dst.c");
+export const NATIVE_SOURCE = join(root, "proxy/native/proxy-native.c");
 const headers = join(root, "node_modules/node-api-headers/include");
 /** Where the proxy looks for the addon when it runs from its sources (proxy/original-destination.ts). */
-export const SOURCE_TREE_ADDON = join(root, "proxy/native/build/original-dst.node");
+export const SOURCE_TREE_ADDON = join(root, "proxy/native/build/proxy-native.node");
 
 function newer(out: string, inputs: string[]): boolean {
   if (!existsSync(out)) return false;

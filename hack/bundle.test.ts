@@ -74,7 +74,7 @@ test("the bundles take Node's built-ins without ES module facades, so the proxy 
     assert.ok(!loaded.includes(`NativeModule ${unused}`), `the proxy loaded ${unused} at start`);
 });
 
-test("the proxy bundle loads its original-destination addon from its own folder in capture mode", async () => {
+test("the proxy bundle loads its native addon from its own folder: capture mode starts, memory is released", async () => {
   const { spawn } = await import("node:child_process");
   const child = spawn(process.execPath, [join(dir, "proxy.mjs")], {
     cwd: dir,
@@ -87,24 +87,32 @@ test("the proxy bundle loads its original-destination addon from its own folder 
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
-  child.stdout.on("data", (d: Buffer) => {
-    out += d.toString();
-  });
   child.stderr.on("data", (d: Buffer) => {
     out += d.toString();
   });
-  // Started means the addon loaded (a capture proxy without it exits at once, naming the paths).
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    child.stdout.on("data", () => {
-      if (out.includes("proxy started")) child.kill("SIGKILL");
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  try {
+    // Started means the addon loaded (a capture proxy without it exits at once, naming the paths).
+    const started = await new Promise<{ ports: { admin: number } } | undefined>((resolve) => {
+      let lines = "";
+      child.stdout.on("data", (d: Buffer) => {
+        lines += d.toString();
+        out += d.toString();
+        const line = lines.split("\n").find((l) => l.includes('"proxy started"'));
+        if (line) resolve(JSON.parse(line) as { ports: { admin: number } });
+      });
+      void exited.then(() => resolve(undefined));
     });
-    child.once("exit", () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-  assert.match(out, /proxy started/, out);
+    assert.ok(started, out);
+    // The release ran once at start, through the same addon (limits.memoryReleaseIntervalMs).
+    const metrics = await (await fetch(`http://127.0.0.1:${started.ports.admin}/metrics`)).text();
+    assert.match(metrics, /process_memory_release_total\{result="(released|nothing)"\} [1-9]/, metrics);
+  } finally {
+    clearTimeout(timer);
+    child.kill("SIGKILL");
+    await exited;
+  }
 });
 
 test("the control-plane bundle names its components when given none", () => {

@@ -2,7 +2,7 @@
 //   trellis.mjs       the operator command (bin/trellis.ts)
 //   controlplane.mjs  injector, identity and destination (controlplane/main.ts)
 //   proxy.mjs         the sidecar proxy (proxy/main.ts)
-//   original-dst.node the proxy's native addon for capture mode (hack/build-native.ts)
+//   proxy-native.node the proxy's native addon (capture, memory release; hack/build-native.ts)
 //   trellis-init.mjs  the capture rules installer of meshed pods (capture/init-main.ts)
 //   trellis-cni.mjs   the CNI plugin, its node installer and the pods' validator (cni/main.ts)
 // and the kubectl plugin: kubectl-trellis (trellis.mjs as one executable file), its krew archive
@@ -120,7 +120,7 @@ export async function bundle(outdir: string, minify = true): Promise<void> {
     const packages = packagesOf(Object.keys(result.metafile.inputs));
     writeFileSync(join(outdir, `${program.name}.packages.json`), `${JSON.stringify(packages, null, 2)}\n`);
   }
-  // proxy.mjs loads it from its own folder (proxy/original-destination.ts).
+  // proxy.mjs loads it from its own folder (proxy/native-addon.ts).
   buildNativeAddon(join(outdir, NATIVE_ADDON));
   writePlugin(outdir);
 }
@@ -141,7 +141,7 @@ function writePlugin(outdir: string): void {
 }
 
 /** The proxy's native addon, beside proxy.mjs in dist/ and in the image's /app. */
-export const NATIVE_ADDON = "original-dst.node";
+export const NATIVE_ADDON = "proxy-native.node";
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values } = parseArgs({

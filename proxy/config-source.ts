@@ -30,6 +30,7 @@ export const envSettings: Readonly<Record<string, string>> = {
   TRELLIS_PROXY_DESTINATION_URL: "destination.url",
   TRELLIS_PROXY_DESTINATION_SERVER_IDENTITY: "destination.serverIdentity",
   TRELLIS_PROXY_MAX_CONNECTIONS: "limits.maxConnections",
+  TRELLIS_PROXY_MEMORY_RELEASE_INTERVAL_MS: "limits.memoryReleaseIntervalMs",
   TRELLIS_PROXY_LOG_LEVEL: "logLevel",
 };
 

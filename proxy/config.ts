@@ -75,6 +75,8 @@ export interface Limits {
   discoveryPingTimeoutMs: number;
   /** Time in-flight requests get to finish after SIGTERM. */
   shutdownGraceMs: number;
+  /** How often free memory the C allocator holds goes back to the kernel (memory-release.ts); 0: never. */
+  memoryReleaseIntervalMs: number;
 }
 
 export interface ProxyConfig {
@@ -152,6 +154,7 @@ export const defaultLimits: Limits = {
   discoveryPingIntervalMs: 10_000,
   discoveryPingTimeoutMs: 5_000,
   shutdownGraceMs: 10_000,
+  memoryReleaseIntervalMs: 1_000,
 };
 
 type Raw = Record<string, unknown>;
@@ -269,6 +272,7 @@ function readLimits(r: Reader, o: Raw | undefined): Limits {
     discoveryPingIntervalMs: r.num(o, "discoveryPingIntervalMs", p, d.discoveryPingIntervalMs, 10, day),
     discoveryPingTimeoutMs: r.num(o, "discoveryPingTimeoutMs", p, d.discoveryPingTimeoutMs, 10, day),
     shutdownGraceMs: r.num(o, "shutdownGraceMs", p, d.shutdownGraceMs, 0, day),
+    memoryReleaseIntervalMs: r.num(o, "memoryReleaseIntervalMs", p, d.memoryReleaseIntervalMs, 0, day),
   };
 }
 

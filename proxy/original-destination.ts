@@ -1,45 +1,23 @@
 /**
  * The original destination of a connection that a nat REDIRECT rule sent to the proxy
- * (SO_ORIGINAL_DST), read through the proxy's one native addon (proxy/native/original-dst.c,
- * built by hack/build-native.ts beside the bundle, or under proxy/native/build/ from sources).
+ * (SO_ORIGINAL_DST), read through the proxy's native addon (native-addon.ts).
  *
- * Owns: loading the addon and turning its answer into a HostPort. Does not decide what the
- * destination means (capture.ts) and is only loaded in capture mode: a proxy that does not
- * capture never needs the addon.
+ * Owns: turning the addon's answer into a HostPort, and refusing capture mode without the
+ * addon. Does not decide what the destination means (capture.ts).
  */
-import { existsSync } from "node:fs";
 import type { Socket } from "node:net";
-import { fileURLToPath } from "node:url";
 import type { HostPort } from "./config.ts";
+import { loadNativeAddon, type NativeAddon } from "./native-addon.ts";
 
-interface Addon {
-  /** Writes the address's bytes (4 or 16) into `out`; returns the port, or -errno. */
-  originalDestination(fd: number, ipv4: boolean, out: Buffer): number;
-}
+type Addon = Pick<NativeAddon, "originalDestination">;
 
-/** Where the addon is looked for, relative to this module: the bundle's folder, then the sources' build. */
-export const addonCandidates = ["./original-dst.node", "./native/build/original-dst.node"].map((p) =>
-  fileURLToPath(new URL(p, import.meta.url)),
-);
-
-let loaded: Addon | undefined;
-
-/** Loads the addon once; throws with every path tried when it is missing or does not load. */
-export function loadOriginalDestinationAddon(paths: readonly string[] = addonCandidates): Addon {
-  if (loaded) return loaded;
-  const path = paths.find((p) => existsSync(p));
-  if (!path) {
-    throw new Error(
-      `capture mode needs the original-destination addon; none at ${paths.join(", ")} (npm run build, or node --import tsx hack/build-native.ts)`,
-    );
+/** The addon, for a proxy in capture mode: it cannot work without it, so this throws. */
+export function loadOriginalDestinationAddon(paths?: readonly string[]): Addon {
+  try {
+    return loadNativeAddon(paths);
+  } catch (err) {
+    throw new Error(`capture mode needs the original-destination addon: ${(err as Error).message}`);
   }
-  const module = { exports: {} as Partial<Addon> };
-  process.dlopen(module, path);
-  if (typeof module.exports.originalDestination !== "function") {
-    throw new Error(`${path} is not the original-destination addon`);
-  }
-  loaded = module.exports as Addon;
-  return loaded;
 }
 
 /** The socket's file descriptor (libuv's TCP handle); undefined for a socket without one. */

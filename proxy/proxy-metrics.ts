@@ -35,6 +35,7 @@ export interface ProxyMetrics {
   discoveryUnresolved: Gauge;
   discoveryFailFast: Counter;
   processErrors: Counter;
+  memoryReleases: Counter;
 }
 
 export function createProxyMetrics(): ProxyMetrics {
@@ -134,6 +135,11 @@ export function createProxyMetrics(): ProxyMetrics {
       [],
     ),
     processErrors: r.counter("process_errors_total", "Errors caught at the process boundary.", ["kind"]),
+    memoryReleases: r.counter(
+      "process_memory_release_total",
+      "Runs returning the allocator's free pages to the kernel, by result: released, nothing, busy (skipped).",
+      ["result"],
+    ),
   };
 }
 

@@ -16,6 +16,8 @@ import type { Direction, Handler } from "./handler.ts";
 import { InboundTargets } from "./inbound-target.ts";
 import { type Capture, type HttpServers, Listener, type ListenerDeps } from "./listener.ts";
 import { LocalIdentity } from "./local-identity.ts";
+import { MemoryRelease } from "./memory-release.ts";
+import { loadNativeAddon, type NativeAddon } from "./native-addon.ts";
 import { type OutboundRelayDeps, relayOutbound, relayToApp } from "./opaque.ts";
 import { loadOriginalDestinationAddon, originalDestination } from "./original-destination.ts";
 import { authorityOf, decideOutbound, ProxyAddresses } from "./outbound-destination.ts";
@@ -54,6 +56,32 @@ async function listenIpv6Twin(deps: ListenerDeps, at: HostPort, log: Logger): Pr
     log.info({ direction: deps.direction, host, err: (err as Error).message }, "no IPv6 listener");
     return undefined;
   }
+}
+
+/**
+ * Starts returning free memory to the kernel (memory-release.ts) when the native addon is there;
+ * without it (the proxy run from sources, unbuilt) says so once and runs without.
+ */
+function startMemoryRelease(
+  intervalMs: number,
+  metrics: ProxyMetrics,
+  log: Logger,
+): MemoryRelease | undefined {
+  if (intervalMs === 0) return undefined;
+  let addon: NativeAddon;
+  try {
+    addon = loadNativeAddon();
+  } catch (err) {
+    log.info({ err: (err as Error).message }, "free memory is not returned to the kernel: no native addon");
+    return undefined;
+  }
+  const release = new MemoryRelease({
+    intervalMs,
+    release: () => addon.releaseFreeMemory(),
+    onRun: (result) => metrics.memoryReleases.inc([result]),
+  });
+  release.start();
+  return release;
 }
 
 export async function startProxy(config: ProxyConfig, log: Logger): Promise<RunningProxy> {
@@ -222,10 +250,12 @@ export async function startProxy(config: ProxyConfig, log: Logger): Promise<Runn
   });
   ports.admin = await listenAdmin(admin, config.admin.listen);
   proxyPorts.add(ports.admin);
+  const memoryRelease = startMemoryRelease(limits.memoryReleaseIntervalMs, metrics, log);
 
   const drain = async () => {
     if (draining) return;
     draining = true;
+    memoryRelease?.stop();
     await Promise.all(sides.map((s) => s.listener.stopAccepting()));
     for (const s of sides) {
       for (const { h1, h2 } of s.servers) {

@@ -212,11 +212,13 @@ describe("limits and bad input", () => {
       TRELLIS_PROXY_CONFIG: "",
       TRELLIS_PROXY_OUTBOUND_LISTEN: "nowhere",
       TRELLIS_PROXY_MAX_CONNECTIONS: "-3",
+      TRELLIS_PROXY_MEMORY_RELEASE_INTERVAL_MS: "soon",
       TRELLIS_PROXY_DESTINATION_URL: "ftp://x",
     });
     assert.equal(code, 2);
     assert.match(stderr, /outbound\.listen: expected host:port/);
     assert.match(stderr, /limits\.maxConnections: expected a number/);
+    assert.match(stderr, /limits\.memoryReleaseIntervalMs: expected a number/);
     assert.match(stderr, /destination\.url: expected http:\/\/host:port/);
   });
 });

@@ -1,5 +1,5 @@
 /*
- * trellis original-dst: the one system call the proxy needs that Node does not offer.
+ * trellis proxy-native: the two things the proxy needs that Node does not offer.
  *
  * originalDestination(fd, ipv4, out) reads the destination a connection had before a nat
  * REDIRECT rule sent it to the proxy: getsockopt(SOL_IP, SO_ORIGINAL_DST) when `ipv4` (IPv4
@@ -9,13 +9,21 @@
  * it). The caller formats the address: no object or string is made here, which is most of what
  * a Node-API call costs.
  *
+ * releaseFreeMemory() gives the pages the C allocator holds free back to the kernel: glibc's
+ * malloc_trim(0), which returns the top of the heap and every whole free page inside it
+ * (MADV_DONTNEED); glibc itself only ever returns the top. True when something was returned;
+ * always false with another C library. proxy/memory-release.ts decides when.
+ *
  * Node-API only (ABI-stable: one build runs on every Node release with Node-API 8, so on 20
- * and 24). No state, no other entry point.
+ * and 24). No state.
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -60,9 +68,22 @@ static napi_value original_destination(napi_env env, napi_callback_info info) {
   return number(env, ntohs(dst6.sin6_port));
 }
 
+static napi_value release_free_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  bool released = false;
+#ifdef __GLIBC__
+  released = malloc_trim(0) == 1;
+#endif
+  napi_value v;
+  napi_get_boolean(env, released, &v);
+  return v;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value fn;
   napi_create_function(env, "originalDestination", NAPI_AUTO_LENGTH, original_destination, NULL, &fn);
   napi_set_named_property(env, exports, "originalDestination", fn);
+  napi_create_function(env, "releaseFreeMemory", NAPI_AUTO_LENGTH, release_free_memory, NULL, &fn);
+  napi_set_named_property(env, exports, "releaseFreeMemory", fn);
   return exports;
 }
