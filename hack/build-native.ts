@@ -5,7 +5,7 @@
 // no build id). Skips the build when the output is newer than the source and the headers.
 //   node --import tsx hack/build-native.ts [--out <file>]
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -27,6 +27,7 @@ export function buildNativeAddon(out = SOURCE_TREE_ADDON): string {
   if (newer(out, inputs)) return out;
   mkdirSync(dirname(out), { recursive: true });
   const cc = process.env.CC ?? "cc";
+  const partial = `${out}.${process.pid}.partial`;
   execFileSync(
     cc,
     [
@@ -42,11 +43,14 @@ export function buildNativeAddon(out = SOURCE_TREE_ADDON): string {
       "-I",
       headers,
       "-o",
-      out,
+      partial,
       NATIVE_SOURCE,
     ],
     { stdio: ["ignore", "inherit", "inherit"] },
   );
+  // Test files build it at the same time: each links its own file and renames it into place, so
+  // nobody loads a half-written one.
+  renameSync(partial, out);
   return out;
 }
 
