@@ -262,7 +262,7 @@ test("the proxy runs from its image on a read-only root as its own user and answ
   }
 });
 
-test("the operator image starts node with the operator's measured flags, and the operator runs with them", {
+test("the operator image starts node with the operator's measured flags and variables, and the operator runs with them", {
   skip: !canMount,
 }, async () => {
   const { config } = open(image(0, "operator").archive);
@@ -270,6 +270,11 @@ test("the operator image starts node with the operator's measured flags, and the
     "/usr/bin/node",
     ...operatorNodeFlags,
     "/app/trellis.mjs",
+  ]);
+  assert.deepEqual(config.config.Env, [
+    "PATH=/usr/bin",
+    "TRELLIS_OPERATOR_VERSION=0.1.0",
+    "MALLOC_ARENA_MAX=1",
   ]);
   const { child, output } = await runReadOnly(image(0, "operator").archive, {}, ["version", "--client"]);
   const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));

@@ -17,7 +17,7 @@ import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_IMAGE_REGISTRY, imageTag, releaseImageReferences } from "../api/image-references.ts";
 import { PROXY_UID } from "../controlplane/injector/inject.ts";
-import { operatorNodeFlags } from "../operator/runtime-flags.ts";
+import { operatorNodeEnvironment, operatorNodeFlags } from "../operator/runtime-flags.ts";
 import pkg from "../package.json" with { type: "json" };
 import { proxyNodeEnvironment, proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { bundle, NATIVE_ADDON } from "./bundle.ts";
@@ -43,6 +43,7 @@ export const PROXY_NODE_FLAGS: readonly string[] = proxyNodeFlags;
 /** Node flags of the operator image (operator/runtime-flags.ts). */
 export const OPERATOR_NODE_FLAGS: readonly string[] = operatorNodeFlags;
 const PROXY_NODE_ENV = Object.entries(proxyNodeEnvironment).map(([k, v]) => `${k}=${v}`);
+const OPERATOR_NODE_ENV = Object.entries(operatorNodeEnvironment).map(([k, v]) => `${k}=${v}`);
 
 export interface BuildOptions {
   version: string;
@@ -138,7 +139,7 @@ function definitions(o: BuildOptions, dist: string): ImageDefinition[] {
         User: nonroot,
         Entrypoint: [node, ...OPERATOR_NODE_FLAGS, "/app/trellis.mjs"],
         Cmd: ["operator"],
-        Env: env("TRELLIS_OPERATOR_VERSION", o.version),
+        Env: [...env("TRELLIS_OPERATOR_VERSION", o.version), ...OPERATOR_NODE_ENV],
         WorkingDir: "/app",
       },
     },

@@ -4,7 +4,7 @@
 import { createReadStream, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { operatorNodeFlags } from "../operator/runtime-flags.ts";
+import { operatorNodeEnvironment, operatorNodeFlags } from "../operator/runtime-flags.ts";
 import { repoRoot } from "./cluster/binaries.ts";
 import type { LocalCluster } from "./cluster/local-cluster.ts";
 import { waitFor } from "./cluster/local-cluster.ts";
@@ -22,6 +22,18 @@ export interface OperatorProcess {
 }
 
 let counter = 0;
+
+function imageEnvironment(): Record<string, string> {
+  const setting = process.env.BENCH_OPERATOR_NODE_ENV;
+  if (setting === undefined) return { ...operatorNodeEnvironment };
+  if (setting === "none") return {};
+  return Object.fromEntries(
+    setting
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((kv) => kv.split("=", 2) as [string, string]),
+  );
+}
 
 export async function startOperator(
   cluster: LocalCluster,
@@ -48,7 +60,8 @@ export async function startOperator(
     ],
     logFile,
     cwd: repoRoot,
-    env: { ...process.env, ...env },
+    // The image's variables too; BENCH_OPERATOR_NODE_ENV ("K=V …" or "none") replaces them.
+    env: { ...process.env, ...imageEnvironment(), ...env },
   });
   const op: OperatorProcess = {
     port: 0,
