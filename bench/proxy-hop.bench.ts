@@ -36,6 +36,7 @@ import { FakeDestination, FakeIdentity } from "../proxy/test/control-plane-fakes
 import { createMeshCa, issueFor } from "../proxy/test/mesh-pki.ts";
 import { type SpawnOptions, spawnProxy, tempDir } from "../proxy/test/proxy-process.ts";
 import { freePort } from "../test/cluster/free-port.ts";
+import { imageEnvironment } from "../test/image-environment.ts";
 import { cpuSeconds, rssAnonMb, rssMb, type Started, start, stop, wrk } from "./proxy-bench-processes.ts";
 import { plainHop, type TlsFiles, tlsClientHop, tlsServerHop } from "./proxy-haproxy.ts";
 import { type HeapReport, heapReportFlags, heapReports, recordRow } from "./proxy-hop-figures.ts";
@@ -67,16 +68,8 @@ const peerNode = ensureNode();
 /** The upstream's port, for the direct half of the paired fixed-rate runs. */
 let upstreamPort = 0;
 /** How the Trellis proxies are started; `bundle` is set once the bundle is built. */
-const envSetting = process.env.BENCH_NODE_ENV;
 /** The environment the image sets for the proxy (proxy/runtime-flags.ts), or BENCH_NODE_ENV's. */
-const proxyEnv: Record<string, string> =
-  envSetting === undefined
-    ? { ...proxyNodeEnvironment }
-    : Object.fromEntries(
-        (envSetting === "none" ? [] : envSetting.split(/\s+/).filter(Boolean)).map(
-          (kv) => kv.split("=", 2) as [string, string],
-        ),
-      );
+const proxyEnv = imageEnvironment(process.env.BENCH_NODE_ENV, proxyNodeEnvironment);
 const proxyRun: SpawnOptions = { nodeFlags, env: proxyEnv };
 
 interface Path {

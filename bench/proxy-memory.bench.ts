@@ -11,7 +11,7 @@
 //   BENCH_RATE (500 req/s), BENCH_BUNDLE (a proxy.mjs built elsewhere instead of building one).
 // The upstream and the load generator are this process (the pinned runtime) in every variant.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +19,7 @@ import { bundle } from "../hack/bundle.ts";
 import { proxyNodeEnvironment, proxyNodeFlags } from "../proxy/runtime-flags.ts";
 import { freePort } from "../test/cluster/free-port.ts";
 import { comparedRuntimes } from "./node-runtimes.ts";
+import { cpuSeconds, rssAnonMb, rssMb } from "./proxy-bench-processes.ts";
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
@@ -57,17 +58,7 @@ const variants: Variant[] = [
 ];
 
 /** RSS and anonymous RSS of a process, MB. */
-function memory(pid: number): { rss: number; anon: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) / 1024;
-  return { rss: kb("VmRSS"), anon: kb("RssAnon") };
-}
-
-/** User + system CPU seconds of a process. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
+const memory = (pid: number) => ({ rss: rssMb(pid), anon: rssAnonMb(pid) });
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const quantile = (xs: number[], q: number) => {

@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 export const NATIVE_SOURCE = join(root, "proxy/native/proxy-native.c");
 const headers = join(root, "node_modules/node-api-headers/include");
-/** Where the proxy looks for the addon when it runs from its sources (proxy/original-destination.ts). */
+/** Where the proxy looks for the addon when it runs from its sources (proxy/native-addon.ts). */
 export const SOURCE_TREE_ADDON = join(root, "proxy/native/build/proxy-native.node");
 
 function newer(out: string, inputs: string[]): boolean {

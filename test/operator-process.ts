@@ -9,6 +9,7 @@ import { repoRoot } from "./cluster/binaries.ts";
 import type { LocalCluster } from "./cluster/local-cluster.ts";
 import { waitFor } from "./cluster/local-cluster.ts";
 import { type ManagedProcess, ProcessGroup } from "./cluster/process-group.ts";
+import { imageEnvironment } from "./image-environment.ts";
 
 export interface OperatorProcess {
   process: ManagedProcess;
@@ -22,18 +23,6 @@ export interface OperatorProcess {
 }
 
 let counter = 0;
-
-function imageEnvironment(): Record<string, string> {
-  const setting = process.env.BENCH_OPERATOR_NODE_ENV;
-  if (setting === undefined) return { ...operatorNodeEnvironment };
-  if (setting === "none") return {};
-  return Object.fromEntries(
-    setting
-      .split(/\s+/)
-      .filter(Boolean)
-      .map((kv) => kv.split("=", 2) as [string, string]),
-  );
-}
 
 export async function startOperator(
   cluster: LocalCluster,
@@ -61,7 +50,11 @@ export async function startOperator(
     logFile,
     cwd: repoRoot,
     // The image's variables too; BENCH_OPERATOR_NODE_ENV ("K=V …" or "none") replaces them.
-    env: { ...process.env, ...imageEnvironment(), ...env },
+    env: {
+      ...process.env,
+      ...imageEnvironment(process.env.BENCH_OPERATOR_NODE_ENV, operatorNodeEnvironment),
+      ...env,
+    },
   });
   const op: OperatorProcess = {
     port: 0,
