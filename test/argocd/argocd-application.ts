@@ -8,6 +8,8 @@ import type { LocalCluster } from "../cluster/local-cluster.ts";
 import { waitFor } from "../cluster/local-cluster.ts";
 import { type ApplicationOptions, ARGOCD_NAMESPACE, application, yamlStream } from "./argocd-config.ts";
 
+const REFRESH_ANNOTATION = "argocd.argoproj.io/refresh";
+
 export interface ResourceStatus {
   group?: string;
   kind: string;
@@ -69,8 +71,27 @@ export class ArgoApplication {
       "--overwrite",
       "application",
       this.name,
-      `argocd.argoproj.io/refresh=${kind}`,
+      `${REFRESH_ANNOTATION}=${kind}`,
     ]);
+  }
+
+  /**
+   * Refreshes and waits until Argo CD has compared again because of it: the annotation is gone
+   * (Argo CD removes it only after persisting the comparison that read it; a comparison already
+   * running leaves it in place) and reconciledAt is not older than the request. reconciledAt has a
+   * resolution of one second, so it can keep its value when the refresh ends in the same second as
+   * an earlier comparison: it is not compared with its value before the request.
+   */
+  async refreshAndWait(kind: "normal" | "hard", timeoutMs = 60_000): Promise<ApplicationView> {
+    const requestedSecond = Math.floor(Date.now() / 1000) * 1000;
+    this.refresh(kind);
+    return this.waitFor(
+      `${kind} refresh done`,
+      (a) =>
+        a.metadata.annotations?.[REFRESH_ANNOTATION] === undefined &&
+        Date.parse(a.status?.reconciledAt ?? "") >= requestedSecond,
+      timeoutMs,
+    );
   }
 
   /**
@@ -143,7 +164,10 @@ export function describeApplication(app: ApplicationView | undefined): string {
   if (!app) return "application: not found";
   const s = app.status;
   const lines = [
-    `sync=${s?.sync?.status} revision=${s?.sync?.revision?.slice(0, 8)} health=${s?.health?.status}`,
+    `sync=${s?.sync?.status} revision=${s?.sync?.revision?.slice(0, 8)} health=${s?.health?.status} reconciledAt=${s?.reconciledAt}`,
+    ...(app.metadata.annotations?.[REFRESH_ANNOTATION]
+      ? [`refresh requested: ${app.metadata.annotations[REFRESH_ANNOTATION]}`]
+      : []),
     `operation=${s?.operationState?.phase} ${s?.operationState?.message ?? ""}`,
     ...(s?.conditions ?? []).map((c) => `condition ${c.type}: ${c.message}`),
     ...(s?.resources ?? []).map(

@@ -135,16 +135,7 @@ describe("Trellis through a real Argo CD", { timeout: 600_000 }, () => {
       const before = (await app.get()).status?.operationState?.startedAt;
       writes.mark();
       for (let i = 0; i < 3; i++) {
-        await sleep(1100); // reconciledAt has a resolution of one second
-        const reconciledAt = (await app.get()).status?.reconciledAt;
-        app.refresh("hard");
-        const after = await app.waitFor(
-          "hard refresh done",
-          (a) =>
-            a.status?.reconciledAt !== reconciledAt &&
-            a.metadata.annotations?.["argocd.argoproj.io/refresh"] === undefined,
-          60_000,
-        );
+        const after = await app.refreshAndWait("hard");
         assert.equal(
           syncStatus(after),
           "Synced",
