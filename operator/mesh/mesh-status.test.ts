@@ -4,7 +4,14 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { MeshStatus } from "../../api/index.ts";
 import type { ControlPlanePlan } from "./control-plane-plan.ts";
-import { approvalBlocker, type Blocker, meshStatus, pickBlocker, rolloutBlocker } from "./mesh-status.ts";
+import {
+  approvalBlocker,
+  type Blocker,
+  dataPlaneCondition,
+  meshStatus,
+  pickBlocker,
+  rolloutBlocker,
+} from "./mesh-status.ts";
 
 const rotating: Blocker = {
   reason: "TrustAnchorRotation",
@@ -100,5 +107,44 @@ describe("pickBlocker", () => {
     assert.equal(condition(status, "Ready")?.status, "True");
     assert.equal(condition(status, "Progressing")?.status, "False");
     assert.equal(condition(status, "Degraded")?.status, "False");
+  });
+});
+
+describe("DataPlaneIncomplete", () => {
+  const owner = (workload: string, missing: number, outOfSkew = 0) => ({ workload, missing, outOfSkew });
+  const proxies = (incomplete: ReturnType<typeof owner>[]): MeshStatus["proxies"] => ({
+    total: 40,
+    updated: 40,
+    summary: "40/40",
+    missing: incomplete.reduce((n, o) => n + o.missing, 0),
+    outOfSkew: incomplete.reduce((n, o) => n + o.outOfSkew, 0),
+    incomplete,
+  });
+
+  it("names the totals and the first workloads as the Warning Event does, and what is done about them", () => {
+    const c = dataPlaneCondition(
+      proxies([owner("Deployment/shop/web", 2), owner("Pod/shop/debug", 1), owner("StatefulSet/db/pg", 0, 1)]),
+      { state: "Restarting", message: "" } as MeshStatus["repair"],
+      "Restart",
+    );
+    assert.deepEqual(c, {
+      status: true,
+      reason: "ProxiesMissing",
+      message:
+        "3 pods without a proxy, 1 proxy outside the skew policy: Deployment shop/web (2), Pod shop/debug (1), StatefulSet db/pg (1); a repair restarts their workloads",
+    });
+  });
+
+  it("counts the workloads it does not name while status holds them all, and says only 'more' past what it holds", () => {
+    const four = [1, 2, 3, 4].map((i) => owner(`Deployment/shop/w${i}`, 0, 1));
+    const some = dataPlaneCondition(proxies(four), undefined, "Report");
+    assert.equal(some.reason, "ProxiesOutOfSkew");
+    assert.match(some.message, /Deployment shop\/w3 \(1\), and 1 more; spec\.injection\.repair is Report/);
+    const held = [1, 2, 3, 4, 5].map((i) => owner(`Deployment/shop/w${i}`, 1));
+    assert.match(dataPlaneCondition(proxies(held), undefined, "Restart").message, /w3 \(1\), and more; /);
+  });
+
+  it("is False once every pod carries a proxy within the skew policy", () => {
+    assert.equal(dataPlaneCondition(proxies([]), undefined, "Restart").status, false);
   });
 });

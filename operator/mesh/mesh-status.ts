@@ -3,8 +3,10 @@
 // fields, status.rollout and status.proxies, the rollout controller writes). Ready /
 // Progressing / Degraded and the phase are derived here and only here, so every path tells the
 // same truth.
-import { counted, type MeshStatus } from "../../api/index.ts";
+import type { MeshStatus } from "../../api/index.ts";
 import { type Condition, setCondition } from "../../kube/index.ts";
+import { describeGaps } from "../rollout/data-plane.ts";
+import { MAX_HELD } from "../rollout/rollout-report.ts";
 import type { ControlPlanePlan, Phase } from "./control-plane-plan.ts";
 import type { ComponentObservation } from "./observe.ts";
 
@@ -121,13 +123,8 @@ export function dataPlaneCondition(
       reason: "DataPlaneComplete",
       message: "every pod that should carry the proxy does, within the skew policy",
     };
-  const totals = [
-    missing > 0 ? `${counted(missing, "pod")} without a proxy` : "",
-    skew > 0 ? `${counted(skew, "proxy", "proxies")} outside the skew policy` : "",
-  ].filter(Boolean);
-  const names = (proxies?.incomplete ?? [])
-    .slice(0, 3)
-    .map((o) => `${o.workload.replace("/", " ")} (${o.missing + o.outOfSkew})`);
+  const owners = (proxies?.incomplete ?? []).map((o) => ({ ...o, key: o.workload }));
+  const gaps = describeGaps(owners, { missing, outOfSkew: skew }, { complete: owners.length < MAX_HELD });
   const active = repair && (repair.state === "Restarting" || repair.state === "Analysing");
   const doing =
     mode === "Report"
@@ -138,7 +135,7 @@ export function dataPlaneCondition(
   return {
     status: true,
     reason: missing > 0 ? "ProxiesMissing" : "ProxiesOutOfSkew",
-    message: `${totals.join(", ")}: ${names.join(", ")}${(proxies?.incomplete?.length ?? 0) > 3 ? ", ..." : ""}; ${doing}`,
+    message: `${gaps}; ${doing}`,
   };
 }
 

@@ -125,7 +125,7 @@ describe("data-plane census", () => {
       { key: "Pod/shop/debug", missing: 1, outOfSkew: 0 },
     ]);
     assert.equal(
-      describeGaps(owners, { missing: 2, outOfSkew: 1 }, 2),
+      describeGaps(owners, { missing: 2, outOfSkew: 1 }, { max: 2 }),
       "2 pods without a proxy, 1 proxy outside the skew policy: Deployment shop/old (1), Deployment shop/web (1), and 1 more",
     );
   });

@@ -115,11 +115,16 @@ export function gapsByOwner(census: DataPlaneCensus): OwnerGaps[] {
   return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 }
 
-/** "2 pods without a proxy, 1 outside the skew policy: Deployment shop/web (2), Pod shop/debug (1)". */
+/**
+ * "2 pods without a proxy, 1 proxy outside the skew policy: Deployment shop/web (2), Pod
+ * shop/debug (1)", for the Warning Event and the DataPlaneIncomplete condition alike. `owners`
+ * may be the first ones only (status.proxies.incomplete is capped): `complete: false` then says
+ * "and more" rather than a count it does not know.
+ */
 export function describeGaps(
-  owners: OwnerGaps[],
+  owners: readonly OwnerGaps[],
   total: { missing: number; outOfSkew: number },
-  max = 3,
+  { max = 3, complete = true }: { max?: number; complete?: boolean } = {},
 ): string {
   const parts = [
     total.missing > 0 ? `${counted(total.missing, "pod")} without a proxy` : "",
@@ -129,6 +134,6 @@ export function describeGaps(
     const [kind, ...rest] = o.key.split("/");
     return `${kind} ${rest.join("/")} (${o.missing + o.outOfSkew})`;
   });
-  const more = owners.length > max ? `, and ${owners.length - max} more` : "";
+  const more = owners.length > max ? `, and ${complete ? `${owners.length - max} ` : ""}more` : "";
   return `${parts.join(", ")}: ${names.join(", ")}${more}`;
 }
