@@ -123,7 +123,11 @@ describe("DataPlaneIncomplete", () => {
 
   it("names the totals and the first workloads as the Warning Event does, and what is done about them", () => {
     const c = dataPlaneCondition(
-      proxies([owner("Deployment/shop/web", 2), owner("Pod/shop/debug", 1), owner("StatefulSet/db/pg", 0, 1)]),
+      proxies([
+        owner("Deployment/shop/web", 2),
+        owner("Pod/shop/debug", 1),
+        owner("StatefulSet/db/pg", 0, 1),
+      ]),
       { state: "Restarting", message: "" } as MeshStatus["repair"],
       "Restart",
     );
