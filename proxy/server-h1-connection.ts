@@ -140,9 +140,7 @@ export class H1Connection {
     this.responding = false;
     if (!head.keepAlive || this.shared.closeEach) this.closeAfter = true;
     const body = this.openBody(framing);
-    if (framing.kind !== "none" && String(head.headers.expect ?? "").toLowerCase() === "100-continue") {
-      this.socket.write(continueLine);
-    }
+    if (expectsContinue(head, framing)) this.socket.write(continueLine);
     const cancel = new Cancellation();
     this.cancel = cancel;
     const req: ProxyRequest = {
@@ -376,6 +374,19 @@ export class H1Connection {
     this.cancel?.abort();
     if (!this.bodyDone) this.body?.destroy();
   }
+}
+
+/**
+ * Whether to answer `Expect: 100-continue` with a 100 before the body: an HTTP/1.0 client knows
+ * no interim responses and would read the 100 as its answer (RFC 9110 §10.1.1: a server MUST
+ * ignore the expectation in an HTTP/1.0 request).
+ */
+function expectsContinue(head: RequestHead, framing: RequestFraming): boolean {
+  return (
+    framing.kind !== "none" &&
+    head.version === "HTTP/1.1" &&
+    String(head.headers.expect ?? "").toLowerCase() === "100-continue"
+  );
 }
 
 /**

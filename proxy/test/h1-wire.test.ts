@@ -92,6 +92,15 @@ describe("HTTP/1.1 on the wire", () => {
     assert.match(cont, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200/);
   });
 
+  it("sends no 100 Continue to an HTTP/1.0 client, which would read it as the answer", async () => {
+    const got = await exchange(
+      proxy.ports.outbound!,
+      `POST /c10 HTTP/1.0\r\nhost: ${host}\r\nexpect: 100-continue\r\ncontent-length: 2\r\n\r\nok`,
+      (g) => g.includes("POST /c10 ok"),
+    );
+    assert.match(got, /^HTTP\/1\.1 200/);
+  });
+
   it("accepts absolute-form targets from applications using it as an HTTP proxy", async () => {
     const got = await exchange(
       proxy.ports.outbound!,
