@@ -101,6 +101,14 @@ describe("HTTP/1.1 on the wire", () => {
     assert.match(got, /^HTTP\/1\.1 200/);
   });
 
+  it("ends a body of unknown length with the connection for an HTTP/1.0 client, which has no chunked coding", async () => {
+    const r = await rawExchange(proxy.ports.outbound!, `GET /trailers HTTP/1.0\r\nhost: ${host}\r\n\r\n`);
+    assert.ok(r.closed, r.text);
+    assert.match(r.text, /^HTTP\/1\.1 200 .*connection: close\r\n/is);
+    assert.doesNotMatch(r.text, /transfer-encoding/i);
+    assert.ok(r.text.endsWith("\r\n\r\npart1,part2"), r.text);
+  });
+
   it("accepts absolute-form targets from applications using it as an HTTP proxy", async () => {
     const got = await exchange(
       proxy.ports.outbound!,
