@@ -92,7 +92,12 @@ export function parseResponseHead(
   const status = Number(m[2]);
   const headers: Headers = {};
   parseFieldLines(lines, 1, headers);
-  const keepAlive = m[1] === "1" ? !connectionHas(headers, "close") : connectionHas(headers, "keep-alive");
+  // An HTTP/1.0 message with Transfer-Encoding has faulty framing: the connection MUST close
+  // after it (RFC 9112 §6.1), whatever it says about keep-alive.
+  const keepAlive =
+    m[1] === "1"
+      ? !connectionHas(headers, "close")
+      : connectionHas(headers, "keep-alive") && headers["transfer-encoding"] === undefined;
   return { head: { status, headers, keepAlive }, consumed: end };
 }
 

@@ -276,6 +276,21 @@ describe("the proxy's trust boundary", () => {
       }
     });
 
+    it("closes an upstream connection after an HTTP/1.0 response with Transfer-Encoding, keep-alive or not", async () => {
+      // An application of its own, so the pool to it starts empty.
+      const fresh = await startHostileApp();
+      try {
+        const host = `127.0.0.1:${fresh.port}`;
+        const r = await exchange(open.ports.outbound!, get("/http10-te", host) + get("/next", host), (t) =>
+          t.includes("GET /next"),
+        );
+        assert.deepEqual(statusLines(r.text), ["HTTP/1.1 200", "HTTP/1.1 200"], r.text);
+        assert.equal(fresh.connections(), 2, "the connection of the HTTP/1.0 response was reused");
+      } finally {
+        await fresh.close();
+      }
+    });
+
     it("refuses chunked framing with a bare LF: 400 for a request, 502 for a response", async () => {
       for (const body of ["3\nabc\r\n0\r\n\r\n", "3;a=b\nabc\r\n0\r\n\r\n", "3\r\nabc\n0\r\n\r\n"]) {
         for (const port of [open.ports.outbound!, open.ports.inbound!]) {
