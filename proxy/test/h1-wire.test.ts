@@ -118,6 +118,19 @@ describe("HTTP/1.1 on the wire", () => {
     assert.match(got, /^HTTP\/1\.1 200/);
   });
 
+  it("refuses an absolute-form HTTP/1.1 request without Host or with an invalid one, as any other", async () => {
+    const hits = app.hits;
+    for (const hostLine of ["", "host: a b\r\n", "host:\r\n"]) {
+      const got = await exchange(
+        proxy.ports.outbound!,
+        `GET http://${host}/abs HTTP/1.1\r\n${hostLine}\r\n`,
+        (g) => g.includes("\r\n\r\n"),
+      );
+      assert.match(got, /^HTTP\/1\.1 400/, JSON.stringify(hostLine));
+    }
+    assert.equal(app.hits, hits);
+  });
+
   it("refuses ambiguous framing instead of forwarding it", async () => {
     const smuggle = `POST / HTTP/1.1\r\nhost: ${host}\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\n\r\n`;
     const hits = app.hits;
