@@ -92,7 +92,12 @@ export function parseResponseHead(
   const status = Number(m[2]);
   const headers: Headers = {};
   parseFieldLines(lines, 1, headers);
-  const keepAlive = m[1] === "1" ? !connectionHas(headers, "close") : connectionHas(headers, "keep-alive");
+  // An HTTP/1.0 message with Transfer-Encoding has faulty framing: the connection MUST close
+  // after it (RFC 9112 §6.1), whatever it says about keep-alive.
+  const keepAlive =
+    m[1] === "1"
+      ? !connectionHas(headers, "close")
+      : connectionHas(headers, "keep-alive") && headers["transfer-encoding"] === undefined;
   return { head: { status, headers, keepAlive }, consumed: end };
 }
 
@@ -199,8 +204,9 @@ export function requestFraming(head: Pick<RequestHead, "headers" | "version">): 
  * The authority a request is for (RFC 9112 §3.2–3.3): from an absolute-form target (`http://`,
  * which then takes precedence over `Host`), else from the one `Host` field, and the path to
  * forward. Refused (H1SyntaxError, 400): a missing or empty `Host` (a second one was refused by
- * the field parser), an authority that is not host[:port], a target in authority-form or with
- * another scheme, and `*` other than for OPTIONS.
+ * the field parser; with an absolute-form target, missing is refused in HTTP/1.1 only), an
+ * authority that is not host[:port], a target in authority-form or with another scheme, and `*`
+ * other than for OPTIONS.
  */
 export function requestTarget(head: RequestHead): { authority: string; path: string } {
   const target = head.target;
@@ -210,6 +216,9 @@ export function requestTarget(head: RequestHead): { authority: string; path: str
     return { authority: checkedAuthority(head.headers.host), path: target };
   }
   if (target.length > 7 && target.slice(0, 7).toLowerCase() === "http://") {
+    // The target's authority wins (§3.2.2), but §3.2 still asks for a valid Host: present in
+    // HTTP/1.1, never invalid.
+    if (head.version === "HTTP/1.1" || head.headers.host !== undefined) checkedAuthority(head.headers.host);
     // The authority ends at the path or, without one, at the query (RFC 3986 §3.2).
     let end = 7;
     while (end < target.length && target[end] !== "/" && target[end] !== "?") end++;

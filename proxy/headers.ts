@@ -23,16 +23,20 @@ const hopByHop = new Set([
 /**
  * The proxy owns every header named `trellis-*`: it sets them, and never takes one from a client.
  * Every request arriving at either listener, over any HTTP version, loses them on the way in
- * (`forwardableRequestHeaders`), so a value the application sees was set by the proxy.
+ * (`forwardableRequestHeaders`), so a value the application sees was set by the proxy. So do
+ * their spellings with `_` (`trellis_client_id`): CGI-style servers (WSGI, Rack, PHP) read
+ * `-` and `_` alike, both as `HTTP_TRELLIS_CLIENT_ID`.
  */
 export const ownedHeaderPrefix = "trellis-";
+const ownedHeaderCgiPrefix = "trellis_";
 /** Header the inbound proxy sets to the verified client identity. */
 export const clientIdHeader = "trellis-client-id";
 /** Header the proxy adds when it answered itself rather than the upstream. */
 export const proxyErrorHeader = "trellis-proxy-error";
 
 export function isOwnedHeader(name: string): boolean {
-  return name.charCodeAt(0) === 116 /* "t" */ && name.startsWith(ownedHeaderPrefix);
+  if (name.charCodeAt(0) !== 116 /* "t" */) return false;
+  return name.startsWith(ownedHeaderPrefix) || name.startsWith(ownedHeaderCgiPrefix);
 }
 
 /**

@@ -27,6 +27,8 @@ import type { ConnectionContext, ProxyRequest, ProxyResponse, RequestBody } from
 import { forwardableRequestHeaders } from "./headers.ts";
 import { type H1ServerShared, reasonPhrase } from "./server-h1-shared.ts";
 
+/** The length of a body delimited by the end of the connection (for HTTP/1.0 clients). */
+const untilCloseLength = Number.POSITIVE_INFINITY;
 const continueLine = "HTTP/1.1 100 Continue\r\n\r\n";
 const crlf = "\r\n";
 
@@ -140,9 +142,7 @@ export class H1Connection {
     this.responding = false;
     if (!head.keepAlive || this.shared.closeEach) this.closeAfter = true;
     const body = this.openBody(framing);
-    if (framing.kind !== "none" && String(head.headers.expect ?? "").toLowerCase() === "100-continue") {
-      this.socket.write(continueLine);
-    }
+    if (expectsContinue(head, framing)) this.socket.write(continueLine);
     const cancel = new Cancellation();
     this.cancel = cancel;
     const req: ProxyRequest = {
@@ -237,15 +237,20 @@ export class H1Connection {
     const status = res.status;
     const bodiless = head.method === "HEAD" || status === 204 || status === 304 || status < 200;
     const length = declaredLength(res, status);
+    const body = res.body;
+    const unframed = !bodiless && body !== null && !Buffer.isBuffer(body) && length === undefined;
+    // HTTP/1.0 has no chunked coding (RFC 9112 §6.1: MUST NOT send Transfer-Encoding to it): a
+    // body of unknown length ends with the connection.
+    const untilClose = unframed && head.version === "HTTP/1.0";
+    if (untilClose) this.closeAfter = true;
     let extra = this.closeAfter || this.shared.draining ? "connection: close\r\n" : this.shared.keepAliveHint;
     let chunked = false;
-    const body = res.body;
     if (!bodiless && body === null && length === undefined) extra += "content-length: 0\r\n";
     else if (!bodiless && Buffer.isBuffer(body) && length !== body.length) {
       // A whole body in hand frames itself, whatever length was declared.
       res.headers["content-length"] = undefined;
       extra += `content-length: ${body.length}\r\n`;
-    } else if (!bodiless && body !== null && length === undefined) {
+    } else if (unframed && !untilClose) {
       extra += "transfer-encoding: chunked\r\n";
       chunked = true;
     }
@@ -260,12 +265,13 @@ export class H1Connection {
     }
     socket.cork();
     socket.write(text, "latin1");
-    this.streamResponse(body, chunked ? -1 : length!, () => res.trailers());
+    this.streamResponse(body, chunked ? -1 : untilClose ? untilCloseLength : length!, () => res.trailers());
     process.nextTick(() => socket.uncork());
   }
 
   /**
-   * Writes a streamed body: chunked (`length` -1) or exactly `length` bytes. A body that runs
+   * Writes a streamed body: chunked (`length` -1), until its end and then the connection's
+   * (`untilCloseLength`), or exactly `length` bytes. A body that runs
    * past or short of its declared length cannot be framed: the connection is closed rather than
    * let the extra bytes be read as the next response.
    */
@@ -291,7 +297,7 @@ export class H1Connection {
       }
     });
     body.once("end", () => {
-      if (left > 0) {
+      if (left > 0 && left !== untilCloseLength) {
         this.close();
         return;
       }
@@ -376,6 +382,19 @@ export class H1Connection {
     this.cancel?.abort();
     if (!this.bodyDone) this.body?.destroy();
   }
+}
+
+/**
+ * Whether to answer `Expect: 100-continue` with a 100 before the body: an HTTP/1.0 client knows
+ * no interim responses and would read the 100 as its answer (RFC 9110 §10.1.1: a server MUST
+ * ignore the expectation in an HTTP/1.0 request).
+ */
+function expectsContinue(head: RequestHead, framing: RequestFraming): boolean {
+  return (
+    framing.kind !== "none" &&
+    head.version === "HTTP/1.1" &&
+    String(head.headers.expect ?? "").toLowerCase() === "100-continue"
+  );
 }
 
 /**

@@ -139,8 +139,14 @@ describe("HTTP/1.1 codec", () => {
       )!.head;
     assert.deepEqual(requestTarget(head("/p?q", { host: "a:80" })), { authority: "a:80", path: "/p?q" });
     assert.deepEqual(requestTarget(head("HTTP://b:81/p", { host: "a" })), { authority: "b:81", path: "/p" });
-    assert.deepEqual(requestTarget(head("http://[::1]:81", {})), { authority: "[::1]:81", path: "/" });
-    assert.deepEqual(requestTarget(head("http://b?q=1", {})), { authority: "b", path: "/?q=1" });
+    assert.deepEqual(requestTarget(head("http://[::1]:81", { host: "[::1]:81" })), {
+      authority: "[::1]:81",
+      path: "/",
+    });
+    assert.deepEqual(requestTarget(head("http://b?q=1", { host: "b" })), { authority: "b", path: "/?q=1" });
+    // Host may be missing in HTTP/1.0 only (RFC 9112 §3.2).
+    const old = request("GET http://b/p HTTP/1.0\r\n\r\n")!.head;
+    assert.deepEqual(requestTarget(old), { authority: "b", path: "/p" });
     assert.deepEqual(requestTarget(head("*", { host: "a" }, "OPTIONS")), { authority: "a", path: "*" });
     for (const [target, headers] of [
       ["/", {}],
@@ -149,6 +155,9 @@ describe("HTTP/1.1 codec", () => {
       ["/", { host: "a,b" }],
       ["/", { host: "user@a" }],
       ["http://user@a/", {}],
+      ["http://a/", {}],
+      ["http://a/", { host: "a b" }],
+      ["http://a/", { host: "" }],
       ["https://a/", { host: "a" }],
       ["a:80", { host: "a" }],
       ["*", { host: "a" }],

@@ -92,6 +92,23 @@ describe("HTTP/1.1 on the wire", () => {
     assert.match(cont, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200/);
   });
 
+  it("sends no 100 Continue to an HTTP/1.0 client, which would read it as the answer", async () => {
+    const got = await exchange(
+      proxy.ports.outbound!,
+      `POST /c10 HTTP/1.0\r\nhost: ${host}\r\nexpect: 100-continue\r\ncontent-length: 2\r\n\r\nok`,
+      (g) => g.includes("POST /c10 ok"),
+    );
+    assert.match(got, /^HTTP\/1\.1 200/);
+  });
+
+  it("ends a body of unknown length with the connection for an HTTP/1.0 client, which has no chunked coding", async () => {
+    const r = await rawExchange(proxy.ports.outbound!, `GET /trailers HTTP/1.0\r\nhost: ${host}\r\n\r\n`);
+    assert.ok(r.closed, r.text);
+    assert.match(r.text, /^HTTP\/1\.1 200 .*connection: close\r\n/is);
+    assert.doesNotMatch(r.text, /transfer-encoding/i);
+    assert.ok(r.text.endsWith("\r\n\r\npart1,part2"), r.text);
+  });
+
   it("accepts absolute-form targets from applications using it as an HTTP proxy", async () => {
     const got = await exchange(
       proxy.ports.outbound!,
@@ -99,6 +116,19 @@ describe("HTTP/1.1 on the wire", () => {
       (g) => g.includes("GET /abs?q=1"),
     );
     assert.match(got, /^HTTP\/1\.1 200/);
+  });
+
+  it("refuses an absolute-form HTTP/1.1 request without Host or with an invalid one, as any other", async () => {
+    const hits = app.hits;
+    for (const hostLine of ["", "host: a b\r\n", "host:\r\n"]) {
+      const got = await exchange(
+        proxy.ports.outbound!,
+        `GET http://${host}/abs HTTP/1.1\r\n${hostLine}\r\n`,
+        (g) => g.includes("\r\n\r\n"),
+      );
+      assert.match(got, /^HTTP\/1\.1 400/, JSON.stringify(hostLine));
+    }
+    assert.equal(app.hits, hits);
   });
 
   it("refuses ambiguous framing instead of forwarding it", async () => {

@@ -73,6 +73,8 @@ export interface HostileApp {
   received(): string;
   /** Each request head received (up to its blank line). */
   heads: string[];
+  /** Connections accepted so far. */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -89,6 +91,9 @@ export const hostileResponses: Readonly<Record<string, string>> = {
   "/unsolicited-101": `HTTP/1.1 101 Switching Protocols\r\nupgrade: evil\r\nconnection: upgrade\r\n\r\n${forged}`,
   "/chunk-lf": "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\nhi\r\n0\r\n\r\n",
   "/chunk-ext-lf": "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2;a=b\nhi\r\n0\r\n\r\n",
+  // HTTP/1.0 knows no transfer codings: its framing is faulty, whatever it asks of the connection.
+  "/http10-te":
+    "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
 };
 
 /**
@@ -98,9 +103,11 @@ export const hostileResponses: Readonly<Record<string, string>> = {
  */
 export async function startHostileApp(): Promise<HostileApp> {
   let received = "";
+  let connections = 0;
   const heads: string[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
+    connections++;
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => {});
@@ -126,6 +133,7 @@ export async function startHostileApp(): Promise<HostileApp> {
     port: (server.address() as AddressInfo).port,
     received: () => received,
     heads,
+    connections: () => connections,
     close: () =>
       new Promise((r) => {
         for (const s of sockets) s.destroy();

@@ -188,6 +188,23 @@ describe("the proxy's trust boundary", () => {
       }
     });
 
+    it("strips the owned headers spelt with underscores, which CGI-style applications read as trellis-*", async () => {
+      const forged = "trellis_client_id: spiffe://forged\r\ntrellis_client-id: spiffe://forged\r\n";
+      for (const [port, host, id] of [
+        [open.ports.inbound!, appHost, "-"],
+        [client.ports.outbound!, web, clientId],
+      ] as const) {
+        const reached = await reachingApp(async () => {
+          const r = await rawExchange(port, `GET /cgi HTTP/1.1\r\nhost: ${host}\r\n${forged}\r\n`, {
+            until: (t) => t.includes("client="),
+          });
+          assert.match(r.text, new RegExp(`^HTTP/1\\.1 200 .* client=${id}$`, "s"));
+        });
+        assert.match(reached, /GET \/cgi/);
+        assert.ok(!reached.includes("forged"), reached);
+      }
+    });
+
     it("refuses bytes that are not HTTP, and silence, on an inbound port not declared opaque", async () => {
       const reached = await reachingApp(async () => {
         const binary = await rawExchange(open.ports.inbound!, "\x01\x02hello\r\n\r\n");
@@ -256,6 +273,21 @@ describe("the proxy's trust boundary", () => {
         );
         assert.deepEqual(statusLines(extra.text), ["HTTP/1.1 200", "HTTP/1.1 200"], extra.text);
         assert.ok(!extra.text.includes("forged"), extra.text);
+      }
+    });
+
+    it("closes an upstream connection after an HTTP/1.0 response with Transfer-Encoding, keep-alive or not", async () => {
+      // An application of its own, so the pool to it starts empty.
+      const fresh = await startHostileApp();
+      try {
+        const host = `127.0.0.1:${fresh.port}`;
+        const r = await exchange(open.ports.outbound!, get("/http10-te", host) + get("/next", host), (t) =>
+          t.includes("GET /next"),
+        );
+        assert.deepEqual(statusLines(r.text), ["HTTP/1.1 200", "HTTP/1.1 200"], r.text);
+        assert.equal(fresh.connections(), 2, "the connection of the HTTP/1.0 response was reused");
+      } finally {
+        await fresh.close();
       }
     });
 
