@@ -3,6 +3,8 @@
 import { hash, type KeyObject } from "node:crypto";
 import { decodeCertificate, serialToHex } from "./certificate-decode.ts";
 import { importSpki } from "./keys.ts";
+import { validateSpiffeId } from "./spiffe.ts";
+import { KEY_USAGE } from "./x509-extensions.ts";
 
 export interface CertificateInfo {
   subjectCommonName?: string;
@@ -48,4 +50,26 @@ export function parseCertificate(der: Buffer): CertificateInfo {
   if (ext.subjectKeyId !== undefined) info.subjectKeyIdHex = ext.subjectKeyId.toString("hex");
   if (ext.authorityKeyId !== undefined) info.authorityKeyIdHex = ext.authorityKeyId.toString("hex");
   return info;
+}
+
+const caKeyUsage = (1 << KEY_USAGE.keyCertSign) | (1 << KEY_USAGE.cRLSign);
+
+/**
+ * The SPIFFE ID of a certificate a validator may accept as an X.509-SVID leaf, else undefined
+ * (SPIFFE X509-SVID §2, §5.2): exactly one URI SAN ("validators encountering an SVID containing
+ * more than one URI SAN MUST reject the SVID"), and it a valid workload SPIFFE ID (no dot
+ * segments, query, percent-encoding or characters outside the SPIFFE ID grammar, spiffe.ts);
+ * not a CA; no keyCertSign or cRLSign. Throws PkiError("MalformedCertificate") when the DER is
+ * not a certificate. Chain verification is the caller's (OpenSSL, verifyChain).
+ */
+export function leafSpiffeId(der: Buffer): string | undefined {
+  const ext = decodeCertificate(der).extensions;
+  const uri = ext.altNames.uris.length === 1 ? ext.altNames.uris[0]! : undefined;
+  if (uri === undefined || ext.isCa || ((ext.keyUsage ?? 0) & caKeyUsage) !== 0) return undefined;
+  try {
+    validateSpiffeId(uri);
+  } catch {
+    return undefined;
+  }
+  return uri;
 }

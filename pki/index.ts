@@ -1,7 +1,7 @@
 // Public surface of the pki module — keys, certificates, CSRs and trust bundles for the operator,
 // the control plane and the proxy. Bottom layer: imports nothing outside pki/ but node builtins.
 
-export { type CertificateInfo, fingerprint, parseCertificate } from "./certificate-info.ts";
+export { type CertificateInfo, fingerprint, leafSpiffeId, parseCertificate } from "./certificate-info.ts";
 export {
   createIssuer,
   createTrustAnchor,

@@ -6,9 +6,10 @@
  * trust bundle in the secure context (rejectUnauthorized).
  */
 import type { PeerCertificate } from "node:tls";
-import { parseCertificate } from "../pki/index.ts";
+import { leafSpiffeId, parseCertificate } from "../pki/index.ts";
 
 interface ParsedPeer {
+  /** Only from a certificate that is an X.509-SVID leaf (`leafSpiffeId`): any other has none. */
   spiffeId: string | undefined;
   dnsNames: string[];
 }
@@ -24,7 +25,7 @@ function parsePeer(cert: PeerCertificate | undefined): ParsedPeer | undefined {
   if (hit) return hit;
   try {
     const parsed = parseCertificate(cert.raw);
-    const peer: ParsedPeer = { spiffeId: parsed.spiffeId, dnsNames: parsed.dnsNames };
+    const peer: ParsedPeer = { spiffeId: leafSpiffeId(cert.raw), dnsNames: parsed.dnsNames };
     if (cache.size >= cacheLimit) cache.delete(cache.keys().next().value as string);
     cache.set(key, peer);
     return peer;

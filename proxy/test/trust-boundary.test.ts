@@ -9,8 +9,10 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
+import { generateKeyPair, privateKeyToPem } from "../../pki/index.ts";
+import { opensslOrThrow } from "../../pki/testing/openssl-cli.ts";
 import { type MeshFixture, startMeshFixture } from "./mesh-fixture.ts";
-import { serverCredentials } from "./mesh-pki.ts";
+import { type MeshCa, serverCredentials } from "./mesh-pki.ts";
 import { type ProxyProcess, spawnProxy } from "./proxy-process.ts";
 import { type HostileApp, rawExchange, startGreetingApp, startHostileApp, statusLines } from "./raw-peers.ts";
 
@@ -20,6 +22,26 @@ const serverId = `${td}/server`;
 const intruderId = `${td}/intruder`;
 const web = "web.default.svc.cluster.local:80";
 const detectTimeoutMs = 600;
+
+let serial = 1;
+
+/** A key and chain from the mesh issuer whose leaf has exactly `extensions` (openssl, not pki/). */
+function opensslLeaf(ca: MeshCa, extensions: string): { key: string; cert: string } {
+  const key = privateKeyToPem(generateKeyPair().privateKey);
+  const csr = opensslOrThrow(["req", "-new", "-key", "leaf.key", "-subj", "/CN=leaf"], { "leaf.key": key });
+  const files = {
+    "leaf.csr": csr,
+    "issuer.pem": ca.issuer.pem,
+    "issuer.key": privateKeyToPem(ca.signer.privateKey),
+    "ext.cnf": extensions,
+  };
+  const args = ["x509", "-req", "-in", "leaf.csr", "-CA", "issuer.pem", "-CAkey", "issuer.key"];
+  const cert = opensslOrThrow(
+    [...args, "-set_serial", String(serial++), "-days", "1", "-extfile", "ext.cnf"],
+    files,
+  );
+  return { key, cert: cert + ca.issuer.pem };
+}
 
 describe("the proxy's trust boundary", () => {
   let mesh: MeshFixture;
@@ -153,6 +175,39 @@ describe("the proxy's trust boundary", () => {
         }
       });
       assert.equal(reached, "");
+    });
+
+    it("refuses a client certificate that is not an X.509-SVID leaf, whatever SPIFFE ID it carries", async () => {
+      const leaf = (san: string, constraints = "CA:FALSE", usage = "digitalSignature") =>
+        opensslLeaf(
+          mesh.ca,
+          `basicConstraints=critical,${constraints}\nkeyUsage=critical,${usage}\nsubjectAltName=${san}\n`,
+        );
+      const get = `GET /svid HTTP/1.1\r\nhost: ${web}\r\n\r\n`;
+      const send = (c: { key: string; cert: string }) =>
+        rawExchange(server.ports.inbound!, get, {
+          tls: { ...c, ALPNProtocols: ["http/1.1"] },
+          until: (t) => t.includes("client="),
+        });
+      // The same certificate maker, with a well-formed leaf: served.
+      const good = await send(leaf(`URI:${clientId}`));
+      assert.match(good.text, new RegExp(`^HTTP/1\\.1 200 .*client=${clientId}$`, "s"));
+      // SPIFFE X509-SVID §2 and §5.2: each of these MUST be rejected by a validator.
+      const cases: [string, { key: string; cert: string }][] = [
+        ["two URI SANs", leaf(`URI:${clientId},URI:${intruderId}`)],
+        ["a URI SAN beside the SPIFFE ID", leaf(`URI:https://example.com/,URI:${clientId}`)],
+        ["a dot segment", leaf(`URI:${clientId}/../client`)],
+        ["a query", leaf(`URI:${clientId}?admin=1`)],
+        ["a CA certificate", leaf(`URI:${clientId}`, "CA:TRUE", "digitalSignature,keyCertSign")],
+        ["keyCertSign on a leaf", leaf(`URI:${clientId}`, "CA:FALSE", "digitalSignature,keyCertSign")],
+      ];
+      for (const [name, c] of cases) {
+        const reached = await reachingApp(async () => {
+          const r = await send(c);
+          assert.ok(r.closed && r.text === "", `${name}: ${r.text}`);
+        });
+        assert.equal(reached, "", `${name} reached the application`);
+      }
     });
 
     it("refuses plaintext the policy does not admit, whatever its first bytes", async () => {
