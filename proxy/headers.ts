@@ -80,11 +80,15 @@ function connectionTokens(value: string): Set<string> {
   return new Set(value.split(",").map((t) => t.trim().toLowerCase()));
 }
 
-/** Trailers may not carry pseudo-headers or framing headers. */
+/**
+ * Copies the trailers of a response from an upstream: no pseudo-headers or framing headers, and,
+ * as in response headers, no `trellis-client-id` (request trailers are not forwarded at all).
+ */
 export function forwardableTrailers(src: Record<string, string | string[] | undefined>): Headers | undefined {
   let out: Headers | undefined;
   for (const name in src) {
     if (name.charCodeAt(0) === 58 || hopByHop.has(name) || name === "content-length") continue;
+    if (name === clientIdHeader) continue;
     const v = src[name];
     if (v === undefined) continue;
     out ??= {};

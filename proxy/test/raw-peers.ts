@@ -91,6 +91,9 @@ export const hostileResponses: Readonly<Record<string, string>> = {
   "/unsolicited-101": `HTTP/1.1 101 Switching Protocols\r\nupgrade: evil\r\nconnection: upgrade\r\n\r\n${forged}`,
   "/chunk-lf": "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\nhi\r\n0\r\n\r\n",
   "/chunk-ext-lf": "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2;a=b\nhi\r\n0\r\n\r\n",
+  // A hostile application's own trellis-client-id, in its trailers rather than its head.
+  "/owned-trailers":
+    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\ntrellis-client-id: spiffe://forged\r\nx-checksum: 1\r\n\r\n",
   // HTTP/1.0 knows no transfer codings: its framing is faulty, whatever it asks of the connection.
   "/http10-te":
     "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",

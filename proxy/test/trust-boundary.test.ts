@@ -260,6 +260,19 @@ describe("the proxy's trust boundary", () => {
       }
     });
 
+    it("drops trellis-client-id from an upstream's response trailers, as from its response headers", async () => {
+      for (const [port, host] of [
+        [open.ports.inbound!, appHost],
+        [client.ports.outbound!, web],
+      ] as const) {
+        const r = await rawExchange(port, `GET /owned-trailers HTTP/1.1\r\nhost: ${host}\r\n\r\n`, {
+          until: (t) => /\r\n0\r\n(.*\r\n)*\r\n$/.test(t),
+        });
+        assert.match(r.text, /^HTTP\/1\.1 200 .*\r\nx-checksum: 1\r\n\r\n$/s);
+        assert.ok(!r.text.includes("forged"), r.text);
+      }
+    });
+
     it("refuses bytes that are not HTTP, and silence, on an inbound port not declared opaque", async () => {
       const reached = await reachingApp(async () => {
         const binary = await rawExchange(open.ports.inbound!, "\x01\x02hello\r\n\r\n");
