@@ -46,7 +46,10 @@ export function discardBody(body: Readable | Buffer | null | undefined): void {
 
 /**
  * Pipes a response body to the downstream writer with backpressure, then calls `finish` (which
- * writes trailers and ends). Destroys the source if the destination closes early.
+ * writes trailers and ends). Destroys the source if the destination closes early, and the
+ * destination with the source's error if the source fails: an HTTP/2 stream is then reset with
+ * INTERNAL_ERROR, never NO_ERROR, which a client reads as the end of a complete response (RFC 9113
+ * §8.1: NO_ERROR only follows a complete response; §8.1.1: a malformed one is not forwarded).
  */
 export function pipeBody(src: Readable, dst: Writable, finish: () => void): void {
   let done = false;
@@ -74,10 +77,10 @@ export function pipeBody(src: Readable, dst: Writable, finish: () => void): void
     cleanup();
     finish();
   });
-  src.once("error", () => {
+  src.once("error", (err: Error) => {
     if (done) return;
     done = true;
     cleanup();
-    dst.destroy();
+    dst.destroy(err);
   });
 }

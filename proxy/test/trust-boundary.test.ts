@@ -15,6 +15,7 @@ import { type MeshFixture, startMeshFixture } from "./mesh-fixture.ts";
 import { type MeshCa, serverCredentials } from "./mesh-pki.ts";
 import { type ProxyProcess, spawnProxy } from "./proxy-process.ts";
 import { type HostileApp, rawExchange, startGreetingApp, startHostileApp, statusLines } from "./raw-peers.ts";
+import { type App, startH2App } from "./test-apps.ts";
 
 const td = "spiffe://cluster.local/ns/default/sa";
 const clientId = `${td}/client`;
@@ -432,6 +433,54 @@ describe("the proxy's trust boundary", () => {
         assert.match(r.text, /^HTTP\/1\.1 400/, r.text);
         assert.ok(r.closed);
       }
+    });
+  });
+
+  describe("HTTP/2", () => {
+    let h2app: App;
+    let h2Host: string;
+
+    before(async () => {
+      h2app = await startH2App((stream, headers) => {
+        // A body shorter than its content-length: a malformed response (RFC 9113 §8.1.1).
+        stream.respond({ ":status": 200, "content-length": "10" });
+        stream.end(headers[":path"] === "/short-body" ? "ok" : "0123456789");
+      });
+      h2Host = `127.0.0.1:${h2app.port}`;
+    });
+
+    after(() => h2app?.close());
+
+    /** One stream through the outbound listener of `open`: how it ended, and the body it got. */
+    async function h2Get(path: string): Promise<{ ended: "end" | "reset"; rstCode: number; body: string }> {
+      const session = http2.connect(`http://127.0.0.1:${open.ports.outbound}`);
+      session.on("error", () => {});
+      try {
+        return await new Promise((resolve) => {
+          const s = session.request({ ":path": path, ":authority": h2Host });
+          let body = "";
+          let ended: "end" | "reset" = "reset";
+          s.setEncoding("latin1");
+          s.on("data", (d: string) => {
+            body += d;
+          });
+          s.on("end", () => {
+            ended = "end";
+          });
+          s.on("error", () => {});
+          s.on("close", () => resolve({ ended, rstCode: s.rstCode ?? -1, body }));
+        });
+      } finally {
+        session.close();
+      }
+    }
+
+    it("resets the stream with an error, not NO_ERROR, when the upstream response turns out malformed after its head", async () => {
+      assert.deepEqual(await h2Get("/whole"), { ended: "end", rstCode: 0, body: "0123456789" });
+      // The head (content-length: 10) was forwarded before the upstream's body fell short: the
+      // client must see a failed stream, not a clean end it would take for a complete response.
+      const short = await h2Get("/short-body");
+      assert.equal(short.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, JSON.stringify(short));
     });
   });
 });
