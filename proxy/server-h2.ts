@@ -43,7 +43,9 @@ export class H2Server {
       maxHeaderListPairs: 256,
     });
     this.server.on("session", (session) => this.onSession(session));
-    this.server.on("stream", (stream, headers, flags) => this.onStream(stream, headers, flags));
+    this.server.on("stream", (stream, headers, flags, rawHeaders) =>
+      this.onStream(stream, headers, flags, rawHeaders),
+    );
     // Counted once, from the session's own "error" event (the server re-emits the same error as
     // "sessionError").
     this.server.on("sessionError", () => {});
@@ -79,8 +81,20 @@ export class H2Server {
     session.setTimeout(this.limits.idleTimeoutMs, () => session.close());
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
+  private onStream(
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    flags: number,
+    rawHeaders: string[],
+  ): void {
     stream.on("error", () => {});
+    // SETTINGS_MAX_HEADER_LIST_SIZE binds nghttp2 only once the client acknowledged it, and
+    // clients send their first requests before that: the limit is checked here for every stream.
+    if (headerListSize(rawHeaders) > this.limits.maxHeaderBytes) {
+      this.metrics.protocolErrors.inc([this.direction, "header_too_large"]);
+      respondEmpty(stream, 431);
+      return;
+    }
     const conn = this.sessions.get(stream.session as http2.ServerHttp2Session);
     const method = headers[":method"];
     const path = headers[":path"];
@@ -120,6 +134,13 @@ export class H2Server {
  */
 function isProtocolError(err: NodeJS.ErrnoException): boolean {
   return typeof err.code === "string" && err.code.startsWith("ERR_HTTP2");
+}
+
+/** The size of a header list as RFC 9113 §6.5.2 counts it: name and value octets plus 32 per field. */
+function headerListSize(rawHeaders: string[]): number {
+  let size = 16 * rawHeaders.length;
+  for (const s of rawHeaders) size += s.length;
+  return size;
 }
 
 function requestBody(

@@ -70,6 +70,25 @@ describe("limits and bad input", () => {
     await stillServes();
   });
 
+  it("answers an HTTP/2 request with oversized headers with 431, also before the client acknowledged SETTINGS", async () => {
+    const hits = app.hits;
+    const session = http2.connect(`http://127.0.0.1:${proxy.ports.inbound}`);
+    session.on("error", () => {});
+    try {
+      // Sent with the connection preface, before the proxy's SETTINGS can have been acknowledged.
+      const status = await new Promise<unknown>((resolve) => {
+        const s = session.request({ ":path": "/", ":authority": appHost, "x-big": "a".repeat(8192) });
+        s.on("response", (h) => resolve(h[":status"]));
+        s.on("error", (err) => resolve(err.message));
+        s.end();
+      });
+      assert.equal(status, 431);
+    } finally {
+      session.close();
+    }
+    assert.equal(app.hits, hits, "the oversized request reached the application");
+  });
+
   it("closes a client that sends its headers too slowly", async () => {
     const r = await new Promise<{ closed: boolean; ms: number }>((resolve) => {
       const started = Date.now();
