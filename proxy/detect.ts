@@ -4,6 +4,12 @@
  * token method followed by a space, after the empty lines RFC 9112 §2.2 lets a server skip),
  * other bytes, or silence.
  *
+ * What is not HTTP may be relayed unread (an authorized peer's opaque stream, capture), so
+ * whatever an HTTP server could read as a request must take the HTTP path, where the proxy's own
+ * headers are stripped and the codec refuses what it does not accept: line ends of any kind
+ * before a request line (llhttp skips a bare CR or LF too), and bytes that still could begin a
+ * request line when the bound or the deadline ends detection (a client trickling its first bytes).
+ *
  * Owns: the classification rules and the bounded read. Does not act on the result
  * (connection-policy.ts decides, listener.ts dispatches).
  */
@@ -34,11 +40,7 @@ export function classify(prefix: Buffer, tlsOnly = false): Exclude<Detected, "si
     return "h2";
   }
   let i = 0;
-  while (prefix[i] === 13) {
-    if (i + 1 === prefix.length) return "incomplete";
-    if (prefix[i + 1] !== 10) return "unknown";
-    i += 2;
-  }
+  while (prefix[i] === 13 || prefix[i] === 10) i++;
   const start = i;
   while (i < prefix.length && tchar[prefix[i]!] === 1) i++;
   if (i === prefix.length) return "incomplete";
@@ -46,8 +48,18 @@ export function classify(prefix: Buffer, tlsOnly = false): Exclude<Detected, "si
 }
 
 /**
+ * What bytes are when the bound or the deadline ends detection before `classify` could decide:
+ * the start of a request line (line ends, a token, part of the HTTP/2 preface) is HTTP; a lone
+ * TLS record type byte is not.
+ */
+function undecided(prefix: Buffer): Detected {
+  return prefix[0] === 0x16 ? "unknown" : "http/1.1";
+}
+
+/**
  * Reads until the protocol is known or `timeoutMs` passes: "silent" when nothing came (a
- * server-first protocol may be waiting for us), "unknown" when bytes came but were not enough.
+ * server-first protocol may be waiting for us); bytes that were not enough to decide are
+ * `undecided`.
  * With `tlsOnly`, only a TLS ClientHello is told apart (a port declared opaque). Resolves
  * undefined if the socket closes or errors first.
  */
@@ -70,11 +82,11 @@ export function detect(
       prefix = prefix.length === 0 ? chunk : Buffer.concat([prefix, chunk]);
       const c = classify(prefix, tlsOnly);
       if (c !== "incomplete") finish({ protocol: c, prefix });
-      else if (prefix.length >= maxDetectBytes) finish({ protocol: "unknown", prefix });
+      else if (prefix.length >= maxDetectBytes) finish({ protocol: undecided(prefix), prefix });
     };
     const onClose = () => finish(undefined);
     const timer = setTimeout(
-      () => finish({ protocol: prefix.length === 0 ? "silent" : "unknown", prefix }),
+      () => finish({ protocol: prefix.length === 0 ? "silent" : undecided(prefix), prefix }),
       timeoutMs,
     );
     socket.on("data", onData);

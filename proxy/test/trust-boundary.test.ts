@@ -152,6 +152,21 @@ describe("the proxy's trust boundary", () => {
       assert.ok(!reached.includes("forged"), reached);
     });
 
+    it("reads a request after bare line ends in an authorized peer's opaque stream as HTTP, not as bytes to relay", async () => {
+      // llhttp (node:http) skips a bare LF or CR before a request line; relayed unread, the forged
+      // header would reach such an application as sent.
+      for (const lineEnd of ["\n", "\r", "\r\n\n"]) {
+        const forged = `${lineEnd}GET /inside HTTP/1.1\r\nhost: ${web}\r\ntrellis-client-id: spiffe://forged\r\n\r\n`;
+        const reached = await reachingApp(() =>
+          rawExchange(server.ports.inbound!, forged, {
+            tls: creds(clientId, "trellis.opaque"),
+            until: (t) => t.includes("\r\n\r\n"),
+          }),
+        );
+        assert.ok(!reached.includes("forged"), `${JSON.stringify(lineEnd)}: ${reached}`);
+      }
+    });
+
     it("answers HTTP/1.1 and HTTP/2 from a refused identity with 403, and nothing reaches the application", async () => {
       const reached = await reachingApp(async () => {
         const r = await rawExchange(server.ports.inbound!, `GET /h1 HTTP/1.1\r\nhost: ${web}\r\n\r\n`, {
