@@ -7,6 +7,7 @@
  */
 import http2 from "node:http2";
 import type { Socket } from "node:net";
+import type { Readable } from "node:stream";
 import { discardBody, pipeBody } from "./body.ts";
 import { Cancellation } from "./cancellation.ts";
 import type { ConnectionContext, Handler, ProxyRequest, ProxyResponse, RequestBody } from "./handler.ts";
@@ -19,6 +20,7 @@ export interface H2ServerLimits extends ServerLimits {
 }
 
 const endStreamFlag = 0x1;
+const INTERNAL_ERROR = http2.constants.NGHTTP2_INTERNAL_ERROR;
 
 export class H2Server {
   private readonly server: http2.Http2Server;
@@ -198,5 +200,16 @@ function writeResponse(stream: http2.ServerHttp2Stream, resp: ProxyResponse): vo
       stream.close();
     }
   });
-  pipeBody(body, stream, () => stream.end());
+  pipeBody(body, stream, () => (resetByUpstream(body) ? stream.close(INTERNAL_ERROR) : stream.end()));
+}
+
+/**
+ * Whether a response body from an upstream HTTP/2 stream ended because the upstream reset it:
+ * node:http2 ends such a body (reset with CANCEL) as if END_STREAM had come, and a response cut
+ * short must not reach the client as a complete one (RFC 9113 §8.1). A reset with NO_ERROR
+ * before END_STREAM cannot be told apart from a complete stream through node:http2.
+ */
+function resetByUpstream(body: Readable): boolean {
+  const code = (body as Partial<http2.Http2Stream>).rstCode;
+  return code !== undefined && code !== http2.constants.NGHTTP2_NO_ERROR;
 }

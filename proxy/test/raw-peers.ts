@@ -187,3 +187,60 @@ export async function startGreetingApp(greeting: string): Promise<{ port: number
       }),
   };
 }
+
+/** One HTTP/2 frame: length, type, flags, stream, payload (RFC 9113 §4.1). */
+function h2Frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/**
+ * An HTTP/2 application on raw frames (h2c, prior knowledge), for what node:http2 will not send:
+ * each request stream is answered `:status: 200`, a DATA frame "ok" without END_STREAM, then
+ * RST_STREAM with `resetCode` — a body cut short by the upstream.
+ */
+export async function startResettingH2App(
+  resetCode: number,
+): Promise<{ port: number; close(): Promise<void> }> {
+  // HPACK: ":status: 200" is index 8 of the static table (RFC 7541 Appendix A).
+  const status200 = Buffer.from([0x88]);
+  const rst = Buffer.alloc(4);
+  rst.writeUInt32BE(resetCode);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    socket.write(h2Frame(4, 0, 0));
+    let buf = Buffer.alloc(0);
+    let prefaceLeft = 24;
+    socket.on("data", (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const skip = Math.min(prefaceLeft, buf.length);
+      buf = buf.subarray(skip);
+      prefaceLeft -= skip;
+      while (prefaceLeft === 0 && buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+        const [type, flags, stream] = [buf[3]!, buf[4]!, buf.readUInt32BE(5) & 0x7fffffff];
+        buf = buf.subarray(9 + buf.readUIntBE(0, 3));
+        if (type === 4 && (flags & 1) === 0) socket.write(h2Frame(4, 1, 0));
+        if (type !== 1) continue;
+        socket.write(h2Frame(1, 4, stream, status200));
+        socket.write(h2Frame(0, 0, stream, Buffer.from("ok")));
+        socket.write(h2Frame(3, 0, stream, rst));
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}

@@ -14,7 +14,14 @@ import { opensslOrThrow } from "../../pki/testing/openssl-cli.ts";
 import { type MeshFixture, startMeshFixture } from "./mesh-fixture.ts";
 import { type MeshCa, serverCredentials } from "./mesh-pki.ts";
 import { type ProxyProcess, spawnProxy } from "./proxy-process.ts";
-import { type HostileApp, rawExchange, startGreetingApp, startHostileApp, statusLines } from "./raw-peers.ts";
+import {
+  type HostileApp,
+  rawExchange,
+  startGreetingApp,
+  startHostileApp,
+  startResettingH2App,
+  statusLines,
+} from "./raw-peers.ts";
 import { type App, startH2App } from "./test-apps.ts";
 
 const td = "spiffe://cluster.local/ns/default/sa";
@@ -467,12 +474,15 @@ describe("the proxy's trust boundary", () => {
     after(() => h2app?.close());
 
     /** One stream through the outbound listener of `open`: how it ended, and the body it got. */
-    async function h2Get(path: string): Promise<{ ended: "end" | "reset"; rstCode: number; body: string }> {
+    async function h2Get(
+      path: string,
+      authority = h2Host,
+    ): Promise<{ ended: "end" | "reset"; rstCode: number; body: string }> {
       const session = http2.connect(`http://127.0.0.1:${open.ports.outbound}`);
       session.on("error", () => {});
       try {
         return await new Promise((resolve) => {
-          const s = session.request({ ":path": path, ":authority": h2Host });
+          const s = session.request({ ":path": path, ":authority": authority });
           let body = "";
           let ended: "end" | "reset" = "reset";
           s.setEncoding("latin1");
@@ -496,6 +506,17 @@ describe("the proxy's trust boundary", () => {
       // client must see a failed stream, not a clean end it would take for a complete response.
       const short = await h2Get("/short-body");
       assert.equal(short.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, JSON.stringify(short));
+    });
+
+    it("resets the stream when the upstream cancels it in the middle of the body, instead of ending it", async () => {
+      // node:http2 ends the body of a stream reset with CANCEL as if END_STREAM had come.
+      const upstream = await startResettingH2App(http2.constants.NGHTTP2_CANCEL);
+      try {
+        const r = await h2Get("/cut", `127.0.0.1:${upstream.port}`);
+        assert.equal(r.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, JSON.stringify(r));
+      } finally {
+        await upstream.close();
+      }
     });
   });
 });
