@@ -128,7 +128,7 @@ export class H2Client {
 
   private sessionFor(target: UpstreamTarget): PooledSession {
     const generation = this.tls?.generation ?? 0;
-    const key = targetKey(target, generation);
+    const key = this.keyWithRoom(targetKey(target, generation));
     const current = usable(this.sessions.get(key));
     if (current?.connected || target.identity === undefined)
       return current ?? this.open(target, key, generation);
@@ -142,6 +142,23 @@ export class H2Client {
     } catch (err) {
       if (older) return older;
       throw err;
+    }
+  }
+
+  /**
+   * The pool key, `base` or a sibling of it, of the first session with room for another stream.
+   * Every client's requests to a peer share its sessions: once a session holds as many streams as
+   * the peer's SETTINGS_MAX_CONCURRENT_STREAMS allows (RFC 9113 §5.1.2) — slow or body-less
+   * requests, perhaps all of one client — further streams would queue behind them, so a sibling
+   * session is opened instead. Sessions are closed when idle (`limits.idleTimeoutMs`).
+   */
+  private keyWithRoom(base: string): string {
+    let key = base;
+    for (let sibling = 1; ; sibling++) {
+      const p = usable(this.sessions.get(key));
+      const max = p?.session?.remoteSettings.maxConcurrentStreams ?? Number.POSITIVE_INFINITY;
+      if (!p?.connected || p.inflight < max) return key;
+      key = `${base}/${sibling}`;
     }
   }
 

@@ -8,12 +8,13 @@
  */
 import assert from "node:assert/strict";
 import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { generateKeyPair, privateKeyToPem } from "../../pki/index.ts";
 import { opensslOrThrow } from "../../pki/testing/openssl-cli.ts";
 import { type MeshFixture, startMeshFixture } from "./mesh-fixture.ts";
 import { type MeshCa, serverCredentials } from "./mesh-pki.ts";
-import { type ProxyProcess, spawnProxy } from "./proxy-process.ts";
+import { type ProxyProcess, spawnProxy, waitFor } from "./proxy-process.ts";
 import {
   type HostileApp,
   rawExchange,
@@ -506,6 +507,44 @@ describe("the proxy's trust boundary", () => {
       // client must see a failed stream, not a clean end it would take for a complete response.
       const short = await h2Get("/short-body");
       assert.equal(short.rstCode, http2.constants.NGHTTP2_INTERNAL_ERROR, JSON.stringify(short));
+    });
+
+    it("does not let one client's streams without a body hold every stream the upstream allows", async () => {
+      // An application allowing 2 concurrent streams (Go's default is 250, nghttp2's 100).
+      const small = http2.createServer({ settings: { maxConcurrentStreams: 2 } });
+      let streams = 0;
+      small.on("stream", (stream) => {
+        streams++;
+        stream.on("close", () => streams--);
+        stream.on("error", () => {});
+        stream.resume();
+        stream.on("end", () => {
+          stream.respond({ ":status": 200 });
+          stream.end("ok");
+        });
+      });
+      await new Promise<void>((r) => small.listen(0, "127.0.0.1", () => r()));
+      const authority = `127.0.0.1:${(small.address() as AddressInfo).port}`;
+      const hog = http2.connect(`http://127.0.0.1:${open.ports.outbound}`);
+      hog.on("error", () => {});
+      try {
+        for (let i = 0; i < 2; i++) {
+          const s = hog.request({ ":method": "POST", ":path": "/never-ends", ":authority": authority });
+          s.on("error", () => {});
+          s.write("x");
+        }
+        await waitFor(() => streams === 2, 5_000);
+        // Another client's request is answered while those two stay open (before: it queued
+        // behind them for as long as they lasted).
+        const answer = await Promise.race([
+          h2Get("/", authority),
+          new Promise((r) => setTimeout(() => r("no answer within 10 s"), 10_000).unref()),
+        ]);
+        assert.deepEqual(answer, { ended: "end", rstCode: 0, body: "ok" });
+      } finally {
+        hog.destroy();
+        small.close();
+      }
     });
 
     it("resets the stream when the upstream cancels it in the middle of the body, instead of ending it", async () => {
