@@ -4,7 +4,7 @@
 // Any such identity may watch any Service: endpoints and routes are what every meshed proxy
 // needs to reach its peers. Owns that decision and the names of its outcomes, as pure
 // functions over the peer certificate; does not own the TLS handshake.
-import { parseCertificate } from "../../pki/index.ts";
+import { leafSpiffeId, parseCertificate } from "../../pki/index.ts";
 
 /** Outcome of a client connection, the `result` label of the connection counter. */
 export type ClientVerdict =
@@ -26,7 +26,16 @@ export function checkClientLeaf(leafDer: Buffer | undefined, trustDomain: string
   }
   let spiffeId: string | undefined;
   try {
-    spiffeId = parseCertificate(leafDer).spiffeId;
+    spiffeId = leafSpiffeId(leafDer);
+    // The proxies' rule (SPIFFE X509-SVID §2, §5.2): one URI SAN, a valid SPIFFE ID, not a CA.
+    if (spiffeId === undefined && parseCertificate(leafDer).spiffeId !== undefined) {
+      return {
+        ok: false,
+        result: "NotMeshIdentity",
+        message:
+          "client certificate is not an X.509-SVID leaf (one URI SAN holding a valid SPIFFE ID, not a CA)",
+      };
+    }
   } catch (err) {
     return { ok: false, result: "NotMeshIdentity", message: `client certificate: ${(err as Error).message}` };
   }
@@ -39,7 +48,8 @@ export function checkClientIdentity(spiffeId: string | undefined, trustDomain: s
   }
   const prefix = `spiffe://${trustDomain}/`;
   const workload = new RegExp(`^ns/${segment}/sa/${segment}$`);
-  if (!spiffeId.startsWith(prefix) || !workload.test(spiffeId.slice(prefix.length))) {
+  const path = spiffeId.slice(prefix.length);
+  if (!spiffeId.startsWith(prefix) || !workload.test(path) || /(^|\/)\.\.?(\/|$)/.test(path)) {
     return {
       ok: false,
       result: "NotMeshIdentity",
