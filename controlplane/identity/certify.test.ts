@@ -191,7 +191,16 @@ describe("TokenReview status", () => {
       { authenticated: true, audiences: ["api"], user: { username: "system:serviceaccount:a:b" } },
       "WrongAudience",
     ],
-    ["a user", { authenticated: true, user: { username: "alice" } }, "NotServiceAccount"],
+    [
+      "no audience confirmed (valid for the API server's audience only)",
+      { authenticated: true, user: { username: "system:serviceaccount:a:b" } },
+      "WrongAudience",
+    ],
+    [
+      "a user",
+      { authenticated: true, audiences: [audience], user: { username: "alice" } },
+      "NotServiceAccount",
+    ],
   ];
   for (const [name, status, code] of cases) {
     it(`${name} → ${code}`, () =>

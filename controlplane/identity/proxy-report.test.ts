@@ -58,12 +58,16 @@ describe("proxy trust reports", () => {
     const bound = accountOf(
       {
         authenticated: true,
+        audiences: ["identity.trellis.dev"],
         user: { ...user, extra: { [POD_NAME_EXTRA]: ["web-1"], [POD_UID_EXTRA]: ["u-1"] } },
       },
       "identity.trellis.dev",
     );
     assert.deepEqual(reportedPod(bound), { namespace: "shop", name: "web-1", uid: "u-1" });
-    const unbound = accountOf({ authenticated: true, user }, "identity.trellis.dev");
+    const unbound = accountOf(
+      { authenticated: true, audiences: ["identity.trellis.dev"], user },
+      "identity.trellis.dev",
+    );
     assert.equal(
       code(() => reportedPod(unbound)),
       "NotBoundToPod",

@@ -46,8 +46,14 @@ export function accountOf(status: TokenReviewStatus, audience: string): ServiceA
     const why = status.error ? `: ${status.error.slice(0, 200)}` : "";
     throw new CertifyError("InvalidToken", `the API server did not authenticate the token${why}`);
   }
-  if (status.audiences !== undefined && !status.audiences.includes(audience)) {
-    throw new CertifyError("WrongAudience", `the API server did not confirm the audience ${audience}`);
+  // An authenticated answer without audiences means the token is valid for the API server's own
+  // audience (authentication.k8s.io/v1 TokenReviewStatus.audiences), not necessarily for ours:
+  // the answer must name ours, or the authenticator that took the token was not audience-aware.
+  if (!status.audiences?.includes(audience)) {
+    throw new CertifyError(
+      "WrongAudience",
+      `the API server did not confirm the audience ${audience} (it authenticated the token for ${status.audiences?.join(", ") || "its own audience"})`,
+    );
   }
   const match = SERVICE_ACCOUNT_USER.exec(status.user?.username ?? "");
   if (!match?.[1] || !match[2]) {
