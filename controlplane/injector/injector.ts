@@ -14,7 +14,7 @@ import {
   type Mesh,
 } from "../../api/index.ts";
 import type { Manager } from "../../kube/index.ts";
-import type { InjectionConfig } from "./inject.ts";
+import type { InjectionConfig, InjectionNotice } from "./inject.ts";
 import { startWebhookServer } from "./webhook-server.ts";
 
 const SECRET = { apiVersion: "v1", kind: "Secret", plural: "secrets", namespaced: true };
@@ -79,11 +79,19 @@ async function readTls(manager: Manager, ref: string): Promise<{ cert: string; k
 }
 
 /**
+ * Namespace reads in flight at once. Admission reviews come from whatever reaches the webhook's
+ * port — the API server, but nothing stops a pod from posting its own — so a review must not buy
+ * an API call without bound: past this many, an admission answers from the cache.
+ */
+export const MAX_NAMESPACE_READS = 16;
+
+/**
  * A namespace's annotations for an admission. The cache answers when it says the namespace is
  * meshed; otherwise the namespace is read from the API server, because the cache lags: a pod
  * created within about a second of `kubectl annotate namespace … trellis.dev/inject=enabled` was
  * admitted without a proxy. Reads of one namespace in flight at once are shared (a burst of pod
- * creations costs one read); a failed read falls back to the cache.
+ * creations costs one read), at most MAX_NAMESPACE_READS namespaces are read at once, and a
+ * failed read falls back to the cache.
  */
 export function freshNamespaceAnnotations(
   manager: Manager,
@@ -96,6 +104,7 @@ export function freshNamespaceAnnotations(
     if (cached[ANNOTATIONS.inject] === "enabled") return Promise.resolve(cached);
     let read = inFlight.get(namespace);
     if (!read) {
+      if (inFlight.size >= MAX_NAMESPACE_READS) return Promise.resolve(cached);
       read = manager.client
         .get<KubernetesObject>(NAMESPACE, namespace)
         .then((ns) => ns.metadata?.annotations ?? {})
@@ -110,6 +119,44 @@ export function freshNamespaceAnnotations(
   };
 }
 
+/** Events waiting to be written; client-go's recorder queues 1,000 and drops past that. */
+export const MAX_QUEUED_EVENTS = 1000;
+
+/**
+ * The webhook's Events, written one at a time with at most `maxQueued` waiting; past that they
+ * are dropped (`dropped` is told). A review that carries a notice records an Event, and reviews
+ * come from whatever reaches the webhook's port, so unqueued each one started its own API write:
+ * a client posting reviews made the injector write Events without bound. client-go's recorder
+ * has this shape (one writer, a bounded queue that drops).
+ */
+export function queuedEvents(
+  write: (regarding: KubernetesObject, notice: InjectionNotice) => Promise<void>,
+  maxQueued: number,
+  dropped: () => void,
+): (regarding: KubernetesObject, notice: InjectionNotice) => void {
+  const queue: Array<[KubernetesObject, InjectionNotice]> = [];
+  let writing = false;
+  const next = (): void => {
+    const item = queue.shift();
+    if (!item) {
+      writing = false;
+      return;
+    }
+    writing = true;
+    write(...item)
+      .catch(() => {})
+      .finally(next);
+  };
+  return (regarding, notice) => {
+    if (queue.length >= maxQueued) {
+      dropped();
+      return;
+    }
+    queue.push([regarding, notice]);
+    if (!writing) next();
+  };
+}
+
 export async function runInjector(
   manager: Manager,
   flags: InjectorFlags,
@@ -120,6 +167,10 @@ export async function runInjector(
   const admissions = manager.metrics.registry.counter(
     "trellis_injector_admissions_total",
     "Admission reviews by result.",
+  );
+  const droppedEvents = manager.metrics.registry.counter(
+    "trellis_injector_events_dropped_total",
+    "Admission Events not written because MAX_QUEUED_EVENTS were already waiting.",
   );
   await manager.start();
   let tls = await readTls(manager, flags.tlsSecret);
@@ -134,8 +185,11 @@ export async function runInjector(
       },
       namespaceAnnotations: freshNamespaceAnnotations(manager, namespaces, logger),
       namespaceLabels: (ns) => namespaces.get(ns)?.metadata?.labels ?? {},
-      recordEvent: (regarding, notice) =>
-        void manager.events.event(regarding, "Warning", notice.reason, notice.message),
+      recordEvent: queuedEvents(
+        (regarding, notice) => manager.events.event(regarding, "Warning", notice.reason, notice.message),
+        MAX_QUEUED_EVENTS,
+        () => droppedEvents.inc({}),
+      ),
       logger,
       admissions,
     },
