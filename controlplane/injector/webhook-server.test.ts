@@ -248,4 +248,19 @@ describe("admission notices", () => {
     await review(true, { hostNetwork: true });
     assert.equal(events.length, 2, "a dry run records nothing");
   });
+
+  it("never meshes a pod of kube-system or trellis-system, nor records an Event there", async () => {
+    for (const namespace of ["kube-system", "trellis-system"]) {
+      const pod = {
+        ...owned,
+        metadata: { ...owned.metadata, annotations: { "trellis.dev/capture-mode": "bogus" } },
+        spec: { containers: [{ name: "web", image: "web:1" }] },
+      };
+      const review = (await admissionResponse(podReview({ namespace }, pod) as never, ctx)) as {
+        response: Record<string, unknown>;
+      };
+      assert.deepEqual(review.response, { uid: "u-2", allowed: true }, namespace);
+    }
+    assert.equal(events.length, 2, "no Event in a namespace the mesh never touches");
+  });
 });

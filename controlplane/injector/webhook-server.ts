@@ -1,7 +1,8 @@
 // The injector's HTTPS admission endpoint: reads an AdmissionReview, asks decideInjection what
 // to do with the pod, answers with the JSON Patch. A mesh must never be the reason a pod cannot
 // be created: a well-formed admission.k8s.io/v1 review that is not the CREATE of a Pod, or a
-// pod that is not to be meshed, is answered "allowed, unchanged". The decision's notices (a pod
+// pod that is not to be meshed (nor any pod of kube-system or Trellis's own namespace, which
+// are never meshed), is answered "allowed, unchanged". The decision's notices (a pod
 // that asked to be meshed and is not, refused capture annotations, a Pod Security level that
 // forbids trellis-init) are admission warnings, which the pod's creator sees, and Events on the
 // pod's owner (none on a dry run). A body that is
@@ -13,6 +14,7 @@
 import { createServer, type Server } from "node:https";
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
 import type { Logger } from "pino";
+import { NEVER_MESHED_NAMESPACES } from "../../api/index.ts";
 import type { Counter } from "../../kube/index.ts";
 import { decideInjection, type InjectionConfig, type InjectionNotice } from "./inject.ts";
 
@@ -88,6 +90,12 @@ export async function admissionResponse(review: AdmissionReview, ctx: WebhookCon
     return unchanged;
   }
   const namespace = request.namespace ?? pod.metadata?.namespace ?? "default";
+  // The webhook's namespaceSelector keeps the API server from asking about these; a review that
+  // names one anyway (a client posting its own) is answered as the rule says, with no Event.
+  if (NEVER_MESHED_NAMESPACES.includes(namespace)) {
+    ctx.admissions.inc({ result: "ignored" });
+    return unchanged;
+  }
   const decision = decideInjection(
     pod,
     await ctx.namespaceAnnotations(namespace),
