@@ -6,7 +6,7 @@
 // Owns: trellis-init's container spec and the capture-related proxy variables. Does not own:
 // the rules (capture/ruleset.ts), the annotations' meaning (capture/annotations.ts) or probes
 // (probe-rewrite.ts).
-import type { V1Container, V1EnvVar, V1Volume } from "@kubernetes/client-node";
+import type { V1Container, V1EnvVar, V1Pod, V1Volume } from "@kubernetes/client-node";
 import type { PodCapture } from "../../capture/annotations.ts";
 import type { AppProbe } from "../../capture/app-probes.ts";
 import { formatPortList } from "../../capture/capture-settings.ts";
@@ -56,6 +56,34 @@ export function hostNetworkNotice(): InjectionNotice {
     message:
       "trellis: pod not meshed: hostNetwork pods are never meshed (capturing their traffic would capture the node's)",
   };
+}
+
+/**
+ * The pod's containers and sidecars that run as the proxy's UID: the rules never capture that
+ * UID's connections, so theirs leave the pod without mTLS, metrics or policy. Istio reserves its
+ * proxy's UID the same way (application requirements; `istioctl analyze` IST0144,
+ * InvalidApplicationUID) and does not refuse such a pod; nor does Trellis: it warns. Init
+ * containers that run to completion may use the UID on purpose (docs/capture.md), and an image's
+ * own USER is not seen here.
+ */
+export function proxyUidNotices(pod: V1Pod, proxyUid: number): InjectionNotice[] {
+  const podUid = pod.spec?.securityContext?.runAsUser;
+  const running = [
+    ...(pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === "Always"),
+    ...(pod.spec?.containers ?? []),
+  ];
+  const names = running
+    .filter((c) => (c.securityContext?.runAsUser ?? podUid) === proxyUid)
+    .map((c) => c.name);
+  if (names.length === 0) return [];
+  const shown =
+    names.length > 3 ? `${names.slice(0, 3).join(", ")} and ${names.length - 3} more` : names.join(", ");
+  return [
+    {
+      reason: "ProxyUidNotCaptured",
+      message: `trellis: ${shown} run${names.length === 1 ? "s" : ""} as the proxy's UID ${proxyUid}, whose connections are never captured: they bypass the proxy (no mTLS, no policy); run as another user`,
+    },
+  ];
 }
 
 /** trellis-init: installs the capture rules in the pod's network namespace, then exits. */

@@ -179,6 +179,42 @@ describe("sidecar injection", () => {
     );
   });
 
+  it("warns about containers that run as the proxy's UID (never captured), and still injects", () => {
+    const pod = load("deployment.yaml");
+    const app = pod.spec?.containers[0]?.name;
+    const asProxy = {
+      ...pod,
+      spec: { ...pod.spec, containers: pod.spec?.containers ?? [], securityContext: { runAsUser: 2102 } },
+    };
+    const decision = decideInjection(asProxy, shopNamespace, config);
+    assert.ok(decision.inject);
+    assert.deepEqual(
+      decision.notices.map((n) => n.reason),
+      ["ProxyUidNotCaptured"],
+    );
+    assert.match(
+      decision.notices[0]?.message ?? "",
+      new RegExp(`^trellis: ${app} runs as the proxy's UID 2102`),
+    );
+    assert.ok(
+      (decision.notices[0]?.message.length ?? 0) <= 256,
+      "admission warnings past 256 characters are cut",
+    );
+    const mine = {
+      ...asProxy,
+      spec: {
+        ...asProxy.spec,
+        containers: asProxy.spec.containers.map((c) => ({ ...c, securityContext: { runAsUser: 1000 } })),
+        initContainers: [{ name: "wait-for-db", image: "busybox", securityContext: { runAsUser: 2102 } }],
+      },
+    };
+    assert.deepEqual(
+      decideInjection(mine, shopNamespace, config).notices,
+      [],
+      "a container's own user wins over the pod's, and an init container may run as the proxy (docs/capture.md)",
+    );
+  });
+
   it("warns when the namespace enforces a Pod Security level that forbids trellis-init, and still injects", () => {
     for (const level of ["baseline", "restricted"]) {
       const decision = decideInjection(load("deployment.yaml"), shopNamespace, config, {

@@ -29,6 +29,7 @@ import {
   type InjectionNotice,
   initContainer,
   initVolumes,
+  proxyUidNotices,
 } from "./capture-injection.ts";
 import { podCaptureMode, validatorContainer } from "./cni-injection.ts";
 import { rewriteProbes } from "./probe-rewrite.ts";
@@ -105,7 +106,8 @@ export function decideInjection(
   const notices = captureNotices(capture, namespace, namespaceLabels).filter(
     (n) => mode.mode === "InitContainer" || n.reason !== "PodSecurityForbidsCapture",
   );
-  return { inject: true, version, patch, notices: [...notices, ...mode.notices] };
+  const uid = proxyUidNotices(pod, capture.settings.proxyUid);
+  return { inject: true, version, patch, notices: [...notices, ...mode.notices, ...uid] };
 }
 
 /**
