@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import type { V1Pod } from "@kubernetes/client-node";
 import { parse, stringify } from "yaml";
 import { podCaptureOf } from "../../capture/annotations.ts";
+import { parseAppProbes } from "../../capture/app-probes.ts";
 import { parseCaptureAnnotation } from "../../cni/capture-annotation.ts";
 import { assertGolden } from "../../test/golden.ts";
 import { decideInjection, type InjectionConfig } from "./inject.ts";
@@ -232,6 +233,38 @@ describe("sidecar injection", () => {
       "pod-security.kubernetes.io/warn": "restricted",
     });
     assert.deepEqual(privileged.notices, []);
+  });
+
+  it("hands the proxy only probes it accepts: a relative path made absolute, a port out of range left to the API server", () => {
+    const pod: V1Pod = {
+      metadata: { name: "p", namespace: "shop" },
+      spec: {
+        containers: [
+          {
+            name: "app",
+            image: "app:1",
+            readinessProbe: { httpGet: { path: "healthz?full=1", port: 8080 as never } },
+            livenessProbe: { tcpSocket: { port: 70000 as never } },
+          },
+        ],
+      },
+    };
+    const decision = decideInjection(pod, shopNamespace, config);
+    assert.ok(decision.inject);
+    const out = applyJsonPatch(pod, decision.patch);
+    const proxy = out.spec?.initContainers?.find((c) => c.name === "trellis-proxy");
+    const probes = parseAppProbes(
+      proxy?.env?.find((e) => e.name === "TRELLIS_PROXY_APP_PROBES")?.value ?? "",
+    );
+    assert.deepEqual(probes["/app-probe/app/readiness"], {
+      httpGet: { port: 8080, path: "/healthz?full=1", scheme: "HTTP" },
+      timeoutSeconds: 1,
+    });
+    assert.deepEqual(
+      out.spec?.containers[0]?.livenessProbe,
+      { tcpSocket: { port: 70000 } },
+      "left as it was, for the API server to refuse",
+    );
   });
 
   it("rewrites captured probes to the proxy's admin port and hands it the originals", () => {

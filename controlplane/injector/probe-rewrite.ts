@@ -31,11 +31,27 @@ function portNumber(container: V1Container, port: number | string | undefined): 
   return container.ports?.find((p) => p.name === port)?.containerPort;
 }
 
+/**
+ * The request path as the kubelet sends it: Kubernetes requires only a non-empty path, and the
+ * kubelet's URL puts a "/" before one that lacks it (`healthz` is GET /healthz); the proxy takes
+ * only absolute paths.
+ */
+function absolutePath(path: string | undefined): string {
+  if (!path) return "/";
+  return path.startsWith("/") ? path : `/${path}`;
+}
+
 /** The original probe as the proxy will run it, or undefined when it stays as it is. */
 function original(container: V1Container, probe: V1Probe, skip: readonly PortRange[]): AppProbe | undefined {
   const timeoutSeconds = probe.timeoutSeconds ?? 1;
+  // A port outside 1-65535 is left alone: the API server refuses the pod for it, as it would
+  // unmeshed; rewritten, the pod was admitted and its proxy refused the probe and never started.
   const captured = (port: number | undefined): port is number =>
-    port !== undefined && !portInRanges(port, skip) && port !== PROXY_PORTS.admin;
+    Number.isInteger(port) &&
+    (port as number) >= 1 &&
+    (port as number) <= 65535 &&
+    !portInRanges(port as number, skip) &&
+    port !== PROXY_PORTS.admin;
   if (probe.httpGet && !probe.httpGet.host) {
     const port = portNumber(container, probe.httpGet.port as number | string);
     if (!captured(port)) return undefined;
@@ -43,7 +59,7 @@ function original(container: V1Container, probe: V1Probe, skip: readonly PortRan
     return {
       httpGet: {
         port,
-        path: probe.httpGet.path || "/",
+        path: absolutePath(probe.httpGet.path),
         scheme: probe.httpGet.scheme === "HTTPS" ? "HTTPS" : "HTTP",
         ...(headers?.length ? { httpHeaders: headers } : {}),
       },
