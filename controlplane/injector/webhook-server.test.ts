@@ -122,6 +122,57 @@ describe("injector webhook server", () => {
   });
 });
 
+describe("injector webhook server under load", () => {
+  it("answers 503 once the bodies held at once pass the bound, and serves again when they are gone", async () => {
+    const admissions = new Counter("bounded_total", "test");
+    const bounded = await startWebhookServer({
+      port: 0,
+      host: "127.0.0.1",
+      tls: { cert: leaf.pem + anchor.certificate.pem, key: privateKeyToPem(keys.privateKey) },
+      ctx: {
+        config: () => undefined,
+        namespaceAnnotations: () => ({}),
+        logger: pino({ level: "silent" }),
+        admissions,
+      },
+      maxBufferedBytes: 1024 * 1024,
+    });
+    const agent = new Agent({ keepAlive: false });
+    try {
+      // A client holding 700 KiB of a body it does not finish.
+      const held = request({
+        host: "127.0.0.1",
+        port: bounded.port,
+        path: "/inject",
+        method: "POST",
+        agent,
+        ca: anchor.certificate.pem,
+        headers: { "content-length": String(800 * 1024) },
+      });
+      const heldAnswer = new Promise<number>((resolve, reject) => {
+        held.on("response", (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        held.on("error", reject);
+      });
+      held.write(Buffer.alloc(700 * 1024, 0x20));
+      // Another 700 KiB would pass 1 MiB: refused once the first body has arrived.
+      let status = 0;
+      for (const deadline = Date.now() + 10_000; status !== 503 && Date.now() < deadline; ) {
+        status = (await post(bounded.port, agent, " ".repeat(700 * 1024))).status;
+      }
+      assert.equal(status, 503);
+      held.end(Buffer.alloc(100 * 1024, 0x20));
+      assert.equal(await heldAnswer, 400, "the held request is still answered (its body is not JSON)");
+      assert.equal((await post(bounded.port, agent)).status, 200, "the bound is free again");
+    } finally {
+      agent.destroy();
+      bounded.server.close();
+    }
+  });
+});
+
 const config: InjectionConfig = {
   proxyImage: "localhost/trellis/proxy",
   initImage: "localhost/trellis/init:1.0.0",

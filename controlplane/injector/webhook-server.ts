@@ -9,7 +9,7 @@
 // not such a review (not JSON, another AdmissionReview version, no request uid to answer to,
 // a CREATE without the pod) gets 400 with the reason: no valid answer can be made to it, and the
 // API server then applies the webhook's failurePolicy, Ignore: the pod is admitted unchanged.
-// Bounded: bodies over 2 MiB get 413. Every outcome is counted. The serving certificate can be
+// Bounded: bodies over 2 MiB get 413, and past 32 MiB of bodies held at once, 503. Every outcome is counted. The serving certificate can be
 // swapped while running.
 import { createServer, type Server } from "node:https";
 import type { KubernetesObject, V1Pod } from "@kubernetes/client-node";
@@ -19,6 +19,15 @@ import type { Counter } from "../../kube/index.ts";
 import { decideInjection, type InjectionConfig, type InjectionNotice } from "./inject.ts";
 
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
+
+/**
+ * Request bodies held at once, across connections. Reviews come from whatever reaches the port,
+ * and each may hold up to MAX_BODY_BYTES for the 10 s request timeout: without a bound, ~128
+ * connections sending large bodies took the injector past its 256 MiB memory limit, and while it
+ * restarted every pod was admitted without a proxy (failurePolicy Ignore). Past the bound a
+ * request is answered 503 at once; the pods the API server asks about are a few KiB each.
+ */
+export const MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
 
 /**
  * How long an idle keep-alive connection from the API server stays open. The API server's
@@ -153,7 +162,10 @@ export function startWebhookServer(opts: {
   host: string;
   tls: { cert: string; key: string };
   ctx: WebhookContext;
+  maxBufferedBytes?: number;
 }): Promise<{ server: Server; port: number; setCertificate(tls: { cert: string; key: string }): void }> {
+  const maxBuffered = opts.maxBufferedBytes ?? MAX_BUFFERED_BYTES;
+  let buffered = 0;
   const server = createServer(
     {
       cert: opts.tls.cert,
@@ -169,24 +181,32 @@ export function startWebhookServer(opts: {
       }
       const chunks: Buffer[] = [];
       let size = 0;
+      const release = () => {
+        buffered -= size;
+        size = 0;
+        chunks.length = 0;
+      };
+      req.once("close", release);
       req.on("data", (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_BODY_BYTES) {
-          opts.ctx.admissions.inc({ result: "too_large" });
-          res.writeHead(413).end();
+        if (size + c.length > MAX_BODY_BYTES || buffered + c.length > maxBuffered) {
+          const tooLarge = size + c.length > MAX_BODY_BYTES;
+          opts.ctx.admissions.inc({ result: tooLarge ? "too_large" : "overloaded" });
+          res.writeHead(tooLarge ? 413 : 503).end();
           req.destroy();
+          release();
           return;
         }
+        size += c.length;
+        buffered += c.length;
         chunks.push(c);
       });
       req.on("end", async () => {
         if (res.writableEnded) return;
+        const text = Buffer.concat(chunks).toString("utf8");
+        release();
         let body: object;
         try {
-          body = await admissionResponse(
-            JSON.parse(Buffer.concat(chunks).toString("utf8")) as AdmissionReview,
-            opts.ctx,
-          );
+          body = await admissionResponse(JSON.parse(text) as AdmissionReview, opts.ctx);
         } catch (err) {
           if (!(err instanceof MalformedReview || err instanceof SyntaxError)) {
             // A bug of ours: the API server applies failurePolicy (Ignore), the pod is admitted.
