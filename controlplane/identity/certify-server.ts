@@ -34,6 +34,12 @@ export interface CertifyLimits {
   /** A connection with no open stream for this long is closed. */
   idleTimeoutMs: number;
   maxConcurrentStreams: number;
+  /**
+   * Request bodies held at once, across connections; past it, 429. Bodies are read before the
+   * token is reviewed, so without it any client could hold maxBodyBytes on every stream of as
+   * many connections as it opened (4 MiB a connection) for requestTimeoutMs.
+   */
+  maxBufferedBytes: number;
 }
 
 export const DEFAULT_LIMITS: CertifyLimits = {
@@ -41,7 +47,14 @@ export const DEFAULT_LIMITS: CertifyLimits = {
   requestTimeoutMs: 10_000,
   idleTimeoutMs: 120_000,
   maxConcurrentStreams: 256,
+  maxBufferedBytes: 32 * 1024 * 1024,
 };
+
+/** What the server's request bodies hold at once, against CertifyLimits.maxBufferedBytes. */
+interface BodyBudget {
+  held: number;
+  readonly max: number;
+}
 
 export interface CertifyHandler {
   policy: SigningPolicy;
@@ -94,30 +107,55 @@ class BodyDeadlines {
   }
 }
 
-function readBody(stream: ServerHttp2Stream, maxBytes: number, deadlines: BodyDeadlines): Promise<Buffer> {
+function readBody(
+  stream: ServerHttp2Stream,
+  maxBytes: number,
+  deadlines: BodyDeadlines,
+  budget: BodyBudget,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    deadlines.add(stream, () =>
-      reject(new CertifyError("RequestTimeout", "the request body did not arrive in time")),
-    );
+    const release = () => {
+      budget.held -= size;
+      size = 0;
+      chunks.length = 0;
+    };
+    const fail = (error: CertifyError) => {
+      deadlines.remove(stream);
+      stream.pause();
+      release();
+      reject(error);
+    };
+    deadlines.add(stream, () => {
+      release();
+      reject(new CertifyError("RequestTimeout", "the request body did not arrive in time"));
+    });
     stream.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        deadlines.remove(stream);
-        stream.pause();
-        reject(
+      if (size + chunk.length > maxBytes) {
+        fail(
           new CertifyError("BodyTooLarge", `the body is larger than ${maxBytes} bytes; a CSR is under 1 KiB`),
         );
         return;
       }
+      if (budget.held + chunk.length > budget.max) {
+        fail(new CertifyError("TooManyRequests", "the service holds too many request bodies; retry shortly"));
+        return;
+      }
+      size += chunk.length;
+      budget.held += chunk.length;
       chunks.push(chunk);
     });
     stream.once("end", () => {
       deadlines.remove(stream);
-      resolve(chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks));
+      const body = chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks);
+      release();
+      resolve(body);
     });
-    stream.once("close", () => deadlines.remove(stream));
+    stream.once("close", () => {
+      deadlines.remove(stream);
+      release();
+    });
   });
 }
 
@@ -162,11 +200,12 @@ function checkHeaders(headers: http2.IncomingHttpHeaders, route: Route, limits: 
 async function certify(
   handler: CertifyHandler,
   deadlines: BodyDeadlines,
+  budget: BodyBudget,
   stream: ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
 ): Promise<{ body: string; account: ServiceAccountRef }> {
   const token = checkHeaders(headers, "certify", handler.limits);
-  const body = await readBody(stream, handler.limits.maxBodyBytes, deadlines);
+  const body = await readBody(stream, handler.limits.maxBodyBytes, deadlines, budget);
   const account = await handler.authenticate(token);
   const issuer = handler.issuer();
   if (issuer === undefined)
@@ -180,11 +219,12 @@ async function report(
   handler: CertifyHandler,
   annotatePod: NonNullable<CertifyHandler["annotatePod"]>,
   deadlines: BodyDeadlines,
+  budget: BodyBudget,
   stream: ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
 ): Promise<{ body: string; result: ReportOutcome }> {
   const token = checkHeaders(headers, "report", handler.limits);
-  const body = await readBody(stream, handler.limits.maxBodyBytes, deadlines);
+  const body = await readBody(stream, handler.limits.maxBodyBytes, deadlines, budget);
   const pod = reportedPod(await handler.authenticate(token));
   const annotations = reportAnnotations(parseReport(body));
   const result = await annotatePod(pod, annotations);
@@ -223,6 +263,7 @@ function refuse(
 function handleStream(
   handler: CertifyHandler,
   deadlines: BodyDeadlines,
+  budget: BodyBudget,
   stream: ServerHttp2Stream,
   headers: http2.IncomingHttpHeaders,
 ): void {
@@ -237,7 +278,7 @@ function handleStream(
     return;
   }
   if (route === "report" && handler.annotatePod) {
-    report(handler, handler.annotatePod, deadlines, stream, headers).then(
+    report(handler, handler.annotatePod, deadlines, budget, stream, headers).then(
       ({ body, result }) => {
         respond(stream, 200, body);
         handler.metrics.reports.inc({ result });
@@ -246,7 +287,7 @@ function handleStream(
     );
     return;
   }
-  certify(handler, deadlines, stream, headers).then(
+  certify(handler, deadlines, budget, stream, headers).then(
     ({ body }) => {
       respond(stream, 200, body);
       handler.metrics.certify.inc({ result: "Issued" });
@@ -280,7 +321,8 @@ export function startCertifyServer(o: {
   });
   server.setTimeout(limits.idleTimeoutMs);
   const deadlines = new BodyDeadlines(limits.requestTimeoutMs);
-  server.on("stream", (stream, headers) => handleStream(o.handler, deadlines, stream, headers));
+  const budget: BodyBudget = { held: 0, max: limits.maxBufferedBytes };
+  server.on("stream", (stream, headers) => handleStream(o.handler, deadlines, budget, stream, headers));
   server.on("sessionError", () => {});
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {

@@ -1,12 +1,18 @@
 // The signing path and the checks before it, as pure functions: the identity rule, CSR failures,
 // issuer expiry, token claims and the expiring LRU. The same code runs behind the endpoint, which
-// identity-endpoint.test.ts exercises against the real API server.
+// identity-endpoint.test.ts exercises against the real API server; the endpoint's bound on the
+// bodies it holds is tested here, in process, with a stand-in for the TokenReview.
 import assert from "node:assert/strict";
+import http2 from "node:http2";
 import { describe, it } from "node:test";
+import pino from "pino";
+import { Registry } from "../../kube/index.ts";
 import { createCsr, generateKeyPair, parseCertificate, pemBlocks, verifyChain } from "../../pki/index.ts";
 import { bearerToken, checkClaims, readClaims } from "./bearer-token.ts";
 import { signCsr } from "./certify.ts";
 import { CertifyError } from "./certify-errors.ts";
+import { DEFAULT_LIMITS, startCertifyServer } from "./certify-server.ts";
+import { IdentityMetrics } from "./identity-metrics.ts";
 import { issuerFromSecret, servingCredentials, servingNames } from "./issuer.ts";
 import {
   DAY_MS,
@@ -222,5 +228,73 @@ describe("ExpiringLru", () => {
     assert.equal(lru.get("a", 150), undefined, "a expired at 100");
     assert.equal(lru.get("c", 150), 3);
     assert.equal(lru.size, 1);
+  });
+});
+
+describe("certify endpoint", () => {
+  it("answers 429 once the bodies it holds pass maxBufferedBytes, and serves again when they are gone", async () => {
+    const serving = servingCredentials(
+      issuer,
+      servingNames("cluster.local", "trellis-system", "trellis-identity"),
+      DAY_MS,
+    );
+    const server = await startCertifyServer({
+      port: 0,
+      host: "127.0.0.1",
+      tls: serving,
+      handler: {
+        policy,
+        limits: { ...DEFAULT_LIMITS, maxBufferedBytes: 64 * 1024 },
+        issuer: () => issuer,
+        authenticate: async () => web,
+        metrics: new IdentityMetrics(new Registry()),
+        logger: pino({ level: "silent" }),
+      },
+    });
+    const client = http2.connect(`https://127.0.0.1:${server.port}`, { rejectUnauthorized: false });
+    client.on("error", () => {});
+    const send = (body?: Buffer | string) => {
+      const stream = client.request({
+        ":method": "POST",
+        ":path": "/v1/certify",
+        "content-type": "application/pkcs10",
+        authorization: "Bearer made.up.token",
+      });
+      stream.on("error", () => {});
+      const answer = new Promise<{ status: number; error?: string }>((resolve) => {
+        let status = 0;
+        let text = "";
+        stream.on("response", (h) => {
+          status = Number(h[":status"]);
+        });
+        stream.on("data", (d: Buffer) => {
+          text += d;
+        });
+        // The answer is complete at its END_STREAM, while a client that sent no end of its own
+        // keeps the stream half open.
+        const done = () => resolve({ status, ...(text ? { error: JSON.parse(text).error } : {}) });
+        stream.on("end", done);
+        stream.on("close", done);
+      });
+      if (body !== undefined) stream.end(body);
+      return { stream, answer };
+    };
+    try {
+      // Eight bodies of 12 KiB each (under maxBodyBytes), none finished: 96 KiB against 64 KiB.
+      const held = Array.from({ length: 8 }, () => send());
+      for (const { stream } of held) stream.write(Buffer.alloc(12 * 1024, 0x41));
+      const refused = await Promise.race(held.map(({ answer }) => answer));
+      assert.deepEqual(refused, { status: 429, error: "TooManyRequests" });
+      for (const { stream } of held) if (!stream.closed) stream.end();
+      const rest = await Promise.all(held.map(({ answer }) => answer));
+      assert.ok(
+        rest.some((a) => a.status === 400),
+        "the bodies held were read to their end",
+      );
+      assert.equal((await send(csr()).answer).status, 200, "the bound is free again");
+    } finally {
+      await new Promise<void>((resolve) => client.close(() => resolve()));
+      await server.close();
+    }
   });
 });
