@@ -129,7 +129,7 @@ spec:
     assert.equal(incomplete?.reason, "ProxiesMissing");
     assert.match(
       incomplete?.message ?? "",
-      /^7 pods without a proxy: Deployment shop\/api \(2\), Deployment shop\/web \(2\), Pod shop\/debug \(1\), \.\.\./,
+      /^7 pods without a proxy: Deployment shop\/api \(2\), Deployment shop\/web \(2\), Pod shop\/debug \(1\), and 1 more; /,
     );
     assert.match(mesh().status?.proxies?.summary ?? "", /^0\/0 \(7 missing\)$/);
     assert.ok(meshEvents(cluster, "DataPlaneIncomplete").length >= 1, "a Warning Event");
