@@ -3,7 +3,7 @@
 import { hash, type KeyObject } from "node:crypto";
 import { decodeCertificate, serialToHex } from "./certificate-decode.ts";
 import { importSpki } from "./keys.ts";
-import { validateSpiffeId } from "./spiffe.ts";
+import { isSpiffeId } from "./spiffe.ts";
 import { KEY_USAGE } from "./x509-extensions.ts";
 
 export interface CertificateInfo {
@@ -66,10 +66,5 @@ export function leafSpiffeId(der: Buffer): string | undefined {
   const ext = decodeCertificate(der).extensions;
   const uri = ext.altNames.uris.length === 1 ? ext.altNames.uris[0]! : undefined;
   if (uri === undefined || ext.isCa || ((ext.keyUsage ?? 0) & caKeyUsage) !== 0) return undefined;
-  try {
-    validateSpiffeId(uri);
-  } catch {
-    return undefined;
-  }
-  return uri;
+  return isSpiffeId(uri) ? uri : undefined;
 }

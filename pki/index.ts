@@ -14,4 +14,4 @@ export { type CertificateRequest, createCsr, parseCsr } from "./csr.ts";
 export { PkiError, type PkiErrorCode } from "./errors.ts";
 export { generateKeyPair, type KeyPair, privateKeyFromPem, privateKeyToPem } from "./keys.ts";
 export { type PemLabel, pemBlocks, toPem } from "./pem.ts";
-export { spiffeIdFor, validateSpiffeId } from "./spiffe.ts";
+export { isSpiffeId, spiffeIdFor, validateSpiffeId } from "./spiffe.ts";

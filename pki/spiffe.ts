@@ -22,9 +22,14 @@ function checkTrustDomain(trustDomain: string): void {
 const SPIFFE_ID = /^spiffe:\/\/[a-z0-9._-]{1,255}(?:\/[A-Za-z0-9._-]+)+$/;
 const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
 
-/** Throws InvalidSpiffeId unless `id` is a SPIFFE ID with a non-empty path (a workload identity). */
+/** Whether `id` is a SPIFFE ID with a non-empty path (a workload identity). */
+export function isSpiffeId(id: string): boolean {
+  return id.length <= MAX_SPIFFE_ID_BYTES && SPIFFE_ID.test(id) && !DOT_SEGMENT.test(id);
+}
+
+/** Throws InvalidSpiffeId, naming the rule it breaks, unless `isSpiffeId(id)`. */
 export function validateSpiffeId(id: string): void {
-  if (id.length <= MAX_SPIFFE_ID_BYTES && SPIFFE_ID.test(id) && !DOT_SEGMENT.test(id)) return;
+  if (isSpiffeId(id)) return;
   explainInvalidSpiffeId(id);
   invalid(`"${id}" is not a valid SPIFFE ID`);
 }

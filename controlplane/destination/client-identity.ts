@@ -4,7 +4,7 @@
 // Any such identity may watch any Service: endpoints and routes are what every meshed proxy
 // needs to reach its peers. Owns that decision and the names of its outcomes, as pure
 // functions over the peer certificate; does not own the TLS handshake.
-import { leafSpiffeId, parseCertificate } from "../../pki/index.ts";
+import { isSpiffeId, leafSpiffeId, parseCertificate } from "../../pki/index.ts";
 
 /** Outcome of a client connection, the `result` label of the connection counter. */
 export type ClientVerdict =
@@ -48,8 +48,11 @@ export function checkClientIdentity(spiffeId: string | undefined, trustDomain: s
   }
   const prefix = `spiffe://${trustDomain}/`;
   const workload = new RegExp(`^ns/${segment}/sa/${segment}$`);
-  const path = spiffeId.slice(prefix.length);
-  if (!spiffeId.startsWith(prefix) || !workload.test(path) || /(^|\/)\.\.?(\/|$)/.test(path)) {
+  if (
+    !spiffeId.startsWith(prefix) ||
+    !workload.test(spiffeId.slice(prefix.length)) ||
+    !isSpiffeId(spiffeId)
+  ) {
     return {
       ok: false,
       result: "NotMeshIdentity",
