@@ -108,12 +108,8 @@ export async function startHostileApp(): Promise<HostileApp> {
   let received = "";
   let connections = 0;
   const heads: string[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
+  const server = await listenTracked((socket) => {
     connections++;
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    socket.on("error", () => {});
     let buf = "";
     socket.setEncoding("latin1");
     socket.on("data", (d: string) => {
@@ -131,18 +127,7 @@ export async function startHostileApp(): Promise<HostileApp> {
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  return {
-    port: (server.address() as AddressInfo).port,
-    received: () => received,
-    heads,
-    connections: () => connections,
-    close: () =>
-      new Promise((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+  return { ...server, received: () => received, heads, connections: () => connections };
 }
 
 function field(head: string, name: string): string | undefined {
@@ -167,15 +152,19 @@ function answer(head: string): string {
   return `HTTP/1.1 200 OK\r\ncontent-length: ${text.length}\r\n\r\n${text}`;
 }
 
-/** A server-first application (SMTP- or MySQL-like): greets every connection before reading. */
-export async function startGreetingApp(greeting: string): Promise<{ port: number; close(): Promise<void> }> {
+/**
+ * A TCP server on loopback that hands each connection to `onSocket` (errors ignored) and, on
+ * close, destroys the connections still open.
+ */
+async function listenTracked(
+  onSocket: (socket: net.Socket) => void,
+): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => {});
-    socket.write(greeting);
-    socket.on("data", (d: Buffer) => socket.write(d));
+    onSocket(socket);
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   return {
@@ -186,6 +175,14 @@ export async function startGreetingApp(greeting: string): Promise<{ port: number
         server.close(() => r());
       }),
   };
+}
+
+/** A server-first application (SMTP- or MySQL-like): greets every connection before reading. */
+export function startGreetingApp(greeting: string): Promise<{ port: number; close(): Promise<void> }> {
+  return listenTracked((socket) => {
+    socket.write(greeting);
+    socket.on("data", (d: Buffer) => socket.write(d));
+  });
 }
 
 /** One HTTP/2 frame: length, type, flags, stream, payload (RFC 9113 §4.1). */
@@ -210,11 +207,7 @@ export async function startResettingH2App(
   const status200 = Buffer.from([0x88]);
   const rst = Buffer.alloc(4);
   rst.writeUInt32BE(resetCode);
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    socket.on("error", () => {});
+  return listenTracked((socket) => {
     socket.write(h2Frame(4, 0, 0));
     let buf = Buffer.alloc(0);
     let prefaceLeft = 24;
@@ -234,13 +227,4 @@ export async function startResettingH2App(
       }
     });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
 }
