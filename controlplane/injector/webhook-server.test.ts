@@ -64,22 +64,28 @@ function post(
   });
 }
 
+/** The webhook server on loopback with the test leaf, no mesh config and a silent logger. */
+function startTestServer(admissions: Counter, maxBufferedBytes?: number) {
+  return startWebhookServer({
+    port: 0,
+    host: "127.0.0.1",
+    tls: { cert: leaf.pem + anchor.certificate.pem, key: privateKeyToPem(keys.privateKey) },
+    ctx: {
+      config: () => undefined,
+      namespaceAnnotations: () => ({}),
+      logger: pino({ level: "silent" }),
+      admissions,
+    },
+    ...(maxBufferedBytes !== undefined ? { maxBufferedBytes } : {}),
+  });
+}
+
 describe("injector webhook server", () => {
   let server: Awaited<ReturnType<typeof startWebhookServer>>;
   const admissions = new Counter("admissions_total", "test");
 
   before(async () => {
-    server = await startWebhookServer({
-      port: 0,
-      host: "127.0.0.1",
-      tls: { cert: leaf.pem + anchor.certificate.pem, key: privateKeyToPem(keys.privateKey) },
-      ctx: {
-        config: () => undefined,
-        namespaceAnnotations: () => ({}),
-        logger: pino({ level: "silent" }),
-        admissions,
-      },
-    });
+    server = await startTestServer(admissions);
   });
   after(() => server.server.close());
 
@@ -125,18 +131,7 @@ describe("injector webhook server", () => {
 describe("injector webhook server under load", () => {
   it("answers 503 once the bodies held at once pass the bound, and serves again when they are gone", async () => {
     const admissions = new Counter("bounded_total", "test");
-    const bounded = await startWebhookServer({
-      port: 0,
-      host: "127.0.0.1",
-      tls: { cert: leaf.pem + anchor.certificate.pem, key: privateKeyToPem(keys.privateKey) },
-      ctx: {
-        config: () => undefined,
-        namespaceAnnotations: () => ({}),
-        logger: pino({ level: "silent" }),
-        admissions,
-      },
-      maxBufferedBytes: 1024 * 1024,
-    });
+    const bounded = await startTestServer(admissions, 1024 * 1024);
     const agent = new Agent({ keepAlive: false });
     try {
       // A client holding 700 KiB of a body it does not finish.
